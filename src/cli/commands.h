@@ -1,0 +1,14 @@
+// Each subcommand registers its flags on the CLI11 app and returns the function that runs it.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace zephyr::cli {
+
+using Run = std::function<int()>;
+
+Run add_tokenize(CLI::App& app);
+Run add_detokenize(CLI::App& app);
+Run add_template(CLI::App& app);
+
+}  // namespace zephyr::cli

@@ -1,0 +1,43 @@
+// zephyr: one program for chat models — tokenize, template, and (as they land) run, train, serve.
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"zephyr.cpp — the Zephyr-7B chat-model system in one native program", "zephyr"};
+  app.set_version_flag("--version", std::string("zephyr ") + ZEPHYR_VERSION);
+  app.require_subcommand(1);
+  std::map<CLI::App*, zephyr::cli::Run> runs;
+  auto reg = [&](zephyr::cli::Run (*add)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    auto run = add(app);
+    runs[app.get_subcommands({})[before]] = std::move(run);
+  };
+  reg(zephyr::cli::add_tokenize);
+  reg(zephyr::cli::add_detokenize);
+  reg(zephyr::cli::add_template);
+  app.footer(
+      "Not built yet: generate, chat, perplexity, init, sft, pretrain, dpo, quantize, export-gguf, bench, serve,\n"
+      "feedback, eval. See the project's issues for their status.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : runs)
+      if (sub->parsed()) return run();
+  } catch (const zephyr::Error& e) {
+    std::fflush(stdout);
+    std::cerr << "zephyr: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::cerr << "zephyr: internal error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
+}

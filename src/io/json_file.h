@@ -1,0 +1,33 @@
+// Reading whole files and JSON documents with errors that name the file and the byte.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <istream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace zephyr {
+
+using json = nlohmann::ordered_json;  // ordered: Python dicts keep insertion order, and so must we
+
+std::string read_file(const std::filesystem::path& path);
+
+// Parses a JSON file; a syntax error names the file and the byte offset.
+json read_json_file(const std::filesystem::path& path);
+
+// Writes to PATH.tmp and renames, so readers never see a half-written file.
+void write_file_atomic(const std::filesystem::path& path, const std::string& contents);
+
+}  // namespace zephyr
+
+namespace zephyr {
+
+// Calls fn(value, line_number) for each non-blank line of a JSONL stream. A line that is not
+// valid JSON (or not UTF-8) throws Error "NAME:LINE: ...".
+void for_each_jsonl(std::istream& in, const std::string& name,
+                    const std::function<void(const json&, size_t)>& fn);
+
+// One-line JSON for output, never throwing on odd bytes.
+std::string to_json_line(const json& value);
+
+}  // namespace zephyr

@@ -1,0 +1,70 @@
+// Values of the Jinja subset used by chat templates, with Python's semantics (truthiness,
+// str(), ==, ordering), since transformers renders templates with Python's Jinja2.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/json_file.h"
+
+namespace zephyr::jinja {
+
+struct Value;
+using List = std::vector<Value>;
+using Dict = std::vector<std::pair<std::string, Value>>;  // insertion-ordered, like Python dicts
+struct Args;
+using Function = std::function<Value(Args&)>;
+
+struct Value {
+  enum class Type { Undefined, None, Bool, Int, Float, String, List, Dict, Function };
+  Type type = Type::Undefined;
+  bool b = false;
+  int64_t i = 0;
+  double f = 0;
+  std::string s;                    // String; for Undefined, the name that was missing
+  std::shared_ptr<List> list;       // shared: Python reference semantics
+  std::shared_ptr<Dict> dict;
+  std::shared_ptr<Function> fn;
+  bool is_namespace = false;        // a namespace() object: its attributes may be assigned
+
+  static Value undefined(std::string name = "") { Value v; v.s = std::move(name); return v; }
+  static Value none() { Value v; v.type = Type::None; return v; }
+  static Value boolean(bool x) { Value v; v.type = Type::Bool; v.b = x; return v; }
+  static Value integer(int64_t x) { Value v; v.type = Type::Int; v.i = x; return v; }
+  static Value number(double x) { Value v; v.type = Type::Float; v.f = x; return v; }
+  static Value string(std::string x) { Value v; v.type = Type::String; v.s = std::move(x); return v; }
+  static Value make_list(List items = {}) { Value v; v.type = Type::List; v.list = std::make_shared<List>(std::move(items)); return v; }
+  static Value make_dict(Dict items = {}) { Value v; v.type = Type::Dict; v.dict = std::make_shared<Dict>(std::move(items)); return v; }
+  static Value function(Function f) { Value v; v.type = Type::Function; v.fn = std::make_shared<Function>(std::move(f)); return v; }
+
+  bool is_undefined() const { return type == Type::Undefined; }
+  bool is_none() const { return type == Type::None; }
+  bool is_string() const { return type == Type::String; }
+  bool is_number() const { return type == Type::Int || type == Type::Float; }
+  bool is_list() const { return type == Type::List; }
+  bool is_dict() const { return type == Type::Dict; }
+  double as_double() const { return type == Type::Int ? static_cast<double>(i) : type == Type::Bool ? b : f; }
+
+  // Dict lookup; nullptr when absent.
+  const Value* get(const std::string& key) const;
+  void set(const std::string& key, Value v);  // Dict only
+};
+
+bool truthy(const Value& v);
+bool equal(const Value& a, const Value& b);
+// Python ordering of numbers and strings; throws Error for values Python cannot order.
+int compare(const Value& a, const Value& b);
+// Python's str(): what {{ value }} prints.
+std::string to_str(const Value& v);
+// Python's repr(), used for items inside lists and dicts.
+std::string repr(const Value& v);
+// json.dumps(v, ensure_ascii=False, indent=indent) as transformers' tojson filter does.
+std::string to_json(const Value& v, int indent = -1);
+std::string type_name(const Value& v);
+
+Value from_json(const json& j);
+
+}  // namespace zephyr::jinja
