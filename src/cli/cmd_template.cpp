@@ -22,7 +22,7 @@ Run add_template(CLI::App& app) {
     if (tok.chat_template().empty()) fail(*model, "tokenizer_config.json has no chat_template");
     const ChatTemplate tmpl(tok.chat_template());
     std::ios::sync_with_stdio(false);
-    for_each_jsonl(std::cin, "stdin", [&](const json& row, size_t) {
+    for_each_jsonl(std::cin, "stdin", [&](const ordered_json& row, size_t) {
       std::cout << render_chat(tmpl, tok, row, *gen) << std::flush;
     });
     return 0;

@@ -17,10 +17,10 @@ Run add_tokenize(CLI::App& app) {
   return [=] {
     const Tokenizer tok = Tokenizer::load(*model);
     std::ios::sync_with_stdio(false);
-    for_each_jsonl(std::cin, "stdin", [&](const json& row, size_t) {
+    for_each_jsonl(std::cin, "stdin", [&](const ordered_json& row, size_t) {
       if (!row.is_object() || !row.contains("text") || !row["text"].is_string())
         fail("", "expected an object {\"text\": string}");
-      std::cout << to_json_line(json{{"ids", tok.encode(row["text"].get<std::string>(), !*no_special)}}) << '\n';
+      std::cout << to_json_line(ordered_json{{"ids", tok.encode(row["text"].get<std::string>(), !*no_special)}}) << '\n';
     });
     return 0;
   };
@@ -35,7 +35,7 @@ Run add_detokenize(CLI::App& app) {
   return [=] {
     const Tokenizer tok = Tokenizer::load(*model);
     std::ios::sync_with_stdio(false);
-    for_each_jsonl(std::cin, "stdin", [&](const json& row, size_t) {
+    for_each_jsonl(std::cin, "stdin", [&](const ordered_json& row, size_t) {
       if (!row.is_object() || !row.contains("ids") || !row["ids"].is_array())
         fail("", "expected an object {\"ids\": [int, ...]}");
       std::vector<int> ids;
@@ -43,7 +43,7 @@ Run add_detokenize(CLI::App& app) {
         if (!v.is_number_integer()) fail("", "ids must be integers");
         ids.push_back(v.get<int>());
       }
-      std::cout << to_json_line(json{{"text", tok.decode(ids, !*keep_special)}}) << '\n';
+      std::cout << to_json_line(ordered_json{{"text", tok.decode(ids, !*keep_special)}}) << '\n';
     });
     return 0;
   };

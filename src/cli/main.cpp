@@ -24,8 +24,15 @@ int main(int argc, char** argv) {
       "feedback, eval. See the project's issues for their status.");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "zephyr: error: " << e.what() << " (see zephyr --help)\n";
+    return e.get_exit_code() ? e.get_exit_code() : 1;
   }
   try {
     for (auto& [sub, run] : runs)

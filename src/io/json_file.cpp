@@ -46,13 +46,13 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
 namespace zephyr {
 
 void for_each_jsonl(std::istream& in, const std::string& name,
-                    const std::function<void(const json&, size_t)>& fn) {
+                    const std::function<void(const ordered_json&, size_t)>& fn) {
   std::string line;
   for (size_t n = 1; std::getline(in, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json value;
+    ordered_json value;
     try {
-      value = json::parse(line);
+      value = ordered_json::parse(line);
     } catch (const json::parse_error& e) {
       fail(name + ":" + std::to_string(n), std::string("invalid JSON at byte ") + std::to_string(e.byte) + ": " + e.what());
     }
@@ -66,6 +66,8 @@ void for_each_jsonl(std::istream& in, const std::string& name,
   }
 }
 
-std::string to_json_line(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string to_json_line(const ordered_json& value) {
+  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
 
 }  // namespace zephyr

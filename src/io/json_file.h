@@ -8,7 +8,10 @@
 
 namespace zephyr {
 
-using json = nlohmann::ordered_json;  // ordered: Python dicts keep insertion order, and so must we
+using json = nlohmann::json;
+// For data that templates see (chat messages): Python dicts keep insertion order, and so must we.
+// Not for big documents: its object insertion is linear, so a 100k-entry vocab would be quadratic.
+using ordered_json = nlohmann::ordered_json;
 
 std::string read_file(const std::filesystem::path& path);
 
@@ -25,9 +28,9 @@ namespace zephyr {
 // Calls fn(value, line_number) for each non-blank line of a JSONL stream. A line that is not
 // valid JSON (or not UTF-8) throws Error "NAME:LINE: ...".
 void for_each_jsonl(std::istream& in, const std::string& name,
-                    const std::function<void(const json&, size_t)>& fn);
+                    const std::function<void(const ordered_json&, size_t)>& fn);
 
 // One-line JSON for output, never throwing on odd bytes.
-std::string to_json_line(const json& value);
+std::string to_json_line(const ordered_json& value);
 
 }  // namespace zephyr

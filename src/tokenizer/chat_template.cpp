@@ -370,8 +370,8 @@ ChatTemplate::ChatTemplate(const std::string& source) {
 ChatTemplate::~ChatTemplate() = default;
 ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 
-std::string ChatTemplate::render(const json& variables) const {
-  jinja::Value globals = jinja::from_json(variables.is_object() ? variables : json::object());
+std::string ChatTemplate::render(const ordered_json& variables) const {
+  jinja::Value globals = jinja::from_json(variables.is_object() ? variables : ordered_json::object());
   jinja::Interpreter interp(std::move(globals));
   std::string out;
   try {
@@ -382,7 +382,8 @@ std::string ChatTemplate::render(const json& variables) const {
   return out;
 }
 
-std::string render_chat(const ChatTemplate& tmpl, const Tokenizer& tok, const json& row, bool add_generation_prompt) {
+std::string render_chat(const ChatTemplate& tmpl, const Tokenizer& tok, const ordered_json& row,
+                        bool add_generation_prompt) {
   if (!row.is_object() || !row.contains("messages") || !row["messages"].is_array())
     fail("", "expected an object {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}");
   const auto& messages = row["messages"];
@@ -395,7 +396,7 @@ std::string render_chat(const ChatTemplate& tmpl, const Tokenizer& tok, const js
     if (role != "system" && role != "user" && role != "assistant" && role != "tool")
       fail(where, "unknown role \"" + role + "\" (expected system, user, assistant or tool)");
   }
-  json vars = row;
+  ordered_json vars = row;
   auto special = [&](const char* key, const std::string& value) {
     if (!vars.contains(key)) vars[key] = value;
   };

@@ -20,7 +20,7 @@ class ChatTemplate {
 
   // Renders with `variables` (a JSON object: messages, bos_token, add_generation_prompt, ...).
   // Runtime errors, raise_exception() included, throw Error with the line and column.
-  std::string render(const json& variables) const;
+  std::string render(const ordered_json& variables) const;
 
  private:
   std::unique_ptr<std::vector<jinja::Node>> body_;
@@ -29,6 +29,7 @@ class ChatTemplate {
 // The variables apply_chat_template passes: every key of `row` ("messages" required, a list of
 // {"role", "content"}), bos_token/eos_token/pad_token/unk_token from the tokenizer, and
 // add_generation_prompt.
-std::string render_chat(const ChatTemplate& tmpl, const Tokenizer& tok, const json& row, bool add_generation_prompt);
+std::string render_chat(const ChatTemplate& tmpl, const Tokenizer& tok, const ordered_json& row,
+                        bool add_generation_prompt);
 
 }  // namespace zephyr

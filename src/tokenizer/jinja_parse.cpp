@@ -228,9 +228,10 @@ class ExprParser {
   }
   void expect_end() { if (!at_end()) error("unexpected token"); }
 
-  ExprPtr expression() {
+  // `allow_cond` is false where a trailing "if" belongs to the statement ("for x in xs if c").
+  ExprPtr expression(bool allow_cond = true) {
     ExprPtr e = or_expr();
-    if (is_name("if")) {
+    if (allow_cond && is_name("if")) {
       auto c = node(Expr::Kind::Cond);
       next();
       ExprPtr cond = or_expr();
@@ -244,12 +245,12 @@ class ExprParser {
   }
 
   // An expression or a bare tuple "a, b" (for loops and set).
-  ExprPtr tuple_or_expression() {
-    ExprPtr first = expression();
+  ExprPtr tuple_or_expression(bool allow_cond = true) {
+    ExprPtr first = expression(allow_cond);
     if (!is_op(",")) return first;
     auto t = node(Expr::Kind::Tuple);
     t->args.push_back(std::move(first));
-    while (accept_op(",") && !at_end()) t->args.push_back(expression());
+    while (accept_op(",") && !at_end()) t->args.push_back(expression(allow_cond));
     return t;
   }
 
@@ -397,6 +398,8 @@ class ExprParser {
       if (is_op(".")) {
         next();
         auto a = node(Expr::Kind::Attr);
+        a->line = e->line;
+        a->col = e->col;
         if (peek().kind == Tok::Kind::Int) {
           a->kind = Expr::Kind::Index;
           a->args.push_back(std::move(e));
@@ -411,6 +414,8 @@ class ExprParser {
       } else if (is_op("[")) {
         next();
         auto ix = node(Expr::Kind::Index);
+        ix->line = e->line;
+        ix->col = e->col;
         ix->args.push_back(std::move(e));
         ExprPtr parts[3];
         bool slice = false;
@@ -433,6 +438,8 @@ class ExprParser {
         e = std::move(ix);
       } else if (is_op("(")) {
         auto c = node(Expr::Kind::Call);
+        c->line = e->line;
+        c->col = e->col;
         next();
         c->args.push_back(std::move(e));
         call_args(*c);
@@ -606,7 +613,7 @@ class Parser {
       n.kind = Node::Kind::For;
       do n.targets.push_back(p.expect_name()); while (p.accept_op(","));
       if (!p.accept_name("in")) p.error("expected \"in\"");
-      n.exprs.push_back(p.tuple_or_expression());
+      n.exprs.push_back(p.tuple_or_expression(false));
       if (p.accept_name("if")) n.exprs.push_back(p.expression());
       if (p.accept_name("recursive")) p.error("recursive loops are not supported");
       p.expect_end();

@@ -233,20 +233,20 @@ std::string type_name(const Value& v) {
   return "?";
 }
 
-Value from_json(const json& j) {
+Value from_json(const ordered_json& j) {
   switch (j.type()) {
-    case json::value_t::null: return Value::none();
-    case json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return Value::integer(j.get<int64_t>());
-    case json::value_t::number_float: return Value::number(j.get<double>());
-    case json::value_t::string: return Value::string(j.get<std::string>());
-    case json::value_t::array: {
+    case ordered_json::value_t::null: return Value::none();
+    case ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
+    case ordered_json::value_t::number_integer:
+    case ordered_json::value_t::number_unsigned: return Value::integer(j.get<int64_t>());
+    case ordered_json::value_t::number_float: return Value::number(j.get<double>());
+    case ordered_json::value_t::string: return Value::string(j.get<std::string>());
+    case ordered_json::value_t::array: {
       List items;
       for (const auto& x : j) items.push_back(from_json(x));
       return Value::make_list(std::move(items));
     }
-    case json::value_t::object: {
+    case ordered_json::value_t::object: {
       Dict items;
       for (auto it = j.begin(); it != j.end(); ++it) items.emplace_back(it.key(), from_json(it.value()));
       return Value::make_dict(std::move(items));

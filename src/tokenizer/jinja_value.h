@@ -65,6 +65,6 @@ std::string repr(const Value& v);
 std::string to_json(const Value& v, int indent = -1);
 std::string type_name(const Value& v);
 
-Value from_json(const json& j);
+Value from_json(const ordered_json& j);
 
 }  // namespace zephyr::jinja
