@@ -24,9 +24,13 @@ Bpe Bpe::from_json(const json& model, const std::string& where) {
       fail(where + ".vocab[\"" + it.key() + "\"]", "expected a non-negative id");
     bpe.set_token(it.value().get<int>(), it.key());
   }
+  bpe.bmp_id_.assign(0x10000, -1);
   for (auto& [tok, id] : bpe.token_to_id_) {
     size_t i = 0;
-    if (utf8::valid_char_len(tok, 0) == tok.size() && !tok.empty()) bpe.char_id_[utf8::next_codepoint(tok, i)] = id;
+    if (tok.empty() || utf8::valid_char_len(tok, 0) != tok.size()) continue;
+    const uint32_t cp = utf8::next_codepoint(tok, i);
+    if (cp < 0x10000) bpe.bmp_id_[cp] = id;
+    else bpe.char_id_[cp] = id;
   }
   for (int b = 0; b < 256; ++b) {
     char name[8];
@@ -55,7 +59,7 @@ Bpe Bpe::from_json(const json& model, const std::string& where) {
     const int ia = bpe.find(a), ib = bpe.find(b), im = bpe.find(a + b);
     if (ia < 0 || ib < 0 || im < 0)
       fail(where + ".merges[" + std::to_string(r) + "]", "\"" + a + " " + b + "\" uses a token missing from the vocab");
-    bpe.merges_.emplace(pair_key(ia, ib), Merge{static_cast<int>(r), im});  // first rank wins
+    bpe.merges_.insert(pair_key(ia, ib), Merge{static_cast<int>(r), im});  // first rank wins
   }
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     bpe.unk_id_ = bpe.find(model["unk_token"].get<std::string>());
@@ -64,6 +68,25 @@ Bpe Bpe::from_json(const json& model, const std::string& where) {
   bpe.fuse_unk_ = model.value("fuse_unk", false);
   bpe.ignore_merges_ = model.value("ignore_merges", false);
   return bpe;
+}
+
+void Bpe::MergeTable::reserve(size_t n) {
+  size_t cap = 16;
+  while (cap < 2 * n) cap <<= 1;
+  keys.assign(cap, kEmpty);
+  values.assign(cap, Merge{0, 0});
+  mask = cap - 1;
+}
+
+bool Bpe::MergeTable::insert(uint64_t key, Merge m) {
+  for (uint64_t h = hash(key) & mask;; h = (h + 1) & mask) {
+    if (keys[h] == key) return false;
+    if (keys[h] == kEmpty) {
+      keys[h] = key;
+      values[h] = m;
+      return true;
+    }
+  }
 }
 
 void Bpe::set_token(int id, const std::string& token) {
@@ -77,9 +100,14 @@ void Bpe::initial_symbols(const std::string& word, std::vector<int>& ids) const 
   for (size_t i = 0; i < word.size();) {
     const size_t start = i;
     const uint32_t cp = utf8::next_codepoint(word, i);
-    auto it = char_id_.find(cp);
-    if (it != char_id_.end()) {
-      ids.push_back(it->second);
+    int id = -1;
+    if (cp < 0x10000) {
+      id = bmp_id_[cp];
+    } else if (auto it = char_id_.find(cp); it != char_id_.end()) {
+      id = it->second;
+    }
+    if (id >= 0) {
+      ids.push_back(id);
       last_unk = false;
       continue;
     }
@@ -118,8 +146,7 @@ void Bpe::merge(std::vector<int>& ids) const {
   auto push = [&](int pos) {
     const int nx = next[pos];
     if (nx < 0) return;
-    auto it = merges_.find(pair_key(ids[pos], ids[nx]));
-    if (it != merges_.end()) queue.push({it->second.rank, pos, it->second.id});
+    if (const Merge* m = merges_.find(pair_key(ids[pos], ids[nx]))) queue.push({m->rank, pos, m->id});
   };
   for (int i = 0; i + 1 < n; ++i) push(i);
   while (!queue.empty()) {
@@ -127,8 +154,8 @@ void Bpe::merge(std::vector<int>& ids) const {
     queue.pop();
     if (!alive[c.pos] || next[c.pos] < 0) continue;
     const int nx = next[c.pos];
-    auto it = merges_.find(pair_key(ids[c.pos], ids[nx]));
-    if (it == merges_.end() || it->second.id != c.id) continue;  // stale entry
+    const Merge* m = merges_.find(pair_key(ids[c.pos], ids[nx]));
+    if (!m || m->id != c.id) continue;  // stale entry
     ids[c.pos] = c.id;
     alive[nx] = 0;
     next[c.pos] = next[nx];

@@ -41,8 +41,32 @@ class Bpe {
 
   std::unordered_map<std::string, int> token_to_id_;
   std::vector<std::string> id_to_token_;
-  std::unordered_map<uint64_t, Merge> merges_;
-  std::unordered_map<uint32_t, int> char_id_;  // single-code-point tokens, for word setup
+  // Merge lookup is the inner loop of encoding: an open-addressing table keyed by the id pair
+  // beats std::unordered_map's node chasing by a wide margin.
+  struct MergeTable {
+    std::vector<uint64_t> keys;  // kEmpty where unused
+    std::vector<Merge> values;
+    uint64_t mask = 0;
+    static constexpr uint64_t kEmpty = ~0ull;
+    void reserve(size_t n);
+    bool insert(uint64_t key, Merge m);  // false if the key was present (first one wins)
+    const Merge* find(uint64_t key) const {
+      for (uint64_t h = hash(key) & mask;; h = (h + 1) & mask) {
+        if (keys[h] == key) return &values[h];
+        if (keys[h] == kEmpty) return nullptr;
+      }
+    }
+    static uint64_t hash(uint64_t k) {  // murmur3's 64-bit finalizer: both ids reach every bit
+      k ^= k >> 33;
+      k *= 0xff51afd7ed558ccdull;
+      k ^= k >> 33;
+      k *= 0xc4ceb9fe1a85ec53ull;
+      return k ^ (k >> 33);
+    }
+  };
+  MergeTable merges_;
+  std::vector<int> bmp_id_;                    // single-character tokens below U+10000, by code point
+  std::unordered_map<uint32_t, int> char_id_;  // single-character tokens above
   int byte_id_[256];                          // <0xXX> tokens for byte fallback, -1 when absent
   int unk_id_ = -1;
   bool byte_fallback_ = false;

