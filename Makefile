@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 REF := .ref
-APT_PACKAGES := build-essential cmake ninja-build pkg-config git python3 python3-venv nodejs npm \
+APT_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libpcre2-dev libutf8proc-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
 
@@ -13,6 +13,8 @@ deps: apt-deps refs
 # Installs only what is missing, so a second run is quick and needs no network.
 apt-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	python3 -m venv --help >/dev/null 2>&1 || missing="$$missing python3 python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
