@@ -566,8 +566,6 @@ class Parser {
         p.next();
         stopped = word;
         tag_ = std::make_unique<ExprParser>(std::move(p));
-        tag_line_ = ch.line;
-        tag_col_ = ch.col;
         return body;
       }
       p.next();
@@ -674,7 +672,6 @@ class Parser {
   std::vector<Chunk> c_;
   size_t i_ = 0;
   std::unique_ptr<ExprParser> tag_;  // the closing tag just reached by parse_body
-  int tag_line_ = 0, tag_col_ = 0;
   int open_line_ = 1, open_col_ = 1;  // the block being parsed, for "unclosed" errors
 };
 
