@@ -256,7 +256,7 @@ class Interpreter {
       case K::Call: {
         const Value fn = eval(*e.args[0]);
         if (fn.type != Value::Type::Function) {
-          const std::string what = e.args[0]->kind == K::Name ? e.args[0]->name : e.args[0]->kind == K::Attr ? e.args[0]->name : "value";
+          const std::string what = e.args[0]->name.empty() ? "value" : e.args[0]->name;
           throw Error("\"" + what + "\" is not callable (" + type_name(fn) + ")");
         }
         Args a = eval_args(e, 1);

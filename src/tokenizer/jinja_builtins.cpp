@@ -155,8 +155,9 @@ int64_t length_of(const Value& v) {
 
 }  // namespace
 
-const Value* Args::get(size_t i, const char* name) const {
-  if (i < pos.size()) return &pos[i];
+const Value* Args::get(size_t i, const char* name) const { return i < pos.size() ? &pos[i] : keyword(name); }
+
+const Value* Args::keyword(const char* name) const {
   for (const auto& [k, v] : kw)
     if (k == name) return &v;
   return nullptr;
@@ -333,7 +334,7 @@ Value apply_filter(const std::string& name, const Value& v, Args& args) {
   }
   if (name == "map") {
     List out;
-    const Value* attr = args.get(99, "attribute");
+    const Value* attr = args.keyword("attribute");
     if (attr) {
       for (const auto& x : iterate(v)) out.push_back(attribute(x, to_str(*attr)));
     } else {

@@ -13,6 +13,7 @@ struct Args {
   std::vector<std::pair<std::string, Value>> kw;
   // Positional argument i, else keyword `name`, else nullptr.
   const Value* get(size_t i, const char* name) const;
+  const Value* keyword(const char* name) const;  // keyword-only arguments
 };
 
 Value apply_filter(const std::string& name, const Value& subject, Args& args);

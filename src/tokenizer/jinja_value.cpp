@@ -86,12 +86,8 @@ std::string float_repr(double x) {
     if (std::strtod(buf, nullptr) == x) break;
   }
   std::string s = buf;
-  const size_t e = s.find('e');
-  if (e != std::string::npos) {
-    // Python writes 1e+20 as "1e+20" and 1e-05 as "1e-05": two-digit exponents, like %g.
-    return s;
-  }
-  if (s.find('.') == std::string::npos) s += ".0";
+  // Python writes exponents as %g does ("1e+20", "1e-05"); plain integral values get ".0".
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
   return s;
 }
 

@@ -160,27 +160,28 @@ const std::string& Tokenizer::token(int id) const {
 
 bool Tokenizer::is_special(int id) const { return id >= 0 && id < bpe_.size() && special_[static_cast<size_t>(id)]; }
 
+std::pair<std::string, std::string> StreamDecoder::window_texts() const {
+  const std::vector<int> emitted(ids_.begin(), ids_.begin() + static_cast<long>(read_));
+  return {tok_.decode(emitted, skip_special_), tok_.decode(ids_, skip_special_)};
+}
+
 std::string StreamDecoder::push(int id) {
   ids_.push_back(id);
-  const std::vector<int> before(ids_.begin() + static_cast<long>(prefix_), ids_.begin() + static_cast<long>(read_));
-  const std::vector<int> now(ids_.begin() + static_cast<long>(prefix_), ids_.end());
-  const std::string prev_text = tok_.decode(before, skip_special_);
-  const std::string text = tok_.decode(now, skip_special_);
+  const auto [prev_text, text] = window_texts();
   // Hold back while the newest bytes are an unfinished character (decoders mark those U+FFFD).
   if (text.size() <= prev_text.size() || text.compare(0, prev_text.size(), prev_text) != 0 ||
       text.ends_with(utf8::kReplacementChar) || utf8::incomplete_tail(text) > 0)
     return "";
-  prefix_ = read_;
+  // The window slides: the last emitted ids stay as left context for the next decode.
+  ids_.erase(ids_.begin(), ids_.begin() + static_cast<long>(read_));
   read_ = ids_.size();
   return text.substr(prev_text.size());
 }
 
 std::string StreamDecoder::finish() {
-  const std::vector<int> before(ids_.begin() + static_cast<long>(prefix_), ids_.begin() + static_cast<long>(read_));
-  const std::vector<int> now(ids_.begin() + static_cast<long>(prefix_), ids_.end());
-  const std::string prev_text = tok_.decode(before, skip_special_);
-  const std::string text = tok_.decode(now, skip_special_);
-  prefix_ = read_ = ids_.size();
+  const auto [prev_text, text] = window_texts();
+  ids_.erase(ids_.begin(), ids_.begin() + static_cast<long>(read_));
+  read_ = ids_.size();
   return text.size() > prev_text.size() ? text.substr(prev_text.size()) : "";
 }
 

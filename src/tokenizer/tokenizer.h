@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tokenizer/added_tokens.h"
@@ -64,8 +65,10 @@ class StreamDecoder {
  private:
   const Tokenizer& tok_;
   bool skip_special_;
+  // The ids from the last emitted token on; ids_[0, read_) were already emitted.
+  std::pair<std::string, std::string> window_texts() const;  // decoded [0, read_) and all of ids_
   std::vector<int> ids_;
-  size_t prefix_ = 0, read_ = 0;  // window start, and the end of what was emitted
+  size_t read_ = 0;
 };
 
 }  // namespace zephyr

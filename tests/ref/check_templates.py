@@ -55,7 +55,7 @@ def main():
     llama2 = os.path.join(args.models, "tokenizer-llama2", "models")
     tmp = tempfile.mkdtemp(prefix="zephyr-tmpl-")
     try:
-        for name, template, _ in TEMPLATES:
+        for name, template in TEMPLATES:
             check(args.zephyr, name, model_dir(tmp, name, llama2, template))
         # The templates as shipped in real tokenizer_config.json files.
         for t in ("llama3", "qwen3"):

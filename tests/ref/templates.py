@@ -60,11 +60,11 @@ CONVERSATIONS = [
     [{"role": "user", "content": ""}],
 ]
 
-# (name, template, conversations it applies to: Llama-2/Mistral insist on alternating roles)
+# (name, template). Llama-2/Mistral raise on non-alternating roles; those cases must fail in both.
 TEMPLATES = [
-    ("zephyr-7b-beta", ZEPHYR, None),
-    ("Llama-2-chat", LLAMA2_CHAT, None),
-    ("Mistral-7B-Instruct", MISTRAL_INSTRUCT, None),
-    ("ChatML", CHATML, None),
-    ("features", FEATURES, None),
+    ("zephyr-7b-beta", ZEPHYR),
+    ("Llama-2-chat", LLAMA2_CHAT),
+    ("Mistral-7B-Instruct", MISTRAL_INSTRUCT),
+    ("ChatML", CHATML),
+    ("features", FEATURES),
 ]
