@@ -4,7 +4,7 @@ JOBS ?= 2
 REF := .ref
 APT_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libpcre2-dev libutf8proc-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev \
-  libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev python3-torch
 
 .PHONY: deps apt-deps refs build test demo bench clean
 

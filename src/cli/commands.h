@@ -10,5 +10,10 @@ using Run = std::function<int()>;
 Run add_tokenize(CLI::App& app);
 Run add_detokenize(CLI::App& app);
 Run add_template(CLI::App& app);
+Run add_generate(CLI::App& app);
+Run add_chat(CLI::App& app);
+Run add_perplexity(CLI::App& app);
+Run add_init(CLI::App& app);
+Run add_debug(CLI::App& app);
 
 }  // namespace zephyr::cli

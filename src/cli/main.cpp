@@ -19,9 +19,14 @@ int main(int argc, char** argv) {
   reg(zephyr::cli::add_tokenize);
   reg(zephyr::cli::add_detokenize);
   reg(zephyr::cli::add_template);
+  reg(zephyr::cli::add_generate);
+  reg(zephyr::cli::add_chat);
+  reg(zephyr::cli::add_perplexity);
+  reg(zephyr::cli::add_init);
+  reg(zephyr::cli::add_debug);
   app.footer(
-      "Not built yet: generate, chat, perplexity, init, sft, pretrain, dpo, quantize, export-gguf, bench, serve,\n"
-      "feedback, eval. See the project's issues for their status.");
+      "Not built yet: sft, pretrain, dpo, quantize, export-gguf, bench, serve, feedback, eval.\n"
+      "See the project's issues for their status.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,75 @@
+// zephyr generate: one completion of a prompt (raw, or through the chat template), streamed.
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "core/error.h"
+#include "generate/generator.h"
+#include "tokenizer/chat_template.h"
+
+namespace zephyr::cli {
+
+namespace {
+
+struct GenerateArgs {
+  std::string model, prompt, system;
+  bool chat = false;
+  int64_t max_new_tokens = 256;
+  std::vector<std::string> stops;
+  SamplingFlags sampling;
+  ThreadsFlag threads;
+};
+
+}  // namespace
+
+Run add_generate(CLI::App& app) {
+  auto* cmd = app.add_subcommand("generate", "Complete a prompt with a model, streaming the answer to stdout");
+  auto a = std::make_shared<GenerateArgs>();
+  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout)")->required();
+  cmd->add_option("-p,--prompt", a->prompt, "the prompt text")->required();
+  cmd->add_flag("--chat", a->chat, "send the prompt as a user message through the model's chat template");
+  cmd->add_option("--system", a->system, "system message (with --chat)");
+  cmd->add_option("-n,--max-new-tokens", a->max_new_tokens, "most tokens to generate (default 256)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--stop", a->stops, "stop before this text (repeatable)");
+  a->sampling.add(cmd);
+  a->threads.add(cmd);
+  return [a] {
+    if (!a->system.empty() && !a->chat) fail("--system", "needs --chat (the system message goes through the chat template)");
+    a->threads.apply();
+    const Model model = Model::load(a->model);
+    const Tokenizer tok = load_model_tokenizer(model);
+    std::vector<int> prompt;
+    if (a->chat) {
+      if (tok.chat_template().empty()) fail(a->model, "tokenizer_config.json has no chat_template, so --chat cannot be used");
+      ordered_json row = {{"messages", ordered_json::array()}};
+      if (!a->system.empty()) row["messages"].push_back({{"role", "system"}, {"content", a->system}});
+      row["messages"].push_back({{"role", "user"}, {"content", a->prompt}});
+      // The rendered text carries its own BOS, as apply_chat_template(tokenize=True) does.
+      prompt = tok.encode(render_chat(ChatTemplate(tok.chat_template()), tok, row, true), false);
+    } else {
+      prompt = tok.encode(a->prompt, true);
+    }
+    GenerationOptions opt;
+    opt.sampling = a->sampling.resolve(model);
+    opt.max_new_tokens = a->max_new_tokens;
+    opt.eos_ids = model.eos_token_ids();
+    opt.stop_strings = a->stops;
+    Generator gen(model, tok);
+    const GenerationResult r = gen.generate(prompt, opt, [](std::string_view piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    });
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    const int64_t n = int64_t(r.tokens.size());
+    std::fprintf(stderr, "prompt: %lld tokens, %.2f tokens/s | generation: %lld tokens, %.2f tokens/s | %s | seed %llu\n",
+                 (long long)r.prompt_tokens, r.prompt_seconds > 0 ? double(r.prompt_evaluated) / r.prompt_seconds : 0.0,
+                 (long long)n, r.generation_seconds > 0 ? double(n) / r.generation_seconds : 0.0,
+                 r.finish_reason.c_str(), (unsigned long long)opt.sampling.seed);
+    return 0;
+  };
+}
+
+}  // namespace zephyr::cli

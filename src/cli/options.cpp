@@ -1,0 +1,46 @@
+#include "cli/options.h"
+
+#include <filesystem>
+#include <random>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "generate/generation_defaults.h"
+
+namespace zephyr::cli {
+
+void ThreadsFlag::add(CLI::App* cmd) {
+  cmd->add_option("-t,--threads", threads, "threads for the math (default: all cores)")->check(CLI::NonNegativeNumber);
+}
+
+void ThreadsFlag::apply() const { set_num_threads(threads); }
+
+void SamplingFlags::add(CLI::App* cmd) {
+  temp = cmd->add_option("--temp", given.temperature, "sampling temperature; 0 = greedy (default 0.7)");
+  top_k = cmd->add_option("--top-k", given.top_k, "keep the k most likely tokens; 0 = off (default 50)");
+  top_p = cmd->add_option("--top-p", given.top_p, "keep the smallest set with this much probability; 1 = off (default 0.95)");
+  min_p = cmd->add_option("--min-p", given.min_p, "drop tokens below min-p x the top probability; 0 = off (default 0)");
+  penalty = cmd->add_option("--repeat-penalty", given.repetition_penalty,
+                            "divide the logits of tokens already seen (transformers' repetition_penalty; default 1 = off)");
+  seed = cmd->add_option("--seed", given.seed, "random seed; the same seed gives the same output (default: random)");
+}
+
+SamplingParams SamplingFlags::resolve(const Model& model) const {
+  SamplingParams p = sampling_defaults(model.generation_config);
+  if (temp->count()) p.temperature = given.temperature;
+  if (top_k->count()) p.top_k = given.top_k;
+  if (top_p->count()) p.top_p = given.top_p;
+  if (min_p->count()) p.min_p = given.min_p;
+  if (penalty->count()) p.repetition_penalty = given.repetition_penalty;
+  p.seed = seed->count() ? given.seed : std::random_device{}();
+  p.validate();
+  return p;
+}
+
+Tokenizer load_model_tokenizer(const Model& model) {
+  if (!std::filesystem::exists(model.dir / "tokenizer.json"))
+    fail(model.dir.string(), "has no tokenizer.json (create the model with `zephyr init --tokenizer PATH`, or copy one in)");
+  return Tokenizer::load(model.dir);
+}
+
+}  // namespace zephyr::cli

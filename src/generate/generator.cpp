@@ -1,0 +1,91 @@
+#include "generate/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+
+namespace zephyr {
+
+std::pair<size_t, bool> stop_string_cut(std::string_view text, const std::vector<std::string>& stops) {
+  size_t first = std::string_view::npos;
+  for (const auto& s : stops)
+    if (!s.empty()) first = std::min(first, text.find(s));
+  if (first != std::string_view::npos) return {first, true};
+  // Hold back the longest tail that is the start of some stop string.
+  size_t hold = 0;
+  for (const auto& s : stops)
+    for (size_t len = std::min(s.size() - 1, text.size()); len > hold; --len)
+      if (text.substr(text.size() - len) == std::string_view(s).substr(0, len)) {
+        hold = len;
+        break;
+      }
+  return {text.size() - hold, false};
+}
+
+GenerationResult Generator::generate(const std::vector<int>& prompt, const GenerationOptions& opt,
+                                     const std::function<bool(std::string_view)>& on_text) {
+  using clock = std::chrono::steady_clock;
+  opt.sampling.validate();
+  if (prompt.empty()) fail("", "the prompt is empty (no tokens to start from)");
+  GenerationResult r;
+  r.prompt_tokens = int64_t(prompt.size());
+  if (int64_t(prompt.size()) + 1 > model_.config.max_position_embeddings)
+    fail("", "the prompt has " + std::to_string(prompt.size()) + " tokens; the model's context is " +
+                 std::to_string(model_.config.max_position_embeddings));
+
+  // Reuse the cached prefix; at least the last prompt token runs again to produce logits.
+  size_t common = 0;
+  while (common < cached_.size() && common < prompt.size() && cached_[common] == prompt[common]) ++common;
+  common = std::min(common, prompt.size() - 1);
+  state_.truncate(int64_t(common));
+  cached_.resize(common);
+
+  std::vector<float> logits(size_t(model_.config.vocab_size));
+  const auto t0 = clock::now();
+  forward(model_, prompt.data() + common, int64_t(prompt.size() - common), state_, logits.data());
+  cached_ = prompt;
+  r.prompt_evaluated = int64_t(prompt.size() - common);
+  const auto t1 = clock::now();
+  r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
+
+  Sampler sampler(opt.sampling);
+  StreamDecoder decoder(tok_);
+  std::vector<int> history = prompt;
+  std::string pending;  // decoded text not yet emitted (may hold the start of a stop string)
+  bool stopped = false, cancelled = false;
+  auto emit = [&](bool final) {
+    auto [cut, found] = stop_string_cut(pending, opt.stop_strings);
+    if (final && !found) cut = pending.size();
+    if (cut > 0 && !on_text(std::string_view(pending).substr(0, cut))) cancelled = true;
+    r.text += pending.substr(0, cut);
+    pending.erase(0, cut);
+    if (found) stopped = true;
+  };
+  const int64_t limit = std::min<int64_t>(opt.max_new_tokens, model_.config.max_position_embeddings - int64_t(prompt.size()));
+  bool eos = false;
+  for (int64_t step = 0; step < limit && !stopped && !cancelled; ++step) {
+    const int next = sampler.sample(logits, history);
+    r.tokens.push_back(next);
+    history.push_back(next);
+    if (std::find(opt.eos_ids.begin(), opt.eos_ids.end(), int64_t(next)) != opt.eos_ids.end()) {
+      eos = true;
+      break;
+    }
+    pending += decoder.push(next);
+    emit(false);
+    if (stopped || cancelled || step + 1 == limit) break;
+    forward(model_, &next, 1, state_, logits.data());
+    cached_.push_back(next);
+  }
+  if (!stopped && !cancelled) {  // the answer ended by EOS or length: flush what is held back
+    pending += decoder.finish();
+    emit(true);
+  }
+  stopped = stopped || eos;
+  r.finish_reason = cancelled ? "cancelled" : stopped ? "stop" : "length";
+  r.generation_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  return r;
+}
+
+}  // namespace zephyr

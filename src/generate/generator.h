@@ -1,0 +1,55 @@
+// One completion: feed the prompt (reusing whatever prefix the state already holds), then sample
+// token by token, streaming text as it becomes final, until EOS, a stop string or the limit.
+#pragma once
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "generate/sampler.h"
+#include "model/inference.h"
+#include "tokenizer/tokenizer.h"
+
+namespace zephyr {
+
+struct GenerationOptions {
+  SamplingParams sampling;
+  int64_t max_new_tokens = 256;
+  std::vector<int64_t> eos_ids;          // any of them ends the answer (not part of the text)
+  std::vector<std::string> stop_strings; // the text ends before the first one that appears
+};
+
+struct GenerationResult {
+  std::string text;
+  std::vector<int> tokens;      // generated ids, EOS included when it ended the answer
+  std::string finish_reason;    // "stop" (EOS or stop string), "length", or "cancelled"
+  int64_t prompt_tokens = 0;    // prompt length
+  int64_t prompt_evaluated = 0; // prompt tokens actually run (the rest came from the cache)
+  double prompt_seconds = 0, generation_seconds = 0;
+};
+
+// Streams text pieces to on_text; returning false from it cancels. `cached` holds the ids the
+// state already processed (updated on return), so a chat turn only runs its new tokens.
+class Generator {
+ public:
+  Generator(const Model& model, const Tokenizer& tokenizer) : model_(model), tok_(tokenizer), state_(model) {}
+
+  GenerationResult generate(const std::vector<int>& prompt, const GenerationOptions& options,
+                            const std::function<bool(std::string_view)>& on_text);
+  void reset() {
+    state_.truncate(0);
+    cached_.clear();
+  }
+
+ private:
+  const Model& model_;
+  const Tokenizer& tok_;
+  InferenceState state_;
+  std::vector<int> cached_;  // ids whose keys/values are in state_
+};
+
+// Where the text to emit must stop so no stop string can still be completed by later text:
+// returns {cut, found}; found means text[cut..] begins a full stop string.
+std::pair<size_t, bool> stop_string_cut(std::string_view text, const std::vector<std::string>& stops);
+
+}  // namespace zephyr

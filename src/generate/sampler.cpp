@@ -1,0 +1,113 @@
+#include "generate/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <unordered_set>
+
+#include "core/error.h"
+
+namespace zephyr {
+
+void SamplingParams::validate() const {
+  if (!(temperature >= 0) || !std::isfinite(temperature)) fail("--temp", "must be >= 0, got " + std::to_string(temperature));
+  if (top_k < 0) fail("--top-k", "must be >= 0 (0 turns it off), got " + std::to_string(top_k));
+  if (!(top_p > 0 && top_p <= 1)) fail("--top-p", "must be in (0, 1], got " + std::to_string(top_p));
+  if (!(min_p >= 0 && min_p <= 1)) fail("--min-p", "must be in [0, 1], got " + std::to_string(min_p));
+  if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
+    fail("--repeat-penalty", "must be > 0, got " + std::to_string(repetition_penalty));
+}
+
+void apply_repetition_penalty(std::span<float> logits, std::span<const int> history, double penalty) {
+  if (penalty == 1.0) return;
+  const float p = float(penalty);
+  std::unordered_set<int> seen;
+  for (int id : history) {
+    if (id < 0 || size_t(id) >= logits.size() || !seen.insert(id).second) continue;
+    float& s = logits[size_t(id)];
+    s = s < 0 ? s * p : s / p;
+  }
+}
+
+void apply_temperature(std::span<float> logits, double temperature) {
+  if (temperature == 1.0) return;
+  const float t = float(temperature);
+  for (auto& s : logits) s /= t;
+}
+
+void apply_top_k(std::span<float> logits, int64_t k) {
+  if (k <= 0 || size_t(k) >= logits.size()) return;
+  std::vector<float> sorted(logits.begin(), logits.end());
+  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+  const float kth = sorted[size_t(k - 1)];
+  for (auto& s : logits)
+    if (s < kth) s = -INFINITY;  // ties with the k-th value stay, as torch.topk's threshold keeps them
+}
+
+namespace {
+// Softmax over the finite logits in fp32, like torch.softmax on the filtered scores.
+void softmax_f32(std::span<const float> logits, std::vector<float>& probs) {
+  probs.resize(logits.size());
+  float m = -INFINITY;
+  for (float s : logits) m = std::max(m, s);
+  float sum = 0;
+  for (size_t i = 0; i < logits.size(); ++i) sum += probs[i] = std::exp(logits[i] - m);
+  for (auto& p : probs) p /= sum;
+}
+}  // namespace
+
+void apply_top_p(std::span<float> logits, double p) {
+  if (p >= 1.0) return;
+  std::vector<int> order;
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (logits[i] > -INFINITY) order.push_back(int(i));
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[size_t(a)] < logits[size_t(b)]; });
+  std::vector<float> finite(order.size()), probs;
+  for (size_t i = 0; i < order.size(); ++i) finite[i] = logits[size_t(order[i])];
+  softmax_f32(finite, probs);
+  // Ascending cumulative mass; a token goes while the mass up to and including it is <= 1 - p.
+  const float limit = float(1.0 - p);
+  float cum = 0;
+  for (size_t i = 0; i + 1 < order.size(); ++i) {  // the most likely token always stays
+    cum += probs[i];
+    if (cum <= limit) logits[size_t(order[i])] = -INFINITY;
+  }
+}
+
+void apply_min_p(std::span<float> logits, double min_p) {
+  if (min_p <= 0) return;
+  std::vector<float> probs;
+  softmax_f32(logits, probs);
+  const size_t top = size_t(std::max_element(probs.begin(), probs.end()) - probs.begin());
+  const float threshold = float(min_p) * probs[top];
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (i != top && probs[i] < threshold) logits[i] = -INFINITY;
+}
+
+int Sampler::sample(std::span<float> logits, std::span<const int> history) {
+  apply_repetition_penalty(logits, history, params_.repetition_penalty);
+  if (params_.greedy())  // first index of the maximum, as torch.argmax
+    return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  apply_temperature(logits, params_.temperature);
+  apply_top_k(logits, params_.top_k);
+  apply_top_p(logits, params_.top_p);
+  apply_min_p(logits, params_.min_p);
+  // Draw from the softmax in double: walk the ids in order until the cumulative mass passes u.
+  double m = -INFINITY, sum = 0;
+  for (float s : logits) m = std::max(m, double(s));
+  probs_.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) sum += probs_[i] = float(std::exp(double(logits[i]) - m));
+  const double u = rng_.uniform() * sum;
+  double cum = 0;
+  int last = 0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (probs_[i] <= 0) continue;
+    cum += probs_[i];
+    last = int(i);
+    if (u < cum) return int(i);
+  }
+  return last;
+}
+
+}  // namespace zephyr

@@ -1,0 +1,155 @@
+#include "kernels/matmul.h"
+
+#include <cblas.h>
+// GCC 12 warns inside its own AVX-512 headers (_mm512_reduce_add_ps) about a variable it
+// initialises itself; the warning is a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/parallel.h"
+
+namespace zephyr {
+
+namespace {
+
+// ---- AVX-512 GEMV: four rows at a time share each load of x; two accumulators per row hide the
+// FMA latency. Weights are widened to fp32 exactly (bf16 is the top half of an fp32; f16 via
+// vcvtph2ps), so the result does not depend on the kernel.
+#define Z_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
+
+Z_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+Z_AVX512 inline __m512 load16(const uint16_t* p, __mmask16 m, DType t) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  if (t == DType::BF16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return _mm512_cvtph_ps(h);
+}
+
+template <DType T>
+Z_AVX512 inline __m512 wload(const void* w, int64_t i, __mmask16 m) {
+  if constexpr (T == DType::F32) return load16(static_cast<const float*>(w) + i, m);
+  else return load16(static_cast<const uint16_t*>(w) + i, m, T);
+}
+
+template <DType T>
+Z_AVX512 void gemv_avx512(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y) {
+  const int64_t cols = w.cols, esz = int64_t(dtype_size(T));
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  const __mmask16 full = 0xffff;
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const void* w0 = base + (r + 0) * cols * esz;
+    const void* w1 = base + (r + 1) * cols * esz;
+    const void* w2 = base + (r + 2) * cols * esz;
+    const void* w3 = base + (r + 3) * cols * esz;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int64_t k = 0;
+    for (; k + 32 <= cols; k += 32) {
+      const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+      a0 = _mm512_fmadd_ps(wload<T>(w0, k, full), x0, a0);
+      a1 = _mm512_fmadd_ps(wload<T>(w1, k, full), x0, a1);
+      a2 = _mm512_fmadd_ps(wload<T>(w2, k, full), x0, a2);
+      a3 = _mm512_fmadd_ps(wload<T>(w3, k, full), x0, a3);
+      b0 = _mm512_fmadd_ps(wload<T>(w0, k + 16, full), x1, b0);
+      b1 = _mm512_fmadd_ps(wload<T>(w1, k + 16, full), x1, b1);
+      b2 = _mm512_fmadd_ps(wload<T>(w2, k + 16, full), x1, b2);
+      b3 = _mm512_fmadd_ps(wload<T>(w3, k + 16, full), x1, b3);
+    }
+    for (; k < cols; k += 16) {
+      const __mmask16 m = cols - k >= 16 ? full : __mmask16((1u << (cols - k)) - 1);
+      const __m512 x0 = load16(x + k, m);
+      a0 = _mm512_fmadd_ps(wload<T>(w0, k, m), x0, a0);
+      a1 = _mm512_fmadd_ps(wload<T>(w1, k, m), x0, a1);
+      a2 = _mm512_fmadd_ps(wload<T>(w2, k, m), x0, a2);
+      a3 = _mm512_fmadd_ps(wload<T>(w3, k, m), x0, a3);
+    }
+    y[r + 0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
+    y[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));
+    y[r + 2] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));
+    y[r + 3] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));
+  }
+  for (; r < r1; ++r) {
+    const void* w0 = base + r * cols * esz;
+    __m512 a0 = _mm512_setzero_ps();
+    for (int64_t k = 0; k < cols; k += 16) {
+      const __mmask16 m = cols - k >= 16 ? full : __mmask16((1u << (cols - k)) - 1);
+      a0 = _mm512_fmadd_ps(wload<T>(w0, k, m), load16(x + k, m), a0);
+    }
+    y[r] = _mm512_reduce_add_ps(a0);
+  }
+}
+
+// ---- Portable GEMV for CPUs without AVX-512; the compiler vectorises it for AVX2 where present.
+template <DType T>
+inline float widen(const void* w, int64_t i) {
+  if constexpr (T == DType::F32) return static_cast<const float*>(w)[i];
+  else if constexpr (T == DType::BF16) return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
+  else return f16_to_f32(static_cast<const uint16_t*>(w)[i]);
+}
+
+template <DType T>
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+void gemv_generic(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y) {
+  const int64_t cols = w.cols;
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = r0; r < r1; ++r) {
+    const void* row = base + r * cols * int64_t(dtype_size(T));
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < cols; ++k) s += widen<T>(row, k) * x[k];
+    y[r] = s;
+  }
+}
+
+const bool kHasAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+
+// Rows per panel when a 16-bit matrix is widened for SGEMM: ~2 MB of fp32, so a panel stays in L3.
+int64_t panel_rows(int64_t cols) { return std::max<int64_t>(16, (int64_t(1) << 19) / std::max<int64_t>(cols, 1)); }
+
+}  // namespace
+
+void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y) {
+  switch (w.dtype) {
+    case DType::F32: return kHasAvx512 ? gemv_avx512<DType::F32>(x, w, r0, r1, y) : gemv_generic<DType::F32>(x, w, r0, r1, y);
+    case DType::BF16: return kHasAvx512 ? gemv_avx512<DType::BF16>(x, w, r0, r1, y) : gemv_generic<DType::BF16>(x, w, r0, r1, y);
+    case DType::F16: return kHasAvx512 ? gemv_avx512<DType::F16>(x, w, r0, r1, y) : gemv_generic<DType::F16>(x, w, r0, r1, y);
+  }
+}
+
+const char* gemv_isa() { return kHasAvx512 ? "avx512" : "generic"; }
+
+void matrix_row(const Matrix& w, int64_t row, float* out) {
+  to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(row) * size_t(w.cols) * dtype_size(w.dtype), out,
+         size_t(w.cols));
+}
+
+void matmul(const float* x, int64_t n, const Matrix& w, float* y) {
+  if (n <= 0) return;
+  if (n < 4) {
+    // Rows split across threads in blocks of 16 so each thread streams its own part of W.
+    parallel_for(size_t(w.rows), 16, [&](size_t r0, size_t r1) {
+      for (int64_t i = 0; i < n; ++i) gemv_rows(x + i * w.cols, w, int64_t(r0), int64_t(r1), y + i * w.rows);
+    });
+    return;
+  }
+  if (w.dtype == DType::F32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(w.rows), int(w.cols), 1.0f, x, int(w.cols),
+                static_cast<const float*>(w.data), int(w.cols), 0.0f, y, int(w.rows));
+    return;
+  }
+  const int64_t P = std::min(panel_rows(w.cols), w.rows);
+  std::vector<float> panel(size_t(P * w.cols));
+  for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
+    const int64_t rows = std::min(P, w.rows - r0);
+    parallel_for(size_t(rows), 1, [&](size_t a, size_t b) {
+      for (size_t r = a; r < b; ++r) matrix_row(w, r0 + int64_t(r), panel.data() + r * size_t(w.cols));
+    });
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(w.cols), 1.0f, x, int(w.cols),
+                panel.data(), int(w.cols), 0.0f, y + r0, int(w.rows));
+  }
+}
+
+}  // namespace zephyr

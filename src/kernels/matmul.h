@@ -1,0 +1,33 @@
+// Linear layers: y = x · Wᵀ with W stored [out, in] as HF's nn.Linear keeps it, in F32, BF16 or
+// F16, accumulated in fp32. Every linear layer of the model goes through matmul(), so adapters
+// (LoRA) and other backends have one place to hook in.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace zephyr {
+
+// A row-major [rows, cols] weight matrix, not owned (usually mmapped from safetensors).
+struct Matrix {
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+
+  size_t nbytes() const { return size_t(rows) * size_t(cols) * dtype_size(dtype); }
+};
+
+// y[n, w.rows] = x[n, w.cols] · wᵀ. Few rows (decode) take a streaming GEMV that reads W once at
+// memory speed; more rows (prefill) take BLAS SGEMM on W converted to fp32 panel by panel.
+void matmul(const float* x, int64_t n, const Matrix& w, float* y);
+
+// Row `row` of w converted to fp32 (embedding lookup).
+void matrix_row(const Matrix& w, int64_t row, float* out);
+
+// y[r] = dot(w[r], x) for rows [r0, r1) — the GEMV kernel, exposed for tests and benchmarks.
+void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y);
+
+// Which GEMV implementation this CPU runs: "avx512" or "generic".
+const char* gemv_isa();
+
+}  // namespace zephyr

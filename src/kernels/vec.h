@@ -1,0 +1,16 @@
+// Small fp32 vector primitives used inside the ops, compiled for AVX-512, AVX2 and plain x86-64
+// and picked at load time (GCC target_clones), so one binary runs everywhere at full width.
+#pragma once
+#include <cstdint>
+
+namespace zephyr::vec {
+
+float dot(const float* a, const float* b, int64_t n);
+// y += a * x
+void axpy(float* y, float a, const float* x, int64_t n);
+// y *= a
+void scale(float* y, float a, int64_t n);
+float sum_squares(const float* x, int64_t n);
+float max(const float* x, int64_t n);
+
+}  // namespace zephyr::vec

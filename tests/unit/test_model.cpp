@@ -1,0 +1,251 @@
+// Loading checks and the KV cache: decoding token by token (or in uneven chunks) gives the logits
+// of one pass over the whole sequence; bad files are errors naming the file and the tensor.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "generate/generator.h"
+#include "io/json_file.h"
+#include "io/safetensors.h"
+#include "model/inference.h"
+#include "model/init.h"
+
+using namespace zephyr;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("zephyr-test-model-" + name);
+  fs::remove_all(d);
+  return d;
+}
+
+ModelConfig tiny_config(int64_t window) {
+  ModelConfig c;
+  c.hidden_size = 48;
+  c.intermediate_size = 80;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 12;
+  c.vocab_size = 97;
+  c.sliding_window = window;
+  c.max_position_embeddings = 600;
+  c.bos_token_id = 1;
+  c.eos_token_ids = {2};
+  return c;
+}
+
+fs::path tiny_model(const std::string& name, DType dtype, int64_t window, int shards = 1) {
+  const fs::path d = fresh_dir(name);
+  InitOptions o;
+  o.config = tiny_config(window);
+  o.dtype = dtype;
+  o.seed = 5;
+  o.shards = shards;
+  init_model(d, o);
+  return d;
+}
+
+std::vector<int> random_ids(size_t n, int vocab, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<int> ids;
+  for (size_t i = 0; i < n; ++i) ids.push_back(int(rng.next() % uint64_t(vocab)));
+  return ids;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(KVCache, IncrementalDecodingMatchesOnePass) {
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    const Model m = Model::load(tiny_model("kv", dtype, 7));
+    const int64_t V = m.config.vocab_size;
+    const auto ids = random_ids(300, int(V), 3);  // crosses the 256-token prefill chunk
+    std::vector<float> full(ids.size() * size_t(V));
+    InferenceState whole(m);
+    forward(m, ids.data(), int64_t(ids.size()), whole, full.data(), true);
+
+    InferenceState step(m);
+    std::vector<float> one(static_cast<size_t>(V));
+    float worst = 0;
+    size_t pos = 0;
+    // Uneven pieces: single tokens (GEMV path), small and large chunks (GEMM path).
+    for (size_t piece : {1, 1, 5, 3, 40, 1, 250}) {
+      piece = std::min(piece, ids.size() - pos);
+      forward(m, ids.data() + pos, int64_t(piece), step, one.data(), false);
+      pos += piece;
+      for (int64_t v = 0; v < V; ++v) worst = std::max(worst, std::fabs(one[size_t(v)] - full[(pos - 1) * size_t(V) + size_t(v)]));
+    }
+    EXPECT_EQ(pos, ids.size());
+    EXPECT_LT(worst, 2e-5f) << dtype_name(dtype);
+    EXPECT_EQ(step.size(), int64_t(ids.size()));
+  }
+}
+
+TEST(KVCache, TruncateRewindsTheConversation) {
+  const Model m = Model::load(tiny_model("rewind", DType::F32, 0));
+  const int64_t V = m.config.vocab_size;
+  const auto a = random_ids(20, int(V), 1), b = random_ids(6, int(V), 2);
+  InferenceState s(m), fresh(m);
+  std::vector<float> l1(static_cast<size_t>(V)), l2(static_cast<size_t>(V));
+  forward(m, a.data(), 20, s, l1.data());
+  s.truncate(10);
+  forward(m, b.data(), 6, s, l1.data());
+  std::vector<int> joined(a.begin(), a.begin() + 10);
+  joined.insert(joined.end(), b.begin(), b.end());
+  forward(m, joined.data(), int64_t(joined.size()), fresh, l2.data());
+  for (int64_t v = 0; v < V; ++v) EXPECT_NEAR(l1[size_t(v)], l2[size_t(v)], 2e-5f);
+}
+
+TEST(Model, ShardedAndSingleFilesGiveTheSameLogits) {
+  const Model one = Model::load(tiny_model("one", DType::F32, 0));
+  const Model three = Model::load(tiny_model("three", DType::F32, 0, 3));
+  EXPECT_TRUE(fs::exists(three.dir / "model.safetensors.index.json"));
+  const auto ids = random_ids(9, 97, 4);
+  std::vector<float> a(9 * 97), b(9 * 97);
+  InferenceState s1(one), s3(three);
+  forward(one, ids.data(), 9, s1, a.data(), true);
+  forward(three, ids.data(), 9, s3, b.data(), true);
+  EXPECT_EQ(a, b);
+}
+
+TEST(Model, BadFilesAreErrorsNamingFileAndTensor) {
+  const fs::path d = tiny_model("bad", DType::F32, 0);
+  const fs::path st = d / "model.safetensors";
+  // Wrong shape.
+  {
+    std::vector<float> zeros(97 * 48 + 48);
+    std::vector<TensorToWrite> t{{"model.embed_tokens.weight", DType::F32, {97, 49}, zeros.data()}};
+    write_safetensors(st, t);
+    const std::string e = error_of([&] { Model::load(d); });
+    EXPECT_NE(e.find("model.safetensors"), std::string::npos) << e;
+    EXPECT_NE(e.find("model.embed_tokens.weight"), std::string::npos) << e;
+    EXPECT_NE(e.find("[97, 49]"), std::string::npos) << e;
+  }
+  // Missing tensor.
+  {
+    std::vector<float> zeros(97 * 48);
+    std::vector<TensorToWrite> t{{"model.embed_tokens.weight", DType::F32, {97, 48}, zeros.data()}};
+    write_safetensors(st, t);
+    const std::string e = error_of([&] { Model::load(d); });
+    EXPECT_NE(e.find("missing tensor 'lm_head.weight'"), std::string::npos) << e;
+  }
+  // Unsupported dtype.
+  {
+    std::vector<int64_t> ints(97 * 48);
+    const std::string header = R"({"model.embed_tokens.weight":{"dtype":"I64","shape":[97,48],"data_offsets":[0,37248]}})";
+    std::string bytes(8, '\0');
+    bytes[0] = char(header.size());
+    bytes += header + std::string(reinterpret_cast<const char*>(ints.data()), ints.size() * 8);
+    write_file_atomic(st, bytes);
+    const std::string e = error_of([&] { Model::load(d); });
+    EXPECT_NE(e.find("has dtype I64"), std::string::npos) << e;
+  }
+}
+
+TEST(Safetensors, HostileHeadersAreErrorsNotCrashes) {
+  const fs::path d = fresh_dir("hostile");
+  fs::create_directories(d);
+  const fs::path f = d / "x.safetensors";
+  auto with_header = [&](const std::string& header, size_t data_bytes, uint64_t len_override = 0) {
+    std::string bytes(8, '\0');
+    const uint64_t len = len_override ? len_override : header.size();
+    for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char((len >> (8 * i)) & 0xff);
+    bytes += header + std::string(data_bytes, '\0');
+    write_file_atomic(f, bytes);
+    return error_of([&] { SafetensorsFile s(f); });
+  };
+  EXPECT_NE(with_header("{}", 0, 1ull << 40).find("runs past the end"), std::string::npos);
+  EXPECT_NE(with_header("{\"a\":", 0).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(with_header(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8).find("outside"), std::string::npos);
+  EXPECT_NE(with_header(R"({"a":{"dtype":"F32","shape":[5],"data_offsets":[0,16]}})", 16).find("need 20"), std::string::npos);
+  EXPECT_NE(with_header(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,16]}})", 16).find("dimension"), std::string::npos);
+  EXPECT_NE(with_header(R"({"a":{"dtype":"Q9","shape":[4],"data_offsets":[0,16]}})", 16).find("unknown dtype"), std::string::npos);
+  EXPECT_NE(with_header(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}})", 16)
+                .find("larger than the file"),
+            std::string::npos);
+  write_file_atomic(f, "abc");
+  EXPECT_NE(error_of([&] { SafetensorsFile s(f); }).find("truncated"), std::string::npos);
+}
+
+TEST(Safetensors, WriteThenReadRoundTrips) {
+  const fs::path d = fresh_dir("roundtrip");
+  fs::create_directories(d);
+  std::vector<float> a{1.5f, -2.0f, 3.25f};
+  std::vector<uint16_t> b{f32_to_bf16(0.1f), f32_to_bf16(-7.0f)};
+  write_safetensors(d / "t.safetensors", {{"a", DType::F32, {3}, a.data()}, {"b", DType::BF16, {1, 2}, b.data()}},
+                    {{"format", "pt"}});
+  SafetensorsFile s(d / "t.safetensors");
+  ASSERT_NE(s.find("a"), nullptr);
+  EXPECT_EQ(s.find("a")->shape, (std::vector<int64_t>{3}));
+  EXPECT_EQ(std::memcmp(s.find("a")->data, a.data(), 12), 0);
+  EXPECT_EQ(s.find("b")->dtype, "BF16");
+  EXPECT_EQ(bf16_to_f32(reinterpret_cast<const uint16_t*>(s.find("b")->data)[1]), -7.0f);
+  EXPECT_EQ(s.metadata().at("format"), "pt");
+  EXPECT_FALSE(fs::exists(d / "t.safetensors.tmp"));
+}
+
+TEST(DType, ConversionsRoundToNearestEven) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(f32_to_bf16(1.00390625f), 0x3f80);  // exactly half way: stays even
+  EXPECT_EQ(f32_to_bf16(1.01171875f), 0x3f82);  // half way above an odd mantissa: rounds up
+  for (float v : {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.333251953125f})
+    EXPECT_EQ(f16_to_f32(f32_to_f16(v)), v) << v;
+  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);
+  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 4096), 0x3c00);  // below half an f16 ulp
+}
+
+TEST(Generator, SameSeedSameTextAndEosStops) {
+  const fs::path d = tiny_model("gen", DType::F32, 0);
+  const Model m = Model::load(d);
+  // A vocabulary the size of the model whose tokens are plain words, so decoding is predictable.
+  json vocab = json::object();
+  for (int i = 0; i < 97; ++i) vocab[std::to_string(i).append(".")] = i;
+  json tj = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}}};
+  write_file_atomic(d / "tokenizer.json", tj.dump());
+  const Tokenizer tok = Tokenizer::load(d);
+  GenerationOptions opt;
+  opt.max_new_tokens = 30;
+  opt.sampling.seed = 9;
+  opt.sampling.top_k = 0;
+  opt.sampling.top_p = 1.0;
+  opt.sampling.temperature = 1.5;
+  Generator g1(m, tok), g2(m, tok);
+  std::string streamed;
+  const auto r1 = g1.generate({5, 6, 7}, opt, [&](std::string_view s) { streamed += s; return true; });
+  const auto r2 = g2.generate({5, 6, 7}, opt, [](std::string_view) { return true; });
+  EXPECT_EQ(r1.tokens, r2.tokens);
+  EXPECT_EQ(r1.text, streamed);
+  EXPECT_EQ(r1.tokens.size(), 30u);
+  EXPECT_EQ(r1.finish_reason, "length");
+  // With the 4th sampled token declared EOS, generation stops there and leaves it out of the text.
+  opt.eos_ids = {r1.tokens[3]};
+  Generator g3(m, tok);
+  const auto r3 = g3.generate({5, 6, 7}, opt, [](std::string_view) { return true; });
+  const size_t first = size_t(std::find(r1.tokens.begin(), r1.tokens.end(), r1.tokens[3]) - r1.tokens.begin());
+  EXPECT_EQ(r3.tokens.size(), first + 1);
+  EXPECT_EQ(r3.finish_reason, "stop");
+  EXPECT_EQ(r3.text, tok.decode(std::vector<int>(r1.tokens.begin(), r1.tokens.begin() + long(first))));
+  // A second turn that extends the first reuses the cache: only the new tokens run.
+  std::vector<int> longer{5, 6, 7};
+  longer.insert(longer.end(), r3.tokens.begin(), r3.tokens.end());
+  longer.push_back(11);
+  const auto r4 = g3.generate(longer, opt, [](std::string_view) { return true; });
+  EXPECT_EQ(r4.prompt_evaluated, 2);  // the EOS (never run) and the new token
+}

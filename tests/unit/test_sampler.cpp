@@ -1,0 +1,152 @@
+// The sampling processors keep exactly the tokens transformers' warpers keep on known
+// distributions, and the draw follows the distribution and the seed.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "generate/generator.h"
+#include "generate/sampler.h"
+#include "core/error.h"
+
+using namespace zephyr;
+
+namespace {
+
+// Logits whose softmax is exactly `probs`.
+std::vector<float> logits_of(const std::vector<double>& probs) {
+  std::vector<float> l;
+  for (double p : probs) l.push_back(float(std::log(p)));
+  return l;
+}
+
+std::vector<int> kept(const std::vector<float>& logits) {
+  std::vector<int> k;
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (logits[i] > -INFINITY) k.push_back(int(i));
+  return k;
+}
+
+}  // namespace
+
+TEST(Sampler, TopKKeepsTheKLargestAndTheirTies) {
+  std::vector<float> l{1, 3, 2, 0};
+  apply_top_k(l, 2);
+  EXPECT_EQ(kept(l), (std::vector<int>{1, 2}));
+  std::vector<float> ties{1, 3, 3, 0, 3};
+  apply_top_k(ties, 2);  // torch: scores < topk(...)[-1] are removed, so every 3 stays
+  EXPECT_EQ(kept(ties), (std::vector<int>{1, 2, 4}));
+  std::vector<float> off{1, 2};
+  apply_top_k(off, 0);
+  EXPECT_EQ(kept(off).size(), 2u);
+}
+
+TEST(Sampler, TopPRemovesTheTailWhoseMassStaysWithinOneMinusP) {
+  const std::vector<double> probs{0.3, 0.05, 0.5, 0.15};
+  auto l = logits_of(probs);
+  apply_top_p(l, 0.8);  // ascending cumsum 0.05, 0.20, 0.50, 1.0; <= 0.2 goes
+  EXPECT_EQ(kept(l), (std::vector<int>{0, 2}));
+  l = logits_of(probs);
+  apply_top_p(l, 0.81);  // 1 - p = 0.19: only the 0.05 token goes
+  EXPECT_EQ(kept(l), (std::vector<int>{0, 2, 3}));
+  l = logits_of(probs);
+  apply_top_p(l, 0.01);  // the most likely token always stays
+  EXPECT_EQ(kept(l), (std::vector<int>{2}));
+  l = logits_of(probs);
+  apply_top_p(l, 1.0);
+  EXPECT_EQ(kept(l).size(), 4u);
+}
+
+TEST(Sampler, MinPScalesByTheTopProbability) {
+  auto l = logits_of({0.3, 0.05, 0.5, 0.15});
+  apply_min_p(l, 0.35);  // threshold 0.175
+  EXPECT_EQ(kept(l), (std::vector<int>{0, 2}));
+  l = logits_of({0.3, 0.05, 0.5, 0.15});
+  apply_min_p(l, 0.05);  // threshold 0.025: all stay
+  EXPECT_EQ(kept(l).size(), 4u);
+}
+
+TEST(Sampler, RepetitionPenaltyDividesPositiveAndMultipliesNegativeOnce) {
+  std::vector<float> l{2, -2, 1, 4};
+  const std::vector<int> history{0, 1, 1, 1};
+  apply_repetition_penalty(l, history, 2.0);
+  EXPECT_EQ(l, (std::vector<float>{1, -4, 1, 4}));
+}
+
+TEST(Sampler, ProcessorsChainInTransformersOrder) {
+  // temperature 0.5 sharpens {0.3, 0.05, 0.5, 0.15} to p^2 normalised: 0.09/0.365=0.2466,
+  // 0.0025/0.365, 0.25/0.365=0.6849, 0.0225/0.365=0.0616; top-p 0.9 then keeps {0, 2}
+  // (ascending cumsum 0.0068, 0.0685, 0.3151 — the first two are <= 0.1).
+  SamplingParams p;
+  p.temperature = 0.5;
+  p.top_k = 3;
+  p.top_p = 0.9;
+  p.seed = 1;
+  Sampler s(p);
+  for (int i = 0; i < 200; ++i) {
+    auto l = logits_of({0.3, 0.05, 0.5, 0.15});
+    const int t = s.sample(l, {});
+    EXPECT_TRUE(t == 0 || t == 2) << t;
+  }
+}
+
+TEST(Sampler, GreedyTakesTheFirstMaximum) {
+  SamplingParams p;
+  p.temperature = 0;
+  Sampler s(p);
+  std::vector<float> l{0.5f, 2.0f, 2.0f, -1.0f};
+  EXPECT_EQ(s.sample(l, {}), 1);
+}
+
+TEST(Sampler, DrawsFollowTheDistributionAndTheSeed) {
+  SamplingParams p;
+  p.temperature = 1;
+  p.top_k = 0;
+  p.top_p = 1;
+  p.seed = 42;
+  const std::vector<double> probs{0.1, 0.2, 0.3, 0.4};
+  Sampler a(p), b(p);
+  std::vector<int> counts(4, 0), seq_a, seq_b;
+  const int n = 40000;
+  for (int i = 0; i < n; ++i) {
+    auto l1 = logits_of(probs), l2 = logits_of(probs);
+    seq_a.push_back(a.sample(l1, {}));
+    seq_b.push_back(b.sample(l2, {}));
+    counts[size_t(seq_a.back())]++;
+  }
+  EXPECT_EQ(seq_a, seq_b);
+  for (size_t i = 0; i < 4; ++i) {
+    const double sd = std::sqrt(n * probs[i] * (1 - probs[i]));
+    EXPECT_NEAR(counts[i], n * probs[i], 5 * sd) << "token " << i;
+  }
+  p.seed = 43;
+  Sampler c(p);
+  std::vector<int> seq_c;
+  for (int i = 0; i < 100; ++i) {
+    auto l = logits_of(probs);
+    seq_c.push_back(c.sample(l, {}));
+  }
+  EXPECT_NE(seq_c, std::vector<int>(seq_a.begin(), seq_a.begin() + 100));
+}
+
+TEST(Sampler, RejectsOutOfRangeSettings) {
+  SamplingParams p;
+  p.top_p = 0;
+  EXPECT_THROW(p.validate(), Error);
+  p = {};
+  p.temperature = -1;
+  EXPECT_THROW(p.validate(), Error);
+  p = {};
+  p.top_k = -3;
+  EXPECT_THROW(p.validate(), Error);
+}
+
+TEST(StopStrings, HoldsBackAPossibleStartAndCutsAtAMatch) {
+  const std::vector<std::string> stops{"</s>", "User:"};
+  EXPECT_EQ(stop_string_cut("Hello </", stops), (std::pair<size_t, bool>{6, false}));
+  EXPECT_EQ(stop_string_cut("Hello Us", stops), (std::pair<size_t, bool>{6, false}));
+  EXPECT_EQ(stop_string_cut("Hello User: hi", stops), (std::pair<size_t, bool>{6, true}));
+  EXPECT_EQ(stop_string_cut("a</s>b User:", stops), (std::pair<size_t, bool>{1, true}));
+  EXPECT_EQ(stop_string_cut("plain", stops), (std::pair<size_t, bool>{5, false}));
+  EXPECT_EQ(stop_string_cut("plain", {}), (std::pair<size_t, bool>{5, false}));
+}
