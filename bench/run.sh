@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: tokenizer throughput (one thread, ~10 MB of text) of zephyr.cpp beside
-# Hugging Face's JavaScript tokenizer, in the same run, with the ratio.
+# Hugging Face's JavaScript tokenizer, in the same run, with the ratio; then model prefill and
+# decode speed beside the memory-bandwidth bound (bench/model_speed.sh).
 set -euo pipefail
 build=${1:-build}
 ref=${2:-.ref}
@@ -20,3 +21,8 @@ print(f"{name:7s} zephyr.cpp {a['mb_per_s']:7.2f} MB/s   {b['impl']} {b['mb_per_
       f"   tokens {a['tokens']} vs {b['tokens']}")
 PY
 done
+echo
+echo "GEMV kernel (one 14336 x 4096 matrix) vs a plain read of the same bytes:"
+"$build/bench/gemv_throughput" 2 | head -1
+echo
+bash "$(dirname "$0")/model_speed.sh" "$build"

@@ -15,5 +15,6 @@ Run add_chat(CLI::App& app);
 Run add_perplexity(CLI::App& app);
 Run add_init(CLI::App& app);
 Run add_debug(CLI::App& app);
+Run add_bench(CLI::App& app);
 
 }  // namespace zephyr::cli

@@ -23,9 +23,10 @@ int main(int argc, char** argv) {
   reg(zephyr::cli::add_chat);
   reg(zephyr::cli::add_perplexity);
   reg(zephyr::cli::add_init);
+  reg(zephyr::cli::add_bench);
   reg(zephyr::cli::add_debug);
   app.footer(
-      "Not built yet: sft, pretrain, dpo, quantize, export-gguf, bench, serve, feedback, eval.\n"
+      "Not built yet: sft, pretrain, dpo, quantize, export-gguf, serve, feedback, eval.\n"
       "See the project's issues for their status.");
   try {
     app.parse(argc, argv);

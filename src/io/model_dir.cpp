@@ -6,13 +6,16 @@ namespace fs = std::filesystem;
 
 namespace zephyr {
 
-ModelDir::ModelDir(const fs::path& path) : dir_(path) {
-  if (fs::is_regular_file(path)) dir_ = path.parent_path();
-  if (dir_.empty()) dir_ = ".";
-  if (!fs::is_directory(dir_)) fail(path.string(), "no such model directory");
-  const fs::path config_path = dir_ / "config.json";
-  if (!fs::exists(config_path)) fail(dir_.string(), "not a model directory: config.json is missing");
-  config_ = read_json_file(config_path);
+fs::path ModelDir::resolve(const fs::path& path) {
+  fs::path dir = fs::is_regular_file(path) ? path.parent_path() : path;
+  if (dir.empty()) dir = ".";
+  if (!fs::is_directory(dir)) fail(path.string(), "no such model directory");
+  if (!fs::exists(dir / "config.json")) fail(dir.string(), "not a model directory: config.json is missing");
+  return dir;
+}
+
+ModelDir::ModelDir(const fs::path& path) : dir_(resolve(path)) {
+  config_ = read_json_file(dir_ / "config.json");
   const fs::path gen_path = dir_ / "generation_config.json";
   generation_config_ = fs::exists(gen_path) ? read_json_file(gen_path) : json::object();
 

@@ -16,6 +16,9 @@ class ModelDir {
  public:
   // Opens DIR (or the directory of a given model.safetensors / config.json) and maps its weights.
   explicit ModelDir(const std::filesystem::path& path);
+  // The model directory PATH names (itself, or the directory of a file in it); an Error when it
+  // is not one (no config.json).
+  static std::filesystem::path resolve(const std::filesystem::path& path);
 
   const std::filesystem::path& dir() const { return dir_; }
   const json& config() const { return config_; }

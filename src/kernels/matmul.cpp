@@ -4,6 +4,7 @@
 // GCC 12 warns inside its own AVX-512 headers (_mm512_reduce_add_ps) about a variable it
 // initialises itself; the warning is a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
@@ -15,8 +16,7 @@ namespace zephyr {
 
 namespace {
 
-// ---- AVX-512 GEMV: four rows at a time share each load of x; two accumulators per row hide the
-// FMA latency. Weights are widened to fp32 exactly (bf16 is the top half of an fp32; f16 via
+// ---- AVX-512 GEMV: two accumulators per row hide the FMA latency. Weights are widened to fp32 exactly (bf16 is the top half of an fp32; f16 via
 // vcvtph2ps), so the result does not depend on the kernel.
 #define Z_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma")))
 
@@ -33,52 +33,40 @@ Z_AVX512 inline __m512 wload(const void* w, int64_t i, __mmask16 m) {
   else return load16(static_cast<const uint16_t*>(w) + i, m, T);
 }
 
+template <DType T, int R>
+Z_AVX512 inline void gemv_block(const float* x, const uint8_t* row0, int64_t cols, float* y) {
+  const int64_t stride = cols * int64_t(dtype_size(T));
+  const __mmask16 full = 0xffff;
+  __m512 a[R], b[R];
+  for (int i = 0; i < R; ++i) a[i] = b[i] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= cols; k += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+    for (int i = 0; i < R; ++i) {
+      a[i] = _mm512_fmadd_ps(wload<T>(row0 + i * stride, k, full), x0, a[i]);
+      b[i] = _mm512_fmadd_ps(wload<T>(row0 + i * stride, k + 16, full), x1, b[i]);
+    }
+  }
+  for (; k < cols; k += 16) {
+    const __mmask16 m = cols - k >= 16 ? full : __mmask16((1u << (cols - k)) - 1);
+    const __m512 x0 = load16(x + k, m);
+    for (int i = 0; i < R; ++i) a[i] = _mm512_fmadd_ps(wload<T>(row0 + i * stride, k, m), x0, a[i]);
+  }
+  for (int i = 0; i < R; ++i) y[i] = _mm512_reduce_add_ps(_mm512_add_ps(a[i], b[i]));
+}
+
 template <DType T>
 Z_AVX512 void gemv_avx512(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y) {
-  const int64_t cols = w.cols, esz = int64_t(dtype_size(T));
+  const int64_t stride = w.cols * int64_t(dtype_size(T));
   const auto* base = static_cast<const uint8_t*>(w.data);
-  const __mmask16 full = 0xffff;
   int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const void* w0 = base + (r + 0) * cols * esz;
-    const void* w1 = base + (r + 1) * cols * esz;
-    const void* w2 = base + (r + 2) * cols * esz;
-    const void* w3 = base + (r + 3) * cols * esz;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    int64_t k = 0;
-    for (; k + 32 <= cols; k += 32) {
-      const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
-      a0 = _mm512_fmadd_ps(wload<T>(w0, k, full), x0, a0);
-      a1 = _mm512_fmadd_ps(wload<T>(w1, k, full), x0, a1);
-      a2 = _mm512_fmadd_ps(wload<T>(w2, k, full), x0, a2);
-      a3 = _mm512_fmadd_ps(wload<T>(w3, k, full), x0, a3);
-      b0 = _mm512_fmadd_ps(wload<T>(w0, k + 16, full), x1, b0);
-      b1 = _mm512_fmadd_ps(wload<T>(w1, k + 16, full), x1, b1);
-      b2 = _mm512_fmadd_ps(wload<T>(w2, k + 16, full), x1, b2);
-      b3 = _mm512_fmadd_ps(wload<T>(w3, k + 16, full), x1, b3);
-    }
-    for (; k < cols; k += 16) {
-      const __mmask16 m = cols - k >= 16 ? full : __mmask16((1u << (cols - k)) - 1);
-      const __m512 x0 = load16(x + k, m);
-      a0 = _mm512_fmadd_ps(wload<T>(w0, k, m), x0, a0);
-      a1 = _mm512_fmadd_ps(wload<T>(w1, k, m), x0, a1);
-      a2 = _mm512_fmadd_ps(wload<T>(w2, k, m), x0, a2);
-      a3 = _mm512_fmadd_ps(wload<T>(w3, k, m), x0, a3);
-    }
-    y[r + 0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
-    y[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));
-    y[r + 2] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));
-    y[r + 3] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));
-  }
-  for (; r < r1; ++r) {
-    const void* w0 = base + r * cols * esz;
-    __m512 a0 = _mm512_setzero_ps();
-    for (int64_t k = 0; k < cols; k += 16) {
-      const __mmask16 m = cols - k >= 16 ? full : __mmask16((1u << (cols - k)) - 1);
-      a0 = _mm512_fmadd_ps(wload<T>(w0, k, m), load16(x + k, m), a0);
-    }
-    y[r] = _mm512_reduce_add_ps(a0);
-  }
+  // While x fits in L1 (<= 4096 floats), one row at a time reads W as a single sequential stream,
+  // which the hardware prefetcher serves best (bench/gemv_throughput: ~97% of a plain read vs
+  // ~91% for four interleaved rows). A longer x would be re-read from L2 for every row (~70%), so
+  // then four rows share its loads (~96%).
+  if (w.cols > 4096)
+    for (; r + 4 <= r1; r += 4) gemv_block<T, 4>(x, base + r * stride, w.cols, y + r);
+  for (; r < r1; ++r) gemv_block<T, 1>(x, base + r * stride, w.cols, y + r);
 }
 
 // ---- Portable GEMV for CPUs without AVX-512; the compiler vectorises it for AVX2 where present.

@@ -38,38 +38,41 @@ void InferenceState::reserve(int64_t tokens) {
 
 void InferenceState::run_layers(const Model& model, const int32_t* ids, int64_t n) {
   const ModelConfig& c = model.config;
-  const int64_t pos0 = size_;
-  auto &x = x_, &xn = xn_, &q = q_, &attn = attn_, &gate = gate_, &up = up_;
-  auto &kc = k_, &vc = v_;
   const ModelWeights& w = model.weights;
-  const int64_t H = c.hidden_size, I = c.intermediate_size, kvd = c.kv_dim();
-  x.resize(size_t(n * H));
-  xn.resize(size_t(n * H));
-  q.resize(size_t(n * c.q_dim()));
-  attn.resize(size_t(n * c.q_dim()));
-  gate.resize(size_t(n * I));
-  up.resize(size_t(n * I));
-  for (int64_t t = 0; t < n; ++t) matrix_row(w.embed, ids[t], x.data() + t * H);
+  const int64_t pos0 = size_, H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
+  const int64_t qkv_dim = qd + 2 * kvd;
+  x_.resize(size_t(n * H));
+  xn_.resize(size_t(n * H));
+  qkv_.resize(size_t(n * qkv_dim));
+  q_.resize(size_t(n * qd));
+  attn_.resize(size_t(n * qd));
+  gate_up_.resize(size_t(n * 2 * I));
+  act_.resize(size_t(n * I));
+  for (int64_t t = 0; t < n; ++t) matrix_row(w.embed, ids[t], x_.data() + t * H);
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
   for (size_t l = 0; l < w.layers.size(); ++l) {
     const LayerWeights& L = w.layers[l];
-    float* kl = kc[l].data() + pos0 * kvd;
-    float* vl = vc[l].data() + pos0 * kvd;
-    rmsnorm_forward(x.data(), L.input_norm.data(), n, H, c.rms_norm_eps, xn.data());
-    matmul(xn.data(), n, L.q, q.data());
-    matmul(xn.data(), n, L.k, kl);
-    matmul(xn.data(), n, L.v, vl);
-    rope_forward(q.data(), n, c.num_attention_heads, c.head_dim, pos0, c.rope_theta);
+    float* kl = k_[l].data() + pos0 * kvd;
+    float* vl = v_[l].data() + pos0 * kvd;
+    rmsnorm_forward(x_.data(), L.input_norm.data(), n, H, c.rms_norm_eps, xn_.data());
+    matmul(xn_.data(), n, L.qkv, qkv_.data());
+    for (int64_t t = 0; t < n; ++t) {  // split each token's q|k|v row; k and v go to the cache
+      const float* row = qkv_.data() + t * qkv_dim;
+      std::memcpy(q_.data() + t * qd, row, size_t(qd) * sizeof(float));
+      std::memcpy(kl + t * kvd, row + qd, size_t(kvd) * sizeof(float));
+      std::memcpy(vl + t * kvd, row + qd + kvd, size_t(kvd) * sizeof(float));
+    }
+    rope_forward(q_.data(), n, c.num_attention_heads, c.head_dim, pos0, c.rope_theta);
     rope_forward(kl, n, c.num_key_value_heads, c.head_dim, pos0, c.rope_theta);
-    attention_forward(q.data(), n, pos0, kc[l].data(), vc[l].data(), shape, attn.data());
-    matmul(attn.data(), n, L.o, xn.data());
-    for (int64_t i = 0; i < n * H; ++i) x[size_t(i)] += xn[size_t(i)];
-    rmsnorm_forward(x.data(), L.post_attention_norm.data(), n, H, c.rms_norm_eps, xn.data());
-    matmul(xn.data(), n, L.gate, gate.data());
-    matmul(xn.data(), n, L.up, up.data());
-    swiglu_forward(gate.data(), up.data(), n * I, gate.data());
-    matmul(gate.data(), n, L.down, xn.data());
-    for (int64_t i = 0; i < n * H; ++i) x[size_t(i)] += xn[size_t(i)];
+    attention_forward(q_.data(), n, pos0, k_[l].data(), v_[l].data(), shape, attn_.data());
+    matmul(attn_.data(), n, L.o, xn_.data());
+    for (int64_t i = 0; i < n * H; ++i) x_[size_t(i)] += xn_[size_t(i)];
+    rmsnorm_forward(x_.data(), L.post_attention_norm.data(), n, H, c.rms_norm_eps, xn_.data());
+    matmul(xn_.data(), n, L.gate_up, gate_up_.data());
+    for (int64_t t = 0; t < n; ++t)
+      swiglu_forward(gate_up_.data() + t * 2 * I, gate_up_.data() + t * 2 * I + I, I, act_.data() + t * I);
+    matmul(act_.data(), n, L.down, xn_.data());
+    for (int64_t i = 0; i < n * H; ++i) x_[size_t(i)] += xn_[size_t(i)];
   }
 }
 

@@ -28,7 +28,7 @@ class InferenceState {
   const ModelConfig& config_;
   int64_t size_ = 0, capacity_ = 0;
   std::vector<std::vector<float>> k_, v_;  // per layer: [capacity, kv_heads * head_dim]
-  std::vector<float> x_, xn_, q_, attn_, gate_, up_;
+  std::vector<float> x_, xn_, qkv_, q_, attn_, gate_up_, act_;
 };
 
 // Runs ids[0..n) at the positions after the cached ones and appends them to the cache.

@@ -1,10 +1,14 @@
-// The model's tensors under their HF names, each checked for presence, dtype and shape, used in
-// place from the mapped safetensors (norm weights are widened to fp32 once; they are tiny).
+// The model's tensors under their HF names, each checked for presence, dtype and shape. Matrices
+// that every token streams are copied once into huge-page memory in their stored dtype, with the
+// projections that read the same input packed together (q|k|v, gate|up): one longer stream per
+// input instead of three short ones. The embedding stays in the mapped file (one row per token);
+// norm weights are widened to fp32.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/huge_buffer.h"
 #include "io/model_dir.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
@@ -13,13 +17,17 @@ namespace zephyr {
 
 struct LayerWeights {
   std::vector<float> input_norm, post_attention_norm;
-  Matrix q, k, v, o, gate, up, down;
+  Matrix qkv;      // rows: q_proj, then k_proj, then v_proj
+  Matrix o;
+  Matrix gate_up;  // rows: gate_proj, then up_proj
+  Matrix down;
 };
 
 struct ModelWeights {
-  Matrix embed, lm_head;  // lm_head == embed when tie_word_embeddings
+  Matrix embed, lm_head;  // with tie_word_embeddings both read the same rows
   std::vector<float> final_norm;
   std::vector<LayerWeights> layers;
+  std::vector<std::shared_ptr<HugeBuffer>> storage;  // owns the copied matrices
 };
 
 // A loaded model: its config, generation defaults and weights (which point into `files`).

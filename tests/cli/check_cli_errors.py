@@ -26,6 +26,29 @@ def expect(name, args, stdin, rc_ok, must_contain):
         print(f"ok   {name}")
 
 
+def chat_check(z, tiny, tokenizer_dir):
+    """`chat` keeps history, /reset forgets it, and a greedy answer equals `generate --chat`'s."""
+    global failures
+    json.dump(json.load(open(os.path.join(tokenizer_dir, "tokenizer_config.json"))) | {"bos_token": "<s>"},
+              open(os.path.join(tiny, "tokenizer_config.json"), "w"))
+    gen = subprocess.run([z, "generate", "-m", tiny, "--chat", "-p", "hi there", "--temp", "0", "-n", "8"], capture_output=True)
+    p = subprocess.run([z, "chat", "-m", tiny, "--temp", "0", "-n", "8"], input=b"hi there\nand more\n/reset\nhi there\n/exit\nignored\n",
+                       capture_output=True)
+    answers = p.stdout.decode().split("\n")
+    problems = []
+    if p.returncode != 0:
+        problems.append(f"exit {p.returncode}: {p.stderr!r}")
+    elif len(answers) != 4 or answers[3] != "":
+        problems.append(f"expected 3 answers, got {answers!r}")
+    elif answers[0] != gen.stdout.decode().rstrip("\n") or answers[2] != answers[0]:
+        problems.append(f"answers {answers!r} vs generate {gen.stdout!r}")
+    if problems:
+        failures += 1
+        print("FAIL chat:", "; ".join(problems))
+    else:
+        print("ok   chat: history, /reset, /exit; greedy answer equals generate --chat")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--zephyr", required=True)
@@ -62,13 +85,49 @@ def main():
     expect("unknown role", [z, "template", "-m", good], b'{"messages": [{"role": "wizard", "content": "x"}]}\n', fail, ["stdin:1", "unknown role \"wizard\""])
     expect("no chat template", [z, "template", "-m", notmpl], b'{"messages": []}\n', fail, ["no chat_template"])
     expect("template syntax error", [z, "template", "-m", badtmpl], b'{"messages": [{"role": "user", "content": "x"}]}\n', fail, ["line 2, column"])
+    # Models: bad directories and files name the path and the tensor.
+    tiny = os.path.join(tmp, "tiny")
+    subprocess.run([z, "init", "-o", tiny, "--hidden", "32", "--layers", "1", "--heads", "2", "--intermediate", "48",
+                    "--tokenizer", os.path.join(model, "tokenizer.json"), "--seed", "1"], check=True, capture_output=True)
+    expect("init over an existing model", [z, "init", "-o", tiny, "--hidden", "32", "--layers", "1", "--heads", "2",
+                                           "--intermediate", "48", "--vocab", "10"], b"", fail, ["already holds a model"])
+    expect("init bad shape", [z, "init", "-o", os.path.join(tmp, "x"), "--hidden", "30", "--layers", "1", "--heads", "4",
+                              "--intermediate", "48", "--vocab", "10"], b"", fail, ["--hidden", "multiple of --heads"])
+    expect("generate: no model dir", [z, "generate", "-m", "/nonexistent/m", "-p", "hi"], b"", fail, ["/nonexistent/m"])
+    expect("generate: --chat without template", [z, "generate", "-m", tiny, "-p", "hi", "--chat", "-n", "2"], b"", fail, ["no chat_template"])
+    expect("generate: bad top-p", [z, "generate", "-m", tiny, "-p", "hi", "--top-p", "0"], b"", fail, ["--top-p"])
+    expect("generate: works", [z, "generate", "-m", tiny, "-p", "hi", "-n", "3", "--seed", "1"], b"", lambda rc: rc == 0, ["tokens/s"])
+    expect("debug logits: not ids", [z, "debug", "logits", "-m", tiny, "--ids", "1 x", "-o", os.path.join(tmp, "l")], b"", fail, ["--ids", "'x'"])
+    expect("debug logits: id outside vocab", [z, "debug", "logits", "-m", tiny, "--ids", "1 99999", "-o", os.path.join(tmp, "l")], b"", fail, ["99999", "vocabulary"])
+    expect("perplexity: missing file", [z, "perplexity", "-m", tiny, "-f", "/nonexistent/t.txt"], b"", fail, ["/nonexistent/t.txt"])
+    notok = os.path.join(tmp, "notok")
+    subprocess.run([z, "init", "-o", notok, "--hidden", "32", "--layers", "1", "--heads", "2", "--intermediate", "48", "--vocab", "50"], check=True, capture_output=True)
+    expect("generate: model without tokenizer", [z, "generate", "-m", notok, "-p", "hi"], b"", fail, ["no tokenizer.json"])
+    st = os.path.join(notok, "model.safetensors")
+    data = open(st, "rb").read()
+    open(st, "wb").write(data[: len(data) // 2])
+    expect("truncated safetensors", [z, "debug", "logits", "-m", notok, "--ids", "1", "-o", os.path.join(tmp, "l")], b"", fail, ["model.safetensors", "truncated"])
+    open(st, "wb").write(data[:4])
+    expect("tiny safetensors", [z, "debug", "logits", "-m", notok, "--ids", "1", "-o", os.path.join(tmp, "l")], b"", fail, ["model.safetensors", "truncated"])
+    cfg = os.path.join(notok, "config.json")
+    c = json.load(open(cfg))
+    c["num_attention_heads"] = 3
+    json.dump(c, open(cfg, "w"))
+    expect("bad config", [z, "debug", "logits", "-m", notok, "--ids", "1", "-o", os.path.join(tmp, "l")], b"", fail, ["config.json", "num_key_value_heads"])
+    c["hidden_act"] = "gelu"
+    json.dump(c, open(cfg, "w"))
+    expect("unsupported activation", [z, "debug", "logits", "-m", notok, "--ids", "1", "-o", os.path.join(tmp, "l")], b"", fail, ["config.json", "gelu"])
+    if os.path.exists(os.path.join(tmp, "l")):
+        global failures
+        failures += 1
+        print("FAIL a failed debug logits left an output file")
+    chat_check(z, tiny, good)
     expect("unknown subcommand", [z, "frobnicate"], b"", fail, [])
     expect("--version", [z, "--version"], b"", lambda rc: rc == 0, ["zephyr 0."])
-    for sub in ("tokenize", "detokenize", "template"):
-        expect(f"{sub} --help", [z, sub, "--help"], b"", lambda rc: rc == 0, ["--model"])
+    for sub in ("tokenize", "detokenize", "template", "generate", "chat", "perplexity", "init"):
+        expect(f"{sub} --help", [z, sub, "--help"], b"", lambda rc: rc == 0, ["--output" if sub == "init" else "--model"])
     p = subprocess.run([z, "template", "-m", good], input=b'{"messages": [{"role": "user", "content": "hi"}]}\n', capture_output=True)
     if p.stdout != b"<|user|>\nhi</s>":
-        global failures
         failures += 1
         print(f"FAIL template output is not exact: {p.stdout!r}")
     if failures:

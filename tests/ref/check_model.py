@@ -9,8 +9,12 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
-import torch
+try:
+    import numpy as np
+    import torch  # noqa: F401
+except ImportError:
+    print("skipped: torch is not installed (Debian: apt-get install python3-torch)")
+    sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from torch_mistral import forward, load_model  # noqa: E402

@@ -1,0 +1,67 @@
+// GEMV kernel throughput in GB/s of weights streamed, for a matrix in DRAM and one that fits in
+// cache (to tell memory-bound from compute-bound). Usage: gemv_throughput [threads] [rows] [cols]
+#include <immintrin.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "kernels/matmul.h"
+
+using namespace zephyr;
+
+// Plain streaming read of the same bytes with the same thread split: the ceiling for a GEMV.
+__attribute__((target("avx512f"))) static float sum_lines(const uint8_t* p, size_t b, size_t e) {
+  __m512 a = _mm512_setzero_ps(), c = a;
+  for (size_t i = b; i + 1 < e; i += 2) {
+    a = _mm512_add_ps(a, _mm512_loadu_ps(reinterpret_cast<const float*>(p + i * 64)));
+    c = _mm512_add_ps(c, _mm512_loadu_ps(reinterpret_cast<const float*>(p + i * 64 + 64)));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a, c));
+}
+
+static double read_gb_per_s(const uint8_t* p, size_t bytes, int reps) {
+  volatile float sink = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r)
+    parallel_for(bytes / 64, 256, [&](size_t b, size_t e) { sink = sink + sum_lines(p, b, e); });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return double(bytes) * reps / s / 1e9;
+}
+
+static double run(const Matrix& w, const std::vector<float>& x, std::vector<float>& y, int reps) {
+  matmul(x.data(), 1, w, y.data());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r) matmul(x.data(), 1, w, y.data());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return double(w.nbytes()) * reps / s / 1e9;
+}
+
+int main(int argc, char** argv) {
+  set_num_threads(argc > 1 ? std::atoi(argv[1]) : 2);
+  const int64_t rows = argc > 2 ? std::atoll(argv[2]) : 14336, cols = argc > 3 ? std::atoll(argv[3]) : 4096;
+  Rng rng(1);
+  std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
+  for (auto& v : x) v = float(rng.normal());
+  for (DType t : {DType::BF16, DType::F16, DType::F32}) {
+    std::vector<uint8_t> big(size_t(rows * cols) * dtype_size(t) * 4);  // 4 copies: no cache reuse
+    for (size_t i = 0; i < big.size(); i += 2) big[i + 1] = uint8_t(0x3c + (rng.next() & 1));
+    double dram = 0, stream = 0;
+    for (int round = 0; round < 3; ++round) {  // interleaved, so both see the same machine load
+      stream += read_gb_per_s(big.data(), big.size(), 2) / 3;
+      for (int copy = 0; copy < 4; ++copy) {
+        const Matrix w{t, rows, cols, big.data() + size_t(copy) * size_t(rows * cols) * dtype_size(t)};
+        dram += run(w, x, y, 2) / 12;
+      }
+    }
+    const Matrix small{t, 256, cols, big.data()};  // 2-4 MB: stays in L2/L3
+    std::printf("{\"dtype\": \"%s\", \"rows\": %lld, \"cols\": %lld, \"threads\": %d, \"isa\": \"%s\", "
+                "\"dram_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f, \"ratio\": %.3f, \"cache_gb_per_s\": %.2f}\n",
+                dtype_name(t), (long long)rows, (long long)cols, num_threads(), gemv_isa(), dram, stream, dram / stream,
+                run(small, x, y, 200));
+  }
+  return 0;
+}

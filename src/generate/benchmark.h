@@ -1,0 +1,20 @@
+// Prompt-processing and generation speed of a model, the way llama-bench measures it: pp = one
+// forward over P random tokens from an empty cache, tg = N single-token steps from an empty cache.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/weights.h"
+
+namespace zephyr {
+
+struct SpeedRun {
+  std::vector<double> prompt_tps, gen_tps;  // one value per repetition
+};
+
+SpeedRun measure_speed(const Model& model, int64_t prompt_tokens, int64_t gen_tokens, int reps, uint64_t seed = 1);
+
+// Bytes of weights one decode step reads: every matrix but the embedding (one row of it).
+int64_t weight_bytes_per_token(const Model& model);
+
+}  // namespace zephyr
