@@ -5,18 +5,19 @@
 
 namespace zephyr {
 
-void rope_forward(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t pos0, double theta) {
+void rope_apply(float* x, int64_t n, int64_t heads, int64_t head_dim, const int64_t* positions, double theta,
+                bool inverse) {
   const int64_t half = head_dim / 2;
   // Angles rounded as transformers computes them (fp32 inv_freq, fp32 pos · inv_freq), so long
   // positions agree with it to the last bits that matter.
   std::vector<float> inv_freq(static_cast<size_t>(half)), cos_t = inv_freq, sin_t = inv_freq;
   for (int64_t i = 0; i < half; ++i) inv_freq[i] = float(1.0 / std::pow(theta, double(2 * i) / double(head_dim)));
   for (int64_t t = 0; t < n; ++t) {
-    const float pos = float(pos0 + t);
+    const float pos = float(positions[t]);
     for (int64_t i = 0; i < half; ++i) {
       const float angle = pos * inv_freq[i];
       cos_t[i] = float(std::cos(double(angle)));
-      sin_t[i] = float(std::sin(double(angle)));
+      sin_t[i] = float(inverse ? -std::sin(double(angle)) : std::sin(double(angle)));
     }
     for (int64_t h = 0; h < heads; ++h) {
       float* v = x + (t * heads + h) * head_dim;
@@ -27,6 +28,12 @@ void rope_forward(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t 
       }
     }
   }
+}
+
+void rope_forward(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t pos0, double theta) {
+  std::vector<int64_t> positions(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) positions[size_t(t)] = pos0 + t;
+  rope_apply(x, n, heads, head_dim, positions.data(), theta, false);
 }
 
 }  // namespace zephyr

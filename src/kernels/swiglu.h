@@ -6,4 +6,8 @@ namespace zephyr {
 
 void swiglu_forward(const float* gate, const float* up, int64_t n, float* out);
 
+// dgate = dout ⊙ up ⊙ silu'(gate), dup = dout ⊙ silu(gate), with
+// silu'(g) = σ(g) (1 + g (1 - σ(g))). Overwrites dgate and dup.
+void swiglu_backward(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup);
+
 }  // namespace zephyr
