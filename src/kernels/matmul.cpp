@@ -109,6 +109,16 @@ void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y
 
 const char* gemv_isa() { return kHasAvx512 ? "avx512" : "generic"; }
 
+void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw) {
+  if (n <= 0) return;
+  const auto* wf = static_cast<const float*>(w.data);
+  if (dx)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(w.cols), int(w.rows), 1.0f, dy, int(w.rows), wf,
+                int(w.cols), 1.0f, dx, int(w.cols));
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(w.rows), int(w.cols), int(n), 1.0f, dy, int(w.rows), x,
+              int(w.cols), 1.0f, dw, int(w.cols));
+}
+
 void matrix_row(const Matrix& w, int64_t row, float* out) {
   to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(row) * size_t(w.cols) * dtype_size(w.dtype), out,
          size_t(w.cols));

@@ -21,6 +21,10 @@ struct Matrix {
 // memory speed; more rows (prefill) take BLAS SGEMM on W converted to fp32 panel by panel.
 void matmul(const float* x, int64_t n, const Matrix& w, float* y);
 
+// The backward of matmul for fp32 weights: dx += dy · w (when dx is not null) and
+// dw += dyᵀ · x, with dy [n, w.rows]; both through BLAS SGEMM.
+void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw);
+
 // Row `row` of w converted to fp32 (embedding lookup).
 void matrix_row(const Matrix& w, int64_t row, float* out);
 

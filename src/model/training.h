@@ -1,0 +1,33 @@
+// The training forward and backward pass over a batch of token rows: activations of every layer
+// kept for the backward pass, loss = next-token cross-entropy over the labelled positions.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/trainable.h"
+
+namespace zephyr {
+
+// rows x seq tokens, right-padded. labels follow HF: aligned with input_ids (the model shifts
+// them), kIgnoreIndex (-100) where there is no loss. positions / seg_start describe packed rows
+// (several conversations in one row restart their positions and do not attend across); empty
+// means plain rows (positions 0..seq-1, one segment).
+struct TokenBatch {
+  int64_t rows = 0, seq = 0;
+  std::vector<int> input_ids, labels;
+  std::vector<int64_t> positions, seg_start;
+};
+
+struct LossSum {
+  double nll = 0;       // summed over target tokens
+  int64_t targets = 0;  // number of target tokens
+};
+
+// Adds grad_scale * d(nll)/d(params) to model.grads() and returns the summed loss. Callers pass
+// grad_scale = 1 / (targets of the whole optimizer step) to get transformers' mean loss.
+LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale);
+
+// Counts the target tokens of a batch (the labels after the shift).
+int64_t count_targets(const TokenBatch& batch);
+
+}  // namespace zephyr

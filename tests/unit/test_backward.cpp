@@ -1,0 +1,152 @@
+// Every op's backward against central finite differences of its forward: for a random output
+// weighting r, the directional derivative of L = Σ r ⊙ f(x) along a random direction must equal
+// <grad, direction> from the backward pass.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+
+using namespace zephyr;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
+  Rng rng(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = float(rng.normal()) * scale;
+  return v;
+}
+
+double dot(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += double(a[i]) * b[i];
+  return s;
+}
+
+// Checks d/dε L(x + ε d) at 0 against <grad, d>, for L given as a function of x.
+void expect_directional(const std::function<double(const std::vector<float>&)>& L, std::vector<float> x,
+                        const std::vector<float>& grad, uint64_t seed, const char* what, double eps = 1e-2,
+                        double tol = 2e-3) {
+  const auto d = randn(x.size(), seed);
+  std::vector<float> xp = x, xm = x;
+  for (size_t i = 0; i < x.size(); ++i) {
+    xp[i] += float(eps) * d[i];
+    xm[i] -= float(eps) * d[i];
+  }
+  const double numeric = (L(xp) - L(xm)) / (2 * eps), analytic = dot(grad, d);
+  EXPECT_NEAR(numeric, analytic, tol * std::max(1.0, std::fabs(analytic))) << what;
+}
+
+}  // namespace
+
+TEST(Backward, RmsNorm) {
+  const int64_t n = 3, dim = 16;
+  auto x = randn(n * dim, 1), w = randn(dim, 2), r = randn(n * dim, 3);
+  std::vector<float> dx(x.size(), 0), dw(w.size(), 0), y(x.size());
+  rmsnorm_backward(x.data(), w.data(), r.data(), n, dim, 1e-5, dx.data(), dw.data());
+  auto L_x = [&](const std::vector<float>& xx) {
+    rmsnorm_forward(xx.data(), w.data(), n, dim, 1e-5, y.data());
+    return dot(y, r);
+  };
+  auto L_w = [&](const std::vector<float>& ww) {
+    rmsnorm_forward(x.data(), ww.data(), n, dim, 1e-5, y.data());
+    return dot(y, r);
+  };
+  expect_directional(L_x, x, dx, 4, "dx");
+  expect_directional(L_w, w, dw, 5, "dw");
+}
+
+TEST(Backward, SwiGlu) {
+  const int64_t n = 40;
+  auto g = randn(n, 1, 2.0f), u = randn(n, 2), r = randn(n, 3);
+  std::vector<float> dg(n), du(n), y(n);
+  swiglu_backward(g.data(), u.data(), r.data(), n, dg.data(), du.data());
+  expect_directional([&](const std::vector<float>& gg) { swiglu_forward(gg.data(), u.data(), n, y.data()); return dot(y, r); },
+                     g, dg, 4, "dgate");
+  expect_directional([&](const std::vector<float>& uu) { swiglu_forward(g.data(), uu.data(), n, y.data()); return dot(y, r); },
+                     u, du, 5, "dup");
+}
+
+TEST(Backward, RopeInverseIsTheBackward) {
+  const int64_t n = 5, heads = 2, hd = 8;
+  const std::vector<int64_t> pos{0, 1, 2, 0, 7};
+  auto x = randn(n * heads * hd, 1), r = randn(x.size(), 2);
+  std::vector<float> dx = r;
+  rope_apply(dx.data(), n, heads, hd, pos.data(), 10000.0, true);
+  expect_directional(
+      [&](const std::vector<float>& xx) {
+        auto y = xx;
+        rope_apply(y.data(), n, heads, hd, pos.data(), 10000.0, false);
+        return dot(y, r);
+      },
+      x, dx, 3, "dx");
+  // Forward then inverse is the identity.
+  auto y = x;
+  rope_apply(y.data(), n, heads, hd, pos.data(), 10000.0, false);
+  rope_apply(y.data(), n, heads, hd, pos.data(), 10000.0, true);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], x[i], 1e-5f);
+}
+
+TEST(Backward, AttentionWithWindowSegmentsAndGqa) {
+  const int64_t n = 9;
+  const AttentionShape s{4, 2, 8, 4};                       // 4 query heads share 2 KV heads; window 4
+  const std::vector<int64_t> seg{0, 0, 0, 0, 0, 5, 5, 5, 5};  // two packed segments
+  auto q = randn(n * 4 * 8, 1), k = randn(n * 2 * 8, 2), v = randn(n * 2 * 8, 3), r = randn(n * 4 * 8, 4);
+  std::vector<float> out(q.size()), lse(size_t(n * 4));
+  attention_train_forward(q.data(), k.data(), v.data(), n, seg.data(), s, out.data(), lse.data());
+  // The training forward agrees with the inference kernel on the first segment.
+  std::vector<float> out_inf(q.size());
+  attention_forward(q.data(), 5, 0, k.data(), v.data(), s, out_inf.data());
+  for (size_t i = 0; i < size_t(5 * 4 * 8); ++i) EXPECT_NEAR(out[i], out_inf[i], 1e-5f);
+  std::vector<float> dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
+  attention_backward(q.data(), k.data(), v.data(), out.data(), r.data(), lse.data(), n, seg.data(), s, dq.data(), dk.data(),
+                     dv.data());
+  auto L = [&](const std::vector<float>& qq, const std::vector<float>& kk, const std::vector<float>& vv) {
+    std::vector<float> o(q.size()), l(lse.size());
+    attention_train_forward(qq.data(), kk.data(), vv.data(), n, seg.data(), s, o.data(), l.data());
+    return dot(o, r);
+  };
+  expect_directional([&](const std::vector<float>& x) { return L(x, k, v); }, q, dq, 5, "dq");
+  expect_directional([&](const std::vector<float>& x) { return L(q, x, v); }, k, dk, 6, "dk");
+  expect_directional([&](const std::vector<float>& x) { return L(q, k, x); }, v, dv, 7, "dv");
+}
+
+TEST(Backward, CrossEntropy) {
+  const int64_t n = 4, V = 11;
+  auto logits = randn(n * V, 1, 2.0f);
+  const std::vector<int> target{3, kIgnoreIndex, 0, 10};
+  std::vector<float> d(logits.size());
+  const double loss = cross_entropy_forward_backward(logits.data(), n, V, target.data(), 1.0f, d.data());
+  for (int64_t v = 0; v < V; ++v) EXPECT_EQ(d[size_t(V + v)], 0.0f);  // ignored row
+  double expect = 0;
+  for (int64_t i : {0, 2, 3}) {
+    double z = 0;
+    for (int64_t v = 0; v < V; ++v) z += std::exp(double(logits[size_t(i * V + v)]));
+    expect += std::log(z) - logits[size_t(i * V + target[size_t(i)])];
+  }
+  EXPECT_NEAR(loss, expect, 1e-6);
+  std::vector<float> scratch(logits.size());
+  expect_directional(
+      [&](const std::vector<float>& l) { return cross_entropy_forward_backward(l.data(), n, V, target.data(), 1.0f, scratch.data()); },
+      logits, d, 2, "dlogits");
+}
+
+TEST(Backward, Matmul) {
+  const int64_t n = 6, in = 10, out = 7;
+  auto x = randn(n * in, 1), w = randn(out * in, 2), r = randn(n * out, 3);
+  std::vector<float> dx(x.size(), 0), dw(w.size(), 0), y(size_t(n * out));
+  matmul_backward(x.data(), n, Matrix{DType::F32, out, in, w.data()}, r.data(), dx.data(), dw.data());
+  expect_directional([&](const std::vector<float>& xx) { matmul(xx.data(), n, Matrix{DType::F32, out, in, w.data()}, y.data()); return dot(y, r); },
+                     x, dx, 4, "dx");
+  expect_directional([&](const std::vector<float>& ww) { matmul(x.data(), n, Matrix{DType::F32, out, in, ww.data()}, y.data()); return dot(y, r); },
+                     w, dw, 5, "dw");
+}

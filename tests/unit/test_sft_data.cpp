@@ -1,0 +1,84 @@
+// Chat masking on a real Zephyr conversation (Mistral's vocabulary, zephyr-7b-beta's template):
+// the labelled tokens are exactly the assistant answers and the EOS that ends each one.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "io/json_file.h"
+#include "kernels/cross_entropy.h"
+#include "model/training.h"
+#include "train/sft_data.h"
+
+using namespace zephyr;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kZephyrTemplate =
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n"
+    "{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n"
+    "{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n"
+    "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
+
+fs::path zephyr_tokenizer() {
+  const fs::path d = fs::temp_directory_path() / "zephyr-test-sft-tokenizer";
+  fs::create_directories(d);
+  fs::copy_file(fs::path(ZEPHYR_REF_MODELS) / "tokenizer-llama2" / "models" / "tokenizer.json", d / "tokenizer.json",
+                fs::copy_options::overwrite_existing);
+  json cfg = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"add_bos_token", true}, {"chat_template", kZephyrTemplate}};
+  write_file_atomic(d / "tokenizer_config.json", cfg.dump());
+  return d;
+}
+
+}  // namespace
+
+TEST(SftData, OnlyAssistantTurnsAndTheirEosCarryLoss) {
+  const Tokenizer tok = Tokenizer::load(zephyr_tokenizer());
+  const ChatTemplate tmpl(tok.chat_template());
+  const ordered_json row = ordered_json::parse(R"({"messages": [
+    {"role": "system", "content": "You are a pirate."},
+    {"role": "user", "content": "How many helicopters can a human eat?"},
+    {"role": "assistant", "content": "Arr, none at all, matey!"},
+    {"role": "user", "content": "Why not?"},
+    {"role": "assistant", "content": "They be made of steel.\nAnd rotors."}]})");
+  const TokenizedRow r = tokenize_conversation(tmpl, tok, row);
+  ASSERT_EQ(r.input_ids.size(), r.labels.size());
+  EXPECT_EQ(r.input_ids[0], tok.bos_id());
+  EXPECT_EQ(r.input_ids, tok.encode(render_chat(tmpl, tok, row, false), true));
+  // Collect the labelled runs.
+  std::vector<std::vector<int>> runs;
+  for (size_t t = 0; t < r.labels.size(); ++t) {
+    if (r.labels[t] == kIgnoreIndex) continue;
+    EXPECT_EQ(r.labels[t], r.input_ids[t]);
+    if (t == 0 || r.labels[t - 1] == kIgnoreIndex) runs.emplace_back();
+    runs.back().push_back(r.labels[t]);
+  }
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(tok.decode(runs[0], false), "Arr, none at all, matey!</s>");
+  EXPECT_EQ(tok.decode(runs[1], false), "They be made of steel.\nAnd rotors.</s>");
+  EXPECT_EQ(runs[0].back(), tok.eos_id());
+  EXPECT_EQ(runs[1].back(), tok.eos_id());
+}
+
+TEST(SftData, TokenizedRowsPaddingAndErrors) {
+  const ordered_json a = ordered_json::parse(R"({"input_ids": [5, 6, 7, 8], "labels": [-100, -100, 7, 8]})");
+  const ordered_json b = ordered_json::parse(R"({"input_ids": [9, 10]})");
+  const auto ra = sft_row(a, nullptr, nullptr, 3, "f:1"), rb = sft_row(b, nullptr, nullptr, 0, "f:2");
+  EXPECT_EQ(ra.input_ids, (std::vector<int>{5, 6, 7}));
+  EXPECT_EQ(rb.labels, (std::vector<int>{9, 10}));  // no labels: every token is a target
+  const TokenBatch batch = make_batch({ra, rb}, 2);
+  EXPECT_EQ(batch.seq, 3);
+  EXPECT_EQ(batch.input_ids, (std::vector<int>{5, 6, 7, 9, 10, 2}));
+  EXPECT_EQ(batch.labels, (std::vector<int>{-100, -100, 7, 9, 10, -100}));
+  EXPECT_EQ(count_targets(batch), 2);  // 7 (after the shift), 10
+  try {
+    sft_row(ordered_json::parse(R"({"input_ids": [1, 2], "labels": [1]})"), nullptr, nullptr, 0, "data.jsonl:7");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data.jsonl:7"), std::string::npos);
+  }
+  EXPECT_THROW(sft_row(ordered_json::parse(R"({"text": "x"})"), nullptr, nullptr, 0, "d:1"), Error);
+  EXPECT_THROW(sft_row(ordered_json::parse(R"({"messages": []})"), nullptr, nullptr, 0, "d:1"), Error);
+}
