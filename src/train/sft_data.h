@@ -14,6 +14,8 @@ namespace zephyr {
 
 struct TokenizedRow {
   std::vector<int> input_ids, labels;  // labels: the id where the loss applies, else -100
+  // Only for packed rows: each token's position and the index where its conversation starts.
+  std::vector<int64_t> positions, seg_start;
 };
 
 // Renders {"messages": [...]} and masks everything but the assistant turns. The assistant span
@@ -28,5 +30,9 @@ TokenizedRow sft_row(const ordered_json& row, const Tokenizer* tok, const ChatTe
 
 // Right-pads rows to the longest one (pad id, label -100) into one batch.
 TokenBatch make_batch(const std::vector<TokenizedRow>& rows, int pad_id);
+
+// Packs rows (in the given order) into rows of at most max_len tokens; conversations keep their
+// own positions and do not attend to each other. A conversation never straddles two packs.
+std::vector<TokenizedRow> pack_rows(const std::vector<TokenizedRow>& rows, int64_t max_len);
 
 }  // namespace zephyr

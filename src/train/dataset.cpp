@@ -1,0 +1,96 @@
+#include "train/dataset.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace zephyr {
+
+namespace {
+
+// Runs fn on each JSONL line; errors of one line are reported and counted, or rethrown when strict.
+template <class Fn>
+size_t each_line(const std::filesystem::path& file, bool strict, Fn&& fn) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail(file.string(), "cannot open");
+  size_t skipped = 0, line_no = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = file.string() + ":" + std::to_string(line_no);
+    try {
+      std::istringstream one(line);
+      for_each_jsonl(one, file.string(), [&](const ordered_json& row, size_t) { fn(row, where); });
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      const std::string dup = file.string() + ":1: ";  // for_each_jsonl numbers its one line 1
+      if (msg.rfind(dup, 0) == 0) msg = where + ": " + msg.substr(dup.size());
+      if (strict) throw Error(msg);
+      std::fprintf(stderr, "zephyr: skipping %s\n", msg.c_str());
+      ++skipped;
+    }
+  }
+  return skipped;
+}
+
+}  // namespace
+
+LoadedRows load_sft_rows(const std::filesystem::path& file, const Tokenizer* tok, const ChatTemplate* tmpl,
+                         int64_t max_len, bool strict) {
+  LoadedRows out;
+  out.skipped = each_line(file, strict, [&](const ordered_json& row, const std::string& where) {
+    TokenizedRow r = sft_row(row, tok, tmpl, max_len, where);
+    for (int id : r.input_ids)
+      if (tok && (id < 0 || id >= tok->vocab_size())) fail(where, "token id " + std::to_string(id) + " is outside the vocabulary");
+    out.rows.push_back(std::move(r));
+  });
+  return out;
+}
+
+LoadedRows load_text_rows(const std::filesystem::path& file, const Tokenizer& tok, int64_t max_len, bool strict) {
+  LoadedRows out;
+  std::vector<int> stream;
+  auto add_doc = [&](const std::string& text) {
+    const std::vector<int> ids = tok.encode(text, true);
+    stream.insert(stream.end(), ids.begin(), ids.end());
+    if (tok.eos_id() >= 0 && (ids.empty() || ids.back() != tok.eos_id())) stream.push_back(tok.eos_id());
+  };
+  if (file.extension() == ".txt") {
+    add_doc(read_file(file));
+  } else {
+    out.skipped = each_line(file, strict, [&](const ordered_json& row, const std::string& where) {
+      if (row.is_object() && row.contains("text") && row["text"].is_string()) return add_doc(row["text"].get<std::string>());
+      TokenizedRow r = sft_row(row, nullptr, nullptr, max_len, where);
+      out.rows.push_back(std::move(r));
+    });
+  }
+  for (size_t i = 0; i + 1 < stream.size(); i += size_t(max_len)) {
+    TokenizedRow r;
+    r.input_ids.assign(stream.begin() + long(i), stream.begin() + long(std::min(stream.size(), i + size_t(max_len))));
+    r.labels = r.input_ids;
+    out.rows.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<TokenizedRow> split_off(std::vector<TokenizedRow>& rows, double ratio, uint64_t seed) {
+  std::vector<TokenizedRow> held;
+  if (ratio <= 0 || rows.size() < 2) return held;
+  const size_t n = std::max<size_t>(1, size_t(double(rows.size()) * ratio));
+  Rng rng(seed ^ 0x5eed0f5117ull);
+  std::vector<size_t> idx(rows.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  for (size_t i = idx.size() - 1; i > 0; --i) std::swap(idx[i], idx[rng.next() % (i + 1)]);
+  std::vector<bool> take(rows.size(), false);
+  for (size_t i = 0; i < n; ++i) take[idx[i]] = true;
+  std::vector<TokenizedRow> keep;
+  for (size_t i = 0; i < rows.size(); ++i) (take[i] ? held : keep).push_back(std::move(rows[i]));
+  rows = std::move(keep);
+  return held;
+}
+
+}  // namespace zephyr

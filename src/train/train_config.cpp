@@ -1,0 +1,179 @@
+#include "train/train_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <functional>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+
+namespace zephyr {
+
+namespace {
+
+// Keys of alignment-handbook recipes that have no meaning here; accepted and ignored.
+const std::set<std::string> kIgnored = {
+    "torch_dtype", "attn_implementation", "use_flash_attention_2", "model_revision", "trust_remote_code",
+    "hub_model_id", "hub_strategy", "push_to_hub", "report_to", "run_name", "log_level", "logging_strategy",
+    "logging_first_step", "evaluation_strategy", "eval_strategy", "save_strategy", "do_eval", "overwrite_output_dir",
+    "remove_unused_columns", "dataset_mixer", "dataset_splits", "dataset_num_proc", "preprocessing_num_workers",
+    "chat_template", "gradient_checkpointing_kwargs", "tf32", "optim", "ddp_timeout", "dataset_kwargs",
+    "dataset_text_field", "use_liger", "use_liger_kernel", "dataset_name", "dataset_config", "auto_insert_empty_system_msg"};
+
+using Setter = std::function<void(TrainConfig&, const std::string&, const std::string& where)>;
+
+template <class T>
+T parse_value(const std::string& v, const std::string& where);
+
+template <>
+double parse_value<double>(const std::string& v, const std::string& where) {
+  try {
+    size_t used = 0;
+    const double d = std::stod(v, &used);
+    if (used == v.size()) return d;
+  } catch (const std::exception&) {
+  }
+  fail(where, "expected a number, got '" + v + "'");
+}
+
+template <>
+int64_t parse_value<int64_t>(const std::string& v, const std::string& where) {
+  try {
+    size_t used = 0;
+    const long long d = std::stoll(v, &used);
+    if (used == v.size()) return d;
+  } catch (const std::exception&) {
+  }
+  fail(where, "expected an integer, got '" + v + "'");
+}
+
+template <>
+bool parse_value<bool>(const std::string& v, const std::string& where) {
+  if (v == "true" || v == "True" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "False" || v == "0" || v == "no") return false;
+  fail(where, "expected true or false, got '" + v + "'");
+}
+
+template <class T>
+Setter set(T TrainConfig::*field) {
+  return [field](TrainConfig& c, const std::string& v, const std::string& where) { c.*field = parse_value<T>(v, where); };
+}
+
+Setter set_string(std::string TrainConfig::*field) {
+  return [field](TrainConfig& c, const std::string& v, const std::string&) { c.*field = v; };
+}
+
+const std::map<std::string, Setter>& setters() {
+  static const std::map<std::string, Setter> s = {
+      {"model_name_or_path", set_string(&TrainConfig::model_name_or_path)},
+      {"dataset_path", set_string(&TrainConfig::dataset_path)},
+      {"eval_dataset_path", set_string(&TrainConfig::eval_dataset_path)},
+      {"output_dir", set_string(&TrainConfig::output_dir)},
+      {"eval_split_ratio", set(&TrainConfig::eval_split_ratio)},
+      {"learning_rate", set(&TrainConfig::learning_rate)},
+      {"weight_decay", set(&TrainConfig::weight_decay)},
+      {"adam_beta1", set(&TrainConfig::adam_beta1)},
+      {"adam_beta2", set(&TrainConfig::adam_beta2)},
+      {"adam_epsilon", set(&TrainConfig::adam_epsilon)},
+      {"max_grad_norm", set(&TrainConfig::max_grad_norm)},
+      {"lr_scheduler_type", set_string(&TrainConfig::lr_scheduler_type)},
+      {"warmup_ratio", set(&TrainConfig::warmup_ratio)},
+      {"warmup_steps", set(&TrainConfig::warmup_steps)},
+      {"num_train_epochs", set(&TrainConfig::num_train_epochs)},
+      {"max_steps", set(&TrainConfig::max_steps)},
+      {"per_device_train_batch_size", set(&TrainConfig::per_device_train_batch_size)},
+      {"per_device_eval_batch_size", set(&TrainConfig::per_device_eval_batch_size)},
+      {"gradient_accumulation_steps", set(&TrainConfig::gradient_accumulation_steps)},
+      {"max_seq_length", set(&TrainConfig::max_seq_length)},
+      {"max_length", set(&TrainConfig::max_seq_length)},
+      {"packing", set(&TrainConfig::packing)},
+      {"gradient_checkpointing", set(&TrainConfig::gradient_checkpointing)},
+      {"bf16", set(&TrainConfig::bf16)},
+      {"strict", set(&TrainConfig::strict)},
+      {"logging_steps", set(&TrainConfig::logging_steps)},
+      {"eval_steps", set(&TrainConfig::eval_steps)},
+      {"save_steps", set(&TrainConfig::save_steps)},
+      {"save_total_limit", set(&TrainConfig::save_total_limit)},
+      {"seed", [](TrainConfig& c, const std::string& v, const std::string& w) { c.seed = uint64_t(parse_value<int64_t>(v, w)); }},
+  };
+  return s;
+}
+
+void apply(TrainConfig& c, const std::string& key, const std::string& value, const std::string& where,
+           std::vector<std::string>* ignored) {
+  auto it = setters().find(key);
+  if (it != setters().end()) return it->second(c, value, where + ": " + key);
+  if (kIgnored.count(key)) {
+    if (ignored) ignored->push_back(key);
+    return;
+  }
+  fail(where, "unknown key '" + key + "'");
+}
+
+}  // namespace
+
+TrainConfig TrainConfig::load(const std::filesystem::path& file, const std::vector<std::pair<std::string, std::string>>& overrides,
+                              std::vector<std::string>* ignored) {
+  TrainConfig c;
+  if (!file.empty()) {
+    c.source = file.string();
+    YAML::Node root;
+    try {
+      root = YAML::LoadFile(file.string());
+    } catch (const YAML::BadFile&) {
+      fail(file.string(), "cannot open");
+    } catch (const YAML::Exception& e) {
+      fail(file.string() + ":" + std::to_string(e.mark.line + 1), "not valid YAML: " + e.msg);
+    }
+    if (!root.IsMap()) fail(file.string(), "expected a mapping of recipe keys");
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      const std::string key = it->first.as<std::string>();
+      const std::string where = file.string() + ":" + std::to_string(it->first.Mark().line + 1);
+      if (!it->second.IsScalar()) {
+        if (kIgnored.count(key)) {
+          if (ignored) ignored->push_back(key);
+          continue;
+        }
+        fail(where, "'" + key + "' must be a single value");
+      }
+      apply(c, key, it->second.as<std::string>(), where, ignored);
+    }
+  }
+  for (auto& [k, v] : overrides) apply(c, k, v, "--" + k, ignored);
+  return c;
+}
+
+void TrainConfig::validate() const {
+  const std::string where = source.empty() ? "recipe" : source;
+  if (model_name_or_path.empty()) fail(where, "model_name_or_path is required");
+  if (dataset_path.empty()) fail(where, "dataset_path is required");
+  if (output_dir.empty()) fail(where, "output_dir is required");
+  if (!(learning_rate > 0)) fail(where, "learning_rate must be positive");
+  if (per_device_train_batch_size < 1 || gradient_accumulation_steps < 1)
+    fail(where, "per_device_train_batch_size and gradient_accumulation_steps must be at least 1");
+  if (max_seq_length < 2) fail(where, "max_seq_length must be at least 2");
+  if (max_steps <= 0 && !(num_train_epochs > 0)) fail(where, "set num_train_epochs > 0 or max_steps > 0");
+  if (!(eval_split_ratio >= 0 && eval_split_ratio < 1)) fail(where, "eval_split_ratio must be in [0, 1)");
+  if (logging_steps < 1) fail(where, "logging_steps must be at least 1");
+}
+
+std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vector<std::string>& args) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0 || a.size() == 2) fail(a, "expected --key value (a recipe key to override)");
+    std::string key = a.substr(2), value = "true";
+    const size_t eq = key.find('=');
+    if (eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+    } else if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) {
+      value = args[++i];
+    }
+    out.emplace_back(key, value);
+  }
+  return out;
+}
+
+}  // namespace zephyr

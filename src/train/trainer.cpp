@@ -1,0 +1,241 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "io/json_file.h"
+#include "io/safetensors.h"
+#include "train/optimizer.h"
+
+namespace fs = std::filesystem;
+
+namespace zephyr {
+
+namespace {
+
+// The order of the rows in an epoch: a seeded shuffle, so any position can be recomputed.
+std::vector<size_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
+  std::vector<size_t> idx(n);
+  for (size_t i = 0; i < n; ++i) idx[i] = i;
+  Rng rng(seed * 0x9e3779b97f4a7c15ull + uint64_t(epoch) + 1);
+  for (size_t i = n; i > 1; --i) std::swap(idx[i - 1], idx[rng.next() % i]);
+  return idx;
+}
+
+struct State {
+  int64_t step = 0;    // optimizer steps taken
+  int64_t cursor = 0;  // micro-batches consumed (across epochs)
+};
+
+// Padding is never attended to by real tokens (it comes after them) and carries no label.
+constexpr int kPad = 0;
+
+// Micro-batch number `cursor` in the stream of epochs; the epoch's order is computed once.
+std::vector<TokenizedRow> micro_batch(const TrainData& d, const TrainConfig& c, int64_t cursor, int64_t per_epoch) {
+  const int64_t epoch = cursor / per_epoch, k = cursor % per_epoch;
+  static thread_local std::pair<int64_t, std::vector<size_t>> cached{-1, {}};
+  if (cached.first != epoch || cached.second.size() != d.train.size())
+    cached = {epoch, epoch_order(d.train.size(), c.seed, epoch)};
+  const auto& order = cached.second;
+  std::vector<TokenizedRow> rows;
+  for (int64_t i = k * c.per_device_train_batch_size;
+       i < std::min<int64_t>((k + 1) * c.per_device_train_batch_size, int64_t(order.size())); ++i)
+    rows.push_back(d.train[order[size_t(i)]]);
+  return rows;
+}
+
+double eval_loss(const TrainableModel& model, const TrainData& d, const TrainConfig& c) {
+  double nll = 0;
+  int64_t n = 0;
+  for (size_t i = 0; i < d.eval.size(); i += size_t(c.per_device_eval_batch_size)) {
+    std::vector<TokenizedRow> rows(d.eval.begin() + long(i),
+                                   d.eval.begin() + long(std::min(d.eval.size(), i + size_t(c.per_device_eval_batch_size))));
+    const LossSum l = forward_loss(model, make_batch(rows, kPad));
+    nll += l.nll;
+    n += l.targets;
+  }
+  return n ? nll / double(n) : NAN;
+}
+
+void save_checkpoint(const fs::path& out, const TrainableModel& model, AdamW& opt, const State& st, int64_t total,
+                     const fs::path& source, int64_t keep) {
+  const fs::path final_dir = out / ("checkpoint-" + std::to_string(st.step));
+  const fs::path tmp = out / ("checkpoint-" + std::to_string(st.step) + ".tmp");
+  fs::remove_all(tmp);
+  model.save(tmp, source);
+  std::vector<TensorToWrite> state;
+  for (const ParamInfo& p : model.params()) {
+    state.push_back({"exp_avg." + p.name, DType::F32, p.shape, opt.exp_avg().data() + p.offset});
+    state.push_back({"exp_avg_sq." + p.name, DType::F32, p.shape, opt.exp_avg_sq().data() + p.offset});
+  }
+  write_safetensors(tmp / "optimizer.safetensors", state, {{"step", std::to_string(opt.steps())}});
+  json ts = {{"global_step", st.step}, {"micro_batches_consumed", st.cursor}, {"max_steps", total},
+             {"optimizer_steps", opt.steps()}};
+  write_file_atomic(tmp / "trainer_state.json", ts.dump(2) + "\n");
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  if (keep > 0) {  // drop the oldest beyond save_total_limit
+    std::vector<std::pair<int64_t, fs::path>> cps;
+    for (auto& e : fs::directory_iterator(out)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("checkpoint-", 0) == 0 && n.find(".tmp") == std::string::npos)
+        cps.emplace_back(std::stoll(n.substr(11)), e.path());
+    }
+    std::sort(cps.begin(), cps.end());
+    for (size_t i = 0; i + size_t(keep) < cps.size(); ++i) fs::remove_all(cps[i].second);
+  }
+}
+
+// The newest complete checkpoint (a .tmp one was interrupted mid-write and is ignored).
+fs::path newest_checkpoint(const fs::path& out) {
+  int64_t best = -1;
+  fs::path path;
+  if (!fs::exists(out)) return path;
+  for (auto& e : fs::directory_iterator(out)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("checkpoint-", 0) != 0 || n.find(".tmp") != std::string::npos) continue;
+    if (!fs::exists(e.path() / "trainer_state.json")) continue;
+    const int64_t s = std::stoll(n.substr(11));
+    if (s > best) best = s, path = e.path();
+  }
+  return path;
+}
+
+void restore(const fs::path& cp, TrainableModel& model, AdamW& opt, State& st) {
+  const json ts = read_json_file(cp / "trainer_state.json");
+  st.step = ts.at("global_step").get<int64_t>();
+  st.cursor = ts.at("micro_batches_consumed").get<int64_t>();
+  model.load_weights(cp);
+  const SafetensorsFile f(cp / "optimizer.safetensors");
+  for (const ParamInfo& p : model.params()) {
+    for (auto [prefix, buf] : {std::pair{"exp_avg.", &opt.exp_avg()}, std::pair{"exp_avg_sq.", &opt.exp_avg_sq()}}) {
+      const TensorInfo* t = f.find(prefix + p.name);
+      if (!t || t->dtype != "F32" || t->nbytes != p.numel * 4) fail(f.path().string(), std::string("missing or wrong tensor ") + prefix + p.name);
+      std::memcpy(buf->data() + p.offset, t->data, t->nbytes);
+    }
+  }
+  opt.set_steps(ts.at("optimizer_steps").get<int64_t>());
+}
+
+// Keeps the metrics lines up to `step` (a resumed run rewrites what came after).
+void trim_metrics(const fs::path& file, int64_t step) {
+  if (!fs::exists(file)) return;
+  std::ifstream in(file);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    try {
+      if (json::parse(line).value("step", int64_t(0)) <= step) kept += line + "\n";
+    } catch (const json::exception&) {
+    }
+  }
+  in.close();
+  write_file_atomic(file, kept);
+}
+
+std::string hms(double s) {
+  char b[32];
+  const long t = long(s);
+  std::snprintf(b, sizeof b, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+  return b;
+}
+
+}  // namespace
+
+TrainSummary train(const TrainConfig& c, TrainableModel& model, const TrainData& d, bool resume) {
+  if (d.train.empty()) fail(c.dataset_path, "no training rows");
+  const fs::path out = c.output_dir, source = c.model_name_or_path;
+  fs::create_directories(out);
+  const int64_t per_epoch = (int64_t(d.train.size()) + c.per_device_train_batch_size - 1) / c.per_device_train_batch_size;
+  const int64_t steps_per_epoch = (per_epoch + c.gradient_accumulation_steps - 1) / c.gradient_accumulation_steps;
+  const int64_t total = c.max_steps > 0 ? c.max_steps : int64_t(std::ceil(c.num_train_epochs * double(steps_per_epoch)));
+  const int64_t warmup = c.warmup_steps > 0 ? c.warmup_steps : int64_t(std::ceil(c.warmup_ratio * double(total)));
+  AdamW opt(model);
+  State st;
+  if (resume) {
+    const fs::path cp = newest_checkpoint(out);
+    if (cp.empty()) fail(out.string(), "--resume: no checkpoint-N directory to resume from");
+    restore(cp, model, opt, st);
+    std::fprintf(stderr, "resuming from %s (step %lld of %lld)\n", cp.string().c_str(), (long long)st.step, (long long)total);
+  }
+  const fs::path metrics = out / "metrics.jsonl";
+  if (resume) trim_metrics(metrics, st.step);
+  else fs::remove(metrics);
+  std::ofstream log(metrics, std::ios::app);
+  const AdamWConfig ac{c.learning_rate, c.adam_beta1, c.adam_beta2, c.adam_epsilon, c.weight_decay};
+  const bool tty = isatty(STDERR_FILENO);
+  TrainSummary sum;
+  double logged_loss = 0, logged_tokens = 0, logged_seconds = 0;
+  int64_t logged_steps = 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  const int64_t first_step = st.step;
+  while (st.step < total) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<TokenBatch> batches;
+    int64_t targets = 0, tokens = 0;
+    for (int64_t a = 0; a < c.gradient_accumulation_steps; ++a) {
+      const auto rows = micro_batch(d, c, st.cursor + a, per_epoch);
+      for (auto& r : rows) tokens += int64_t(r.input_ids.size());
+      batches.push_back(make_batch(rows, kPad));
+      targets += count_targets(batches.back());
+    }
+    model.zero_grads();
+    double nll = 0;
+    for (auto& b : batches) nll += forward_backward(model, b, targets ? 1.0f / float(targets) : 0.0f).nll;
+    const double grad_norm = clip_grad_norm(model.grads(), c.max_grad_norm);
+    const double lr = scheduled_lr(c.lr_scheduler_type, c.learning_rate, st.step, warmup, total);
+    opt.step(model, ac, lr);
+    ++st.step;
+    st.cursor += c.gradient_accumulation_steps;
+    const double loss = targets ? nll / double(targets) : 0.0;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    logged_loss += loss, logged_tokens += double(tokens), logged_seconds += secs, ++logged_steps;
+    sum.final_loss = loss;
+    const double epoch = double(st.cursor) / double(per_epoch);
+    if (st.step % c.logging_steps == 0 || st.step == total) {
+      json m = {{"step", st.step},          {"epoch", epoch},
+                {"loss", logged_loss / double(logged_steps)}, {"learning_rate", lr},
+                {"grad_norm", grad_norm},   {"tokens_per_second", logged_tokens / std::max(logged_seconds, 1e-9)}};
+      log << m.dump() << "\n" << std::flush;
+      if (!tty)
+        std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s\n", (long long)st.step,
+                     (long long)total, logged_loss / double(logged_steps), lr, grad_norm,
+                     logged_tokens / std::max(logged_seconds, 1e-9));
+      logged_loss = logged_tokens = logged_seconds = 0;
+      logged_steps = 0;
+    }
+    if (tty) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+      const double eta = elapsed / double(st.step - first_step) * double(total - st.step);
+      const int width = 30, done = int(width * st.step / total);
+      std::fprintf(stderr, "\r[%s%s] %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s ", std::string(size_t(done), '#').c_str(),
+                   std::string(size_t(width - done), ' ').c_str(), (long long)st.step, (long long)total, loss, lr,
+                   double(tokens) / std::max(secs, 1e-9), hms(eta).c_str());
+    }
+    if (!d.eval.empty() && c.eval_steps > 0 && st.step % c.eval_steps == 0) {
+      sum.eval_loss = eval_loss(model, d, c);
+      log << json({{"step", st.step}, {"epoch", epoch}, {"eval_loss", sum.eval_loss}}).dump() << "\n" << std::flush;
+    }
+    if (c.save_steps > 0 && st.step % c.save_steps == 0 && st.step < total)
+      save_checkpoint(out, model, opt, st, total, source, c.save_total_limit);
+  }
+  if (tty) std::fputc('\n', stderr);
+  if (!d.eval.empty()) {
+    sum.eval_loss = eval_loss(model, d, c);
+    log << json({{"step", st.step}, {"epoch", double(st.cursor) / double(per_epoch)}, {"eval_loss", sum.eval_loss}}).dump()
+        << "\n" << std::flush;
+  }
+  model.save(out, source);
+  sum.steps = st.step;
+  return sum;
+}
+
+}  // namespace zephyr

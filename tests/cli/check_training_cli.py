@@ -1,0 +1,120 @@
+"""`zephyr sft` end to end: a tiny model learns four conversations to near-zero loss and then
+answers their prompts verbatim with greedy `zephyr generate --chat`; a run killed with SIGKILL
+and resumed ends with the same weights, byte for byte, as an uninterrupted one; bad lines and
+bad recipes are clear errors."""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ZEPHYR_TEMPLATE = ("{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n"
+                   "{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n"
+                   "{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n"
+                   "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}")
+CONVERSATIONS = [("What is the capital of France?", "Paris is the capital of France."),
+                 ("Name a primary color.", "Blue is a primary color."),
+                 ("How many legs does a spider have?", "A spider has eight legs."),
+                 ("Say hello like a pirate.", "Ahoy, matey!")]
+failures = 0
+
+
+def check(ok, what, detail=""):
+    global failures
+    failures += not ok
+    print(("ok   " if ok else "FAIL ") + what + ("" if ok else f"\n     {detail}"))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zephyr", required=True)
+    ap.add_argument("--models", required=True)
+    a = ap.parse_args()
+    z = a.zephyr
+    tmp = tempfile.mkdtemp(prefix="zephyr-sft-")
+    tok = os.path.join(tmp, "tok")
+    os.makedirs(tok)
+    with open(os.path.join(a.models, "tokenizer-llama2", "models", "tokenizer.json")) as src:
+        open(os.path.join(tok, "tokenizer.json"), "w").write(src.read())
+    json.dump({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True, "chat_template": ZEPHYR_TEMPLATE},
+              open(os.path.join(tok, "tokenizer_config.json"), "w"))
+    model = os.path.join(tmp, "tiny")
+    subprocess.run([z, "init", "-o", model, "--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+                    "--intermediate", "128", "--sliding-window", "16", "--tokenizer", tok, "--seed", "1"], check=True, capture_output=True)
+    data = os.path.join(tmp, "chats.jsonl")
+    with open(data, "w") as f:
+        for q, ans in CONVERSATIONS:
+            f.write(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": ans}]}) + "\n")
+
+    # 1. Learn the four conversations, then answer them verbatim.
+    out = os.path.join(tmp, "sft")
+    p = subprocess.run([z, "sft", "--model_name_or_path", model, "--dataset_path", data, "--output_dir", out,
+                        "--learning_rate", "3e-3", "--lr_scheduler_type", "constant", "--num_train_epochs", "60",
+                        "--per_device_train_batch_size", "4", "--logging_steps", "10", "--save_steps", "0"], capture_output=True)
+    check(p.returncode == 0, "sft runs", p.stderr.decode()[-500:])
+    metrics = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))]
+    check(metrics[-1]["loss"] < 0.1, f"loss falls to near zero ({metrics[0]['loss']:.2f} -> {metrics[-1]['loss']:.4f})")
+    check(all(k in metrics[-1] for k in ("loss", "learning_rate", "grad_norm", "tokens_per_second", "epoch")), "metrics.jsonl keys")
+    for q, ans in CONVERSATIONS:
+        g = subprocess.run([z, "generate", "-m", out, "--chat", "-p", q, "--temp", "0", "-n", "30"], capture_output=True)
+        check(g.stdout.decode().strip() == ans, f"greedy answer to {q!r} is verbatim", g.stdout.decode())
+
+    # 2. Kill with SIGKILL at some moment after checkpoints start, resume: same bytes as uninterrupted.
+    recipe = os.path.join(tmp, "resume.yaml")
+    with open(recipe, "w") as f:
+        f.write(f"model_name_or_path: {model}\ndataset_path: {data}\nlearning_rate: 1.0e-3\nlr_scheduler_type: cosine\n"
+                "warmup_ratio: 0.1\nmax_steps: 120\nper_device_train_batch_size: 2\ngradient_accumulation_steps: 2\n"
+                "weight_decay: 0.05\nsave_steps: 3\nsave_total_limit: 2\nlogging_steps: 5\nseed: 7\n"
+                "hub_model_id: ignored/by-zephyr\n")
+    full = os.path.join(tmp, "full")
+    subprocess.run([z, "sft", "--config", recipe, "--output_dir", full], check=True, capture_output=True)
+    reference = open(os.path.join(full, "model.safetensors"), "rb").read()
+    for delay in (0.0, 0.15, 0.4):
+        run = os.path.join(tmp, f"killed{delay}")
+        proc = subprocess.Popen([z, "sft", "--config", recipe, "--output_dir", run], stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(n.startswith("checkpoint-") and not n.endswith(".tmp")
+                                                 for n in (os.listdir(run) if os.path.isdir(run) else [])):
+            time.sleep(0.005)
+        time.sleep(delay)
+        running = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        check(running, f"the run was still going when killed {delay}s after its first checkpoint")
+        r = subprocess.run([z, "sft", "--config", recipe, "--output_dir", run, "--resume"], capture_output=True)
+        same = r.returncode == 0 and open(os.path.join(run, "model.safetensors"), "rb").read() == reference
+        check(same, f"killed {delay}s after the first checkpoint, resumed: bit-identical weights", r.stderr.decode()[-400:])
+        kept = sorted(n for n in os.listdir(run) if n.startswith("checkpoint-"))
+        check(len(kept) <= 2, f"save_total_limit keeps at most 2 checkpoints ({kept})")
+
+    # 3. Bad input.
+    bad = os.path.join(tmp, "bad.jsonl")
+    with open(bad, "w") as f:
+        f.write(open(data).read().splitlines()[0] + "\n{not json\n" + json.dumps({"messages": [{"role": "wizard", "content": "x"}]}) + "\n")
+    base = [z, "sft", "--model_name_or_path", model, "--output_dir", os.path.join(tmp, "bad"), "--max_steps", "1"]
+    p = subprocess.run(base + ["--dataset_path", bad], capture_output=True)
+    err = p.stderr.decode()
+    check(p.returncode == 0 and "bad.jsonl:2" in err and "bad.jsonl:3" in err and "2 bad lines skipped" in err,
+          "bad lines are reported with file:line, skipped and counted", err)
+    p = subprocess.run(base + ["--dataset_path", bad, "--strict", "true"], capture_output=True)
+    check(p.returncode == 1 and "bad.jsonl:2" in p.stderr.decode() and len(p.stderr.decode().strip().splitlines()) == 1,
+          "--strict makes a bad line fatal with one error line", p.stderr.decode())
+    badyaml = os.path.join(tmp, "bad.yaml")
+    open(badyaml, "w").write("model_name_or_path: x\nlearning_rat: 0.1\n")
+    p = subprocess.run([z, "sft", "--config", badyaml], capture_output=True)
+    check(p.returncode == 1 and "bad.yaml:2" in p.stderr.decode() and "learning_rat" in p.stderr.decode(),
+          "an unknown recipe key names the file, line and key", p.stderr.decode())
+    p = subprocess.run(base + ["--dataset_path", data, "--learning_rate", "fast"], capture_output=True)
+    check(p.returncode == 1 and "learning_rate" in p.stderr.decode(), "a bad override value names the key", p.stderr.decode())
+    p = subprocess.run(base + ["--dataset_path", data, "--resume"], capture_output=True)
+    check(p.returncode == 1 and "no checkpoint" in p.stderr.decode(), "--resume without a checkpoint is an error", p.stderr.decode())
+    if failures:
+        sys.exit(f"{failures} training checks failed")
+    print("all training CLI checks pass")
+
+
+if __name__ == "__main__":
+    main()
