@@ -90,7 +90,18 @@ def main():
         kept = sorted(n for n in os.listdir(run) if n.startswith("checkpoint-"))
         check(len(kept) <= 2, f"save_total_limit keeps at most 2 checkpoints ({kept})")
 
-    # 3. Bad input.
+    # 3. Pretraining on plain text: the loss falls on a text the model sees repeatedly.
+    text = os.path.join(tmp, "story.txt")
+    open(text, "w").write("The quick brown fox jumps over the lazy dog. " * 40)
+    pre = os.path.join(tmp, "pre")
+    p = subprocess.run([z, "pretrain", "--model_name_or_path", model, "--dataset_path", text, "--output_dir", pre,
+                        "--max_seq_length", "64", "--learning_rate", "3e-3", "--lr_scheduler_type", "constant", "--max_steps", "40", "--per_device_train_batch_size", "2",
+                        "--logging_steps", "5", "--save_steps", "0"], capture_output=True)
+    m = [json.loads(l) for l in open(os.path.join(pre, "metrics.jsonl"))] if p.returncode == 0 else []
+    check(len(m) > 1 and m[-1]["loss"] < 0.5 * m[0]["loss"], "pretrain on a .txt file learns it",
+          p.stderr.decode()[-300:] + str([x.get("loss") for x in m]))
+
+    # 4. Bad input.
     bad = os.path.join(tmp, "bad.jsonl")
     with open(bad, "w") as f:
         f.write(open(data).read().splitlines()[0] + "\n{not json\n" + json.dumps({"messages": [{"role": "wizard", "content": "x"}]}) + "\n")
