@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: tokenizer throughput (one thread, ~10 MB of text) of zephyr.cpp beside
 # Hugging Face's JavaScript tokenizer, in the same run, with the ratio; then model prefill and
-# decode speed beside the memory-bandwidth bound (bench/model_speed.sh).
+# decode speed beside the memory-bandwidth bound (bench/model_speed.sh), and the SFT training
+# step beside PyTorch (bench/sft_step.sh).
 set -euo pipefail
 build=${1:-build}
 ref=${2:-.ref}
@@ -24,5 +25,7 @@ done
 echo
 echo "GEMV kernel (one 14336 x 4096 matrix) vs a plain read of the same bytes:"
 "$build/bench/gemv_throughput" 2 | head -1
+echo
+bash "$(dirname "$0")/sft_step.sh" "$build"
 echo
 bash "$(dirname "$0")/model_speed.sh" "$build"

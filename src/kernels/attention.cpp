@@ -1,5 +1,7 @@
 #include "kernels/attention.h"
 
+#include <cblas.h>
+
 #include <cmath>
 #include <vector>
 
@@ -45,26 +47,48 @@ int64_t first_key(int64_t t, const int64_t* seg_start, int64_t window) {
 }
 }  // namespace
 
+namespace {
+
+// Scores of query head h against every key of its KV group, as one GEMM: S = scale · Q_h K_gᵀ
+// ([n, n]); masked entries (future, outside the window, other segments) become -inf.
+void head_scores(const float* q, const float* k, int64_t n, int64_t h, int64_t g, const int64_t* seg_start,
+                 const AttentionShape& s, float* S) {
+  const int64_t hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd;
+  const float scale = float(1.0 / std::sqrt(double(hd)));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(n), int(hd), scale, q + h * hd, int(ldq), k + g * hd,
+              int(ldk), 0.0f, S, int(n));
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t lo = first_key(t, seg_start, s.window);
+    float* row = S + t * n;
+    for (int64_t j = 0; j < lo; ++j) row[j] = -INFINITY;
+    for (int64_t j = t + 1; j < n; ++j) row[j] = -INFINITY;
+  }
+}
+
+}  // namespace
+
+// Per head: scores, softmax and the weighted sum are GEMMs (OpenBLAS runs single-threaded inside
+// our parallel region); the n x n scores live only in a per-thread scratch buffer.
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
                              const AttentionShape& s, float* out, float* lse) {
-  const int64_t group = s.heads / s.kv_heads, kv_stride = s.kv_heads * s.head_dim;
-  const float scale = float(1.0 / std::sqrt(double(s.head_dim)));
-  parallel_for(size_t(n * s.heads), 1, [&](size_t begin, size_t end) {
-    std::vector<float> p;
-    for (size_t task = begin; task < end; ++task) {
-      const int64_t t = int64_t(task) / s.heads, h = int64_t(task) % s.heads, g = h / group;
-      const int64_t lo = first_key(t, seg_start, s.window);
-      const float* qv = q + (t * s.heads + h) * s.head_dim;
-      p.resize(size_t(t - lo + 1));
-      for (int64_t j = lo; j <= t; ++j) p[size_t(j - lo)] = vec::dot(qv, k + j * kv_stride + g * s.head_dim, s.head_dim) * scale;
-      const float m = vec::max(p.data(), int64_t(p.size()));
-      double sum = 0;
-      for (auto& x : p) sum += x = std::exp(x - m);
-      lse[t * s.heads + h] = m + float(std::log(sum));
-      float* o = out + (t * s.heads + h) * s.head_dim;
-      for (int64_t d = 0; d < s.head_dim; ++d) o[d] = 0;
-      for (int64_t j = lo; j <= t; ++j)
-        vec::axpy(o, float(p[size_t(j - lo)] / sum), v + j * kv_stride + g * s.head_dim, s.head_dim);
+  const int64_t group = s.heads / s.kv_heads, hd = s.head_dim;
+  parallel_for(size_t(s.heads), 1, [&](size_t h0, size_t h1) {
+    std::vector<float> S(size_t(n * n));
+    for (int64_t h = int64_t(h0); h < int64_t(h1); ++h) {
+      const int64_t g = h / group;
+      head_scores(q, k, n, h, g, seg_start, s, S.data());
+      for (int64_t t = 0; t < n; ++t) {
+        float* row = S.data() + t * n;
+        const float m = vec::max(row, t + 1);
+        double sum = 0;
+        for (int64_t j = 0; j <= t; ++j) sum += row[j] = std::exp(row[j] - m);
+        const float inv = float(1.0 / sum);
+        for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
+        for (int64_t j = t + 1; j < n; ++j) row[j] = 0.0f;
+        lse[t * s.heads + h] = m + float(std::log(sum));
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(hd), int(n), 1.0f, S.data(), int(n),
+                  v + g * hd, int(s.kv_heads * hd), 0.0f, out + h * hd, int(s.heads * hd));
     }
   });
 }
@@ -72,29 +96,37 @@ void attention_train_forward(const float* q, const float* k, const float* v, int
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
                         const float* lse, int64_t n, const int64_t* seg_start, const AttentionShape& s, float* dq,
                         float* dk, float* dv) {
-  const int64_t group = s.heads / s.kv_heads, kv_stride = s.kv_heads * s.head_dim, hd = s.head_dim;
+  const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   // One task per KV head: its keys and values collect gradients from every query head of its
   // group, so no two threads write the same dk/dv rows.
   parallel_for(size_t(s.kv_heads), 1, [&](size_t g0, size_t g1) {
+    std::vector<float> P(size_t(n * n)), dP(size_t(n * n));
     for (int64_t g = int64_t(g0); g < int64_t(g1); ++g)
-      for (int64_t h = g * group; h < (g + 1) * group; ++h)
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        head_scores(q, k, n, h, g, seg_start, s, P.data());
         for (int64_t t = 0; t < n; ++t) {
-          const int64_t lo = first_key(t, seg_start, s.window);
-          const float* qv = q + (t * s.heads + h) * hd;
-          const float* go = dout + (t * s.heads + h) * hd;
-          const float D = vec::dot(go, out + (t * s.heads + h) * hd, hd);
-          float* gq = dq + (t * s.heads + h) * hd;
-          for (int64_t j = lo; j <= t; ++j) {
-            const float* kj = k + j * kv_stride + g * hd;
-            const float* vj = v + j * kv_stride + g * hd;
-            const float p = std::exp(vec::dot(qv, kj, hd) * scale - lse[t * s.heads + h]);
-            const float ds = p * (vec::dot(go, vj, hd) - D) * scale;
-            vec::axpy(gq, ds, kj, hd);
-            vec::axpy(dk + j * kv_stride + g * hd, ds, qv, hd);
-            vec::axpy(dv + j * kv_stride + g * hd, p, go, hd);
-          }
+          float* row = P.data() + t * n;
+          const float l = lse[t * s.heads + h];
+          for (int64_t j = 0; j < n; ++j) row[j] = j <= t ? std::exp(row[j] - l) : 0.0f;
         }
+        // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(n), int(hd), 1.0f, dout + h * hd, int(ldq),
+                    v + g * hd, int(ldk), 0.0f, dP.data(), int(n));
+        for (int64_t t = 0; t < n; ++t) {
+          const float D = vec::dot(dout + t * ldq + h * hd, out + t * ldq + h * hd, hd);
+          float* dp = dP.data() + t * n;
+          const float* p = P.data() + t * n;
+          for (int64_t j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - D) * scale;
+        }
+        // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(hd), int(n), 1.0f, dP.data(), int(n),
+                    k + g * hd, int(ldk), 1.0f, dq + h * hd, int(ldq));
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(n), int(hd), int(n), 1.0f, dP.data(), int(n),
+                    q + h * hd, int(ldq), 1.0f, dk + g * hd, int(ldk));
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(n), int(hd), int(n), 1.0f, P.data(), int(n),
+                    dout + h * hd, int(ldq), 1.0f, dv + g * hd, int(ldk));
+      }
   });
 }
 
