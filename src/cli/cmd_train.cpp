@@ -39,7 +39,6 @@ int run_training(CLI::App* cmd, const TrainArgs& a, bool sft) {
     std::fprintf(stderr, "note: recipe keys without effect here: %s\n", list.c_str());
   }
   if (c.bf16) std::fprintf(stderr, "note: bf16 mixed precision is not built yet; training in fp32\n");
-  if (c.gradient_checkpointing) std::fprintf(stderr, "note: gradient_checkpointing is not built yet; keeping all activations\n");
   TrainableModel model = TrainableModel::load(c.model_name_or_path);
   const std::filesystem::path dir = ModelDir::resolve(c.model_name_or_path);
   std::unique_ptr<Tokenizer> tok;

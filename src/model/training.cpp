@@ -21,9 +21,48 @@ struct LayerActs {
 
 void resize(std::vector<float>& v, int64_t n) { v.assign(size_t(n), 0.0f); }
 
-// One row: forward, loss, backward; returns the summed loss over its targets.
+// One layer's forward for T tokens: x (the residual stream) is updated in place and everything
+// the backward pass needs is kept in a.
+void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std::vector<float>& x, LayerActs& a, int64_t T,
+                   const int64_t* positions, const int64_t* seg_start) {
+  const ModelConfig& c = m.config();
+  const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
+  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
+  a.x_in = x;
+  resize(a.xn1, T * H);
+  rmsnorm_forward(x.data(), m.weight(P.input_norm), T, H, c.rms_norm_eps, a.xn1.data());
+  resize(a.q, T * qd);
+  resize(a.k, T * kvd);
+  resize(a.v, T * kvd);
+  matmul(a.xn1.data(), T, m.matrix(P.q), a.q.data());
+  matmul(a.xn1.data(), T, m.matrix(P.k), a.k.data());
+  matmul(a.xn1.data(), T, m.matrix(P.v), a.v.data());
+  rope_apply(a.q.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, false);
+  rope_apply(a.k.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, false);
+  resize(a.attn, T * qd);
+  resize(a.lse, T * c.num_attention_heads);
+  attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, a.attn.data(), a.lse.data());
+  std::vector<float> o(size_t(T * H));
+  matmul(a.attn.data(), T, m.matrix(P.o), o.data());
+  for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+  a.x_mid = x;
+  resize(a.xn2, T * H);
+  rmsnorm_forward(x.data(), m.weight(P.post_norm), T, H, c.rms_norm_eps, a.xn2.data());
+  resize(a.gate, T * I);
+  resize(a.up, T * I);
+  resize(a.act, T * I);
+  matmul(a.xn2.data(), T, m.matrix(P.gate), a.gate.data());
+  matmul(a.xn2.data(), T, m.matrix(P.up), a.up.data());
+  swiglu_forward(a.gate.data(), a.up.data(), T * I, a.act.data());
+  matmul(a.act.data(), T, m.matrix(P.down), o.data());
+  for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+}
+
+// One row: forward, loss, backward; returns the summed loss over its targets. With
+// checkpointing only each layer's input is kept and the rest is recomputed layer by layer in
+// the backward pass (the same operations, so the gradients are identical).
 double row_forward_backward(TrainableModel& m, const int* ids, const int* targets, int64_t T, const int64_t* positions,
-                            const int64_t* seg_start, float grad_scale, bool backward) {
+                            const int64_t* seg_start, float grad_scale, bool backward, bool checkpointing) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), V = c.vocab_size;
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
@@ -34,36 +73,12 @@ double row_forward_backward(TrainableModel& m, const int* ids, const int* target
   for (int64_t t = 0; t < T; ++t) matrix_row(embed, ids[t], x.data() + t * H);
 
   for (size_t l = 0; l < L; ++l) {
-    const auto& P = m.layers()[l];
-    LayerActs& a = acts[l];
-    a.x_in = x;
-    resize(a.xn1, T * H);
-    rmsnorm_forward(x.data(), m.weight(P.input_norm), T, H, c.rms_norm_eps, a.xn1.data());
-    resize(a.q, T * qd);
-    resize(a.k, T * kvd);
-    resize(a.v, T * kvd);
-    matmul(a.xn1.data(), T, m.matrix(P.q), a.q.data());
-    matmul(a.xn1.data(), T, m.matrix(P.k), a.k.data());
-    matmul(a.xn1.data(), T, m.matrix(P.v), a.v.data());
-    rope_apply(a.q.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, false);
-    rope_apply(a.k.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, false);
-    resize(a.attn, T * qd);
-    resize(a.lse, T * c.num_attention_heads);
-    attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, a.attn.data(), a.lse.data());
-    std::vector<float> o(size_t(T * H));
-    matmul(a.attn.data(), T, m.matrix(P.o), o.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
-    a.x_mid = x;
-    resize(a.xn2, T * H);
-    rmsnorm_forward(x.data(), m.weight(P.post_norm), T, H, c.rms_norm_eps, a.xn2.data());
-    resize(a.gate, T * I);
-    resize(a.up, T * I);
-    resize(a.act, T * I);
-    matmul(a.xn2.data(), T, m.matrix(P.gate), a.gate.data());
-    matmul(a.xn2.data(), T, m.matrix(P.up), a.up.data());
-    swiglu_forward(a.gate.data(), a.up.data(), T * I, a.act.data());
-    matmul(a.act.data(), T, m.matrix(P.down), o.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+    layer_forward(m, m.layers()[l], x, acts[l], T, positions, seg_start);
+    if (checkpointing || !backward) {
+      std::vector<float> keep = std::move(acts[l].x_in);
+      acts[l] = LayerActs();
+      if (backward) acts[l].x_in = std::move(keep);
+    }
   }
 
   std::vector<float> xnf(size_t(T * H)), logits(size_t(T * V));
@@ -80,6 +95,10 @@ double row_forward_backward(TrainableModel& m, const int* ids, const int* target
   for (size_t l = L; l-- > 0;) {
     const auto& P = m.layers()[l];
     LayerActs& a = acts[l];
+    if (checkpointing) {
+      std::vector<float> x_l = a.x_in;
+      layer_forward(m, P, x_l, a, T, positions, seg_start);
+    }
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
     resize(dact, T * I);
     matmul_backward(a.act.data(), T, m.matrix(P.down), dx.data(), dact.data(), m.grad(P.down));
@@ -127,7 +146,7 @@ int64_t count_targets(const TokenBatch& b) {
 
 namespace {
 
-LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool backward) {
+LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool backward, bool checkpointing) {
   const int64_t V = m.config().vocab_size;
   if (int64_t(b.input_ids.size()) != b.rows * b.seq || int64_t(b.labels.size()) != b.rows * b.seq)
     fail("batch", "input_ids and labels must both hold rows x seq entries");
@@ -153,7 +172,8 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
       positions[size_t(t)] = b.positions.empty() ? t : b.positions[size_t(r * b.seq + t)];
       if (!b.seg_start.empty()) seg[size_t(t)] = b.seg_start[size_t(r * b.seq + t)];
     }
-    total.nll += row_forward_backward(m, ids, targets.data(), T, positions.data(), seg.data(), grad_scale, backward);
+    total.nll += row_forward_backward(m, ids, targets.data(), T, positions.data(), seg.data(), grad_scale, backward,
+                                      checkpointing);
     for (int t : targets) total.targets += t != kIgnoreIndex;
   }
   return total;
@@ -161,11 +181,13 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
 
 }  // namespace
 
-LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale) { return run_batch(m, b, grad_scale, true); }
+LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing) {
+  return run_batch(m, b, grad_scale, true, checkpointing);
+}
 
 LossSum forward_loss(const TrainableModel& m, const TokenBatch& b) {
   // run_batch only writes gradients when asked to.
-  return run_batch(const_cast<TrainableModel&>(m), b, 0.0f, false);
+  return run_batch(const_cast<TrainableModel&>(m), b, 0.0f, false, false);
 }
 
 }  // namespace zephyr

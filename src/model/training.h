@@ -25,7 +25,9 @@ struct LossSum {
 
 // Adds grad_scale * d(nll)/d(params) to model.grads() and returns the summed loss. Callers pass
 // grad_scale = 1 / (targets of the whole optimizer step) to get transformers' mean loss.
-LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale);
+// checkpointing keeps only each layer's input and recomputes the rest during the backward pass
+// (less memory, ~1/3 more compute, identical gradients).
+LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale, bool checkpointing = false);
 
 // The summed loss alone (evaluation): no activations kept, no gradients.
 LossSum forward_loss(const TrainableModel& model, const TokenBatch& batch);

@@ -189,7 +189,7 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, const TrainData&
     }
     model.zero_grads();
     double nll = 0;
-    for (auto& b : batches) nll += forward_backward(model, b, targets ? 1.0f / float(targets) : 0.0f).nll;
+    for (auto& b : batches) nll += forward_backward(model, b, targets ? 1.0f / float(targets) : 0.0f, c.gradient_checkpointing).nll;
     const double grad_norm = clip_grad_norm(model.grads(), c.max_grad_norm);
     const double lr = scheduled_lr(c.lr_scheduler_type, c.learning_rate, st.step, warmup, total);
     opt.step(model, ac, lr);
