@@ -49,6 +49,42 @@ def chat_check(z, tiny, tokenizer_dir):
         print("ok   chat: history, /reset, /exit; greedy answer equals generate --chat")
 
 
+def chat_interrupt_check(z, tiny):
+    """On a terminal, Ctrl-C stops the answer being streamed, not the program."""
+    global failures
+    import pty, select, time
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(z, [z, "chat", "-m", tiny, "-n", "100000", "-t", "1", "--temp", "0"])  # greedy: the same long answer every run
+    out = b""
+
+    def read_for(seconds):
+        nonlocal out
+        end = time.time() + seconds
+        while time.time() < end:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    return
+    read_for(1.0)
+    os.write(fd, b"Tell me something long\n")
+    read_for(1.0)
+    os.write(fd, b"\x03")
+    read_for(1.0)
+    os.write(fd, b"/exit\n")
+    read_for(2.0)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    if b"[stopped]" in out and done and os.WEXITSTATUS(status) == 0:
+        print("ok   chat: Ctrl-C stops the answer, /exit then quits")
+    else:
+        failures += 1
+        print(f"FAIL chat Ctrl-C: stopped={b'[stopped]' in out} exited={bool(done)}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--zephyr", required=True)
@@ -122,6 +158,7 @@ def main():
         failures += 1
         print("FAIL a failed debug logits left an output file")
     chat_check(z, tiny, good)
+    chat_interrupt_check(z, tiny)
     expect("unknown subcommand", [z, "frobnicate"], b"", fail, [])
     expect("--version", [z, "--version"], b"", lambda rc: rc == 0, ["zephyr 0."])
     for sub in ("tokenize", "detokenize", "template", "generate", "chat", "perplexity", "init"):
