@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "test_util.h"
 #include "core/rng.h"
 #include "generate/generator.h"
 #include "io/json_file.h"
@@ -17,6 +18,7 @@
 #include "model/init.h"
 
 using namespace zephyr;
+using zephyr::test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -59,15 +61,6 @@ std::vector<int> random_ids(size_t n, int vocab, uint64_t seed) {
   std::vector<int> ids;
   for (size_t i = 0; i < n; ++i) ids.push_back(int(rng.next() % uint64_t(vocab)));
   return ids;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace

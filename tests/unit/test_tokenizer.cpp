@@ -4,10 +4,12 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "test_util.h"
 #include "core/utf8.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace zephyr;
+using zephyr::test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -23,15 +25,6 @@ fs::path temp_dir(const std::string& name) {
 }
 
 void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 }  // namespace
 
