@@ -4,6 +4,7 @@ backward + AdamW on a batch of token rows, fp32 or bf16 autocast. Prints tokens/
 import argparse
 import json
 import math
+import resource
 import time
 
 import torch
@@ -90,7 +91,9 @@ def main():
         if step > 0:  # the first step warms up allocators and thread pools
             times.append(time.perf_counter() - t0)
     tps = a.batch * a.seq / (sum(times) / len(times))
-    print(json.dumps({"impl": f"pytorch {torch.__version__} {'bf16 autocast' if a.bf16 else 'fp32'}", "tokens_per_second": tps}))
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"impl": f"pytorch {torch.__version__} {'bf16 autocast' if a.bf16 else 'fp32'}", "tokens_per_second": tps,
+                      "peak_rss_mb": rss_mb}))
 
 
 if __name__ == "__main__":

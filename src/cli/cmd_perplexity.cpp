@@ -1,4 +1,6 @@
 // zephyr perplexity: exp of the mean negative log-likelihood of a text, scored in windows.
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 
@@ -35,6 +37,7 @@ Run add_perplexity(CLI::App& app) {
     if (*ctx > model.config.max_position_embeddings)
       fail("--ctx", "is larger than the model's context (" + std::to_string(model.config.max_position_embeddings) + ")");
     InferenceState state(model);
+    const bool tty = isatty(STDERR_FILENO);  // progress only where someone watches it
     double nll = 0;
     int64_t scored = 0;
     const int64_t window = *ctx - 1, windows = (int64_t(ids.size()) + window - 1) / window;
@@ -46,10 +49,11 @@ Run add_perplexity(CLI::App& app) {
       const SequenceScore s = score_sequence(model, state, seq);
       nll += s.nll;
       scored += s.tokens;
-      std::fprintf(stderr, "\rwindow %lld/%lld  running perplexity %.4f", (long long)(w + 1), (long long)windows,
-                   std::exp(nll / double(scored)));
+      if (tty)
+        std::fprintf(stderr, "\rwindow %lld/%lld  running perplexity %.4f", (long long)(w + 1), (long long)windows,
+                     std::exp(nll / double(scored)));
     }
-    std::fprintf(stderr, "\n");
+    if (tty) std::fprintf(stderr, "\n");
     std::printf("perplexity: %.6f\ntokens: %lld\n", std::exp(nll / double(scored)), (long long)scored);
     return 0;
   };

@@ -1,4 +1,6 @@
 // zephyr sft / zephyr pretrain: training runs from a recipe (alignment-handbook YAML keys).
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -69,8 +71,11 @@ int run_training(CLI::App* cmd, const TrainArgs& a, bool sft) {
                skipped ? (", " + std::to_string(skipped) + " bad lines skipped").c_str() : "",
                double(model.weights().size()) / 1e6);
   const TrainSummary s = train(c, model, data, a.resume);
-  std::fprintf(stderr, "done: %lld steps, last loss %.4f%s; model written to %s\n", (long long)s.steps, s.final_loss,
-               s.eval_loss >= 0 ? (", eval loss " + std::to_string(s.eval_loss)).c_str() : "", c.output_dir.c_str());
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  std::fprintf(stderr, "done: %lld steps, last loss %.4f%s; model written to %s; peak RSS %.1f MB\n", (long long)s.steps,
+               s.final_loss, s.eval_loss >= 0 ? (", eval loss " + std::to_string(s.eval_loss)).c_str() : "",
+               c.output_dir.c_str(), double(ru.ru_maxrss) / 1024.0);
   return 0;
 }
 

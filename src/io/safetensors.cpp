@@ -74,12 +74,13 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path)
     const auto& shape = entry["shape"];
     const auto& off = entry["data_offsets"];
     if (!shape.is_array()) fail(at, "shape is not an array");
-    unsigned __int128 numel = 1;
+    uint64_t numel = 1;
     for (auto& d : shape) {
       if (!d.is_number_unsigned()) fail(at, "shape has a non-integer or negative dimension");
       t.shape.push_back(d.get<int64_t>());
-      numel *= d.get<uint64_t>();
-      if (numel > (unsigned __int128)size) fail(at, "shape is larger than the file");
+      // Overflow-checked: a hostile shape must not wrap around to a small size.
+      if (__builtin_mul_overflow(numel, d.get<uint64_t>(), &numel) || numel > size)
+        fail(at, "shape is larger than the file");
     }
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
       fail(at, "data_offsets must be [begin, end]");
@@ -87,9 +88,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path)
     if (b > e || e > data_size)
       fail(at, "data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] lie outside the " +
                    std::to_string(data_size) + " data bytes (file truncated?)");
-    if ((unsigned __int128)(e - b) != numel * elem)
-      fail(at, "holds " + std::to_string(e - b) + " bytes but shape and dtype need " +
-                   std::to_string(uint64_t(numel * elem)));
+    if (e - b != numel * elem)  // numel <= file size, so this product cannot overflow
+      fail(at, "holds " + std::to_string(e - b) + " bytes but shape and dtype need " + std::to_string(numel * elem));
     t.data = data + b;
     t.nbytes = e - b;
     tensors_.emplace(name, std::move(t));
@@ -148,13 +148,19 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
     out.write(reinterpret_cast<const char*>(len), 8);
     out.write(header.data(), std::streamsize(header.size()));
     std::vector<char> buffer;
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      int64_t numel = 1;
-      for (auto d : tensors[i].shape) numel *= d;
-      buffer.resize(size_t(numel) * dtype_size(tensors[i].dtype));
-      fill(i, buffer.data());
-      out.write(buffer.data(), std::streamsize(buffer.size()));
-      if (!out) break;
+    try {
+      for (size_t i = 0; i < tensors.size(); ++i) {
+        int64_t numel = 1;
+        for (auto d : tensors[i].shape) numel *= d;
+        buffer.resize(size_t(numel) * dtype_size(tensors[i].dtype));
+        fill(i, buffer.data());
+        out.write(buffer.data(), std::streamsize(buffer.size()));
+        if (!out) break;
+      }
+    } catch (...) {  // never leave a half-written temp file behind
+      out.close();
+      std::filesystem::remove(tmp);
+      throw;
     }
     out.flush();
     if (!out) {
