@@ -39,13 +39,18 @@ struct State {
 // Padding is never attended to by real tokens (it comes after them) and carries no label.
 constexpr int kPad = 0;
 
-// Micro-batch number `cursor` in the stream of epochs; the epoch's order is computed once.
-std::vector<TokenizedRow> micro_batch(const TrainData& d, const TrainConfig& c, int64_t cursor, int64_t per_epoch) {
+// The current epoch's order, recomputed only when the epoch changes.
+struct EpochCache {
+  int64_t epoch = -1;
+  std::vector<size_t> order;
+};
+
+// Micro-batch number `cursor` in the stream of epochs.
+std::vector<TokenizedRow> micro_batch(const TrainData& d, const TrainConfig& c, int64_t cursor, int64_t per_epoch,
+                                      EpochCache& cache) {
   const int64_t epoch = cursor / per_epoch, k = cursor % per_epoch;
-  static thread_local std::pair<int64_t, std::vector<size_t>> cached{-1, {}};
-  if (cached.first != epoch || cached.second.size() != d.train.size())
-    cached = {epoch, epoch_order(d.train.size(), c.seed, epoch)};
-  const auto& order = cached.second;
+  if (cache.epoch != epoch) cache = {epoch, epoch_order(d.train.size(), c.seed, epoch)};
+  const auto& order = cache.order;
   std::vector<TokenizedRow> rows;
   for (int64_t i = k * c.per_device_train_batch_size;
        i < std::min<int64_t>((k + 1) * c.per_device_train_batch_size, int64_t(order.size())); ++i)
@@ -177,12 +182,13 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, const TrainData&
   int64_t logged_steps = 0;
   const auto t_start = std::chrono::steady_clock::now();
   const int64_t first_step = st.step;
+  EpochCache epochs;
   while (st.step < total) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<TokenBatch> batches;
     int64_t targets = 0, tokens = 0;
     for (int64_t a = 0; a < c.gradient_accumulation_steps; ++a) {
-      const auto rows = micro_batch(d, c, st.cursor + a, per_epoch);
+      const auto rows = micro_batch(d, c, st.cursor + a, per_epoch, epochs);
       for (auto& r : rows) tokens += int64_t(r.input_ids.size());
       batches.push_back(make_batch(rows, kPad));
       targets += count_targets(batches.back());
