@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/model_dir.h"
 #include "train/dataset.h"
+#include "train/sft_objective.h"
 #include "train/trainer.h"
 
 namespace zephyr::cli {
@@ -54,23 +55,23 @@ int run_training(CLI::App* cmd, const TrainArgs& a, bool sft) {
     if (!tok) fail(dir.string(), "pretraining on text needs the model's tokenizer.json");
     return load_text_rows(path, *tok, c.max_seq_length, c.strict);
   };
-  TrainData data;
   LoadedRows rows = load(c.dataset_path);
-  data.train = std::move(rows.rows);
+  std::vector<TokenizedRow> train_rows = std::move(rows.rows), eval_rows;
   size_t skipped = rows.skipped;
   if (!c.eval_dataset_path.empty()) {
     LoadedRows ev = load(c.eval_dataset_path);
-    data.eval = std::move(ev.rows);
+    eval_rows = std::move(ev.rows);
     skipped += ev.skipped;
   } else {
-    data.eval = split_off(data.train, c.eval_split_ratio, c.seed);
+    eval_rows = split_off(train_rows, c.eval_split_ratio, c.seed);
   }
-  if (c.packing) data.train = pack_rows(data.train, c.max_seq_length);
+  if (c.packing) train_rows = pack_rows(train_rows, c.max_seq_length);
   std::fprintf(stderr, "%s: %zu training rows%s, %zu eval rows%s; %.1fM parameters\n", sft ? "sft" : "pretrain",
-               data.train.size(), c.packing ? " (packed)" : "", data.eval.size(),
+               train_rows.size(), c.packing ? " (packed)" : "", eval_rows.size(),
                skipped ? (", " + std::to_string(skipped) + " bad lines skipped").c_str() : "",
                double(model.weights().size()) / 1e6);
-  const TrainSummary s = train(c, model, data, a.resume);
+  SftObjective objective(std::move(train_rows), std::move(eval_rows));
+  const TrainSummary s = train(c, model, objective, a.resume);
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   std::fprintf(stderr, "done: %lld steps, last loss %.4f%s; model written to %s; peak RSS %.1f MB\n", (long long)s.steps,

@@ -146,11 +146,15 @@ int64_t count_targets(const TokenBatch& b) {
 
 namespace {
 
-LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool backward, bool checkpointing) {
+LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool backward, bool checkpointing,
+                  const std::vector<float>& row_scales) {
   const int64_t V = m.config().vocab_size;
   if (int64_t(b.input_ids.size()) != b.rows * b.seq || int64_t(b.labels.size()) != b.rows * b.seq)
     fail("batch", "input_ids and labels must both hold rows x seq entries");
+  if (!row_scales.empty() && int64_t(row_scales.size()) != b.rows) fail("batch", "one row scale per row expected");
   LossSum total;
+  total.row_nll.assign(size_t(b.rows), 0.0);
+  total.row_targets.assign(size_t(b.rows), 0);
   for (int64_t r = 0; r < b.rows; ++r) {
     const int* ids = b.input_ids.data() + r * b.seq;
     const int* labels = b.labels.data() + r * b.seq;
@@ -172,22 +176,29 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
       positions[size_t(t)] = b.positions.empty() ? t : b.positions[size_t(r * b.seq + t)];
       if (!b.seg_start.empty()) seg[size_t(t)] = b.seg_start[size_t(r * b.seq + t)];
     }
-    total.nll += row_forward_backward(m, ids, targets.data(), T, positions.data(), seg.data(), grad_scale, backward,
-                                      checkpointing);
-    for (int t : targets) total.targets += t != kIgnoreIndex;
+    const float scale = row_scales.empty() ? grad_scale : grad_scale * row_scales[size_t(r)];
+    const double nll = row_forward_backward(m, ids, targets.data(), T, positions.data(), seg.data(), scale,
+                                            backward && scale != 0.0f, checkpointing);
+    int64_t n = 0;
+    for (int t : targets) n += t != kIgnoreIndex;
+    total.nll += nll;
+    total.targets += n;
+    total.row_nll[size_t(r)] = nll;
+    total.row_targets[size_t(r)] = n;
   }
   return total;
 }
 
 }  // namespace
 
-LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing) {
-  return run_batch(m, b, grad_scale, true, checkpointing);
+LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing,
+                         const std::vector<float>& row_scales) {
+  return run_batch(m, b, grad_scale, true, checkpointing, row_scales);
 }
 
 LossSum forward_loss(const TrainableModel& m, const TokenBatch& b) {
   // run_batch only writes gradients when asked to.
-  return run_batch(const_cast<TrainableModel&>(m), b, 0.0f, false, false);
+  return run_batch(const_cast<TrainableModel&>(m), b, 0.0f, false, false, {});
 }
 
 }  // namespace zephyr

@@ -21,13 +21,18 @@ struct TokenBatch {
 struct LossSum {
   double nll = 0;       // summed over target tokens
   int64_t targets = 0;  // number of target tokens
+  std::vector<double> row_nll;       // per row of the batch
+  std::vector<int64_t> row_targets;  // per row of the batch
 };
 
 // Adds grad_scale * d(nll)/d(params) to model.grads() and returns the summed loss. Callers pass
 // grad_scale = 1 / (targets of the whole optimizer step) to get transformers' mean loss.
 // checkpointing keeps only each layer's input and recomputes the rest during the backward pass
 // (less memory, ~1/3 more compute, identical gradients).
-LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale, bool checkpointing = false);
+// row_scales (one per row, or empty) multiply grad_scale row by row: objectives built on
+// per-sequence log-probabilities (DPO) weight each sequence's gradient differently.
+LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale, bool checkpointing = false,
+                         const std::vector<float>& row_scales = {});
 
 // The summed loss alone (evaluation): no activations kept, no gradients.
 LossSum forward_loss(const TrainableModel& model, const TokenBatch& batch);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -36,39 +37,32 @@ struct State {
   int64_t cursor = 0;  // micro-batches consumed (across epochs)
 };
 
-// Padding is never attended to by real tokens (it comes after them) and carries no label.
-constexpr int kPad = 0;
-
 // The current epoch's order, recomputed only when the epoch changes.
 struct EpochCache {
   int64_t epoch = -1;
   std::vector<size_t> order;
 };
 
-// Micro-batch number `cursor` in the stream of epochs.
-std::vector<TokenizedRow> micro_batch(const TrainData& d, const TrainConfig& c, int64_t cursor, int64_t per_epoch,
-                                      EpochCache& cache) {
+// The examples of micro-batch number `cursor` in the stream of epochs.
+std::vector<size_t> micro_batch(size_t n, const TrainConfig& c, int64_t cursor, int64_t per_epoch, EpochCache& cache) {
   const int64_t epoch = cursor / per_epoch, k = cursor % per_epoch;
-  if (cache.epoch != epoch) cache = {epoch, epoch_order(d.train.size(), c.seed, epoch)};
-  const auto& order = cache.order;
-  std::vector<TokenizedRow> rows;
+  if (cache.epoch != epoch) cache = {epoch, epoch_order(n, c.seed, epoch)};
+  std::vector<size_t> idx;
   for (int64_t i = k * c.per_device_train_batch_size;
-       i < std::min<int64_t>((k + 1) * c.per_device_train_batch_size, int64_t(order.size())); ++i)
-    rows.push_back(d.train[order[size_t(i)]]);
-  return rows;
+       i < std::min<int64_t>((k + 1) * c.per_device_train_batch_size, int64_t(n)); ++i)
+    idx.push_back(cache.order[size_t(i)]);
+  return idx;
 }
 
-double eval_loss(const TrainableModel& model, const TrainData& d, const TrainConfig& c) {
-  double nll = 0;
-  int64_t n = 0;
-  for (size_t i = 0; i < d.eval.size(); i += size_t(c.per_device_eval_batch_size)) {
-    std::vector<TokenizedRow> rows(d.eval.begin() + long(i),
-                                   d.eval.begin() + long(std::min(d.eval.size(), i + size_t(c.per_device_eval_batch_size))));
-    const LossSum l = forward_loss(model, make_batch(rows, kPad));
-    nll += l.nll;
-    n += l.targets;
-  }
-  return n ? nll / double(n) : NAN;
+// Evaluates and appends {"step", "epoch", "eval_loss", "eval_<metric>"...} to the log.
+double evaluate(const TrainableModel& model, Objective& obj, const TrainConfig& c, int64_t step, double epoch,
+                std::ofstream& log) {
+  const ObjectiveStats st = obj.evaluate(model, c.per_device_eval_batch_size);
+  const double w = obj.eval_weight(), loss = w > 0 ? st.loss_sum / w : NAN;
+  json m = {{"step", step}, {"epoch", epoch}, {"eval_loss", loss}};
+  for (auto& [k, v] : st.sums) m["eval_" + k] = st.count > 0 ? v / st.count : 0.0;
+  log << m.dump() << "\n" << std::flush;
+  return loss;
 }
 
 void save_checkpoint(const fs::path& out, const TrainableModel& model, AdamW& opt, const State& st, int64_t total,
@@ -155,11 +149,12 @@ std::string hms(double s) {
 
 }  // namespace
 
-TrainSummary train(const TrainConfig& c, TrainableModel& model, const TrainData& d, bool resume) {
-  if (d.train.empty()) fail(c.dataset_path, "no training rows");
+TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, bool resume) {
+  const size_t n_train = obj.train_size();
+  if (n_train == 0) fail(c.dataset_path, "no training rows");
   const fs::path out = c.output_dir, source = c.model_name_or_path;
   fs::create_directories(out);
-  const int64_t per_epoch = (int64_t(d.train.size()) + c.per_device_train_batch_size - 1) / c.per_device_train_batch_size;
+  const int64_t per_epoch = (int64_t(n_train) + c.per_device_train_batch_size - 1) / c.per_device_train_batch_size;
   const int64_t steps_per_epoch = (per_epoch + c.gradient_accumulation_steps - 1) / c.gradient_accumulation_steps;
   const int64_t total = c.max_steps > 0 ? c.max_steps : int64_t(std::ceil(c.num_train_epochs * double(steps_per_epoch)));
   const int64_t warmup = c.warmup_steps > 0 ? c.warmup_steps : int64_t(std::ceil(c.warmup_ratio * double(total)));
@@ -178,44 +173,51 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, const TrainData&
   const AdamWConfig ac{c.learning_rate, c.adam_beta1, c.adam_beta2, c.adam_epsilon, c.weight_decay};
   const bool tty = isatty(STDERR_FILENO);
   TrainSummary sum;
-  double logged_loss = 0, logged_tokens = 0, logged_seconds = 0;
+  double logged_loss = 0, logged_tokens = 0, logged_seconds = 0, logged_count = 0;
+  std::map<std::string, double> logged_sums;
   int64_t logged_steps = 0;
   const auto t_start = std::chrono::steady_clock::now();
   const int64_t first_step = st.step;
   EpochCache epochs;
   while (st.step < total) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<TokenBatch> batches;
-    int64_t targets = 0, tokens = 0;
+    std::vector<std::vector<size_t>> micro;
+    double weight = 0;
     for (int64_t a = 0; a < c.gradient_accumulation_steps; ++a) {
-      const auto rows = micro_batch(d, c, st.cursor + a, per_epoch, epochs);
-      for (auto& r : rows) tokens += int64_t(r.input_ids.size());
-      batches.push_back(make_batch(rows, kPad));
-      targets += count_targets(batches.back());
+      micro.push_back(micro_batch(n_train, c, st.cursor + a, per_epoch, epochs));
+      weight += obj.weight(micro.back());
     }
     model.zero_grads();
-    double nll = 0;
-    for (auto& b : batches) nll += forward_backward(model, b, targets ? 1.0f / float(targets) : 0.0f, c.gradient_checkpointing).nll;
+    double loss_sum = 0, tokens = 0;
+    for (auto& m : micro) {
+      const ObjectiveStats s = obj.train_step(model, m, weight > 0 ? 1.0 / weight : 0.0, c.gradient_checkpointing);
+      loss_sum += s.loss_sum;
+      tokens += double(s.tokens);
+      logged_count += s.count;
+      for (auto& [k, v] : s.sums) logged_sums[k] += v;
+    }
     const double grad_norm = clip_grad_norm(model.grads(), c.max_grad_norm);
     const double lr = scheduled_lr(c.lr_scheduler_type, c.learning_rate, st.step, warmup, total);
     opt.step(model, ac, lr);
     ++st.step;
     st.cursor += c.gradient_accumulation_steps;
-    const double loss = targets ? nll / double(targets) : 0.0;
+    const double loss = weight > 0 ? loss_sum / weight : 0.0;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    logged_loss += loss, logged_tokens += double(tokens), logged_seconds += secs, ++logged_steps;
+    logged_loss += loss, logged_tokens += tokens, logged_seconds += secs, ++logged_steps;
     sum.final_loss = loss;
     const double epoch = double(st.cursor) / double(per_epoch);
     if (st.step % c.logging_steps == 0 || st.step == total) {
       json m = {{"step", st.step},          {"epoch", epoch},
                 {"loss", logged_loss / double(logged_steps)}, {"learning_rate", lr},
                 {"grad_norm", grad_norm},   {"tokens_per_second", logged_tokens / std::max(logged_seconds, 1e-9)}};
+      for (auto& [k, v] : logged_sums) m[k] = logged_count > 0 ? v / logged_count : 0.0;
       log << m.dump() << "\n" << std::flush;
       if (!tty)
         std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s\n", (long long)st.step,
                      (long long)total, logged_loss / double(logged_steps), lr, grad_norm,
                      logged_tokens / std::max(logged_seconds, 1e-9));
-      logged_loss = logged_tokens = logged_seconds = 0;
+      logged_loss = logged_tokens = logged_seconds = logged_count = 0;
+      logged_sums.clear();
       logged_steps = 0;
     }
     if (tty) {
@@ -224,21 +226,15 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, const TrainData&
       const int width = 30, done = int(width * st.step / total);
       std::fprintf(stderr, "\r[%s%s] %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s  ETA %s ", std::string(size_t(done), '#').c_str(),
                    std::string(size_t(width - done), ' ').c_str(), (long long)st.step, (long long)total, loss, lr,
-                   double(tokens) / std::max(secs, 1e-9), hms(eta).c_str());
+                   tokens / std::max(secs, 1e-9), hms(eta).c_str());
     }
-    if (!d.eval.empty() && c.eval_steps > 0 && st.step % c.eval_steps == 0) {
-      sum.eval_loss = eval_loss(model, d, c);
-      log << json({{"step", st.step}, {"epoch", epoch}, {"eval_loss", sum.eval_loss}}).dump() << "\n" << std::flush;
-    }
+    if (obj.eval_size() > 0 && c.eval_steps > 0 && st.step % c.eval_steps == 0)
+      sum.eval_loss = evaluate(model, obj, c, st.step, epoch, log);
     if (c.save_steps > 0 && st.step % c.save_steps == 0 && st.step < total)
       save_checkpoint(out, model, opt, st, total, source, c.save_total_limit);
   }
   if (tty) std::fputc('\n', stderr);
-  if (!d.eval.empty()) {
-    sum.eval_loss = eval_loss(model, d, c);
-    log << json({{"step", st.step}, {"epoch", double(st.cursor) / double(per_epoch)}, {"eval_loss", sum.eval_loss}}).dump()
-        << "\n" << std::flush;
-  }
+  if (obj.eval_size() > 0) sum.eval_loss = evaluate(model, obj, c, st.step, double(st.cursor) / double(per_epoch), log);
   model.save(out, source);
   sum.steps = st.step;
   return sum;

@@ -7,14 +7,10 @@
 #include <vector>
 
 #include "model/training.h"
-#include "train/sft_data.h"
+#include "train/objective.h"
 #include "train/train_config.h"
 
 namespace zephyr {
-
-struct TrainData {
-  std::vector<TokenizedRow> train, eval;
-};
 
 struct TrainSummary {
   int64_t steps = 0;
@@ -23,6 +19,6 @@ struct TrainSummary {
 
 // Trains `model` in place and writes the final model to cfg.output_dir. With resume, continues
 // from the newest checkpoint-N in output_dir (an Error when there is none).
-TrainSummary train(const TrainConfig& cfg, TrainableModel& model, const TrainData& data, bool resume);
+TrainSummary train(const TrainConfig& cfg, TrainableModel& model, Objective& objective, bool resume);
 
 }  // namespace zephyr
