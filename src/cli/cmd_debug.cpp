@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "model/inference.h"
 #include "model/trainable.h"
+#include "train/dataset.h"
 #include "train/sft_data.h"
 
 namespace zephyr::cli {
@@ -72,6 +73,41 @@ int run_sft_grads(const std::string& model_path, const std::string& data, int64_
   return 0;
 }
 
+// One batch of all pairs: the DPO loss and TRL's metrics as one JSON object, optionally the
+// policy's gradients (of the mean loss over pairs) under HF names.
+int run_dpo_loss(const std::string& policy_path, const std::string& ref_path, const std::string& data, const DpoConfig& dc,
+                 int64_t max_length, int64_t max_prompt_length, const std::string& out) {
+  dc.validate();
+  TrainableModel policy = TrainableModel::load(policy_path);
+  const TrainableModel ref = TrainableModel::load(ref_path);
+  const std::filesystem::path dir = ModelDir::resolve(policy_path);
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<ChatTemplate> tmpl;
+  if (std::filesystem::exists(dir / "tokenizer.json")) {
+    tok = std::make_unique<Tokenizer>(Tokenizer::load(dir));
+    if (!tok->chat_template().empty()) tmpl = std::make_unique<ChatTemplate>(tok->chat_template());
+  }
+  LoadedPairs pairs = load_preference_pairs(data, tok.get(), tmpl.get(), max_length, max_prompt_length, true);
+  if (pairs.pairs.empty()) fail(data, "has no pairs");
+  const size_t n = pairs.pairs.size();
+  std::vector<PairLogps> ref_logps = pair_logps(ref, pairs.pairs, int64_t(n), dc.mean_logps());
+  DpoObjective objective(dc, std::move(pairs.pairs), {}, std::move(ref_logps), {});
+  std::vector<size_t> all(n);
+  for (size_t i = 0; i < n; ++i) all[i] = i;
+  policy.zero_grads();
+  const ObjectiveStats st = objective.train_step(policy, all, 1.0 / double(n), false);
+  json result = {{"loss", st.loss_sum / double(n)}};
+  for (auto& [k, v] : st.sums) result[k] = v / double(n);
+  if (!out.empty()) {
+    std::vector<TensorToWrite> tensors;
+    for (size_t i = 0; i < policy.params().size(); ++i)
+      tensors.push_back({policy.params()[i].name, DType::F32, policy.params()[i].shape, policy.grad(i)});
+    write_safetensors(out, tensors, {{"format", "pt"}});
+  }
+  std::printf("%s\n", result.dump().c_str());
+  return 0;
+}
+
 Run add_debug(CLI::App& app) {
   auto* cmd = app.add_subcommand("debug", "Numeric dumps for checking against reference implementations");
   cmd->require_subcommand(1);
@@ -95,9 +131,25 @@ Run add_debug(CLI::App& app) {
   grads->add_option("--max-seq-length", *max_len, "cut longer rows (default: no limit)")->check(CLI::NonNegativeNumber);
   grads->add_option("-o,--output", *out, "gradients as safetensors (F32, HF tensor names)")->required();
   threads->add(grads);
+  auto* dpo = cmd->add_subcommand("dpo-loss", "DPO loss and TRL's metrics of one batch made of every pair of a JSONL file, "
+                                             "optionally the policy's gradients");
+  auto ref = std::make_shared<std::string>();
+  auto dc = std::make_shared<DpoConfig>();
+  auto max_prompt = std::make_shared<int64_t>(512);
+  dpo->add_option("-m,--model", *model_path, "policy model directory")->required();
+  dpo->add_option("--ref", *ref, "reference model directory")->required();
+  dpo->add_option("--data", *data, "preference pairs (JSONL)")->required();
+  dpo->add_option("--beta", dc->beta, "DPO beta (default 0.1)");
+  dpo->add_option("--loss-type", dc->loss_type, "sigmoid, ipo or hinge (default sigmoid)");
+  dpo->add_option("--label-smoothing", dc->label_smoothing, "sigmoid loss label smoothing (default 0)");
+  dpo->add_option("--max-length", *max_len, "truncate prompt + completion to this many tokens (default: no limit)");
+  dpo->add_option("--max-prompt-length", *max_prompt, "prompt tokens kept when truncating (default 512)");
+  dpo->add_option("-o,--output", *out, "write the policy's gradients here (safetensors)");
+  threads->add(dpo);
   return [=] {
     threads->apply();
     if (grads->parsed()) return run_sft_grads(*model_path, *data, *max_len, *out);
+    if (dpo->parsed()) return run_dpo_loss(*model_path, *ref, *data, *dc, *max_len, *max_prompt, *out);
     const std::vector<int> ids = parse_ids(*ids_text);
     const Model model = Model::load(*model_path);
     InferenceState state(model);

@@ -1,4 +1,4 @@
-// zephyr sft / zephyr pretrain: training runs from a recipe (alignment-handbook YAML keys).
+// zephyr sft / pretrain / dpo: training runs from a recipe (alignment-handbook YAML keys).
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/model_dir.h"
 #include "train/dataset.h"
+#include "train/dpo.h"
 #include "train/sft_objective.h"
 #include "train/trainer.h"
 
@@ -31,7 +32,52 @@ CLI::App* add_train_command(CLI::App& app, const std::string& name, const std::s
   return cmd;
 }
 
-int run_training(CLI::App* cmd, const TrainArgs& a, bool sft) {
+enum class Stage { Sft, Pretrain, Dpo };
+
+void print_done(const TrainConfig& c, const TrainSummary& s) {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  std::fprintf(stderr, "done: %lld steps, last loss %.4f%s; model written to %s; peak RSS %.1f MB\n", (long long)s.steps,
+               s.final_loss, s.eval_loss >= 0 ? (", eval loss " + std::to_string(s.eval_loss)).c_str() : "",
+               c.output_dir.c_str(), double(ru.ru_maxrss) / 1024.0);
+}
+
+// DPO: pairs from the dataset file(s), reference log-probs computed once (or read back from
+// output_dir/ref_logps.json when resuming), then the shared trainer.
+int run_dpo(const TrainConfig& c, TrainableModel& model, const Tokenizer* tok, const ChatTemplate* tmpl, bool resume) {
+  DpoConfig dc{c.beta, c.loss_type, c.label_smoothing};
+  dc.validate();
+  size_t skipped = 0;
+  auto load = [&](const std::string& path) {
+    LoadedPairs p = load_preference_pairs(path, tok, tmpl, c.max_seq_length, c.max_prompt_length, c.strict);
+    skipped += p.skipped;
+    return std::move(p.pairs);
+  };
+  std::vector<PreferencePair> train_pairs = load(c.dataset_path), eval_pairs;
+  if (!c.eval_dataset_path.empty()) eval_pairs = load(c.eval_dataset_path);
+  else eval_pairs = split_off(train_pairs, c.eval_split_ratio, c.seed);
+  std::fprintf(stderr, "dpo: %zu training pairs, %zu eval pairs%s; beta %g, loss %s\n", train_pairs.size(), eval_pairs.size(),
+               skipped ? (", " + std::to_string(skipped) + " bad lines skipped").c_str() : "", dc.beta, dc.loss_type.c_str());
+  const std::filesystem::path cache = std::filesystem::path(c.output_dir) / "ref_logps.json";
+  std::vector<PairLogps> ref_train, ref_eval;
+  if (resume && std::filesystem::exists(cache)) {
+    read_ref_logps(cache, ref_train, ref_eval);
+  } else {
+    const TrainableModel ref = c.ref_model.empty() ? model : TrainableModel::load(c.ref_model);
+    std::fprintf(stderr, "computing reference log-probs of %zu pairs (%s)\n", train_pairs.size() + eval_pairs.size(),
+                 c.ref_model.empty() ? "the starting policy" : c.ref_model.c_str());
+    ref_train = pair_logps(ref, train_pairs, c.per_device_eval_batch_size, dc.mean_logps());
+    ref_eval = pair_logps(ref, eval_pairs, c.per_device_eval_batch_size, dc.mean_logps());
+    std::filesystem::create_directories(c.output_dir);
+    write_ref_logps(cache, ref_train, ref_eval);
+  }
+  DpoObjective objective(dc, std::move(train_pairs), std::move(eval_pairs), std::move(ref_train), std::move(ref_eval));
+  print_done(c, train(c, model, objective, resume));
+  return 0;
+}
+
+int run_training(CLI::App* cmd, const TrainArgs& a, Stage stage) {
+  const bool sft = stage != Stage::Pretrain;
   a.threads.apply();
   std::vector<std::string> ignored;
   TrainConfig c = TrainConfig::load(a.config, parse_overrides(cmd->remaining()), &ignored);
@@ -50,6 +96,7 @@ int run_training(CLI::App* cmd, const TrainArgs& a, bool sft) {
     tok = std::make_unique<Tokenizer>(Tokenizer::load(dir));
     if (!tok->chat_template().empty()) tmpl = std::make_unique<ChatTemplate>(tok->chat_template());
   }
+  if (stage == Stage::Dpo) return run_dpo(c, model, tok.get(), tmpl.get(), a.resume);
   auto load = [&](const std::string& path) {
     if (sft) return load_sft_rows(path, tok.get(), tmpl.get(), c.max_seq_length, c.strict);
     if (!tok) fail(dir.string(), "pretraining on text needs the model's tokenizer.json");
@@ -71,12 +118,7 @@ int run_training(CLI::App* cmd, const TrainArgs& a, bool sft) {
                skipped ? (", " + std::to_string(skipped) + " bad lines skipped").c_str() : "",
                double(model.weights().size()) / 1e6);
   SftObjective objective(std::move(train_rows), std::move(eval_rows));
-  const TrainSummary s = train(c, model, objective, a.resume);
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  std::fprintf(stderr, "done: %lld steps, last loss %.4f%s; model written to %s; peak RSS %.1f MB\n", (long long)s.steps,
-               s.final_loss, s.eval_loss >= 0 ? (", eval loss " + std::to_string(s.eval_loss)).c_str() : "",
-               c.output_dir.c_str(), double(ru.ru_maxrss) / 1024.0);
+  print_done(c, train(c, model, objective, a.resume));
   return 0;
 }
 
@@ -88,13 +130,23 @@ Run add_sft(CLI::App& app) {
                                 "Supervised fine-tuning on chat data ({\"messages\"} JSONL, loss on assistant turns) or "
                                 "tokenized rows ({\"input_ids\", \"labels\"})",
                                 *a);
-  return [a, cmd] { return run_training(cmd, *a, true); };
+  return [a, cmd] { return run_training(cmd, *a, Stage::Sft); };
+}
+
+Run add_dpo(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* cmd = add_train_command(app, "dpo",
+                                "Direct preference optimisation on pairs ({\"prompt\", \"chosen\", \"rejected\"} JSONL as in "
+                                "ultrafeedback_binarized, or tokenized *_input_ids / *_labels); recipe keys plus beta, loss_type, "
+                                "max_length, max_prompt_length, ref_model",
+                                *a);
+  return [a, cmd] { return run_training(cmd, *a, Stage::Dpo); };
 }
 
 Run add_pretrain(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   auto* cmd = add_train_command(app, "pretrain", "Next-token training on plain text ({\"text\"} JSONL or a .txt file)", *a);
-  return [a, cmd] { return run_training(cmd, *a, false); };
+  return [a, cmd] { return run_training(cmd, *a, Stage::Pretrain); };
 }
 
 }  // namespace zephyr::cli

@@ -18,5 +18,6 @@ Run add_debug(CLI::App& app);
 Run add_bench(CLI::App& app);
 Run add_sft(CLI::App& app);
 Run add_pretrain(CLI::App& app);
+Run add_dpo(CLI::App& app);
 
 }  // namespace zephyr::cli

@@ -26,9 +26,10 @@ int main(int argc, char** argv) {
   reg(zephyr::cli::add_bench);
   reg(zephyr::cli::add_sft);
   reg(zephyr::cli::add_pretrain);
+  reg(zephyr::cli::add_dpo);
   reg(zephyr::cli::add_debug);
   app.footer(
-      "Not built yet: dpo, quantize, export-gguf, serve, feedback, eval.\n"
+      "Not built yet: quantize, export-gguf, serve, feedback, eval.\n"
       "See the project's issues for their status.");
   try {
     app.parse(argc, argv);

@@ -77,8 +77,36 @@ LoadedRows load_text_rows(const std::filesystem::path& file, const Tokenizer& to
   return out;
 }
 
-std::vector<TokenizedRow> split_off(std::vector<TokenizedRow>& rows, double ratio, uint64_t seed) {
-  std::vector<TokenizedRow> held;
+LoadedPairs load_preference_pairs(const std::filesystem::path& file, const Tokenizer* tok, const ChatTemplate* tmpl,
+                                  int64_t max_length, int64_t max_prompt_length, bool strict) {
+  LoadedPairs out;
+  out.skipped = each_line(file, strict, [&](const ordered_json& row, const std::string& where) {
+    out.pairs.push_back(preference_pair(row, tok, tmpl, max_length, max_prompt_length, where));
+  });
+  return out;
+}
+
+void write_ref_logps(const std::filesystem::path& file, const std::vector<PairLogps>& train, const std::vector<PairLogps>& eval) {
+  auto list = [](const std::vector<PairLogps>& v) {
+    json a = json::array();
+    for (auto& p : v) a.push_back({p.chosen, p.rejected});
+    return a;
+  };
+  write_file_atomic(file, json({{"train", list(train)}, {"eval", list(eval)}}).dump() + "\n");
+}
+
+void read_ref_logps(const std::filesystem::path& file, std::vector<PairLogps>& train, std::vector<PairLogps>& eval) {
+  const json j = read_json_file(file);
+  for (auto [key, out] : {std::pair{"train", &train}, std::pair{"eval", &eval}}) {
+    if (!j.contains(key) || !j[key].is_array()) fail(file.string(), std::string("expected a \"") + key + "\" list");
+    out->clear();
+    for (auto& p : j[key]) out->push_back({p.at(0).get<double>(), p.at(1).get<double>()});
+  }
+}
+
+template <class T>
+std::vector<T> split_off(std::vector<T>& rows, double ratio, uint64_t seed) {
+  std::vector<T> held;
   if (ratio <= 0 || rows.size() < 2) return held;
   const size_t n = std::max<size_t>(1, size_t(double(rows.size()) * ratio));
   Rng rng(seed ^ 0x5eed0f5117ull);
@@ -87,10 +115,15 @@ std::vector<TokenizedRow> split_off(std::vector<TokenizedRow>& rows, double rati
   for (size_t i = idx.size() - 1; i > 0; --i) std::swap(idx[i], idx[rng.next() % (i + 1)]);
   std::vector<bool> take(rows.size(), false);
   for (size_t i = 0; i < n; ++i) take[idx[i]] = true;
-  std::vector<TokenizedRow> keep;
+  std::vector<T> keep;
   for (size_t i = 0; i < rows.size(); ++i) (take[i] ? held : keep).push_back(std::move(rows[i]));
   rows = std::move(keep);
   return held;
 }
 
+}  // namespace zephyr
+
+namespace zephyr {
+template std::vector<TokenizedRow> split_off(std::vector<TokenizedRow>&, double, uint64_t);
+template std::vector<PreferencePair> split_off(std::vector<PreferencePair>&, double, uint64_t);
 }  // namespace zephyr

@@ -95,6 +95,11 @@ const std::map<std::string, Setter>& setters() {
       {"eval_steps", set(&TrainConfig::eval_steps)},
       {"save_steps", set(&TrainConfig::save_steps)},
       {"save_total_limit", set(&TrainConfig::save_total_limit)},
+      {"beta", set(&TrainConfig::beta)},
+      {"label_smoothing", set(&TrainConfig::label_smoothing)},
+      {"loss_type", set_string(&TrainConfig::loss_type)},
+      {"ref_model", set_string(&TrainConfig::ref_model)},
+      {"max_prompt_length", set(&TrainConfig::max_prompt_length)},
       {"seed", [](TrainConfig& c, const std::string& v, const std::string& w) { c.seed = uint64_t(parse_value<int64_t>(v, w)); }},
   };
   return s;

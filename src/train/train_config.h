@@ -24,6 +24,10 @@ struct TrainConfig {
   bool packing = false, gradient_checkpointing = false, bf16 = false, strict = false;
   int64_t logging_steps = 10, eval_steps = 0, save_steps = 500, save_total_limit = 0;
   uint64_t seed = 42;
+  // DPO (TRL's DPOConfig keys); max_length is an alias of max_seq_length.
+  double beta = 0.1, label_smoothing = 0.0;
+  std::string loss_type = "sigmoid", ref_model;
+  int64_t max_prompt_length = 512;
   std::string source;  // the YAML file, for messages
 
   // Reads FILE (may be empty: all from overrides) then applies overrides; an unknown key is an
