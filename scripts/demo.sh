@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The most complete thing that works today, end to end: a Zephyr conversation rendered with
 # zephyr-7b-beta's chat template and Mistral's real vocabulary; a tiny randomly initialised
-# Mistral-architecture model fine-tuned (dSFT) on a few pirate conversations, then answering the
-# model card's prompt with its sampling settings.
+# Mistral-architecture model fine-tuned (dSFT) on a few pirate conversations, aligned (dDPO) on
+# pairs that prefer pirate answers, then answering the model card's prompt with its sampling.
 # (The tiny end-to-end recipe — init, SFT, feedback, DPO, eval — replaces this as it lands.)
 set -euo pipefail
 zephyr=${1:-build/bin/zephyr}
@@ -17,8 +17,8 @@ cat > "$dir/tokenizer_config.json" <<'JSON'
 {"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true,
  "chat_template": "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"}
 JSON
-echo "== zephyr.cpp demo: the pipeline that exists so far (template -> tokens -> model -> dSFT -> chat)."
-echo "   AI feedback, DPO and evaluation are not built yet; see the issues."
+echo "== zephyr.cpp demo: the pipeline that exists so far (template -> tokens -> model -> dSFT -> dDPO -> chat)."
+echo "   AI-feedback collection and evaluation are not built yet; see the issues."
 chat='{"messages": [{"role": "system", "content": "You are a friendly chatbot who always responds in the style of a pirate"}, {"role": "user", "content": "How many helicopters can a human eat in one sitting?"}]}'
 echo
 echo "-- 1. zephyr template (zephyr-7b-beta's chat template, with the generation prompt):"
@@ -46,8 +46,17 @@ echo "      the loss covers only the assistant turns and their </s>:"
 "$zephyr" sft --config "$recipes/sft.yaml" --model_name_or_path "$dir/tiny" --dataset_path "$recipes/pirate_chats.jsonl" \
   --output_dir "$dir/sft" 2>&1 | grep -E "^(sft|step [0-9]+/[0-9]+ |done)" | sed -n '1p;2p;$p'
 echo
-echo "-- 7. zephyr generate --chat with the SFT model (the Zephyr model card's example: temperature 0.7, top-k 50, top-p 0.95):"
-"$zephyr" generate -m "$dir/sft" --chat --system "You are a friendly chatbot who always responds in the style of a pirate" \
+echo "-- 7. zephyr dpo (dDPO stage, recipes/tiny/dpo.yaml): $(wc -l < "$recipes/pirate_prefs.jsonl") preference pairs, pirate answers"
+echo "      chosen over plain ones; the reference log-probs come from the SFT model, computed once:"
+"$zephyr" dpo --config "$recipes/dpo.yaml" --model_name_or_path "$dir/sft" --dataset_path "$recipes/pirate_prefs.jsonl" \
+  --output_dir "$dir/dpo" 2>&1 | grep -E "^(dpo:|done)"
+python3 -c "
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1]) if 'rewards/accuracies' in l][-1]
+print(f\"      last step: loss {m['loss']:.4f}, rewards/accuracies {m['rewards/accuracies']:.2f}, rewards/margins {m['rewards/margins']:.3f}\")" "$dir/dpo/metrics.jsonl"
+echo
+echo "-- 8. zephyr generate --chat with the aligned model (the Zephyr model card's example: temperature 0.7, top-k 50, top-p 0.95):"
+"$zephyr" generate -m "$dir/dpo" --chat --system "You are a friendly chatbot who always responds in the style of a pirate" \
   -p "How many helicopters can a human eat in one sitting?" -n 64 --temp 0.7 --top-k 50 --top-p 0.95 --seed 42
 echo
 echo "demo done: every step above is checked against Hugging Face's implementations and PyTorch by 'make test'."

@@ -101,7 +101,46 @@ def main():
     check(len(m) > 1 and m[-1]["loss"] < 0.5 * m[0]["loss"], "pretrain on a .txt file learns it",
           p.stderr.decode()[-300:] + str([x.get("loss") for x in m]))
 
-    # 4. Bad input.
+    # 4. DPO on synthetic pairs: the policy learns to prefer the chosen answers (accuracy 1 on its
+    # training pairs) and raises the probability of chosen answers on held-out prompts; a killed
+    # and resumed DPO run ends bit-identical too.
+    def pairs_file(name, prompts):
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            for q in prompts:
+                f.write(json.dumps({"prompt": q, "chosen": [{"role": "user", "content": q}, {"role": "assistant", "content": "Aye, gladly!"}],
+                                    "rejected": [{"role": "user", "content": q}, {"role": "assistant", "content": "Go away."}],
+                                    "score_chosen": 9.0, "score_rejected": 2.0}) + "\n")
+        return path
+    train_pairs = pairs_file("pairs.jsonl", [f"Question number {i}?" for i in range(8)])
+    eval_pairs = pairs_file("eval_pairs.jsonl", ["Can you help me?", "What time is it?"])
+    dpo_args = [z, "dpo", "--model_name_or_path", out, "--dataset_path", train_pairs, "--eval_dataset_path", eval_pairs,
+                "--beta", "0.1", "--learning_rate", "1e-3", "--lr_scheduler_type", "constant", "--max_steps", "24",
+                "--per_device_train_batch_size", "4", "--logging_steps", "4", "--save_steps", "5", "--seed", "3"]
+    dpo_out = os.path.join(tmp, "dpo")
+    p = subprocess.run(dpo_args + ["--output_dir", dpo_out], capture_output=True)
+    check(p.returncode == 0, "dpo runs", p.stderr.decode()[-500:])
+    m = [json.loads(l) for l in open(os.path.join(dpo_out, "metrics.jsonl"))] if p.returncode == 0 else [{}]
+    train_m = [x for x in m if "rewards/accuracies" in x]
+    eval_m = [x for x in m if "eval_rewards/chosen" in x]
+    check(bool(train_m) and train_m[-1]["rewards/accuracies"] == 1.0 and train_m[-1]["loss"] < train_m[0]["loss"],
+          "dpo reaches rewards/accuracies 1 on its training pairs", str(train_m[-1:]))
+    check(bool(eval_m) and eval_m[-1]["eval_rewards/chosen"] > 0 and eval_m[-1]["eval_rewards/margins"] > 0,
+          "dpo raises the chosen answers' probability on held-out prompts", str(eval_m[-1:]))
+    check(all(k in train_m[-1] for k in ("rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen",
+                                         "logps/rejected", "grad_norm", "learning_rate")) if train_m else False, "dpo metrics use TRL's names")
+    killed = os.path.join(tmp, "dpo-killed")
+    proc = subprocess.Popen(dpo_args + ["--output_dir", killed], stderr=subprocess.DEVNULL)
+    while proc.poll() is None and not os.path.isdir(os.path.join(killed, "checkpoint-5")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = subprocess.run(dpo_args + ["--output_dir", killed, "--resume"], capture_output=True)
+    check(r.returncode == 0 and open(os.path.join(killed, "model.safetensors"), "rb").read()
+          == open(os.path.join(dpo_out, "model.safetensors"), "rb").read(), "dpo killed and resumed: bit-identical weights",
+          r.stderr.decode()[-300:])
+
+    # 5. Bad input.
     bad = os.path.join(tmp, "bad.jsonl")
     with open(bad, "w") as f:
         f.write(open(data).read().splitlines()[0] + "\n{not json\n" + json.dumps({"messages": [{"role": "wizard", "content": "x"}]}) + "\n")

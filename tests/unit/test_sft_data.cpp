@@ -9,6 +9,7 @@
 #include "io/json_file.h"
 #include "kernels/cross_entropy.h"
 #include "model/training.h"
+#include "train/dpo_data.h"
 #include "train/sft_data.h"
 
 using namespace zephyr;
@@ -81,4 +82,44 @@ TEST(SftData, TokenizedRowsPaddingAndErrors) {
   }
   EXPECT_THROW(sft_row(ordered_json::parse(R"({"text": "x"})"), nullptr, nullptr, 0, "d:1"), Error);
   EXPECT_THROW(sft_row(ordered_json::parse(R"({"messages": []})"), nullptr, nullptr, 0, "d:1"), Error);
+}
+
+TEST(DpoData, PromptThroughTheTemplateCompletionIsTheAnswerAndEos) {
+  const Tokenizer tok = Tokenizer::load(zephyr_tokenizer());
+  const ChatTemplate tmpl(tok.chat_template());
+  const ordered_json row = ordered_json::parse(R"({"prompt": "Why is the sky blue?",
+    "chosen": [{"role": "user", "content": "Why is the sky blue?"}, {"role": "assistant", "content": "Rayleigh scattering."}],
+    "rejected": [{"role": "user", "content": "Why is the sky blue?"}, {"role": "assistant", "content": "Paint."}],
+    "score_chosen": 8.5, "score_rejected": 3.0})");
+  const PreferencePair p = preference_pair(row, &tok, &tmpl, 0, 0, "pairs.jsonl:1");
+  const std::vector<int> prompt = tok.encode("<|user|>\nWhy is the sky blue?</s>\n<|assistant|>\n", true);
+  for (const TokenizedRow* r : {&p.chosen, &p.rejected}) {
+    ASSERT_GT(r->input_ids.size(), prompt.size());
+    EXPECT_EQ(std::vector<int>(r->input_ids.begin(), r->input_ids.begin() + long(prompt.size())), prompt);
+    for (size_t t = 0; t < prompt.size(); ++t) EXPECT_EQ(r->labels[t], kIgnoreIndex);  // the prompt carries no loss
+    EXPECT_EQ(r->labels.back(), tok.eos_id());
+  }
+  std::vector<int> answer(p.chosen.labels.begin() + long(prompt.size()), p.chosen.labels.end());
+  EXPECT_EQ(tok.decode(answer, false), "Rayleigh scattering.</s>");
+  // Plain strings give the same pair.
+  const PreferencePair q = preference_pair(
+      ordered_json::parse(R"({"prompt": "Why is the sky blue?", "chosen": "Rayleigh scattering.", "rejected": "Paint."})"), &tok,
+      &tmpl, 0, 0, "pairs.jsonl:2");
+  EXPECT_EQ(q.chosen.input_ids, p.chosen.input_ids);
+  EXPECT_EQ(q.rejected.labels, p.rejected.labels);
+  // TRL's truncation: the prompt keeps its end, then completions are cut to max_length.
+  const PreferencePair t = preference_pair(row, &tok, &tmpl, int64_t(prompt.size()), 4, "pairs.jsonl:1");
+  EXPECT_EQ(std::vector<int>(t.chosen.input_ids.begin(), t.chosen.input_ids.begin() + 4),
+            std::vector<int>(prompt.end() - 4, prompt.end()));
+  EXPECT_EQ(t.chosen.input_ids.size(), 4 + answer.size());  // fits once the prompt is cut
+  const PreferencePair u = preference_pair(row, &tok, &tmpl, int64_t(prompt.size()) + 2, 512, "pairs.jsonl:1");
+  EXPECT_EQ(u.chosen.input_ids.size(), prompt.size() + 2);  // prompt within max_prompt_length: completions are cut
+  try {
+    preference_pair(ordered_json::parse(R"({"prompt": "x", "chosen": [{"role": "user", "content": "x"}], "rejected": "y"})"),
+                    &tok, &tmpl, 0, 0, "pairs.jsonl:9");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pairs.jsonl:9"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("assistant"), std::string::npos);
+  }
 }
