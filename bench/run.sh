@@ -27,5 +27,6 @@ echo "GEMV kernel (one 14336 x 4096 matrix) vs a plain read of the same bytes:"
 "$build/bench/gemv_throughput" 2 | head -1
 echo
 bash "$(dirname "$0")/sft_step.sh" "$build"
+bash "$(dirname "$0")/dpo_step.sh" "$build"
 echo
 bash "$(dirname "$0")/model_speed.sh" "$build"

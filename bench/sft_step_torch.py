@@ -1,6 +1,8 @@
-"""The same SFT step in PyTorch for `make bench`: a Mistral-architecture model (the network of
+"""The same training step in PyTorch for `make bench`: a Mistral-architecture model (the network of
 tests/ref/torch_mistral.py as nn.Modules, eager attention as transformers' eager path), forward +
-backward + AdamW on a batch of token rows, fp32 or bf16 autocast. Prints tokens/s as JSON."""
+backward + AdamW on a batch of token rows, fp32 or bf16 autocast. --dpo makes it TRL's DPO step
+without precomputed reference log-probs: the rows are chosen/rejected halves, the reference model
+runs a forward pass without gradients. Prints tokens/s as JSON."""
 import argparse
 import json
 import math
@@ -72,6 +74,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--dpo", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -79,12 +82,26 @@ def main():
     model = Model(a.vocab, H, L, nh, nkv, I)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ids = torch.randint(0, a.vocab, (a.batch, a.seq))
+    ref = Model(a.vocab, H, L, nh, nkv, I) if a.dpo else None
+
+    def seq_logps(m, x):
+        lp = torch.log_softmax(m(x)[:, :-1].float(), -1).gather(2, x[:, 1:, None])[..., 0]
+        return lp[:, a.seq // 2:].sum(-1)  # the completion half of each row
     times = []
     for step in range(a.steps + 1):
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
-            logits = model(ids)
-        loss = nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
+            if a.dpo:
+                pol = seq_logps(model, ids)
+                with torch.no_grad():
+                    r = seq_logps(ref, ids)
+                half = a.batch // 2
+                h = (pol[:half] - r[:half]) - (pol[half:] - r[half:])
+                loss = -nn.functional.logsigmoid(0.1 * h).mean()
+            else:
+                logits = model(ids)
+        if not a.dpo:
+            loss = nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -92,7 +109,8 @@ def main():
             times.append(time.perf_counter() - t0)
     tps = a.batch * a.seq / (sum(times) / len(times))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"impl": f"pytorch {torch.__version__} {'bf16 autocast' if a.bf16 else 'fp32'}", "tokens_per_second": tps,
+    print(json.dumps({"impl": f"pytorch {torch.__version__} {'bf16 autocast' if a.bf16 else 'fp32'}{' DPO' if a.dpo else ''}",
+                      "tokens_per_second": tps,
                       "peak_rss_mb": rss_mb}))
 
 
