@@ -58,35 +58,63 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std:
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }
 
-// One row: forward, loss, backward; returns the summed loss over its targets. With
-// checkpointing only each layer's input is kept and the rest is recomputed layer by layer in
-// the backward pass (the same operations, so the gradients are identical).
-double row_forward_backward(TrainableModel& m, const int* ids, const int* targets, int64_t T, const int64_t* positions,
-                            const int64_t* seg_start, float grad_scale, bool backward, bool checkpointing) {
-  const ModelConfig& c = m.config();
-  const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), V = c.vocab_size;
-  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
-  const size_t L = m.layers().size();
-  std::vector<LayerActs> acts(L);
-  std::vector<float> x(size_t(T * H));
-  const Matrix embed = m.matrix(m.embed());
-  for (int64_t t = 0; t < T; ++t) matrix_row(embed, ids[t], x.data() + t * H);
+// One row's forward pass, kept for its backward pass: the layer activations (or only each
+// layer's input when checkpointing), the final hidden states and the loss gradient w.r.t. the
+// logits for a unit scale.
+struct RowPass {
+  const int* ids = nullptr;
+  int64_t T = 0;
+  std::vector<int64_t> positions, seg_start;
+  std::vector<LayerActs> acts;
+  std::vector<float> x, xnf, dlogits;
+  double nll = 0;
+};
 
+RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets, int64_t T, std::vector<int64_t> positions,
+                    std::vector<int64_t> seg_start, bool keep, bool checkpointing) {
+  const ModelConfig& c = m.config();
+  const int64_t H = c.hidden_size, V = c.vocab_size;
+  RowPass r;
+  r.ids = ids;
+  r.T = T;
+  r.positions = std::move(positions);
+  r.seg_start = std::move(seg_start);
+  const size_t L = m.layers().size();
+  r.acts.resize(L);
+  r.x.assign(size_t(T * H), 0.0f);
+  const Matrix embed = m.matrix(m.embed());
+  for (int64_t t = 0; t < T; ++t) matrix_row(embed, ids[t], r.x.data() + t * H);
   for (size_t l = 0; l < L; ++l) {
-    layer_forward(m, m.layers()[l], x, acts[l], T, positions, seg_start);
-    if (checkpointing || !backward) {
-      std::vector<float> keep = std::move(acts[l].x_in);
-      acts[l] = LayerActs();
-      if (backward) acts[l].x_in = std::move(keep);
+    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.positions.data(), r.seg_start.data());
+    if (checkpointing || !keep) {
+      std::vector<float> input = std::move(r.acts[l].x_in);
+      r.acts[l] = LayerActs();
+      if (keep) r.acts[l].x_in = std::move(input);
     }
   }
+  r.xnf.assign(size_t(T * H), 0.0f);
+  r.dlogits.assign(size_t(T * V), 0.0f);
+  rmsnorm_forward(r.x.data(), m.weight(m.final_norm()), T, H, c.rms_norm_eps, r.xnf.data());
+  matmul(r.xnf.data(), T, m.matrix(m.lm_head()), r.dlogits.data());
+  r.nll = cross_entropy_forward_backward(r.dlogits.data(), T, V, targets, 1.0f, r.dlogits.data());
+  if (!keep) r = RowPass{nullptr, 0, {}, {}, {}, {}, {}, {}, r.nll};
+  return r;
+}
 
-  std::vector<float> xnf(size_t(T * H)), logits(size_t(T * V));
-  rmsnorm_forward(x.data(), m.weight(m.final_norm()), T, H, c.rms_norm_eps, xnf.data());
-  matmul(xnf.data(), T, m.matrix(m.lm_head()), logits.data());
-  const double nll = cross_entropy_forward_backward(logits.data(), T, V, targets, grad_scale, logits.data());
-  if (!backward) return nll;
-
+// Adds scale * d(nll)/d(params) for a row kept by row_forward, and frees it.
+void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing) {
+  const ModelConfig& c = m.config();
+  const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), T = r.T;
+  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
+  const size_t L = m.layers().size();
+  const int64_t* positions = r.positions.data();
+  const int64_t* seg_start = r.seg_start.data();
+  const int* ids = r.ids;
+  auto& acts = r.acts;
+  auto& x = r.x;
+  auto& xnf = r.xnf;
+  for (auto& g : r.dlogits) g *= scale;
+  auto& logits = r.dlogits;
   // Backward. dx: gradient w.r.t. the residual stream.
   std::vector<float> dxnf(size_t(T * H), 0.0f), dx(size_t(T * H), 0.0f);
   matmul_backward(xnf.data(), T, m.matrix(m.lm_head()), logits.data(), dxnf.data(), m.grad(m.lm_head()));
@@ -132,7 +160,7 @@ double row_forward_backward(TrainableModel& m, const int* ids, const int* target
   float* dembed = m.grad(m.embed());
   for (int64_t t = 0; t < T; ++t)
     for (int64_t j = 0; j < H; ++j) dembed[ids[t] * H + j] += dx[size_t(t * H + j)];
-  return nll;
+  r = RowPass();
 }
 
 }  // namespace
@@ -146,15 +174,18 @@ int64_t count_targets(const TokenBatch& b) {
 
 namespace {
 
+// Checks a batch and runs its rows. With `deferred`, every row's forward pass is kept first and
+// the row scales come from the callback given the per-row losses; otherwise each row runs
+// forward and backward at once (one row of activations alive at a time).
 LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool backward, bool checkpointing,
-                  const std::vector<float>& row_scales) {
+                  const RowScalesFromLosses* deferred) {
   const int64_t V = m.config().vocab_size;
   if (int64_t(b.input_ids.size()) != b.rows * b.seq || int64_t(b.labels.size()) != b.rows * b.seq)
     fail("batch", "input_ids and labels must both hold rows x seq entries");
-  if (!row_scales.empty() && int64_t(row_scales.size()) != b.rows) fail("batch", "one row scale per row expected");
   LossSum total;
   total.row_nll.assign(size_t(b.rows), 0.0);
   total.row_targets.assign(size_t(b.rows), 0);
+  std::vector<RowPass> kept(deferred ? size_t(b.rows) : 0);
   for (int64_t r = 0; r < b.rows; ++r) {
     const int* ids = b.input_ids.data() + r * b.seq;
     const int* labels = b.labels.data() + r * b.seq;
@@ -176,29 +207,40 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
       positions[size_t(t)] = b.positions.empty() ? t : b.positions[size_t(r * b.seq + t)];
       if (!b.seg_start.empty()) seg[size_t(t)] = b.seg_start[size_t(r * b.seq + t)];
     }
-    const float scale = row_scales.empty() ? grad_scale : grad_scale * row_scales[size_t(r)];
-    const double nll = row_forward_backward(m, ids, targets.data(), T, positions.data(), seg.data(), scale,
-                                            backward && scale != 0.0f, checkpointing);
+    const bool keep = backward && (deferred || grad_scale != 0.0f);
+    RowPass pass = row_forward(m, ids, targets.data(), T, std::move(positions), std::move(seg), keep, checkpointing);
     int64_t n = 0;
     for (int t : targets) n += t != kIgnoreIndex;
-    total.nll += nll;
+    total.nll += pass.nll;
     total.targets += n;
-    total.row_nll[size_t(r)] = nll;
+    total.row_nll[size_t(r)] = pass.nll;
     total.row_targets[size_t(r)] = n;
+    if (deferred) kept[size_t(r)] = std::move(pass);
+    else if (keep) row_backward(m, pass, grad_scale, checkpointing);
+  }
+  if (deferred) {
+    const std::vector<float> scales = (*deferred)(total);
+    if (int64_t(scales.size()) != b.rows) fail("batch", "one row scale per row expected");
+    for (int64_t r = 0; r < b.rows; ++r)
+      if (kept[size_t(r)].T > 0) row_backward(m, kept[size_t(r)], grad_scale * scales[size_t(r)], checkpointing);
   }
   return total;
 }
 
 }  // namespace
 
-LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing,
-                         const std::vector<float>& row_scales) {
-  return run_batch(m, b, grad_scale, true, checkpointing, row_scales);
+LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing) {
+  return run_batch(m, b, grad_scale, true, checkpointing, nullptr);
+}
+
+LossSum forward_backward_deferred(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing,
+                                  const RowScalesFromLosses& scales) {
+  return run_batch(m, b, grad_scale, true, checkpointing, &scales);
 }
 
 LossSum forward_loss(const TrainableModel& m, const TokenBatch& b) {
   // run_batch only writes gradients when asked to.
-  return run_batch(const_cast<TrainableModel&>(m), b, 0.0f, false, false, {});
+  return run_batch(const_cast<TrainableModel&>(m), b, 0.0f, false, false, nullptr);
 }
 
 }  // namespace zephyr

@@ -2,6 +2,7 @@
 // kept for the backward pass, loss = next-token cross-entropy over the labelled positions.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/trainable.h"
@@ -29,10 +30,14 @@ struct LossSum {
 // grad_scale = 1 / (targets of the whole optimizer step) to get transformers' mean loss.
 // checkpointing keeps only each layer's input and recomputes the rest during the backward pass
 // (less memory, ~1/3 more compute, identical gradients).
-// row_scales (one per row, or empty) multiply grad_scale row by row: objectives built on
-// per-sequence log-probabilities (DPO) weight each sequence's gradient differently.
-LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale, bool checkpointing = false,
-                         const std::vector<float>& row_scales = {});
+LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale, bool checkpointing = false);
+
+// For losses built on whole-sequence log-probs (DPO): runs every row forward, asks `scales` for
+// one gradient scale per row given the per-row losses, then backpropagates each row with
+// grad_scale * its scale — one forward pass instead of a scoring pass plus a training pass.
+using RowScalesFromLosses = std::function<std::vector<float>(const LossSum&)>;
+LossSum forward_backward_deferred(TrainableModel& model, const TokenBatch& batch, float grad_scale, bool checkpointing,
+                                  const RowScalesFromLosses& scales);
 
 // The summed loss alone (evaluation): no activations kept, no gradients.
 LossSum forward_loss(const TrainableModel& model, const TokenBatch& batch);

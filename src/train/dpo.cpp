@@ -82,29 +82,32 @@ ObjectiveStats DpoObjective::run(TrainableModel& model, const std::vector<Prefer
                                  bool backward, bool checkpointing) {
   const TokenBatch batch = pair_batch(pairs, idx);
   const size_t n = idx.size();
-  // Pass 1: the policy's log-probs give each pair's loss and dL/dh; pass 2 backpropagates
-  // Σ dL/dh_i · (log π_c − log π_r) row by row (log π = −nll, hence the signs).
-  const LossSum l = forward_loss(model, batch);
   ObjectiveStats st;
-  std::vector<float> row_scales(2 * n);
-  for (size_t k = 0; k < n; ++k) {
-    const PairLogps policy{logp_of(l, k, c_.mean_logps()), logp_of(l, n + k, c_.mean_logps())};
-    const DpoTerm t = dpo_term(c_, policy, ref[idx[k]]);
-    st.loss_sum += t.loss;
-    st.sums["rewards/chosen"] += t.reward_chosen;
-    st.sums["rewards/rejected"] += t.reward_rejected;
-    st.sums["rewards/accuracies"] += t.reward_chosen > t.reward_rejected ? 1.0 : 0.0;
-    st.sums["rewards/margins"] += t.reward_chosen - t.reward_rejected;
-    st.sums["logps/chosen"] += policy.chosen;
-    st.sums["logps/rejected"] += policy.rejected;
-    const double per_token_c = c_.mean_logps() ? 1.0 / double(std::max<int64_t>(1, l.row_targets[k])) : 1.0;
-    const double per_token_r = c_.mean_logps() ? 1.0 / double(std::max<int64_t>(1, l.row_targets[n + k])) : 1.0;
-    row_scales[k] = float(-t.dloss_dh * per_token_c);
-    row_scales[n + k] = float(t.dloss_dh * per_token_r);
-  }
+  // The policy's log-probs give each pair's loss and dL/dh; the rows are then backpropagated
+  // with Σ dL/dh_i · (log π_c − log π_r) as weights (log π = −nll, hence the signs).
+  auto scales = [&](const LossSum& l) {
+    std::vector<float> row_scales(2 * n);
+    for (size_t k = 0; k < n; ++k) {
+      const PairLogps policy{logp_of(l, k, c_.mean_logps()), logp_of(l, n + k, c_.mean_logps())};
+      const DpoTerm t = dpo_term(c_, policy, ref[idx[k]]);
+      st.loss_sum += t.loss;
+      st.sums["rewards/chosen"] += t.reward_chosen;
+      st.sums["rewards/rejected"] += t.reward_rejected;
+      st.sums["rewards/accuracies"] += t.reward_chosen > t.reward_rejected ? 1.0 : 0.0;
+      st.sums["rewards/margins"] += t.reward_chosen - t.reward_rejected;
+      st.sums["logps/chosen"] += policy.chosen;
+      st.sums["logps/rejected"] += policy.rejected;
+      const double per_token_c = c_.mean_logps() ? 1.0 / double(std::max<int64_t>(1, l.row_targets[k])) : 1.0;
+      const double per_token_r = c_.mean_logps() ? 1.0 / double(std::max<int64_t>(1, l.row_targets[n + k])) : 1.0;
+      row_scales[k] = float(-t.dloss_dh * per_token_c);
+      row_scales[n + k] = float(t.dloss_dh * per_token_r);
+    }
+    return row_scales;
+  };
+  if (backward) forward_backward_deferred(model, batch, float(scale), checkpointing, scales);
+  else scales(forward_loss(model, batch));
   st.count = double(n);
   for (size_t i : idx) st.tokens += int64_t(pairs[i].chosen.input_ids.size() + pairs[i].rejected.input_ids.size());
-  if (backward) forward_backward(model, batch, float(scale), checkpointing, row_scales);
   return st;
 }
 
