@@ -43,13 +43,7 @@ std::vector<int> parse_ids(const std::string& text) {
 // target token and the gradient of every parameter, under HF names.
 int run_sft_grads(const std::string& model_path, const std::string& data, int64_t max_len, const std::string& out) {
   TrainableModel model = TrainableModel::load(model_path);
-  const std::filesystem::path dir = ModelDir::resolve(model_path);
-  std::unique_ptr<Tokenizer> tok;
-  std::unique_ptr<ChatTemplate> tmpl;
-  if (std::filesystem::exists(dir / "tokenizer.json")) {
-    tok = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-    if (!tok->chat_template().empty()) tmpl = std::make_unique<ChatTemplate>(tok->chat_template());
-  }
+  auto [tok, tmpl] = load_optional_tokenizer(model_path);
   std::ifstream in(data);
   if (!in) fail(data, "cannot open");
   std::vector<TokenizedRow> rows;
@@ -80,13 +74,7 @@ int run_dpo_loss(const std::string& policy_path, const std::string& ref_path, co
   dc.validate();
   TrainableModel policy = TrainableModel::load(policy_path);
   const TrainableModel ref = TrainableModel::load(ref_path);
-  const std::filesystem::path dir = ModelDir::resolve(policy_path);
-  std::unique_ptr<Tokenizer> tok;
-  std::unique_ptr<ChatTemplate> tmpl;
-  if (std::filesystem::exists(dir / "tokenizer.json")) {
-    tok = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-    if (!tok->chat_template().empty()) tmpl = std::make_unique<ChatTemplate>(tok->chat_template());
-  }
+  auto [tok, tmpl] = load_optional_tokenizer(policy_path);
   LoadedPairs pairs = load_preference_pairs(data, tok.get(), tmpl.get(), max_length, max_prompt_length, true);
   if (pairs.pairs.empty()) fail(data, "has no pairs");
   const size_t n = pairs.pairs.size();

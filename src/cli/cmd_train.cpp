@@ -90,12 +90,7 @@ int run_training(CLI::App* cmd, const TrainArgs& a, Stage stage) {
   if (c.bf16) std::fprintf(stderr, "note: bf16 mixed precision is not built yet; training in fp32\n");
   TrainableModel model = TrainableModel::load(c.model_name_or_path);
   const std::filesystem::path dir = ModelDir::resolve(c.model_name_or_path);
-  std::unique_ptr<Tokenizer> tok;
-  std::unique_ptr<ChatTemplate> tmpl;
-  if (std::filesystem::exists(dir / "tokenizer.json")) {
-    tok = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-    if (!tok->chat_template().empty()) tmpl = std::make_unique<ChatTemplate>(tok->chat_template());
-  }
+  auto [tok, tmpl] = load_optional_tokenizer(c.model_name_or_path);
   if (stage == Stage::Dpo) return run_dpo(c, model, tok.get(), tmpl.get(), a.resume);
   auto load = [&](const std::string& path) {
     if (sft) return load_sft_rows(path, tok.get(), tmpl.get(), c.max_seq_length, c.strict);

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "generate/generation_defaults.h"
+#include "io/model_dir.h"
 
 namespace zephyr::cli {
 
@@ -41,6 +42,19 @@ Tokenizer load_model_tokenizer(const Model& model) {
   if (!std::filesystem::exists(model.dir / "tokenizer.json"))
     fail(model.dir.string(), "has no tokenizer.json (create the model with `zephyr init --tokenizer PATH`, or copy one in)");
   return Tokenizer::load(model.dir);
+}
+
+}  // namespace zephyr::cli
+
+namespace zephyr::cli {
+
+OptionalTokenizer load_optional_tokenizer(const std::string& model_path) {
+  OptionalTokenizer t;
+  const std::filesystem::path dir = ModelDir::resolve(model_path);
+  if (!std::filesystem::exists(dir / "tokenizer.json")) return t;
+  t.tok = std::make_unique<Tokenizer>(Tokenizer::load(dir));
+  if (!t.tok->chat_template().empty()) t.tmpl = std::make_unique<ChatTemplate>(t.tok->chat_template());
+  return t;
 }
 
 }  // namespace zephyr::cli

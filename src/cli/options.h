@@ -6,6 +6,7 @@
 
 #include "generate/sampler.h"
 #include "model/weights.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace zephyr::cli {
@@ -28,5 +29,13 @@ struct SamplingFlags {
 
 // The tokenizer of a model directory, or an error that says how to give one.
 Tokenizer load_model_tokenizer(const Model& model);
+
+// A training model's tokenizer and chat template when its directory has them (tokenized data
+// needs neither); each null when absent.
+struct OptionalTokenizer {
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<ChatTemplate> tmpl;
+};
+OptionalTokenizer load_optional_tokenizer(const std::string& model_path);
 
 }  // namespace zephyr::cli
