@@ -24,7 +24,7 @@ with open('$pairs', 'w') as f:
   --intermediate 1408 --vocab 32000 --seed 1 >/dev/null 2>&1
 out=$(mktemp -d)
 "$z" dpo --model_name_or_path "$models/sft-56m" --dataset_path "$pairs" --output_dir "$out" --max_steps 3 \
-  --per_device_train_batch_size 2 --logging_steps 1 --save_steps 0 -t "$threads" >/dev/null 2>&1
+  --per_device_train_batch_size 2 --logging_steps 1 --save_steps 0 --bf16 true -t "$threads" >/dev/null 2>&1
 ours=$(python3 -c "
 import json
 m = [json.loads(l) for l in open('$out/metrics.jsonl') if 'loss' in l]
@@ -40,6 +40,6 @@ python3 - "$ours" "$f32" "$b16" <<'PY'
 import json, sys
 ours, f32, b16 = float(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
 best = max(f32["tokens_per_second"], b16["tokens_per_second"])
-print(f"dpo step 56m: zephyr.cpp {ours:.0f} tok/s | {f32['impl']} {f32['tokens_per_second']:.0f} | {b16['impl']} "
+print(f"dpo step 56m: zephyr.cpp bf16 {ours:.0f} tok/s | {f32['impl']} {f32['tokens_per_second']:.0f} | {b16['impl']} "
       f"{b16['tokens_per_second']:.0f} | ratio to PyTorch's best {ours / best if best else 0:.2f}x")
 PY

@@ -2,7 +2,8 @@
 # One SFT step (forward, backward, AdamW) in tokens/s on Mistral-shaped models with vocab 32000 —
 # ~56M (hidden 512, 8 layers, 8 heads, 4 KV heads, intermediate 1408) and ~125M (768, 12, 12,
 # 4, 2048) — batch 4 x 512, 2 threads, beside the same step in PyTorch (Debian's python3-torch;
-# fp32 and bf16 autocast) in the same run, and beside the fp32 GEMM peak measured here.
+# fp32 and bf16 autocast) in the same run, and beside the fp32 GEMM peak measured here; ours in
+# fp32 and with bf16: true (bf16 matmul inputs, fp32 accumulation).
 set -euo pipefail
 build=${1:-build}
 threads=${BENCH_THREADS:-2}
@@ -22,32 +23,36 @@ for spec in "56m 512,8,8,4,1408" "125m 768,12,12,4,2048"; do
   name=$1; IFS=, read -r H L NH NKV I <<<"$2"
   [ -f "$models/sft-$name/config.json" ] || "$z" init -o "$models/sft-$name" --hidden "$H" --layers "$L" --heads "$NH" \
     --kv-heads "$NKV" --intermediate "$I" --vocab 32000 --seed 1 >/dev/null 2>&1
-  out=$(mktemp -d)
-  rss=$("$z" sft --model_name_or_path "$models/sft-$name" --dataset_path "$rows" --output_dir "$out" --max_steps 3 \
-    --per_device_train_batch_size 4 --logging_steps 1 --save_steps 0 -t "$threads" 2>&1 | sed -n 's/.*peak RSS \([0-9.]*\) MB.*/\1/p')
-  ours=$(python3 -c "
+  run_ours() {  # $1: bf16 true|false -> mean tokens/s of steps 2-3; peak RSS into $rss
+    local out; out=$(mktemp -d)
+    rss=$("$z" sft --model_name_or_path "$models/sft-$name" --dataset_path "$rows" --output_dir "$out" --max_steps 3 \
+      --per_device_train_batch_size 4 --logging_steps 1 --save_steps 0 --bf16 "$1" -t "$threads" 2>&1 | sed -n 's/.*peak RSS \([0-9.]*\) MB.*/\1/p')
+    python3 -c "
 import json
 m = [json.loads(l) for l in open('$out/metrics.jsonl') if 'loss' in l]
-print(sum(x['tokens_per_second'] for x in m[1:]) / len(m[1:]))")
-  rm -rf "$out"
+print(sum(x['tokens_per_second'] for x in m[1:]) / len(m[1:]))"
+    rm -rf "$out"
+  }
+  ours=$(run_ours false)
+  ours_bf16=$(run_ours true)
   if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     f32=$(/usr/bin/python3 "$(dirname "$0")/sft_step_torch.py" --shape "$2" --threads "$threads" --steps 2)
     b16=$(/usr/bin/python3 "$(dirname "$0")/sft_step_torch.py" --shape "$2" --threads "$threads" --steps 2 --bf16)
   else
     f32='{"impl": "pytorch (not installed)", "tokens_per_second": 0, "peak_rss_mb": 0}'; b16=$f32
   fi
-  python3 - "$name" "$2" "$ours" "$f32" "$b16" "$peak" "$rss" <<'PY'
+  python3 - "$name" "$2" "$ours" "$f32" "$b16" "$peak" "$rss" "$ours_bf16" <<'PY'
 import json, sys
-name, shape, ours, f32, b16, peak = sys.argv[1], sys.argv[2], float(sys.argv[3]), json.loads(sys.argv[4]), json.loads(sys.argv[5]), json.loads(sys.argv[6])
-rss = float(sys.argv[7] or 0)
+name, shape, ours32, f32, b16, peak = sys.argv[1], sys.argv[2], float(sys.argv[3]), json.loads(sys.argv[4]), json.loads(sys.argv[5]), json.loads(sys.argv[6])
+rss, ours = float(sys.argv[7] or 0), float(sys.argv[8])
 H, L, NH, NKV, I = map(int, shape.split(","))
 hd = H // NH
 params = L * (2 * H * H + 2 * H * NKV * hd + 3 * H * I) + 32000 * H  # matmul weights incl. lm_head
 flops_per_token = 6 * params + 6 * L * 512 * H  # + causal attention (QK and PV, fwd + bwd)
 best = max(f32["tokens_per_second"], b16["tokens_per_second"])
-print(f"sft step {name}: zephyr.cpp {ours:.0f} tok/s | {f32['impl']} {f32['tokens_per_second']:.0f} | {b16['impl']} "
+print(f"sft step {name}: zephyr.cpp fp32 {ours32:.0f}, bf16 {ours:.0f} tok/s | {f32['impl']} {f32['tokens_per_second']:.0f} | {b16['impl']} "
       f"{b16['tokens_per_second']:.0f} | ratio to PyTorch's best {ours / best if best else 0:.2f}x | "
-      f"{ours * flops_per_token / 1e9:.0f} GFLOPS = {100 * ours * flops_per_token / 1e9 / peak['gflops']:.0f}% of the fp32 SGEMM peak ({peak['gflops']:.0f})"
+      f"fp32 {ours32 * flops_per_token / 1e9:.0f} GFLOPS = {100 * ours32 * flops_per_token / 1e9 / peak['gflops']:.0f}% of the fp32 SGEMM peak ({peak['gflops']:.0f})"
       f" | peak RSS {rss:.0f} MB vs PyTorch {f32['peak_rss_mb']:.0f} / {b16['peak_rss_mb']:.0f} MB")
 PY
 done

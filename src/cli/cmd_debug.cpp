@@ -83,7 +83,7 @@ int run_dpo_loss(const std::string& policy_path, const std::string& ref_path, co
   std::vector<size_t> all(n);
   for (size_t i = 0; i < n; ++i) all[i] = i;
   policy.zero_grads();
-  const ObjectiveStats st = objective.train_step(policy, all, 1.0 / double(n), false);
+  const ObjectiveStats st = objective.train_step(policy, all, 1.0 / double(n), PassOptions{});
   json result = {{"loss", st.loss_sum / double(n)}};
   for (auto& [k, v] : st.sums) result[k] = v / double(n);
   if (!out.empty()) {

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/model_dir.h"
 #include "train/dataset.h"
+#include "kernels/gemm_bf16.h"
 #include "train/dpo.h"
 #include "train/sft_objective.h"
 #include "train/trainer.h"
@@ -87,7 +88,8 @@ int run_training(CLI::App* cmd, const TrainArgs& a, Stage stage) {
     for (auto& k : ignored) list += (list.empty() ? "" : ", ") + k;
     std::fprintf(stderr, "note: recipe keys without effect here: %s\n", list.c_str());
   }
-  if (c.bf16) std::fprintf(stderr, "note: bf16 mixed precision is not built yet; training in fp32\n");
+  if (c.bf16 && !gemm_bf16_available())
+    std::fprintf(stderr, "note: this CPU has no AVX512-BF16; bf16: true falls back to fp32 matmuls\n");
   TrainableModel model = TrainableModel::load(c.model_name_or_path);
   const std::filesystem::path dir = ModelDir::resolve(c.model_name_or_path);
   auto [tok, tmpl] = load_optional_tokenizer(c.model_name_or_path);

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -21,10 +22,24 @@ struct LayerActs {
 
 void resize(std::vector<float>& v, int64_t n) { v.assign(size_t(n), 0.0f); }
 
+// Every linear layer of training: fp32 BLAS, or with `bf16: true` bf16 inputs and fp32
+// accumulation (as PyTorch's bf16 autocast) while weights and gradients stay fp32.
+void linear(bool bf16, const float* x, int64_t n, const Matrix& w, float* y) {
+  if (bf16) gemm_bf16(n, w.rows, w.cols, x, w.cols, false, static_cast<const float*>(w.data), w.cols, false, y, w.rows, false);
+  else matmul(x, n, w, y);
+}
+
+void linear_backward(bool bf16, const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw) {
+  if (!bf16) return matmul_backward(x, n, w, dy, dx, dw);
+  const auto* wf = static_cast<const float*>(w.data);
+  if (dx) gemm_bf16(n, w.cols, w.rows, dy, w.rows, false, wf, w.cols, true, dx, w.cols, true);
+  gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
+}
+
 // One layer's forward for T tokens: x (the residual stream) is updated in place and everything
 // the backward pass needs is kept in a.
 void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std::vector<float>& x, LayerActs& a, int64_t T,
-                   const int64_t* positions, const int64_t* seg_start) {
+                   const int64_t* positions, const int64_t* seg_start, bool bf16) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
@@ -34,16 +49,16 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std:
   resize(a.q, T * qd);
   resize(a.k, T * kvd);
   resize(a.v, T * kvd);
-  matmul(a.xn1.data(), T, m.matrix(P.q), a.q.data());
-  matmul(a.xn1.data(), T, m.matrix(P.k), a.k.data());
-  matmul(a.xn1.data(), T, m.matrix(P.v), a.v.data());
+  linear(bf16, a.xn1.data(), T, m.matrix(P.q), a.q.data());
+  linear(bf16, a.xn1.data(), T, m.matrix(P.k), a.k.data());
+  linear(bf16, a.xn1.data(), T, m.matrix(P.v), a.v.data());
   rope_apply(a.q.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, false);
   rope_apply(a.k.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, false);
   resize(a.attn, T * qd);
   resize(a.lse, T * c.num_attention_heads);
   attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, a.attn.data(), a.lse.data());
   std::vector<float> o(size_t(T * H));
-  matmul(a.attn.data(), T, m.matrix(P.o), o.data());
+  linear(bf16, a.attn.data(), T, m.matrix(P.o), o.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
   a.x_mid = x;
   resize(a.xn2, T * H);
@@ -51,10 +66,10 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std:
   resize(a.gate, T * I);
   resize(a.up, T * I);
   resize(a.act, T * I);
-  matmul(a.xn2.data(), T, m.matrix(P.gate), a.gate.data());
-  matmul(a.xn2.data(), T, m.matrix(P.up), a.up.data());
+  linear(bf16, a.xn2.data(), T, m.matrix(P.gate), a.gate.data());
+  linear(bf16, a.xn2.data(), T, m.matrix(P.up), a.up.data());
   swiglu_forward(a.gate.data(), a.up.data(), T * I, a.act.data());
-  matmul(a.act.data(), T, m.matrix(P.down), o.data());
+  linear(bf16, a.act.data(), T, m.matrix(P.down), o.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }
 
@@ -71,7 +86,7 @@ struct RowPass {
 };
 
 RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets, int64_t T, std::vector<int64_t> positions,
-                    std::vector<int64_t> seg_start, bool keep, bool checkpointing) {
+                    std::vector<int64_t> seg_start, bool keep, bool checkpointing, bool bf16) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, V = c.vocab_size;
   RowPass r;
@@ -85,7 +100,7 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
   const Matrix embed = m.matrix(m.embed());
   for (int64_t t = 0; t < T; ++t) matrix_row(embed, ids[t], r.x.data() + t * H);
   for (size_t l = 0; l < L; ++l) {
-    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.positions.data(), r.seg_start.data());
+    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.positions.data(), r.seg_start.data(), bf16);
     if (checkpointing || !keep) {
       std::vector<float> input = std::move(r.acts[l].x_in);
       r.acts[l] = LayerActs();
@@ -95,14 +110,14 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
   r.xnf.assign(size_t(T * H), 0.0f);
   r.dlogits.assign(size_t(T * V), 0.0f);
   rmsnorm_forward(r.x.data(), m.weight(m.final_norm()), T, H, c.rms_norm_eps, r.xnf.data());
-  matmul(r.xnf.data(), T, m.matrix(m.lm_head()), r.dlogits.data());
+  linear(bf16, r.xnf.data(), T, m.matrix(m.lm_head()), r.dlogits.data());
   r.nll = cross_entropy_forward_backward(r.dlogits.data(), T, V, targets, 1.0f, r.dlogits.data());
   if (!keep) r = RowPass{nullptr, 0, {}, {}, {}, {}, {}, {}, r.nll};
   return r;
 }
 
 // Adds scale * d(nll)/d(params) for a row kept by row_forward, and frees it.
-void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing) {
+void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing, bool bf16) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), T = r.T;
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
@@ -117,7 +132,7 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
   auto& logits = r.dlogits;
   // Backward. dx: gradient w.r.t. the residual stream.
   std::vector<float> dxnf(size_t(T * H), 0.0f), dx(size_t(T * H), 0.0f);
-  matmul_backward(xnf.data(), T, m.matrix(m.lm_head()), logits.data(), dxnf.data(), m.grad(m.lm_head()));
+  linear_backward(bf16, xnf.data(), T, m.matrix(m.lm_head()), logits.data(), dxnf.data(), m.grad(m.lm_head()));
   rmsnorm_backward(x.data(), m.weight(m.final_norm()), dxnf.data(), T, H, c.rms_norm_eps, dx.data(), m.grad(m.final_norm()));
   std::vector<float> dact, dgate, dup, dxn, dattn, dq, dk, dv;
   for (size_t l = L; l-- > 0;) {
@@ -125,22 +140,22 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     LayerActs& a = acts[l];
     if (checkpointing) {
       std::vector<float> x_l = a.x_in;
-      layer_forward(m, P, x_l, a, T, positions, seg_start);
+      layer_forward(m, P, x_l, a, T, positions, seg_start, bf16);
     }
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
     resize(dact, T * I);
-    matmul_backward(a.act.data(), T, m.matrix(P.down), dx.data(), dact.data(), m.grad(P.down));
+    linear_backward(bf16, a.act.data(), T, m.matrix(P.down), dx.data(), dact.data(), m.grad(P.down));
     resize(dgate, T * I);
     resize(dup, T * I);
     swiglu_backward(a.gate.data(), a.up.data(), dact.data(), T * I, dgate.data(), dup.data());
     resize(dxn, T * H);
-    matmul_backward(a.xn2.data(), T, m.matrix(P.gate), dgate.data(), dxn.data(), m.grad(P.gate));
-    matmul_backward(a.xn2.data(), T, m.matrix(P.up), dup.data(), dxn.data(), m.grad(P.up));
+    linear_backward(bf16, a.xn2.data(), T, m.matrix(P.gate), dgate.data(), dxn.data(), m.grad(P.gate));
+    linear_backward(bf16, a.xn2.data(), T, m.matrix(P.up), dup.data(), dxn.data(), m.grad(P.up));
     rmsnorm_backward(a.x_mid.data(), m.weight(P.post_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.post_norm));
     // Attention: x_mid = x_in + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
     resize(dattn, T * qd);
-    matmul_backward(a.attn.data(), T, m.matrix(P.o), dx.data(), dattn.data(), m.grad(P.o));
+    linear_backward(bf16, a.attn.data(), T, m.matrix(P.o), dx.data(), dattn.data(), m.grad(P.o));
     resize(dq, T * qd);
     resize(dk, T * kvd);
     resize(dv, T * kvd);
@@ -150,9 +165,9 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     rope_apply(dk.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, true);
     // q and k were rotated in place; the projections saw xn1, which is what their weights need.
     resize(dxn, T * H);
-    matmul_backward(a.xn1.data(), T, m.matrix(P.q), dq.data(), dxn.data(), m.grad(P.q));
-    matmul_backward(a.xn1.data(), T, m.matrix(P.k), dk.data(), dxn.data(), m.grad(P.k));
-    matmul_backward(a.xn1.data(), T, m.matrix(P.v), dv.data(), dxn.data(), m.grad(P.v));
+    linear_backward(bf16, a.xn1.data(), T, m.matrix(P.q), dq.data(), dxn.data(), m.grad(P.q));
+    linear_backward(bf16, a.xn1.data(), T, m.matrix(P.k), dk.data(), dxn.data(), m.grad(P.k));
+    linear_backward(bf16, a.xn1.data(), T, m.matrix(P.v), dv.data(), dxn.data(), m.grad(P.v));
     rmsnorm_backward(a.x_in.data(), m.weight(P.input_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.input_norm));
     a = LayerActs();  // free as we go
@@ -177,7 +192,7 @@ namespace {
 // Checks a batch and runs its rows. With `deferred`, every row's forward pass is kept first and
 // the row scales come from the callback given the per-row losses; otherwise each row runs
 // forward and backward at once (one row of activations alive at a time).
-LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool backward, bool checkpointing,
+LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool backward, bool checkpointing, bool bf16,
                   const RowScalesFromLosses* deferred) {
   const int64_t V = m.config().vocab_size;
   if (int64_t(b.input_ids.size()) != b.rows * b.seq || int64_t(b.labels.size()) != b.rows * b.seq)
@@ -208,7 +223,7 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
       if (!b.seg_start.empty()) seg[size_t(t)] = b.seg_start[size_t(r * b.seq + t)];
     }
     const bool keep = backward && (deferred || grad_scale != 0.0f);
-    RowPass pass = row_forward(m, ids, targets.data(), T, std::move(positions), std::move(seg), keep, checkpointing);
+    RowPass pass = row_forward(m, ids, targets.data(), T, std::move(positions), std::move(seg), keep, checkpointing, bf16);
     int64_t n = 0;
     for (int t : targets) n += t != kIgnoreIndex;
     total.nll += pass.nll;
@@ -216,31 +231,31 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
     total.row_nll[size_t(r)] = pass.nll;
     total.row_targets[size_t(r)] = n;
     if (deferred) kept[size_t(r)] = std::move(pass);
-    else if (keep) row_backward(m, pass, grad_scale, checkpointing);
+    else if (keep) row_backward(m, pass, grad_scale, checkpointing, bf16);
   }
   if (deferred) {
     const std::vector<float> scales = (*deferred)(total);
     if (int64_t(scales.size()) != b.rows) fail("batch", "one row scale per row expected");
     for (int64_t r = 0; r < b.rows; ++r)
-      if (kept[size_t(r)].T > 0) row_backward(m, kept[size_t(r)], grad_scale * scales[size_t(r)], checkpointing);
+      if (kept[size_t(r)].T > 0) row_backward(m, kept[size_t(r)], grad_scale * scales[size_t(r)], checkpointing, bf16);
   }
   return total;
 }
 
 }  // namespace
 
-LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing) {
-  return run_batch(m, b, grad_scale, true, checkpointing, nullptr);
+LossSum forward_backward(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing, bool bf16) {
+  return run_batch(m, b, grad_scale, true, checkpointing, bf16, nullptr);
 }
 
-LossSum forward_backward_deferred(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing,
+LossSum forward_backward_deferred(TrainableModel& m, const TokenBatch& b, float grad_scale, bool checkpointing, bool bf16,
                                   const RowScalesFromLosses& scales) {
-  return run_batch(m, b, grad_scale, true, checkpointing, &scales);
+  return run_batch(m, b, grad_scale, true, checkpointing, bf16, &scales);
 }
 
-LossSum forward_loss(const TrainableModel& m, const TokenBatch& b) {
+LossSum forward_loss(const TrainableModel& m, const TokenBatch& b, bool bf16) {
   // run_batch only writes gradients when asked to.
-  return run_batch(const_cast<TrainableModel&>(m), b, 0.0f, false, false, nullptr);
+  return run_batch(const_cast<TrainableModel&>(m), b, 0.0f, false, false, bf16, nullptr);
 }
 
 }  // namespace zephyr

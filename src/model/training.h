@@ -30,17 +30,20 @@ struct LossSum {
 // grad_scale = 1 / (targets of the whole optimizer step) to get transformers' mean loss.
 // checkpointing keeps only each layer's input and recomputes the rest during the backward pass
 // (less memory, ~1/3 more compute, identical gradients).
-LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale, bool checkpointing = false);
+// bf16 feeds every linear layer bf16 inputs with fp32 accumulation (needs AVX512-BF16; callers
+// check gemm_bf16_available()); weights, gradients and everything else stay fp32.
+LossSum forward_backward(TrainableModel& model, const TokenBatch& batch, float grad_scale, bool checkpointing = false,
+                         bool bf16 = false);
 
 // For losses built on whole-sequence log-probs (DPO): runs every row forward, asks `scales` for
 // one gradient scale per row given the per-row losses, then backpropagates each row with
 // grad_scale * its scale — one forward pass instead of a scoring pass plus a training pass.
 using RowScalesFromLosses = std::function<std::vector<float>(const LossSum&)>;
 LossSum forward_backward_deferred(TrainableModel& model, const TokenBatch& batch, float grad_scale, bool checkpointing,
-                                  const RowScalesFromLosses& scales);
+                                  bool bf16, const RowScalesFromLosses& scales);
 
 // The summed loss alone (evaluation): no activations kept, no gradients.
-LossSum forward_loss(const TrainableModel& model, const TokenBatch& batch);
+LossSum forward_loss(const TrainableModel& model, const TokenBatch& batch, bool bf16 = false);
 
 // Counts the target tokens of a batch (the labels after the shift).
 int64_t count_targets(const TokenBatch& batch);

@@ -79,7 +79,7 @@ DpoObjective::DpoObjective(DpoConfig c, std::vector<PreferencePair> train, std::
 
 ObjectiveStats DpoObjective::run(TrainableModel& model, const std::vector<PreferencePair>& pairs,
                                  const std::vector<PairLogps>& ref, const std::vector<size_t>& idx, double scale,
-                                 bool backward, bool checkpointing) {
+                                 bool backward, const PassOptions& pass) {
   const TokenBatch batch = pair_batch(pairs, idx);
   const size_t n = idx.size();
   ObjectiveStats st;
@@ -104,7 +104,7 @@ ObjectiveStats DpoObjective::run(TrainableModel& model, const std::vector<Prefer
     }
     return row_scales;
   };
-  if (backward) forward_backward_deferred(model, batch, float(scale), checkpointing, scales);
+  if (backward) forward_backward_deferred(model, batch, float(scale), pass.checkpointing, pass.bf16, scales);
   else scales(forward_loss(model, batch));
   st.count = double(n);
   for (size_t i : idx) st.tokens += int64_t(pairs[i].chosen.input_ids.size() + pairs[i].rejected.input_ids.size());
@@ -112,8 +112,8 @@ ObjectiveStats DpoObjective::run(TrainableModel& model, const std::vector<Prefer
 }
 
 ObjectiveStats DpoObjective::train_step(TrainableModel& model, const std::vector<size_t>& examples, double scale,
-                                        bool checkpointing) {
-  return run(model, train_, ref_train_, examples, scale, true, checkpointing);
+                                        const PassOptions& pass) {
+  return run(model, train_, ref_train_, examples, scale, true, pass);
 }
 
 ObjectiveStats DpoObjective::evaluate(const TrainableModel& model, int64_t batch_size) {
@@ -121,7 +121,7 @@ ObjectiveStats DpoObjective::evaluate(const TrainableModel& model, int64_t batch
   for (size_t b = 0; b < eval_.size(); b += size_t(batch_size)) {
     std::vector<size_t> idx;
     for (size_t i = b; i < std::min(eval_.size(), b + size_t(batch_size)); ++i) idx.push_back(i);
-    const ObjectiveStats s = run(const_cast<TrainableModel&>(model), eval_, ref_eval_, idx, 0.0, false, false);
+    const ObjectiveStats s = run(const_cast<TrainableModel&>(model), eval_, ref_eval_, idx, 0.0, false, PassOptions{});
     total.loss_sum += s.loss_sum;
     total.count += s.count;
     for (auto& [k, v] : s.sums) total.sums[k] += v;

@@ -42,12 +42,12 @@ class DpoObjective : public Objective {
   double weight(const std::vector<size_t>& examples) const override { return double(examples.size()); }
   double eval_weight() const override { return double(eval_.size()); }
   ObjectiveStats train_step(TrainableModel& model, const std::vector<size_t>& examples, double scale,
-                            bool checkpointing) override;
+                            const PassOptions& pass) override;
   ObjectiveStats evaluate(const TrainableModel& model, int64_t batch_size) override;
 
  private:
   ObjectiveStats run(TrainableModel& model, const std::vector<PreferencePair>& pairs, const std::vector<PairLogps>& ref,
-                     const std::vector<size_t>& examples, double scale, bool backward, bool checkpointing);
+                     const std::vector<size_t>& examples, double scale, bool backward, const PassOptions& pass);
   DpoConfig c_;
   std::vector<PreferencePair> train_, eval_;
   std::vector<PairLogps> ref_train_, ref_eval_;

@@ -18,6 +18,11 @@ struct ObjectiveStats {
   int64_t tokens = 0;                    // tokens processed
 };
 
+// How the passes run: gradient checkpointing, bf16 matmul inputs.
+struct PassOptions {
+  bool checkpointing = false, bf16 = false;
+};
+
 class Objective {
  public:
   virtual ~Objective() = default;
@@ -27,7 +32,7 @@ class Objective {
   virtual double weight(const std::vector<size_t>& examples) const = 0;
   // Adds the gradient of scale * loss_sum to model.grads().
   virtual ObjectiveStats train_step(TrainableModel& model, const std::vector<size_t>& examples, double scale,
-                                    bool checkpointing) = 0;
+                                    const PassOptions& pass) = 0;
   // Loss (loss_sum / weight of all eval examples) and metrics over the held-out examples.
   virtual ObjectiveStats evaluate(const TrainableModel& model, int64_t batch_size) = 0;
   virtual double eval_weight() const = 0;

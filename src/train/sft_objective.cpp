@@ -30,14 +30,14 @@ double SftObjective::eval_weight() const {
 }
 
 ObjectiveStats SftObjective::train_step(TrainableModel& model, const std::vector<size_t>& examples, double scale,
-                                        bool checkpointing) {
+                                        const PassOptions& pass) {
   std::vector<TokenizedRow> rows;
   ObjectiveStats st;
   for (size_t i : examples) {
     rows.push_back(train_[i]);
     st.tokens += int64_t(train_[i].input_ids.size());
   }
-  st.loss_sum = forward_backward(model, make_batch(rows, kPad), float(scale), checkpointing).nll;
+  st.loss_sum = forward_backward(model, make_batch(rows, kPad), float(scale), pass.checkpointing, pass.bf16).nll;
   st.count = double(rows.size());
   return st;
 }

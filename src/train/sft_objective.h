@@ -14,7 +14,7 @@ class SftObjective : public Objective {
   size_t eval_size() const override { return eval_.size(); }
   double weight(const std::vector<size_t>& examples) const override;
   ObjectiveStats train_step(TrainableModel& model, const std::vector<size_t>& examples, double scale,
-                            bool checkpointing) override;
+                            const PassOptions& pass) override;
   ObjectiveStats evaluate(const TrainableModel& model, int64_t batch_size) override;
   double eval_weight() const override;
 

@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
+#include "kernels/gemm_bf16.h"
 #include "train/optimizer.h"
 
 namespace fs = std::filesystem;
@@ -179,6 +180,7 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
   const auto t_start = std::chrono::steady_clock::now();
   const int64_t first_step = st.step;
   EpochCache epochs;
+  const PassOptions pass{c.gradient_checkpointing, c.bf16 && gemm_bf16_available()};
   while (st.step < total) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::vector<size_t>> micro;
@@ -190,7 +192,7 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
     model.zero_grads();
     double loss_sum = 0, tokens = 0;
     for (auto& m : micro) {
-      const ObjectiveStats s = obj.train_step(model, m, weight > 0 ? 1.0 / weight : 0.0, c.gradient_checkpointing);
+      const ObjectiveStats s = obj.train_step(model, m, weight > 0 ? 1.0 / weight : 0.0, pass);
       loss_sum += s.loss_sum;
       tokens += double(s.tokens);
       logged_count += s.count;

@@ -58,23 +58,30 @@ def chat_interrupt_check(z, tiny):
         os.execv(z, [z, "chat", "-m", tiny, "-n", "100000", "-t", "1", "--temp", "0"])  # greedy: the same long answer every run
     out = b""
 
-    def read_for(seconds):
+    def read_until(marker, seconds):  # generous limits: ctest runs other tests beside this one
         nonlocal out
         end = time.time() + seconds
-        while time.time() < end:
+        while time.time() < end and marker not in out:
             if select.select([fd], [], [], 0.05)[0]:
                 try:
                     out += os.read(fd, 65536)
                 except OSError:
                     return
-    read_for(1.0)
+    read_until(b"> ", 20)
     os.write(fd, b"Tell me something long\n")
-    read_for(1.0)
+    read_until(b"Tell me something long\r\n", 10)
+    read_for_answer = time.time() + 1.0
+    while time.time() < read_for_answer:
+        read_until(b"\x00never", 0.1)
     os.write(fd, b"\x03")
-    read_for(1.0)
+    read_until(b"[stopped]", 20)
+    read_until(b"> ", 10)
     os.write(fd, b"/exit\n")
-    read_for(2.0)
-    done, status = os.waitpid(pid, os.WNOHANG)
+    done, status = 0, 0
+    end = time.time() + 20
+    while time.time() < end and not done:
+        read_until(b"\x00never", 0.1)
+        done, status = os.waitpid(pid, os.WNOHANG)
     if not done:
         os.kill(pid, 9)
         os.waitpid(pid, 0)

@@ -1,0 +1,37 @@
+// The bf16 GEMM equals an fp32 GEMM of the bf16-rounded inputs up to accumulation order, for odd
+// sizes (edges of every tile), every transpose combination and accumulation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/rng.h"
+#include "kernels/gemm_bf16.h"
+
+using namespace zephyr;
+
+TEST(GemmBf16, MatchesRoundedFp32ProductsOnOddShapes) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  Rng rng(3);
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {9, 33, 7}, {17, 70, 64}, {64, 96, 129}}) {
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        std::vector<float> a(size_t(M * K)), b(size_t(N * K)), c(size_t(M * N), 0.5f);
+        for (auto& x : a) x = float(rng.normal());
+        for (auto& x : b) x = float(rng.normal());
+        const int64_t lda = ta ? M : K, ldb = tb ? N : K;
+        gemm_bf16(M, N, K, a.data(), lda, ta, b.data(), ldb, tb, c.data(), N, true);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            double ref = 0.5;
+            for (int64_t k = 0; k < K; ++k) {
+              const float av = ta ? a[size_t(k * lda + i)] : a[size_t(i * lda + k)];
+              const float bv = tb ? b[size_t(k * ldb + j)] : b[size_t(j * ldb + k)];
+              ref += double(bf16_to_f32(f32_to_bf16(av))) * bf16_to_f32(f32_to_bf16(bv));
+            }
+            ASSERT_NEAR(c[size_t(i * N + j)], ref, 1e-4 * (1 + std::sqrt(double(K)))) << M << "x" << N << "x" << K << " ta " << ta << " tb " << tb;
+          }
+      }
+  }
+}
