@@ -2,6 +2,8 @@
 // the labelled tokens are exactly the assistant answers and the EOS that ends each one.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -24,7 +26,8 @@ const char* kZephyrTemplate =
     "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
 
 fs::path zephyr_tokenizer() {
-  const fs::path d = fs::temp_directory_path() / "zephyr-test-sft-tokenizer";
+  // One directory per test process: ctest runs the tests of this file in parallel processes.
+  const fs::path d = fs::temp_directory_path() / ("zephyr-test-sft-tokenizer-" + std::to_string(::getpid()));
   fs::create_directories(d);
   fs::copy_file(fs::path(ZEPHYR_REF_MODELS) / "tokenizer-llama2" / "models" / "tokenizer.json", d / "tokenizer.json",
                 fs::copy_options::overwrite_existing);
