@@ -23,18 +23,18 @@ for spec in "56m 512,8,8,4,1408" "125m 768,12,12,4,2048"; do
   name=$1; IFS=, read -r H L NH NKV I <<<"$2"
   [ -f "$models/sft-$name/config.json" ] || "$z" init -o "$models/sft-$name" --hidden "$H" --layers "$L" --heads "$NH" \
     --kv-heads "$NKV" --intermediate "$I" --vocab 32000 --seed 1 >/dev/null 2>&1
-  run_ours() {  # $1: bf16 true|false -> mean tokens/s of steps 2-3; peak RSS into $rss
-    local out; out=$(mktemp -d)
+  run_ours() {  # $1: bf16 true|false -> "mean tokens/s of steps 2-3" "peak RSS MB"
+    local out rss; out=$(mktemp -d)
     rss=$("$z" sft --model_name_or_path "$models/sft-$name" --dataset_path "$rows" --output_dir "$out" --max_steps 3 \
       --per_device_train_batch_size 4 --logging_steps 1 --save_steps 0 --bf16 "$1" -t "$threads" 2>&1 | sed -n 's/.*peak RSS \([0-9.]*\) MB.*/\1/p')
     python3 -c "
 import json
 m = [json.loads(l) for l in open('$out/metrics.jsonl') if 'loss' in l]
-print(sum(x['tokens_per_second'] for x in m[1:]) / len(m[1:]))"
+print(sum(x['tokens_per_second'] for x in m[1:]) / len(m[1:]), '${rss:-0}')"
     rm -rf "$out"
   }
-  ours=$(run_ours false)
-  ours_bf16=$(run_ours true)
+  read -r ours rss < <(run_ours false)
+  read -r ours_bf16 rss_bf16 < <(run_ours true)
   if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     f32=$(/usr/bin/python3 "$(dirname "$0")/sft_step_torch.py" --shape "$2" --threads "$threads" --steps 2)
     b16=$(/usr/bin/python3 "$(dirname "$0")/sft_step_torch.py" --shape "$2" --threads "$threads" --steps 2 --bf16)
@@ -53,6 +53,6 @@ best = max(f32["tokens_per_second"], b16["tokens_per_second"])
 print(f"sft step {name}: zephyr.cpp fp32 {ours32:.0f}, bf16 {ours:.0f} tok/s | {f32['impl']} {f32['tokens_per_second']:.0f} | {b16['impl']} "
       f"{b16['tokens_per_second']:.0f} | ratio to PyTorch's best {ours / best if best else 0:.2f}x | "
       f"fp32 {ours32 * flops_per_token / 1e9:.0f} GFLOPS = {100 * ours32 * flops_per_token / 1e9 / peak['gflops']:.0f}% of the fp32 SGEMM peak ({peak['gflops']:.0f})"
-      f" | peak RSS {rss:.0f} MB vs PyTorch {f32['peak_rss_mb']:.0f} / {b16['peak_rss_mb']:.0f} MB")
+      f" | peak RSS {rss:.0f} MB (fp32) vs PyTorch {f32['peak_rss_mb']:.0f} / {b16['peak_rss_mb']:.0f} MB")
 PY
 done
