@@ -48,7 +48,7 @@ int run_sft_grads(const std::string& model_path, const std::string& data, int64_
   if (!in) fail(data, "cannot open");
   std::vector<TokenizedRow> rows;
   for_each_jsonl(in, data, [&](const ordered_json& row, size_t line) {
-    rows.push_back(sft_row(row, tok.get(), tmpl.get(), max_len, data + ":" + std::to_string(line)));
+    rows.push_back(sft_row(row, tok.get(), tmpl.get(), max_len, ""));  // for_each_jsonl names the line
   });
   if (rows.empty()) fail(data, "has no rows");
   const int pad = tok && tok->eos_id() >= 0 ? tok->eos_id() : 0;

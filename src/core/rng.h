@@ -49,12 +49,6 @@ class Rng {
     return r * std::cos(a);
   }
 
-  std::array<uint64_t, 4> state() const { return state_; }
-  void set_state(const std::array<uint64_t, 4>& s) {
-    state_ = s;
-    has_spare_ = false;
-  }
-
  private:
   static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
   std::array<uint64_t, 4> state_{};

@@ -46,22 +46,29 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
 namespace zephyr {
 
 void for_each_jsonl(std::istream& in, const std::string& name,
-                    const std::function<void(const ordered_json&, size_t)>& fn) {
+                    const std::function<void(const ordered_json&, size_t)>& fn,
+                    const std::function<void(const Error&)>& on_error) {
   std::string line;
   for (size_t n = 1; std::getline(in, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    ordered_json value;
+    const std::string where = name + ":" + std::to_string(n);
     try {
-      value = ordered_json::parse(line);
-    } catch (const json::parse_error& e) {
-      fail(name + ":" + std::to_string(n), std::string("invalid JSON at byte ") + std::to_string(e.byte) + ": " + e.what());
-    }
-    try {
-      fn(value, n);
+      ordered_json value;
+      try {
+        value = ordered_json::parse(line);
+      } catch (const json::parse_error& e) {
+        fail(where, std::string("invalid JSON at byte ") + std::to_string(e.byte) + ": " + e.what());
+      }
+      try {
+        fn(value, n);
+      } catch (const Error& e) {
+        fail(where, e.what());
+      } catch (const json::exception& e) {
+        fail(where, e.what());
+      }
     } catch (const Error& e) {
-      fail(name + ":" + std::to_string(n), e.what());
-    } catch (const json::exception& e) {
-      fail(name + ":" + std::to_string(n), e.what());
+      if (!on_error) throw;
+      on_error(e);
     }
   }
 }

@@ -4,6 +4,8 @@
 #include <functional>
 #include <istream>
 #include <nlohmann/json.hpp>
+
+#include "core/error.h"
 #include <string>
 
 namespace zephyr {
@@ -27,8 +29,10 @@ namespace zephyr {
 
 // Calls fn(value, line_number) for each non-blank line of a JSONL stream. A line that is not
 // valid JSON (or not UTF-8) throws Error "NAME:LINE: ...".
+// With on_error, a line's error (the same message) goes to it and reading goes on.
 void for_each_jsonl(std::istream& in, const std::string& name,
-                    const std::function<void(const ordered_json&, size_t)>& fn);
+                    const std::function<void(const ordered_json&, size_t)>& fn,
+                    const std::function<void(const Error&)>& on_error = nullptr);
 
 // One-line JSON for output, never throwing on odd bytes.
 std::string to_json_line(const ordered_json& value);

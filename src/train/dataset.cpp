@@ -2,7 +2,6 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -11,29 +10,20 @@ namespace zephyr {
 
 namespace {
 
-// Runs fn on each JSONL line; errors of one line are reported and counted, or rethrown when strict.
+// Runs fn on each JSONL row (for_each_jsonl puts FILE:LINE in front of any error); a bad line is
+// reported and counted, or fatal when strict.
 template <class Fn>
 size_t each_line(const std::filesystem::path& file, bool strict, Fn&& fn) {
   std::ifstream in(file, std::ios::binary);
   if (!in) fail(file.string(), "cannot open");
-  size_t skipped = 0, line_no = 0;
-  std::string line;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = file.string() + ":" + std::to_string(line_no);
-    try {
-      std::istringstream one(line);
-      for_each_jsonl(one, file.string(), [&](const ordered_json& row, size_t) { fn(row, where); });
-    } catch (const Error& e) {
-      std::string msg = e.what();
-      const std::string dup = file.string() + ":1: ";  // for_each_jsonl numbers its one line 1
-      if (msg.rfind(dup, 0) == 0) msg = where + ": " + msg.substr(dup.size());
-      if (strict) throw Error(msg);
-      std::fprintf(stderr, "zephyr: skipping %s\n", msg.c_str());
-      ++skipped;
-    }
-  }
+  size_t skipped = 0;
+  for_each_jsonl(
+      in, file.string(), [&](const ordered_json& row, size_t) { fn(row); },
+      [&](const Error& e) {
+        if (strict) throw e;
+        std::fprintf(stderr, "zephyr: skipping %s\n", e.what());
+        ++skipped;
+      });
   return skipped;
 }
 
@@ -42,10 +32,10 @@ size_t each_line(const std::filesystem::path& file, bool strict, Fn&& fn) {
 LoadedRows load_sft_rows(const std::filesystem::path& file, const Tokenizer* tok, const ChatTemplate* tmpl,
                          int64_t max_len, bool strict) {
   LoadedRows out;
-  out.skipped = each_line(file, strict, [&](const ordered_json& row, const std::string& where) {
-    TokenizedRow r = sft_row(row, tok, tmpl, max_len, where);
+  out.skipped = each_line(file, strict, [&](const ordered_json& row) {
+    TokenizedRow r = sft_row(row, tok, tmpl, max_len, "");
     for (int id : r.input_ids)
-      if (tok && (id < 0 || id >= tok->vocab_size())) fail(where, "token id " + std::to_string(id) + " is outside the vocabulary");
+      if (tok && (id < 0 || id >= tok->vocab_size())) fail("", "token id " + std::to_string(id) + " is outside the vocabulary");
     out.rows.push_back(std::move(r));
   });
   return out;
@@ -62,9 +52,9 @@ LoadedRows load_text_rows(const std::filesystem::path& file, const Tokenizer& to
   if (file.extension() == ".txt") {
     add_doc(read_file(file));
   } else {
-    out.skipped = each_line(file, strict, [&](const ordered_json& row, const std::string& where) {
+    out.skipped = each_line(file, strict, [&](const ordered_json& row) {
       if (row.is_object() && row.contains("text") && row["text"].is_string()) return add_doc(row["text"].get<std::string>());
-      TokenizedRow r = sft_row(row, nullptr, nullptr, max_len, where);
+      TokenizedRow r = sft_row(row, nullptr, nullptr, max_len, "");
       out.rows.push_back(std::move(r));
     });
   }
@@ -80,8 +70,8 @@ LoadedRows load_text_rows(const std::filesystem::path& file, const Tokenizer& to
 LoadedPairs load_preference_pairs(const std::filesystem::path& file, const Tokenizer* tok, const ChatTemplate* tmpl,
                                   int64_t max_length, int64_t max_prompt_length, bool strict) {
   LoadedPairs out;
-  out.skipped = each_line(file, strict, [&](const ordered_json& row, const std::string& where) {
-    out.pairs.push_back(preference_pair(row, tok, tmpl, max_length, max_prompt_length, where));
+  out.skipped = each_line(file, strict, [&](const ordered_json& row) {
+    out.pairs.push_back(preference_pair(row, tok, tmpl, max_length, max_prompt_length, ""));
   });
   return out;
 }

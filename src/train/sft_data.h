@@ -23,7 +23,7 @@ struct TokenizedRow {
 // of turn i cut after its EOS; both ends are found as token prefixes of the whole conversation.
 TokenizedRow tokenize_conversation(const ChatTemplate& tmpl, const Tokenizer& tok, const ordered_json& row);
 
-// A JSONL row in either form; `where` ("file:line") prefixes errors. tok/tmpl may be null when
+// A JSONL row in either form; `where` ("file:line", or "" when the reader adds it) prefixes errors. tok/tmpl may be null when
 // only tokenized rows are expected. Rows longer than max_len (> 0) are cut at the right.
 TokenizedRow sft_row(const ordered_json& row, const Tokenizer* tok, const ChatTemplate* tmpl, int64_t max_len,
                      const std::string& where);

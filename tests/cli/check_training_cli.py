@@ -149,6 +149,7 @@ def main():
     err = p.stderr.decode()
     check(p.returncode == 0 and "bad.jsonl:2" in err and "bad.jsonl:3" in err and "2 bad lines skipped" in err,
           "bad lines are reported with file:line, skipped and counted", err)
+    check(err.count("bad.jsonl:3") == 1, "a bad line's location is named once", err)
     p = subprocess.run(base + ["--dataset_path", bad, "--strict", "true"], capture_output=True)
     check(p.returncode == 1 and "bad.jsonl:2" in p.stderr.decode() and len(p.stderr.decode().strip().splitlines()) == 1,
           "--strict makes a bad line fatal with one error line", p.stderr.decode())
