@@ -11,10 +11,9 @@ import sys
 import tempfile
 import time
 
-ZEPHYR_TEMPLATE = ("{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n"
-                   "{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n"
-                   "{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n"
-                   "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from fixtures import mistral_tokenizer_dir  # noqa: E402
+
 CONVERSATIONS = [("What is the capital of France?", "Paris is the capital of France."),
                  ("Name a primary color.", "Blue is a primary color."),
                  ("How many legs does a spider have?", "A spider has eight legs."),
@@ -35,12 +34,7 @@ def main():
     a = ap.parse_args()
     z = a.zephyr
     tmp = tempfile.mkdtemp(prefix="zephyr-sft-")
-    tok = os.path.join(tmp, "tok")
-    os.makedirs(tok)
-    with open(os.path.join(a.models, "tokenizer-llama2", "models", "tokenizer.json")) as src:
-        open(os.path.join(tok, "tokenizer.json"), "w").write(src.read())
-    json.dump({"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": True, "chat_template": ZEPHYR_TEMPLATE},
-              open(os.path.join(tok, "tokenizer_config.json"), "w"))
+    tok = mistral_tokenizer_dir(a.models, os.path.join(tmp, "tok"))
     model = os.path.join(tmp, "tiny")
     subprocess.run([z, "init", "-o", model, "--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",
                     "--intermediate", "128", "--sliding-window", "16", "--tokenizer", tok, "--seed", "1"], check=True, capture_output=True)

@@ -12,6 +12,9 @@ import numpy as np
 from safetensors.numpy import load_file
 from transformers import AutoConfig, AutoTokenizer
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from fixtures import mistral_tokenizer_dir  # noqa: E402
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -20,12 +23,8 @@ def main():
     a = ap.parse_args()
     z = a.zephyr
     tmp = tempfile.mkdtemp(prefix="zephyr-hf-")
-    tok = os.path.join(tmp, "tok")
-    os.makedirs(tok)
-    with open(os.path.join(a.models, "tokenizer-llama2", "models", "tokenizer.json")) as f:
-        open(os.path.join(tok, "tokenizer.json"), "w").write(f.read())
     tmpl = "{% for m in messages %}{{ '<|' + m['role'] + '|>\n' + m['content'] + eos_token + '\n' }}{% endfor %}"
-    json.dump({"bos_token": "<s>", "eos_token": "</s>", "chat_template": tmpl}, open(os.path.join(tok, "tokenizer_config.json"), "w"))
+    tok = mistral_tokenizer_dir(a.models, os.path.join(tmp, "tok"), tmpl, add_bos=False)
     model, out = os.path.join(tmp, "m"), os.path.join(tmp, "out")
     subprocess.run([z, "init", "-o", model, "--hidden", "32", "--layers", "2", "--heads", "4", "--kv-heads", "2",
                     "--intermediate", "48", "--sliding-window", "8", "--tokenizer", tok, "--dtype", "bf16"], check=True, capture_output=True)
