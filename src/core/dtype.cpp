@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/quant.h"
+
 namespace zephyr {
 
 float f16_to_f32(uint16_t h) {
@@ -45,6 +47,7 @@ void to_f32(DType from, const void* src, float* dst, size_t n) {
     case DType::F32: std::memcpy(dst, src, n * 4); break;
     case DType::BF16: for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]); break;
     case DType::F16: for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(h[i]); break;
+    default: dequantize_row(from, src, dst, int64_t(n));
   }
 }
 

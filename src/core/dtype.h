@@ -1,4 +1,6 @@
-// Element types of stored tensors and the exact conversions between them.
+// Element types of stored tensors and the exact conversions between them. Besides the float
+// types there are GGUF's block-quantized types: a row is a sequence of blocks, each holding a
+// fixed number of elements with their scales (layouts in kernels/quant.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -7,11 +9,41 @@
 
 namespace zephyr {
 
-enum class DType { F32, F16, BF16 };
+enum class DType { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K };
 
-inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+inline bool is_quantized(DType t) { return t != DType::F32 && t != DType::F16 && t != DType::BF16; }
+// Elements per block and bytes per block (a float type is a block of one element).
+inline int64_t block_elements(DType t) {
+  return t == DType::Q4_K || t == DType::Q6_K ? 256 : is_quantized(t) ? 32 : 1;
+}
+inline size_t block_bytes(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F16: case DType::BF16: return 2;
+    case DType::Q8_0: return 34;
+    case DType::Q4_0: return 18;
+    case DType::Q4_1: return 20;
+    case DType::Q4_K: return 144;
+    case DType::Q6_K: return 210;
+  }
+  return 0;
+}
+// Bytes of a row of n elements (n a multiple of block_elements(t)).
+inline size_t row_bytes(DType t, int64_t n) { return size_t(n / block_elements(t)) * block_bytes(t); }
+// Bytes per element of a float type.
+inline size_t dtype_size(DType t) { return block_bytes(t); }
 inline const char* dtype_name(DType t) {
-  return t == DType::F32 ? "F32" : t == DType::F16 ? "F16" : "BF16";
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
+    case DType::Q4_1: return "Q4_1";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q6_K: return "Q6_K";
+  }
+  return "?";
 }
 
 inline float bf16_to_f32(uint16_t h) {
@@ -33,7 +65,7 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
-// Converts n elements of type `from` at src to f32.
+// Converts n elements of type `from` at src to f32 (for block types n is a multiple of the block).
 void to_f32(DType from, const void* src, float* dst, size_t n);
 
 }  // namespace zephyr

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/quant.h"
 
 namespace zephyr {
 
@@ -104,6 +105,11 @@ void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y
     case DType::F32: return kHasAvx512 ? gemv_avx512<DType::F32>(x, w, r0, r1, y) : gemv_generic<DType::F32>(x, w, r0, r1, y);
     case DType::BF16: return kHasAvx512 ? gemv_avx512<DType::BF16>(x, w, r0, r1, y) : gemv_generic<DType::BF16>(x, w, r0, r1, y);
     case DType::F16: return kHasAvx512 ? gemv_avx512<DType::F16>(x, w, r0, r1, y) : gemv_generic<DType::F16>(x, w, r0, r1, y);
+    default: {
+      QuantizedActivations a;
+      quantize_activations(x, w.cols, a);
+      quant_gemv_rows(w.dtype, w.data, w.cols, a, r0, r1, y);
+    }
   }
 }
 
@@ -120,12 +126,35 @@ void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy
 }
 
 void matrix_row(const Matrix& w, int64_t row, float* out) {
-  to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(row) * size_t(w.cols) * dtype_size(w.dtype), out,
-         size_t(w.cols));
+  to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(row) * row_bytes(w.dtype, w.cols), out, size_t(w.cols));
 }
+
+namespace {
+
+// Block-quantized weights: the activations are quantized to int8 once, then rows are split
+// across threads (in blocks of 16, or 32 when several tokens share each row's unpacking).
+void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y) {
+  std::vector<QuantizedActivations> acts(static_cast<size_t>(n));
+  parallel_for(size_t(n), 1, [&](size_t a, size_t b) {
+    for (size_t t = a; t < b; ++t) quantize_activations(x + t * size_t(w.cols), w.cols, acts[t]);
+  });
+  if (n == 1) {
+    parallel_for(size_t(w.rows), 16, [&](size_t r0, size_t r1) {
+      quant_gemv_rows(w.dtype, w.data, w.cols, acts[0], int64_t(r0), int64_t(r1), y);
+    });
+    return;
+  }
+  parallel_for(size_t(w.rows), 32, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r += 32)
+      quant_gemm_rows(w.dtype, w.data, acts.data(), n, int64_t(r), int64_t(std::min(r + 32, r1)), y, w.rows);
+  });
+}
+
+}  // namespace
 
 void matmul(const float* x, int64_t n, const Matrix& w, float* y) {
   if (n <= 0) return;
+  if (is_quantized(w.dtype)) return matmul_quantized(x, n, w, y);
   if (n < 4) {
     // Rows split across threads in blocks of 16 so each thread streams its own part of W.
     parallel_for(size_t(w.rows), 16, [&](size_t r0, size_t r1) {

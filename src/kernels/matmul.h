@@ -14,7 +14,7 @@ struct Matrix {
   int64_t rows = 0, cols = 0;
   const void* data = nullptr;
 
-  size_t nbytes() const { return size_t(rows) * size_t(cols) * dtype_size(dtype); }
+  size_t nbytes() const { return size_t(rows) * row_bytes(dtype, cols); }
 };
 
 // y[n, w.rows] = x[n, w.cols] · wᵀ. Few rows (decode) take a streaming GEMV that reads W once at

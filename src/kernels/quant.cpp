@@ -1,0 +1,536 @@
+#include "kernels/quant.h"
+
+// GCC 12 warns inside its own AVX-512 headers about variables it initialises itself.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace zephyr {
+
+namespace {
+
+float h2f(uint16_t h) { return f16_to_f32(h); }
+
+// The 6-bit scale and min of sub-block j of a Q4_K block (bytes 0-3: scales 0-3 and the top bits
+// of scales 4-7, bytes 4-7 the same for mins, bytes 8-11 the low nibbles of scales/mins 4-7).
+void q4k_scale_min(const uint8_t* s, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    m = s[j + 4] & 63;
+  } else {
+    sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// The unsigned 6-bit value of element i (0..255) of a Q6_K block.
+int q6k_value(const BlockQ6_K& b, int i) {
+  const int n = i / 128, r = i % 128, l = r % 32, part = r / 32;  // part 0..3 of a 128-chunk
+  const uint8_t lo = b.ql[64 * n + l + (part & 1) * 32];
+  const int low = part < 2 ? (lo & 0xF) : (lo >> 4);
+  const int high = (b.qh[32 * n + l] >> (2 * part)) & 3;
+  return low | (high << 4);
+}
+
+// Round half away from zero, as C's roundf (ggml's Q8_0 reference rounds so).
+int round_away(float v) { return int(std::round(v)); }
+
+void quantize_q8_0(const float* x, BlockQ8_0* out, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += 32) {
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    out[b].d = f32_to_f16(d);
+    for (int i = 0; i < 32; ++i) out[b].q[i] = int8_t(round_away(x[i] * id));
+  }
+}
+
+// The element of largest magnitude, with its sign (the first one on ties).
+float signed_absmax(const float* x, int n) {
+  float best = 0, v = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > best) best = std::fabs(x[i]), v = x[i];
+  return v;
+}
+
+void quantize_q4_0(const float* x, BlockQ4_0* out, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += 32) {
+    const float d = signed_absmax(x, 32) / -8.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    out[b].d = f32_to_f16(d);
+    uint8_t q[32];
+    for (int i = 0; i < 32; ++i) {
+      const float t = x[i] * id;
+      q[i] = uint8_t(std::min(15, int(t + 8.5f)));
+    }
+    for (int j = 0; j < 16; ++j) out[b].q[j] = uint8_t(q[j] | (q[j + 16] << 4));
+  }
+}
+
+void quantize_q4_1(const float* x, BlockQ4_1* out, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += 32) {
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < 32; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+    const float d = (hi - lo) / 15.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    out[b].d = f32_to_f16(d);
+    out[b].m = f32_to_f16(lo);
+    uint8_t q[32];
+    for (int i = 0; i < 32; ++i) {
+      const float t = (x[i] - lo) * id;
+      q[i] = uint8_t(std::clamp(int(t + 0.5f), 0, 15));
+    }
+    for (int j = 0; j < 16; ++j) out[b].q[j] = uint8_t(q[j] | (q[j + 16] << 4));
+  }
+}
+
+// Q4_K: per sub-block the range [min(0, lo), hi] in 15 steps; the 8 scales and mins are then
+// themselves quantized to 6 bits against the block's d and dmin.
+void quantize_q4_k(const float* x, BlockQ4_K* out, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += 256) {
+    float scale[8], mn[8], max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; ++j) {
+      float lo = 0, hi = x[32 * j];
+      for (int i = 0; i < 32; ++i) lo = std::min(lo, x[32 * j + i]), hi = std::max(hi, x[32 * j + i]);
+      scale[j] = std::max(hi - lo, 0.0f) / 15.0f;
+      mn[j] = -lo;
+      max_scale = std::max(max_scale, scale[j]);
+      max_min = std::max(max_min, mn[j]);
+    }
+    BlockQ4_K& o = out[b];
+    o.d = f32_to_f16(max_scale / 63.0f);
+    o.dmin = f32_to_f16(max_min / 63.0f);
+    const float d = h2f(o.d), dmin = h2f(o.dmin);
+    int sc[8], m[8];
+    for (int j = 0; j < 8; ++j) {
+      sc[j] = d > 0 ? std::clamp(int(std::nearbyint(scale[j] / d)), 0, 63) : 0;
+      m[j] = dmin > 0 ? std::clamp(int(std::nearbyint(mn[j] / dmin)), 0, 63) : 0;
+    }
+    for (int j = 0; j < 4; ++j) {
+      o.scales[j] = uint8_t(sc[j] | ((sc[j + 4] >> 4) << 6));
+      o.scales[j + 4] = uint8_t(m[j] | ((m[j + 4] >> 4) << 6));
+      o.scales[j + 8] = uint8_t((sc[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4));
+    }
+    uint8_t q[256];
+    for (int j = 0; j < 8; ++j) {
+      const float s = d * float(sc[j]), off = dmin * float(m[j]);
+      for (int i = 0; i < 32; ++i)
+        q[32 * j + i] = s > 0 ? uint8_t(std::clamp(int(std::nearbyint((x[32 * j + i] + off) / s)), 0, 15)) : 0;
+    }
+    for (int c = 0; c < 4; ++c)
+      for (int l = 0; l < 32; ++l) o.q[32 * c + l] = uint8_t(q[64 * c + l] | (q[64 * c + 32 + l] << 4));
+  }
+}
+
+// Q6_K: per 16 elements a signed scale mapping the largest magnitude to −32; the 16 scales are
+// int8 multiples of the block's d.
+void quantize_q6_k(const float* x, BlockQ6_K* out, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, x += 256) {
+    float scale[16], max_abs = 0;
+    for (int k = 0; k < 16; ++k) {
+      scale[k] = signed_absmax(x + 16 * k, 16) / -32.0f;
+      max_abs = std::max(max_abs, std::fabs(scale[k]));
+    }
+    BlockQ6_K& o = out[b];
+    o.d = f32_to_f16(max_abs / 127.0f);
+    const float d = h2f(o.d);
+    uint8_t u[256];
+    for (int k = 0; k < 16; ++k) {
+      const int sc = d > 0 ? std::clamp(int(std::nearbyint(scale[k] / d)), -128, 127) : 0;
+      o.scales[k] = int8_t(sc);
+      const float s = d * float(sc);
+      for (int i = 0; i < 16; ++i)
+        u[16 * k + i] = uint8_t(32 + (s != 0 ? std::clamp(int(std::nearbyint(x[16 * k + i] / s)), -32, 31) : 0));
+    }
+    for (int n = 0; n < 2; ++n)
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t* e = u + 128 * n + l;
+        o.ql[64 * n + l] = uint8_t((e[0] & 0xF) | ((e[64] & 0xF) << 4));
+        o.ql[64 * n + l + 32] = uint8_t((e[32] & 0xF) | ((e[96] & 0xF) << 4));
+        o.qh[32 * n + l] = uint8_t((e[0] >> 4) | ((e[32] >> 4) << 2) | ((e[64] >> 4) << 4) | ((e[96] >> 4) << 6));
+      }
+  }
+}
+
+// ---- Integer dot products. Every type is read as x = s·u + m per group with u unsigned; with
+// activations a = d·q, a group's dot product is s·d·Σ(u·q) + m·d·Σq. The kernels produce Σ(u·q)
+// per lane of 4 elements (what vpdpbusd / pmaddubsw+pmaddwd leave in each int32), so with the
+// lane's d and d·Σq precomputed the whole row is acc += s·(Σuq·d) + m·(d·Σq) lane by lane.
+
+#define Z_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
+#define Z_AVX2 __attribute__((target("avx2,f16c,fma")))
+
+Z_VNNI inline __m512 pair(float a, float b) {
+  return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+// The unsigned values, scales and offsets of 64 consecutive elements starting at element e.
+struct Step512 {
+  __m512i u;
+  __m512 s, m;
+};
+
+template <DType T>
+Z_VNNI inline Step512 unpack512(const uint8_t* row, int64_t e, float* cache) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  Step512 r;
+  if constexpr (T == DType::Q4_0 || T == DType::Q4_1) {
+    using B = std::conditional_t<T == DType::Q4_0, BlockQ4_0, BlockQ4_1>;
+    const B* b = reinterpret_cast<const B*>(row) + e / 32;
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].q));
+    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].q));
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(q0, q0)), _mm256_set_m128i(q1, q1), 1);
+    r.u = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), m4);
+    r.s = pair(_cvtsh_ss(b[0].d), _cvtsh_ss(b[1].d));
+    if constexpr (T == DType::Q4_0) r.m = _mm512_mul_ps(r.s, _mm512_set1_ps(-8.0f));
+    else r.m = pair(_cvtsh_ss(b[0].m), _cvtsh_ss(b[1].m));
+  } else if constexpr (T == DType::Q8_0) {
+    const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(row) + e / 32;
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].q));
+    const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].q));
+    r.u = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), _mm512_set1_epi8(char(0x80)));
+    r.s = pair(_cvtsh_ss(b[0].d), _cvtsh_ss(b[1].d));
+    r.m = _mm512_mul_ps(r.s, _mm512_set1_ps(-128.0f));
+  } else if constexpr (T == DType::Q4_K) {
+    const BlockQ4_K& b = reinterpret_cast<const BlockQ4_K*>(row)[e / 256];
+    const int c = int(e % 256) / 64;
+    if (c == 0) {  // scales and mins of the 8 sub-blocks, once per block
+      const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
+      for (int j = 0; j < 8; ++j) {
+        int sc, m;
+        q4k_scale_min(b.scales, j, sc, m);
+        cache[j] = d * float(sc);
+        cache[8 + j] = -dmin * float(m);
+      }
+    }
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32 * c)));
+    r.u = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)), m4);
+    r.s = pair(cache[2 * c], cache[2 * c + 1]);
+    r.m = pair(cache[8 + 2 * c], cache[8 + 2 * c + 1]);
+  } else {  // Q6_K: steps 0, 1 read the low nibbles of a 128-element chunk, steps 2, 3... see q6k_value
+    const BlockQ6_K& b = reinterpret_cast<const BlockQ6_K*>(row)[e / 256];
+    const int s = int(e % 256) / 64, n = s / 2, h = s % 2;
+    const __m512i lo = _mm512_loadu_si512(b.ql + 64 * n);
+    const __m512i low = _mm512_and_si512(h ? _mm512_srli_epi16(lo, 4) : lo, m4);
+    const __m512i hq = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n)));
+    const __m512i shift = h ? _mm512_set_epi64(6, 6, 6, 6, 4, 4, 4, 4) : _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+    const __m512i high = _mm512_and_si512(_mm512_srlv_epi64(hq, shift), _mm512_set1_epi8(3));
+    r.u = _mm512_or_si512(low, _mm512_slli_epi16(high, 4));
+    // Element 64s + i of the block uses scale (64s + i) / 16: 4 scales, each over 4 lanes.
+    int32_t four;
+    std::memcpy(&four, b.scales + 4 * s, 4);
+    const __m128i rep = _mm_shuffle_epi8(_mm_set1_epi32(four), _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+    r.s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(rep)), _mm512_set1_ps(_cvtsh_ss(b.d)));
+    r.m = _mm512_mul_ps(r.s, _mm512_set1_ps(-32.0f));
+  }
+  return r;
+}
+
+template <DType T>
+Z_VNNI inline void step512(const uint8_t* row, const QuantizedActivations& a, int64_t e, float* cache, __m512& acc_s,
+                           __m512& acc_m) {
+  const Step512 st = unpack512<T>(row, e, cache);
+  const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), st.u, _mm512_loadu_si512(a.q.data() + e));
+  const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(a.lane_d.data() + e / 4));
+  acc_s = _mm512_fmadd_ps(st.s, p, acc_s);
+  acc_m = _mm512_fmadd_ps(st.m, _mm512_loadu_ps(a.lane_s.data() + e / 4), acc_m);
+}
+
+template <DType T>
+Z_VNNI float row_dot_vnni(const uint8_t* row, const QuantizedActivations& a) {
+  __m512 s0 = _mm512_setzero_ps(), m0 = s0, s1 = s0, m1 = s0;
+  float cache[16];
+  int64_t e = 0;
+  // Two steps per iteration on separate accumulators: the FMA latency stays hidden.
+  for (; e + 128 <= a.n; e += 128) {
+    step512<T>(row, a, e, cache, s0, m0);
+    step512<T>(row, a, e + 64, cache, s1, m1);
+  }
+  for (; e < a.n; e += 64) step512<T>(row, a, e, cache, s0, m0);
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, m0), _mm512_add_ps(s1, m1)));
+}
+
+// NT tokens against one row: the weights are unpacked once per step for all of them (prefill).
+template <DType T, int NT>
+Z_VNNI void row_dot_vnni_tokens(const uint8_t* row, const QuantizedActivations* a, float* out, int64_t out_stride) {
+  __m512 acc_s[NT], acc_m[NT];
+  for (int t = 0; t < NT; ++t) acc_s[t] = acc_m[t] = _mm512_setzero_ps();
+  float cache[16];
+  for (int64_t e = 0; e < a[0].n; e += 64) {
+    const Step512 st = unpack512<T>(row, e, cache);
+    for (int t = 0; t < NT; ++t) {
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), st.u, _mm512_loadu_si512(a[t].q.data() + e));
+      const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(a[t].lane_d.data() + e / 4));
+      acc_s[t] = _mm512_fmadd_ps(st.s, p, acc_s[t]);
+      acc_m[t] = _mm512_fmadd_ps(st.m, _mm512_loadu_ps(a[t].lane_s.data() + e / 4), acc_m[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(_mm512_add_ps(acc_s[t], acc_m[t]));
+}
+
+// AVX2: 32 elements (8 lanes) per step; pmaddubsw + pmaddwd produce the same lane sums.
+struct Step256 {
+  __m256i u;
+  __m256 s, m;
+  bool is_signed;  // Q8_0: u holds signed weights (u·q could overflow pmaddubsw as unsigned)
+};
+
+template <DType T>
+Z_AVX2 inline Step256 unpack256(const uint8_t* row, int64_t e, float* cache) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  Step256 r{};
+  if constexpr (T == DType::Q4_0 || T == DType::Q4_1) {
+    using B = std::conditional_t<T == DType::Q4_0, BlockQ4_0, BlockQ4_1>;
+    const B& b = reinterpret_cast<const B*>(row)[e / 32];
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q));
+    r.u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+    r.s = _mm256_set1_ps(_cvtsh_ss(b.d));
+    if constexpr (T == DType::Q4_0) r.m = _mm256_mul_ps(r.s, _mm256_set1_ps(-8.0f));
+    else r.m = _mm256_set1_ps(_cvtsh_ss(b.m));
+  } else if constexpr (T == DType::Q8_0) {
+    const BlockQ8_0& b = reinterpret_cast<const BlockQ8_0*>(row)[e / 32];
+    r.u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q));
+    r.s = _mm256_set1_ps(_cvtsh_ss(b.d));
+    r.m = _mm256_setzero_ps();
+    r.is_signed = true;
+  } else if constexpr (T == DType::Q4_K) {
+    const BlockQ4_K& b = reinterpret_cast<const BlockQ4_K*>(row)[e / 256];
+    const int j = int(e % 256) / 32;
+    if (j == 0) {
+      const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
+      for (int k = 0; k < 8; ++k) {
+        int sc, m;
+        q4k_scale_min(b.scales, k, sc, m);
+        cache[k] = d * float(sc);
+        cache[8 + k] = -dmin * float(m);
+      }
+    }
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32 * (j / 2)));
+    r.u = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+    r.s = _mm256_set1_ps(cache[j]);
+    r.m = _mm256_set1_ps(cache[8 + j]);
+  } else {
+    const BlockQ6_K& b = reinterpret_cast<const BlockQ6_K*>(row)[e / 256];
+    const int j = int(e % 256) / 32, n = j / 4, part = j % 4;
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * n + (part & 1) * 32));
+    const __m256i low = _mm256_and_si256(part < 2 ? lo : _mm256_srli_epi16(lo, 4), m4);
+    const __m256i hq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * n));
+    const __m256i high = _mm256_and_si256(_mm256_srl_epi16(hq, _mm_cvtsi32_si128(2 * part)), _mm256_set1_epi8(3));
+    r.u = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+    const float d = _cvtsh_ss(b.d);
+    r.s = _mm256_setr_m128(_mm_set1_ps(d * float(b.scales[2 * j])), _mm_set1_ps(d * float(b.scales[2 * j + 1])));
+    r.m = _mm256_mul_ps(r.s, _mm256_set1_ps(-32.0f));
+  }
+  return r;
+}
+
+template <DType T>
+Z_AVX2 float row_dot_avx2(const uint8_t* row, const QuantizedActivations& a) {
+  __m256 s0 = _mm256_setzero_ps(), m0 = s0;
+  float cache[16];
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t e = 0; e < a.n; e += 32) {
+    const Step256 st = unpack256<T>(row, e, cache);
+    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + e)), u = st.u;
+    if (st.is_signed) {  // Σ w·q = Σ |w|·(q·sign(w))
+      x = _mm256_sign_epi8(x, u);
+      u = _mm256_sign_epi8(u, u);
+    }
+    const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), ones);
+    const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(a.lane_d.data() + e / 4));
+    s0 = _mm256_fmadd_ps(st.s, p, s0);
+    m0 = _mm256_fmadd_ps(st.m, _mm256_loadu_ps(a.lane_s.data() + e / 4), m0);
+  }
+  const __m256 t = _mm256_add_ps(s0, m0);
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+
+enum class Isa { Scalar, Avx2, Vnni };
+
+Isa detect_isa() {
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni"))
+    return Isa::Vnni;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) return Isa::Avx2;
+  return Isa::Scalar;
+}
+const Isa kBestIsa = detect_isa();
+Isa g_isa = kBestIsa;
+
+template <DType T>
+void gemv_typed(const uint8_t* w, size_t stride, const QuantizedActivations& x, int64_t r0, int64_t r1, float* y) {
+  // The 512-bit kernel takes 64 elements per step: rows of an odd number of 32-blocks use AVX2.
+  const Isa isa = g_isa == Isa::Vnni && x.n % 64 != 0 ? Isa::Avx2 : g_isa;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + size_t(r) * stride;
+    if (isa == Isa::Vnni) y[r] = row_dot_vnni<T>(row, x);
+    else if (isa == Isa::Avx2) y[r] = row_dot_avx2<T>(row, x);
+    else y[r] = float(quant_dot_reference(T, row, x));
+  }
+}
+
+template <DType T>
+void gemm_typed(const uint8_t* w, size_t stride, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1,
+                float* y, int64_t ldy) {
+  if (g_isa != Isa::Vnni || x[0].n % 64 != 0) {
+    for (int64_t t = 0; t < ntok; ++t) {
+      std::vector<float> out(static_cast<size_t>(r1));
+      gemv_typed<T>(w, stride, x[t], r0, r1, out.data());
+      for (int64_t r = r0; r < r1; ++r) y[t * ldy + r] = out[size_t(r)];
+    }
+    return;
+  }
+  // Tokens in groups of 4 for every row of the range: the rows stay in cache while the
+  // activations stream past them.
+  int64_t t = 0;
+  for (; t + 4 <= ntok; t += 4)
+    for (int64_t r = r0; r < r1; ++r) row_dot_vnni_tokens<T, 4>(w + size_t(r) * stride, x + t, y + t * ldy + r, ldy);
+  for (; t < ntok; ++t)
+    for (int64_t r = r0; r < r1; ++r) row_dot_vnni_tokens<T, 1>(w + size_t(r) * stride, x + t, y + t * ldy + r, ldy);
+}
+
+}  // namespace
+
+void dequantize_row(DType t, const void* src, float* y, int64_t n) {
+  const int64_t nb = n / block_elements(t);
+  switch (t) {
+    case DType::Q8_0:
+      for (int64_t b = 0; b < nb; ++b) {
+        const auto& k = static_cast<const BlockQ8_0*>(src)[b];
+        const float d = h2f(k.d);
+        for (int i = 0; i < 32; ++i) y[32 * b + i] = d * float(k.q[i]);
+      }
+      return;
+    case DType::Q4_0:
+    case DType::Q4_1:
+      for (int64_t b = 0; b < nb; ++b) {
+        float d, m;
+        const uint8_t* q;
+        if (t == DType::Q4_0) {
+          const auto& k = static_cast<const BlockQ4_0*>(src)[b];
+          d = h2f(k.d), m = -8.0f * d, q = k.q;
+        } else {
+          const auto& k = static_cast<const BlockQ4_1*>(src)[b];
+          d = h2f(k.d), m = h2f(k.m), q = k.q;
+        }
+        for (int j = 0; j < 16; ++j) {
+          y[32 * b + j] = d * float(q[j] & 0xF) + m;
+          y[32 * b + j + 16] = d * float(q[j] >> 4) + m;
+        }
+      }
+      return;
+    case DType::Q4_K:
+      for (int64_t b = 0; b < nb; ++b) {
+        const auto& k = static_cast<const BlockQ4_K*>(src)[b];
+        const float d = h2f(k.d), dmin = h2f(k.dmin);
+        for (int j = 0; j < 8; ++j) {
+          int sc, m;
+          q4k_scale_min(k.scales, j, sc, m);
+          const float s = d * float(sc), off = dmin * float(m);
+          const uint8_t* q = k.q + 32 * (j / 2);
+          for (int l = 0; l < 32; ++l) y[256 * b + 32 * j + l] = s * float(j % 2 ? q[l] >> 4 : q[l] & 0xF) - off;
+        }
+      }
+      return;
+    case DType::Q6_K:
+      for (int64_t b = 0; b < nb; ++b) {
+        const auto& k = static_cast<const BlockQ6_K*>(src)[b];
+        const float d = h2f(k.d);
+        for (int i = 0; i < 256; ++i) y[256 * b + i] = d * float(k.scales[i / 16]) * float(q6k_value(k, i) - 32);
+      }
+      return;
+    default: to_f32(t, src, y, size_t(n));
+  }
+}
+
+bool can_quantize(DType t) { return is_quantized(t); }
+
+void quantize_row(DType t, const float* x, void* dst, int64_t n) {
+  const int64_t nb = n / block_elements(t);
+  switch (t) {
+    case DType::Q8_0: return quantize_q8_0(x, static_cast<BlockQ8_0*>(dst), nb);
+    case DType::Q4_0: return quantize_q4_0(x, static_cast<BlockQ4_0*>(dst), nb);
+    case DType::Q4_1: return quantize_q4_1(x, static_cast<BlockQ4_1*>(dst), nb);
+    case DType::Q4_K: return quantize_q4_k(x, static_cast<BlockQ4_K*>(dst), nb);
+    case DType::Q6_K: return quantize_q6_k(x, static_cast<BlockQ6_K*>(dst), nb);
+    case DType::F32: std::memcpy(dst, x, size_t(n) * 4); return;
+    case DType::F16:
+      for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_f16(x[i]);
+      return;
+    case DType::BF16:
+      for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_bf16(x[i]);
+      return;
+  }
+}
+
+void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
+  a.n = n;
+  a.q.resize(size_t(n));
+  a.lane_d.resize(size_t(n / 4));
+  a.lane_s.resize(size_t(n / 4));
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* v = x + 32 * b;
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    int8_t* q = a.q.data() + 32 * b;
+    for (int i = 0; i < 32; ++i) q[i] = int8_t(std::nearbyint(v[i] * id));
+    for (int l = 0; l < 8; ++l) {
+      a.lane_d[size_t(8 * b + l)] = d;
+      a.lane_s[size_t(8 * b + l)] = d * float(q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+    }
+  }
+}
+
+double quant_dot_reference(DType t, const void* row, const QuantizedActivations& x) {
+  std::vector<float> w(size_t(x.n));
+  dequantize_row(t, row, w.data(), x.n);
+  double s = 0;
+  for (int64_t i = 0; i < x.n; ++i) s += double(w[size_t(i)]) * double(x.lane_d[size_t(i / 4)]) * double(x.q[size_t(i)]);
+  return s;
+}
+
+void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1, float* y) {
+  const auto* base = static_cast<const uint8_t*>(w);
+  const size_t stride = row_bytes(t, n);
+  switch (t) {
+    case DType::Q8_0: return gemv_typed<DType::Q8_0>(base, stride, x, r0, r1, y);
+    case DType::Q4_0: return gemv_typed<DType::Q4_0>(base, stride, x, r0, r1, y);
+    case DType::Q4_1: return gemv_typed<DType::Q4_1>(base, stride, x, r0, r1, y);
+    case DType::Q4_K: return gemv_typed<DType::Q4_K>(base, stride, x, r0, r1, y);
+    case DType::Q6_K: return gemv_typed<DType::Q6_K>(base, stride, x, r0, r1, y);
+    default: throw Error(std::string("quant_gemv_rows: ") + dtype_name(t) + " is not a block type");
+  }
+}
+
+void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1, float* y,
+                     int64_t ldy) {
+  const auto* base = static_cast<const uint8_t*>(w);
+  const size_t stride = row_bytes(t, x[0].n);
+  switch (t) {
+    case DType::Q8_0: return gemm_typed<DType::Q8_0>(base, stride, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_0: return gemm_typed<DType::Q4_0>(base, stride, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_1: return gemm_typed<DType::Q4_1>(base, stride, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_K: return gemm_typed<DType::Q4_K>(base, stride, x, ntok, r0, r1, y, ldy);
+    case DType::Q6_K: return gemm_typed<DType::Q6_K>(base, stride, x, ntok, r0, r1, y, ldy);
+    default: throw Error(std::string("quant_gemm_rows: ") + dtype_name(t) + " is not a block type");
+  }
+}
+
+const char* quant_isa() { return g_isa == Isa::Vnni ? "avx512-vnni" : g_isa == Isa::Avx2 ? "avx2" : "scalar"; }
+
+void quant_force_isa(const char* isa) {
+  const std::string s = isa ? isa : "";
+  if (s.empty()) g_isa = kBestIsa;
+  else if (s == "scalar") g_isa = Isa::Scalar;
+  else if (s == "avx2" && kBestIsa != Isa::Scalar) g_isa = Isa::Avx2;
+}
+
+}  // namespace zephyr

@@ -1,0 +1,62 @@
+// GGUF's block-quantized weight types (the layouts ggml defines; facts of the file format):
+//   Q8_0  32 elements: f16 d, int8 q[32]                      x = d·q
+//   Q4_0  32 elements: f16 d, 16 bytes of nibbles             x = d·(q − 8)
+//   Q4_1  32 elements: f16 d, f16 m, 16 bytes of nibbles      x = d·q + m
+//         (byte j holds element j in its low nibble and element j + 16 in its high one)
+//   Q4_K 256 elements: f16 d, f16 dmin, 12 bytes of 6-bit scales and mins for 8 sub-blocks of 32,
+//         128 bytes of nibbles (each 32-byte run holds sub-block 2i low, 2i + 1 high)
+//                                                              x = d·sc·q − dmin·m
+//   Q6_K 256 elements: 128 bytes low nibbles, 64 bytes of 2-bit highs, int8 scales per 16, f16 d
+//                                                              x = d·sc·(q − 32)
+// Dot products quantize the activations to int8 in blocks of 32 (fp32 scale each) and run
+// integer multiply-adds: AVX-512 VNNI or AVX2 where the CPU has them, otherwise the scalar
+// reference. Every weight type is computed as x = s·u + m with u an unsigned integer, so one
+// integer kernel serves all of them (see quant.cpp).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace zephyr {
+
+struct BlockQ8_0 { uint16_t d; int8_t q[32]; };
+struct BlockQ4_0 { uint16_t d; uint8_t q[16]; };
+struct BlockQ4_1 { uint16_t d, m; uint8_t q[16]; };
+struct BlockQ4_K { uint16_t d, dmin; uint8_t scales[12]; uint8_t q[128]; };
+struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
+static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ6_K) == 210);
+
+// Row of n elements (a multiple of the block) to fp32.
+void dequantize_row(DType t, const void* src, float* dst, int64_t n);
+// fp32 to a block type, rounding as ggml's reference quantizers do (Q8_0, Q4_0, Q4_1 bit-exact;
+// Q4_K and Q6_K by a search for the scale with the least squared error).
+void quantize_row(DType t, const float* src, void* dst, int64_t n);
+// Which block types quantize_row can write.
+bool can_quantize(DType t);
+
+// Activations quantized for the integer dot products: per 32 elements a scale d with
+// x ≈ d·q (q in −127..127), and per group of 4 elements ("lane") d and d·Σq of that lane.
+struct QuantizedActivations {
+  int64_t n = 0;
+  std::vector<int8_t> q;      // n
+  std::vector<float> lane_d;  // n / 4
+  std::vector<float> lane_s;  // n / 4: d · (sum of the lane's 4 q)
+};
+void quantize_activations(const float* x, int64_t n, QuantizedActivations& out);
+
+// y[r] = dot(w row r, x) for rows [r0, r1) of a [rows, n] block-quantized matrix.
+void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1,
+                     float* y);
+// y[t * ldy + r] = dot(w row r, x[t]) for ntok tokens and rows [r0, r1) (prefill).
+void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1, float* y,
+                     int64_t ldy);
+// The same dot product by the scalar reference (double accumulation), for tests.
+double quant_dot_reference(DType t, const void* row, const QuantizedActivations& x);
+// Which kernel runs: "avx512-vnni", "avx2" or "scalar". force_isa ("", "avx2" or "scalar")
+// lets tests run the slower paths on a machine that has the faster one.
+const char* quant_isa();
+void quant_force_isa(const char* isa);
+
+}  // namespace zephyr

@@ -1,0 +1,148 @@
+// Block quantization: quantize → dequantize stays within each format's error bound, and every
+// dot-product kernel (AVX-512 VNNI, AVX2, the multi-token prefill kernel, matmul) agrees with
+// the scalar reference on the same quantized activations.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/rng.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+
+using namespace zephyr;
+
+namespace {
+
+const DType kTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q6_K};
+
+std::vector<float> randn(Rng& rng, size_t n, float scale = 1.0f) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = scale * float(rng.normal());
+  return v;
+}
+
+// Largest error per element the format allows, relative to the block's largest magnitude: half
+// a quantization step, one step where the symmetric formats clamp (the largest magnitude maps to
+// −8 / −32, the other side ends at +7 / +31), plus the rounding of the scales to f16 / 6 bits.
+double step_bound(DType t) {
+  switch (t) {
+    case DType::Q8_0: return 0.5 / 127 + 1e-3;
+    case DType::Q4_0: return 1.0 / 8 + 1e-3;
+    case DType::Q4_1: return 0.5 * 2 / 15 + 2e-3;
+    case DType::Q4_K: return 2.0 / 15 + 0.05;  // 6-bit sub-block scales and mins add error
+    case DType::Q6_K: return 1.0 / 32 + 0.02;
+    default: return 0;
+  }
+}
+
+struct ForceIsa {
+  explicit ForceIsa(const char* isa) { quant_force_isa(isa); }
+  ~ForceIsa() { quant_force_isa(""); }
+};
+
+}  // namespace
+
+TEST(Quant, RoundTripWithinFormatBound) {
+  Rng rng(11);
+  for (DType t : kTypes) {
+    const int64_t n = 1024;
+    auto x = randn(rng, size_t(n));
+    x[5] = 0;  // exact zeros and a constant block must survive
+    for (int i = 256; i < 288; ++i) x[size_t(i)] = 0.25f;
+    std::vector<uint8_t> q(row_bytes(t, n));
+    quantize_row(t, x.data(), q.data(), n);
+    std::vector<float> y(static_cast<size_t>(n));
+    dequantize_row(t, q.data(), y.data(), n);
+    const int64_t B = block_elements(t);
+    for (int64_t b = 0; b < n / B; ++b) {
+      float amax = 0;
+      for (int64_t i = 0; i < B; ++i) amax = std::max(amax, std::fabs(x[size_t(b * B + i)]));
+      for (int64_t i = 0; i < B; ++i)
+        ASSERT_LE(std::fabs(y[size_t(b * B + i)] - x[size_t(b * B + i)]), step_bound(t) * amax + 1e-6)
+            << dtype_name(t) << " element " << b * B + i;
+    }
+    EXPECT_NEAR(y[5], 0.0f, step_bound(t) * 3) << dtype_name(t);
+  }
+}
+
+TEST(Quant, Q4_0AndQ8_0MatchTheReferenceRounding) {
+  // Hand-computed: Q4_0 maps the largest magnitude (−4) to q = 0 with d = 0.5; Q8_0 rounds half
+  // away from zero.
+  std::vector<float> x(32, 0.0f);
+  x[0] = -4.0f, x[1] = 1.0f, x[2] = 3.5f, x[17] = 0.74f;
+  BlockQ4_0 b4;
+  quantize_row(DType::Q4_0, x.data(), &b4, 32);
+  EXPECT_EQ(f16_to_f32(b4.d), 0.5f);
+  EXPECT_EQ(b4.q[0] & 0xF, 0);   // -4 / 0.5 + 8
+  EXPECT_EQ(b4.q[1] & 0xF, 10);  // 1 / 0.5 + 8
+  EXPECT_EQ(b4.q[2] & 0xF, 15);  // 3.5 / 0.5 + 8 = 15
+  EXPECT_EQ(b4.q[1] >> 4, 9);    // element 17: trunc(0.74 / 0.5 + 8.5) = 9
+  std::vector<float> y(32, 0.0f);
+  y[0] = 127.0f, y[1] = 2.5f, y[2] = -2.5f;
+  BlockQ8_0 b8;
+  quantize_row(DType::Q8_0, y.data(), &b8, 32);
+  EXPECT_EQ(f16_to_f32(b8.d), 1.0f);
+  EXPECT_EQ(b8.q[1], 3);
+  EXPECT_EQ(b8.q[2], -3);
+}
+
+TEST(Quant, EveryKernelMatchesTheScalarReference) {
+  Rng rng(5);
+  for (DType t : kTypes)
+    for (int64_t n : {int64_t(256), int64_t(512), int64_t(1280)}) {
+      const int64_t rows = 7;
+      std::vector<uint8_t> w(size_t(rows) * row_bytes(t, n));
+      for (int64_t r = 0; r < rows; ++r) {
+        auto v = randn(rng, size_t(n), 0.05f);
+        quantize_row(t, v.data(), w.data() + size_t(r) * row_bytes(t, n), n);
+      }
+      auto x = randn(rng, size_t(n));
+      QuantizedActivations a;
+      quantize_activations(x.data(), n, a);
+      std::vector<double> ref(static_cast<size_t>(rows));
+      double mag = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        ref[size_t(r)] = quant_dot_reference(t, w.data() + size_t(r) * row_bytes(t, n), a);
+        mag = std::max(mag, std::fabs(ref[size_t(r)]));
+      }
+      for (const char* isa : {"", "avx2", "scalar"}) {
+        ForceIsa force(isa);
+        std::vector<float> y(static_cast<size_t>(rows));
+        quant_gemv_rows(t, w.data(), n, a, 0, rows, y.data());
+        for (int64_t r = 0; r < rows; ++r)
+          ASSERT_NEAR(y[size_t(r)], ref[size_t(r)], 1e-5 * (1 + mag) * std::sqrt(double(n)))
+              << dtype_name(t) << " n " << n << " isa " << quant_isa();
+      }
+      // Several tokens at once (the prefill kernel), through matmul: each equals its GEMV.
+      const int64_t ntok = 6;
+      auto xs = randn(rng, size_t(ntok * n));
+      std::vector<float> y(size_t(ntok * rows));
+      const Matrix m{t, rows, n, w.data()};
+      matmul(xs.data(), ntok, m, y.data());
+      for (int64_t k = 0; k < ntok; ++k) {
+        quantize_activations(xs.data() + k * n, n, a);
+        for (int64_t r = 0; r < rows; ++r) {
+          const double e = quant_dot_reference(t, w.data() + size_t(r) * row_bytes(t, n), a);
+          ASSERT_NEAR(y[size_t(k * rows + r)], e, 1e-5 * (1 + std::fabs(e)) * std::sqrt(double(n))) << dtype_name(t);
+        }
+      }
+    }
+}
+
+TEST(Quant, ActivationQuantizationIsClose) {
+  // The quantized dot product differs from the fp32 one only by the int8 rounding of x.
+  Rng rng(8);
+  const int64_t n = 4096;
+  auto w = randn(rng, size_t(n), 0.02f), x = randn(rng, size_t(n));
+  std::vector<uint8_t> q(row_bytes(DType::Q8_0, n));
+  quantize_row(DType::Q8_0, w.data(), q.data(), n);
+  std::vector<float> wd(static_cast<size_t>(n));
+  dequantize_row(DType::Q8_0, q.data(), wd.data(), n);
+  double exact = 0, norm = 0;
+  for (int64_t i = 0; i < n; ++i) exact += double(wd[size_t(i)]) * x[size_t(i)], norm += std::fabs(wd[size_t(i)] * x[size_t(i)]);
+  float y;
+  const Matrix m{DType::Q8_0, 1, n, q.data()};
+  matmul(x.data(), 1, m, &y);
+  EXPECT_NEAR(y, exact, 0.01 * norm);
+}
