@@ -8,6 +8,7 @@
 #include "cli/options.h"
 #include "core/parallel.h"
 #include "generate/benchmark.h"
+#include "kernels/quant.h"
 #include "kernels/matmul.h"
 
 namespace zephyr::cli {
@@ -50,13 +51,14 @@ Run add_bench(CLI::App& app) {
     struct rusage ru {};
     getrusage(RUSAGE_SELF, &ru);
     const double gb = double(weight_bytes_per_token(model)) / 1e9, rss = double(ru.ru_maxrss) / 1e6;
-    const std::string type = model.weights.layers.empty() ? "?" : dtype_name(model.weights.layers[0].qkv.dtype);
+    const std::string type = weight_types(model);
     if (a->json) {
       std::printf("{\"model\": \"%s\", \"type\": \"%s\", \"params\": %lld, \"weight_gb_per_token\": %.4f, \"threads\": %d, "
                   "\"pp\": %lld, \"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg\": %lld, \"tg_tps\": %.3f, \"tg_sd\": %.3f, "
                   "\"peak_rss_gb\": %.3f, \"gemv\": \"%s\"}\n",
                   a->model.c_str(), type.c_str(), (long long)model.config.num_parameters(), gb, num_threads(),
-                  (long long)a->prompt, pp, pp_sd, (long long)a->gen, tg, tg_sd, rss, gemv_isa());
+                  (long long)a->prompt, pp, pp_sd, (long long)a->gen, tg, tg_sd, rss,
+                  type.find('Q') != std::string::npos ? quant_isa() : gemv_isa());
       return 0;
     }
     std::printf("| model | type | params | threads | test | tokens/s |\n|---|---|---|---|---|---|\n");

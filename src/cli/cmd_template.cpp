@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "io/json_file.h"
 #include "tokenizer/chat_template.h"
@@ -18,7 +19,7 @@ Run add_template(CLI::App& app) {
   cmd->add_option("-m,--model", *model, "model directory or tokenizer.json (with tokenizer_config.json beside it)")->required();
   cmd->add_flag("--add-generation-prompt", *gen, "end with the prompt that starts the assistant's answer");
   return [=] {
-    const Tokenizer tok = Tokenizer::load(*model);
+    const Tokenizer tok = load_tokenizer(*model);
     if (tok.chat_template().empty()) fail(*model, "tokenizer_config.json has no chat_template");
     const ChatTemplate tmpl(tok.chat_template());
     std::ios::sync_with_stdio(false);

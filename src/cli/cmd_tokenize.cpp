@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "io/json_file.h"
 #include "tokenizer/tokenizer.h"
@@ -15,7 +16,7 @@ Run add_tokenize(CLI::App& app) {
   cmd->add_option("-m,--model", *model, "model directory or tokenizer.json")->required();
   cmd->add_flag("--no-special", *no_special, "add no BOS/EOS (by default they are added as tokenizer_config.json says)");
   return [=] {
-    const Tokenizer tok = Tokenizer::load(*model);
+    const Tokenizer tok = load_tokenizer(*model);
     std::ios::sync_with_stdio(false);
     for_each_jsonl(std::cin, "stdin", [&](const ordered_json& row, size_t) {
       if (!row.is_object() || !row.contains("text") || !row["text"].is_string())
@@ -33,7 +34,7 @@ Run add_detokenize(CLI::App& app) {
   cmd->add_option("-m,--model", *model, "model directory or tokenizer.json")->required();
   cmd->add_flag("--keep-special", *keep_special, "keep special tokens in the text (skipped by default)");
   return [=] {
-    const Tokenizer tok = Tokenizer::load(*model);
+    const Tokenizer tok = load_tokenizer(*model);
     std::ios::sync_with_stdio(false);
     for_each_jsonl(std::cin, "stdin", [&](const ordered_json& row, size_t) {
       if (!row.is_object() || !row.contains("ids") || !row["ids"].is_array())

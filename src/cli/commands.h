@@ -19,5 +19,7 @@ Run add_bench(CLI::App& app);
 Run add_sft(CLI::App& app);
 Run add_pretrain(CLI::App& app);
 Run add_dpo(CLI::App& app);
+Run add_export_gguf(CLI::App& app);
+Run add_quantize(CLI::App& app);
 
 }  // namespace zephyr::cli

@@ -28,6 +28,8 @@ struct SamplingFlags {
 };
 
 // The tokenizer of a model directory, or an error that says how to give one.
+// The tokenizer of a model directory, tokenizer.json or GGUF file.
+Tokenizer load_tokenizer(const std::string& path);
 Tokenizer load_model_tokenizer(const Model& model);
 
 // A training model's tokenizer and chat template when its directory has them (tokenized data

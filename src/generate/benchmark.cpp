@@ -1,5 +1,8 @@
 #include "generate/benchmark.h"
 
+#include <algorithm>
+#include <map>
+
 #include <chrono>
 
 #include "core/rng.h"
@@ -44,8 +47,26 @@ int64_t weight_bytes_per_token(const Model& model) {
   const ModelWeights& w = model.weights;
   int64_t bytes = int64_t(w.lm_head.nbytes()) + int64_t(w.embed.nbytes() / size_t(w.embed.rows));
   for (const auto& l : w.layers)
-    for (const Matrix* m : {&l.qkv, &l.o, &l.gate_up, &l.down}) bytes += int64_t(m->nbytes());
+    bytes += int64_t(l.qkv.nbytes() + l.o.nbytes() + l.gate_up.nbytes() + l.down.nbytes());
   return bytes;
+}
+
+std::string weight_types(const Model& model) {
+  std::map<std::string, size_t> bytes;
+  auto add = [&](const Matrix& m) { bytes[dtype_name(m.dtype)] += m.nbytes(); };
+  add(model.weights.lm_head);
+  for (const auto& l : model.weights.layers) {
+    for (const StackedMatrix* s : {&l.qkv, &l.gate_up})
+      for (const Matrix& m : s->parts) add(m);
+    add(l.o);
+    add(l.down);
+  }
+  std::vector<std::pair<size_t, std::string>> order;
+  for (auto& [name, b] : bytes) order.emplace_back(b, name);
+  std::sort(order.rbegin(), order.rend());
+  std::string out;
+  for (auto& [b, name] : order) out += (out.empty() ? "" : "/") + name;
+  return out;
 }
 
 }  // namespace zephyr

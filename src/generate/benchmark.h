@@ -2,6 +2,7 @@
 // forward over P random tokens from an empty cache, tg = N single-token steps from an empty cache.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "model/weights.h"
@@ -16,5 +17,7 @@ SpeedRun measure_speed(const Model& model, int64_t prompt_tokens, int64_t gen_to
 
 // Bytes of weights one decode step reads: every matrix but the embedding (one row of it).
 int64_t weight_bytes_per_token(const Model& model);
+// The weight types of the streamed matrices, largest share first ("Q4_K/Q6_K", "BF16").
+std::string weight_types(const Model& model);
 
 }  // namespace zephyr

@@ -133,38 +133,53 @@ namespace {
 
 // Block-quantized weights: the activations are quantized to int8 once, then rows are split
 // across threads (in blocks of 16, or 32 when several tokens share each row's unpacking).
-void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y) {
+void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
   std::vector<QuantizedActivations> acts(static_cast<size_t>(n));
   parallel_for(size_t(n), 1, [&](size_t a, size_t b) {
     for (size_t t = a; t < b; ++t) quantize_activations(x + t * size_t(w.cols), w.cols, acts[t]);
   });
   if (n == 1) {
     parallel_for(size_t(w.rows), 16, [&](size_t r0, size_t r1) {
-      quant_gemv_rows(w.dtype, w.data, w.cols, acts[0], int64_t(r0), int64_t(r1), y);
+      quant_gemv_rows(w.dtype, w.data, w.cols, acts[0], int64_t(r0), int64_t(r1), y);  // n == 1: ldy unused
     });
     return;
   }
   parallel_for(size_t(w.rows), 32, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r += 32)
-      quant_gemm_rows(w.dtype, w.data, acts.data(), n, int64_t(r), int64_t(std::min(r + 32, r1)), y, w.rows);
+      quant_gemm_rows(w.dtype, w.data, acts.data(), n, int64_t(r), int64_t(std::min(r + 32, r1)), y, ldy);
   });
 }
 
 }  // namespace
 
-void matmul(const float* x, int64_t n, const Matrix& w, float* y) {
+size_t StackedMatrix::nbytes() const {
+  size_t b = 0;
+  for (const Matrix& m : parts) b += m.nbytes();
+  return b;
+}
+
+void matmul(const float* x, int64_t n, const StackedMatrix& w, float* y) {
+  int64_t offset = 0;
+  for (const Matrix& m : w.parts) {
+    matmul(x, n, m, y + offset, w.rows);
+    offset += m.rows;
+  }
+}
+
+void matmul(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
   if (n <= 0) return;
-  if (is_quantized(w.dtype)) return matmul_quantized(x, n, w, y);
+  if (ldy == 0) ldy = w.rows;
+  if (is_quantized(w.dtype)) return matmul_quantized(x, n, w, y, ldy);
   if (n < 4) {
     // Rows split across threads in blocks of 16 so each thread streams its own part of W.
     parallel_for(size_t(w.rows), 16, [&](size_t r0, size_t r1) {
-      for (int64_t i = 0; i < n; ++i) gemv_rows(x + i * w.cols, w, int64_t(r0), int64_t(r1), y + i * w.rows);
+      for (int64_t i = 0; i < n; ++i) gemv_rows(x + i * w.cols, w, int64_t(r0), int64_t(r1), y + i * ldy);
     });
     return;
   }
   if (w.dtype == DType::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(w.rows), int(w.cols), 1.0f, x, int(w.cols),
-                static_cast<const float*>(w.data), int(w.cols), 0.0f, y, int(w.rows));
+                static_cast<const float*>(w.data), int(w.cols), 0.0f, y, int(ldy));
     return;
   }
   const int64_t P = std::min(panel_rows(w.cols), w.rows);
@@ -175,7 +190,7 @@ void matmul(const float* x, int64_t n, const Matrix& w, float* y) {
       for (size_t r = a; r < b; ++r) matrix_row(w, r0 + int64_t(r), panel.data() + r * size_t(w.cols));
     });
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(w.cols), 1.0f, x, int(w.cols),
-                panel.data(), int(w.cols), 0.0f, y + r0, int(w.rows));
+                panel.data(), int(w.cols), 0.0f, y + r0, int(ldy));
   }
 }
 

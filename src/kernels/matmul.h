@@ -3,6 +3,7 @@
 // (LoRA) and other backends have one place to hook in.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/dtype.h"
 
@@ -17,9 +18,19 @@ struct Matrix {
   size_t nbytes() const { return size_t(rows) * row_bytes(dtype, cols); }
 };
 
-// y[n, w.rows] = x[n, w.cols] · wᵀ. Few rows (decode) take a streaming GEMV that reads W once at
-// memory speed; more rows (prefill) take BLAS SGEMM on W converted to fp32 panel by panel.
-void matmul(const float* x, int64_t n, const Matrix& w, float* y);
+// Projections of the same input stacked by rows (q|k|v, gate|up): one matrix when they share a
+// dtype, else parts whose outputs sit side by side (a Q4_K_M file mixes Q4_K and Q6_K).
+struct StackedMatrix {
+  std::vector<Matrix> parts;
+  int64_t rows = 0;
+  size_t nbytes() const;
+};
+
+// y[n, w.rows] = x[n, w.cols] · wᵀ, row i of y at y + i * ldy (ldy 0: w.rows). Few rows (decode)
+// take a streaming GEMV that reads W once at memory speed; more rows (prefill) take BLAS SGEMM on
+// W converted to fp32 panel by panel; block-quantized W takes the int8 kernels of quant.h.
+void matmul(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy = 0);
+void matmul(const float* x, int64_t n, const StackedMatrix& w, float* y);
 
 // The backward of matmul for fp32 weights: dx += dy · w (when dx is not null) and
 // dw += dyᵀ · x, with dy [n, w.rows]; both through BLAS SGEMM.

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "io/json_file.h"
 #include "io/model_dir.h"
+#include "model/gguf_model.h"
 #include "io/safetensors.h"
 #include "model/init.h"
 
@@ -34,6 +35,8 @@ TrainableModel::TrainableModel(const ModelConfig& config) : config_(config) {
 }
 
 TrainableModel TrainableModel::load(const std::filesystem::path& path) {
+  if (is_gguf_file(path))
+    fail(path.string(), "is a GGUF file; training starts from an HF model directory (config.json + safetensors)");
   const std::filesystem::path dir = ModelDir::resolve(path);
   TrainableModel m(ModelConfig::load(dir / "config.json"));
   m.load_weights(dir);

@@ -1,9 +1,11 @@
 #include "model/weights.h"
 
 #include <cstring>
+#include <functional>
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "model/gguf_model.h"
 
 namespace zephyr {
 
@@ -15,93 +17,148 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
-const TensorInfo& expect(const ModelDir& files, const std::string& name, const std::vector<int64_t>& shape) {
-  const TensorInfo* t = files.find(name);
-  if (!t) fail(files.file_of(name), "missing tensor '" + name + "'");
-  if (t->shape != shape)
-    fail(files.file_of(name), "tensor '" + name + "' has shape " + shape_str(t->shape) + ", expected " + shape_str(shape));
-  t->float_dtype(files.file_of(name));
-  return *t;
-}
+// A stored tensor, found by its HF name in either kind of file.
+struct Source {
+  DType dtype;
+  std::vector<int64_t> shape;
+  const uint8_t* data;
+  size_t nbytes;
+  int64_t permuted_head_dim;  // > 0: rows in GGUF's rotary order, heads of this size
+};
 
-Matrix mapped_matrix(const ModelDir& files, const std::string& name, int64_t rows, int64_t cols) {
-  const TensorInfo& t = expect(files, name, {rows, cols});
-  return Matrix{t.float_dtype(files.file_of(name)), rows, cols, t.data};
-}
+class Tensors {
+ public:
+  using Find = std::function<bool(const std::string&, Source&)>;
+  Tensors(Find find, std::function<std::string(const std::string&)> file_of) : find_(std::move(find)), file_of_(std::move(file_of)) {}
 
-// Stacks the named [rows_i, cols] matrices into one copy in huge-page memory. Parts stored in
-// different dtypes are widened to F32 so one kernel reads them all.
-Matrix packed_matrix(const ModelDir& files, const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols,
-                     ModelWeights& w) {
-  std::vector<Matrix> src;
-  int64_t rows = 0;
-  for (auto& [name, r] : parts) {
-    src.push_back(mapped_matrix(files, name, r, cols));
-    rows += r;
+  bool has(const std::string& name) const {
+    Source s;
+    return find_(name, s);
   }
-  DType dtype = src[0].dtype;
-  for (auto& m : src)
-    if (m.dtype != dtype) dtype = DType::F32;
-  auto buf = std::make_shared<HugeBuffer>(size_t(rows) * size_t(cols) * dtype_size(dtype));
-  auto* out = static_cast<uint8_t*>(buf->data());
-  for (auto& m : src) {
-    const size_t row_bytes = size_t(cols) * dtype_size(dtype);
-    parallel_for(size_t(m.rows), 64, [&](size_t r0, size_t r1) {
-      if (m.dtype == dtype)
-        std::memcpy(out + r0 * row_bytes, static_cast<const uint8_t*>(m.data) + r0 * row_bytes, (r1 - r0) * row_bytes);
-      else
-        for (size_t r = r0; r < r1; ++r) matrix_row(m, int64_t(r), reinterpret_cast<float*>(out + r * row_bytes));
-    });
-    release_mapped_pages(m.data, m.nbytes());
-    out += size_t(m.rows) * row_bytes;
+  Source expect(const std::string& name, const std::vector<int64_t>& shape) const {
+    Source s;
+    if (!find_(name, s)) fail(file_of_(name), "missing tensor '" + name + "'");
+    if (s.shape != shape)
+      fail(file_of_(name), "tensor '" + name + "' has shape " + shape_str(s.shape) + ", expected " + shape_str(shape));
+    return s;
   }
-  w.storage.push_back(buf);
-  return Matrix{dtype, rows, cols, buf->data()};
-}
+  Matrix mapped_matrix(const std::string& name, int64_t rows, int64_t cols) const {
+    const Source s = expect(name, {rows, cols});
+    return Matrix{s.dtype, rows, cols, s.data};
+  }
+  // Stacks the named [rows_i, cols] matrices into one copy in huge-page memory (rows un-permuted
+  // where the file stores them in GGUF's rotary order). Parts of different dtypes stay separate
+  // matrices, each copied.
+  StackedMatrix stacked(const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols, ModelWeights& w) const {
+    std::vector<Source> src;
+    for (auto& [name, r] : parts) src.push_back(expect(name, {r, cols}));
+    StackedMatrix out;
+    for (size_t i = 0; i < src.size();) {
+      size_t j = i;
+      int64_t rows = 0;
+      while (j < src.size() && src[j].dtype == src[i].dtype) rows += src[j++].shape[0];
+      const DType dtype = src[i].dtype;
+      const size_t row_b = row_bytes(dtype, cols);
+      auto buf = std::make_shared<HugeBuffer>(size_t(rows) * row_b);
+      auto* dst = static_cast<uint8_t*>(buf->data());
+      for (; i < j; ++i) {
+        const Source& s = src[i];
+        parallel_for(size_t(s.shape[0]), 64, [&](size_t r0, size_t r1) {
+          if (!s.permuted_head_dim) {
+            std::memcpy(dst + r0 * row_b, s.data + r0 * row_b, (r1 - r0) * row_b);
+            return;
+          }
+          for (size_t g = r0; g < r1; ++g)
+            std::memcpy(dst + size_t(hf_row_of_gguf_row(int64_t(g), s.permuted_head_dim)) * row_b, s.data + g * row_b, row_b);
+        });
+        release_mapped_pages(s.data, s.nbytes);
+        dst += size_t(s.shape[0]) * row_b;
+      }
+      w.storage.push_back(buf);
+      out.parts.push_back(Matrix{dtype, rows, cols, buf->data()});
+      out.rows += rows;
+    }
+    return out;
+  }
+  Matrix packed(const std::string& name, int64_t rows, int64_t cols, ModelWeights& w) const {
+    return stacked({{name, rows}}, cols, w).parts[0];
+  }
+  std::vector<float> vector_f32(const std::string& name, int64_t n) const {
+    const Source s = expect(name, {n});
+    if (is_quantized(s.dtype)) fail(file_of_(name), "tensor '" + name + "' is block-quantized; norm weights must be float");
+    std::vector<float> v(static_cast<size_t>(n));
+    to_f32(s.dtype, s.data, v.data(), size_t(n));
+    return v;
+  }
 
-std::vector<float> vector_f32(const ModelDir& files, const std::string& name, int64_t n) {
-  const TensorInfo& t = expect(files, name, {n});
-  std::vector<float> v(static_cast<size_t>(n));
-  to_f32(t.float_dtype(files.file_of(name)), t.data, v.data(), size_t(n));
-  return v;
+ private:
+  Find find_;
+  std::function<std::string(const std::string&)> file_of_;
+};
+
+void load_weights(const ModelConfig& c, const Tensors& f, ModelWeights& w) {
+  if (c.tie_word_embeddings && !f.has("lm_head.weight")) {
+    w.lm_head = f.packed("model.embed_tokens.weight", c.vocab_size, c.hidden_size, w);
+    w.embed = w.lm_head;
+  } else {
+    w.embed = f.mapped_matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size);
+    w.lm_head = f.packed("lm_head.weight", c.vocab_size, c.hidden_size, w);
+  }
+  w.final_norm = f.vector_f32("model.norm.weight", c.hidden_size);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    LayerWeights l;
+    l.input_norm = f.vector_f32(p + "input_layernorm.weight", c.hidden_size);
+    l.post_attention_norm = f.vector_f32(p + "post_attention_layernorm.weight", c.hidden_size);
+    l.qkv = f.stacked({{p + "self_attn.q_proj.weight", c.q_dim()},
+                       {p + "self_attn.k_proj.weight", c.kv_dim()},
+                       {p + "self_attn.v_proj.weight", c.kv_dim()}},
+                      c.hidden_size, w);
+    l.o = f.packed(p + "self_attn.o_proj.weight", c.hidden_size, c.q_dim(), w);
+    l.gate_up = f.stacked({{p + "mlp.gate_proj.weight", c.intermediate_size}, {p + "mlp.up_proj.weight", c.intermediate_size}},
+                          c.hidden_size, w);
+    l.down = f.packed(p + "mlp.down_proj.weight", c.hidden_size, c.intermediate_size, w);
+    w.layers.push_back(std::move(l));
+  }
 }
 
 }  // namespace
 
 Model Model::load(const std::filesystem::path& path) {
   Model m;
+  if (is_gguf_file(path)) {
+    m.dir = path;
+    m.gguf = std::make_shared<GgufFile>(path);
+    m.config = config_from_gguf(*m.gguf);
+    const GgufFile& g = *m.gguf;
+    const int64_t head_dim = m.config.head_dim;
+    Tensors f(
+        [&g, head_dim](const std::string& name, Source& s) {
+          const std::string gname = gguf_tensor_name(name);
+          const GgufTensor* t = gname.empty() ? nullptr : g.tensor(gname);
+          if (!t) return false;
+          const bool permuted = name.find("q_proj") != std::string::npos || name.find("k_proj") != std::string::npos;
+          s = Source{t->dtype, t->shape, t->data, t->nbytes, permuted ? head_dim : 0};
+          return true;
+        },
+        [&g](const std::string& name) { return g.name() + " (tensor " + gguf_tensor_name(name) + ")"; });
+    load_weights(m.config, f, m.weights);
+    return m;
+  }
   m.dir = ModelDir::resolve(path);
   m.config = ModelConfig::load(m.dir / "config.json");  // before the weights: its errors come first
   m.files = std::make_shared<ModelDir>(m.dir);
   m.generation_config = m.files->generation_config();
-  const ModelConfig& c = m.config;
-  const ModelDir& f = *m.files;
-  ModelWeights& w = m.weights;
-  if (c.tie_word_embeddings && !f.find("lm_head.weight")) {
-    w.lm_head = packed_matrix(f, {{"model.embed_tokens.weight", c.vocab_size}}, c.hidden_size, w);
-    w.embed = w.lm_head;
-  } else {
-    w.embed = mapped_matrix(f, "model.embed_tokens.weight", c.vocab_size, c.hidden_size);
-    w.lm_head = packed_matrix(f, {{"lm_head.weight", c.vocab_size}}, c.hidden_size, w);
-  }
-  w.final_norm = vector_f32(f, "model.norm.weight", c.hidden_size);
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    LayerWeights l;
-    l.input_norm = vector_f32(f, p + "input_layernorm.weight", c.hidden_size);
-    l.post_attention_norm = vector_f32(f, p + "post_attention_layernorm.weight", c.hidden_size);
-    l.qkv = packed_matrix(f,
-                          {{p + "self_attn.q_proj.weight", c.q_dim()},
-                           {p + "self_attn.k_proj.weight", c.kv_dim()},
-                           {p + "self_attn.v_proj.weight", c.kv_dim()}},
-                          c.hidden_size, w);
-    l.o = packed_matrix(f, {{p + "self_attn.o_proj.weight", c.hidden_size}}, c.q_dim(), w);
-    l.gate_up = packed_matrix(
-        f, {{p + "mlp.gate_proj.weight", c.intermediate_size}, {p + "mlp.up_proj.weight", c.intermediate_size}},
-        c.hidden_size, w);
-    l.down = packed_matrix(f, {{p + "mlp.down_proj.weight", c.hidden_size}}, c.intermediate_size, w);
-    w.layers.push_back(std::move(l));
-  }
+  const ModelDir& d = *m.files;
+  Tensors f(
+      [&d](const std::string& name, Source& s) {
+        const TensorInfo* t = d.find(name);
+        if (!t) return false;
+        s = Source{t->float_dtype(d.file_of(name)), t->shape, t->data, t->nbytes, 0};
+        return true;
+      },
+      [&d](const std::string& name) { return d.file_of(name); });
+  load_weights(m.config, f, m.weights);
   return m;
 }
 

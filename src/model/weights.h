@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/huge_buffer.h"
+#include "io/gguf.h"
 #include "io/model_dir.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
@@ -17,9 +18,9 @@ namespace zephyr {
 
 struct LayerWeights {
   std::vector<float> input_norm, post_attention_norm;
-  Matrix qkv;      // rows: q_proj, then k_proj, then v_proj
+  StackedMatrix qkv;      // rows: q_proj, then k_proj, then v_proj
   Matrix o;
-  Matrix gate_up;  // rows: gate_proj, then up_proj
+  StackedMatrix gate_up;  // rows: gate_proj, then up_proj
   Matrix down;
 };
 
@@ -36,10 +37,11 @@ struct Model {
   json generation_config;
   std::filesystem::path dir;
   ModelWeights weights;
-  std::shared_ptr<ModelDir> files;
+  std::shared_ptr<ModelDir> files;  // an HF directory's weights, or
+  std::shared_ptr<GgufFile> gguf;   // a GGUF file (then `dir` is the file)
 
-  // Opens an HF model directory; any missing tensor, wrong shape or unsupported dtype is an
-  // Error naming the file and the tensor.
+  // Opens an HF model directory or a GGUF file; any missing tensor, wrong shape or unsupported
+  // dtype is an Error naming the file and the tensor.
   static Model load(const std::filesystem::path& path);
   // The EOS ids to stop at: generation_config.json's, else config.json's.
   std::vector<int64_t> eos_token_ids() const;

@@ -1,0 +1,78 @@
+// zephyr export-gguf / quantize: models to GGUF (llama.cpp, ollama), and GGUFs re-quantized.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "core/error.h"
+#include "model/gguf_model.h"
+
+namespace zephyr::cli {
+
+namespace {
+
+const std::map<std::string, ExportOptions> kTypes = {
+    {"f32", {DType::F32, {}}},   {"f16", {DType::F16, {}}},   {"bf16", {DType::BF16, {}}},
+    {"q8_0", {DType::Q8_0, {}}}, {"q4_0", {DType::Q4_0, {}}}, {"q4_1", {DType::Q4_1, {}}},
+    {"q4_k", {DType::Q4_K, {}}}, {"q6_k", {DType::Q6_K, {}}}, {"q4_k_m", {DType::Q4_K, DType::Q6_K}}};
+
+std::vector<std::string> type_names() {
+  std::vector<std::string> v;
+  for (auto& [k, o] : kTypes) v.push_back(k);
+  return v;
+}
+
+int convert(const std::string& in, const std::string& out, const std::string& type) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (std::filesystem::exists(out) && std::filesystem::is_directory(out)) fail(out, "is a directory; give the output file name");
+  export_gguf(in, out, kTypes.at(type));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr, "wrote %s (%s, %.1f MB) in %.1f s\n", out.c_str(), type.c_str(),
+               double(std::filesystem::file_size(out)) / 1e6, s);
+  return 0;
+}
+
+}  // namespace
+
+Run add_export_gguf(CLI::App& app) {
+  auto* cmd = app.add_subcommand("export-gguf", "Write an HF model directory as a GGUF file (for llama.cpp, ollama and zephyr)");
+  struct Args {
+    std::string in, out, type = "f16";
+    ThreadsFlag threads;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("model", a->in, "HF model directory")->required();
+  cmd->add_option("output", a->out, "GGUF file to write")->required();
+  cmd->add_option("--type", a->type,
+                  "weight type: f16 (default), bf16, f32, q8_0, q4_0, q4_1, q4_k, q6_k, or q4_k_m (Q4_K with Q6_K for "
+                  "output, attn_v and ffn_down); norms stay F32")
+      ->check(CLI::IsMember(type_names()));
+  a->threads.add(cmd);
+  return [a] {
+    a->threads.apply();
+    return convert(a->in, a->out, a->type);
+  };
+}
+
+Run add_quantize(CLI::App& app) {
+  auto* cmd = app.add_subcommand("quantize", "Convert a model (HF directory or GGUF) to a GGUF of another weight type");
+  struct Args {
+    std::string in, out, type;
+    ThreadsFlag threads;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("input", a->in, "HF model directory or GGUF file")->required();
+  cmd->add_option("output", a->out, "GGUF file to write")->required();
+  cmd->add_option("--type", a->type, "q8_0, q4_0, q4_1, q4_k, q6_k, q4_k_m, f16, bf16 or f32")
+      ->required()
+      ->check(CLI::IsMember(type_names()));
+  a->threads.add(cmd);
+  return [a] {
+    a->threads.apply();
+    return convert(a->in, a->out, a->type);
+  };
+}
+
+}  // namespace zephyr::cli
