@@ -4,9 +4,10 @@ JOBS ?= 2
 REF := .ref
 APT_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libpcre2-dev libutf8proc-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev \
-  libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev python3-torch
+  libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev python3-torch \
+  clang-16 libclang-rt-16-dev
 
-.PHONY: deps apt-deps refs build test demo bench clean
+.PHONY: deps apt-deps refs build test demo bench clean fuzz
 
 deps: apt-deps refs
 
@@ -31,7 +32,7 @@ build:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build refs
+test: build refs fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 demo: build refs
@@ -42,3 +43,19 @@ bench: build refs
 
 clean:
 	rm -rf $(BUILD)
+
+# The GGUF reader under libFuzzer with ASan/UBSan for FUZZ_SECONDS, seeded with small GGUF
+# files zephyr writes (clang is needed only for this target).
+FUZZ_SECONDS ?= 20
+FUZZ_BIN := $(BUILD)/fuzz/gguf_reader_fuzz
+FUZZ_SRC := fuzz/gguf_reader_fuzz.cpp src/io/gguf.cpp src/io/mapped_file.cpp src/core/dtype.cpp src/kernels/quant.cpp
+$(FUZZ_BIN): $(FUZZ_SRC) src/io/gguf.h src/kernels/quant.h src/core/dtype.h
+	@mkdir -p $(dir $@)
+	clang++-16 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc $(FUZZ_SRC) -o $@
+fuzz: build $(FUZZ_BIN)
+	@rm -rf $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus && mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus
+	$(BUILD)/bin/zephyr init -o $(BUILD)/fuzz/seed-model --hidden 32 --layers 1 --heads 2 --intermediate 64 --vocab 64 >/dev/null
+	for t in f16 q8_0 q4_0 q4_1; do $(BUILD)/bin/zephyr export-gguf $(BUILD)/fuzz/seed-model $(BUILD)/fuzz/seeds/$$t.gguf --type $$t 2>/dev/null; done
+	@$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds \
+	  > $(BUILD)/fuzz/log 2>&1 || { tail -40 $(BUILD)/fuzz/log; echo "fuzz: the GGUF reader failed (crash input saved in ./crash-*)"; exit 1; }
+	@echo "fuzz: GGUF reader: $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/log) without a crash"

@@ -67,6 +67,7 @@ std::string token_at(const json& tokens, int64_t id) {
 
 bool is_gguf_file(const std::filesystem::path& path) {
   if (!std::filesystem::is_regular_file(path)) return false;
+  if (path.extension() == ".gguf") return true;  // GgufFile then says what is wrong with it
   std::ifstream in(path, std::ios::binary);
   char magic[4] = {};
   in.read(magic, 4);

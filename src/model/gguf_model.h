@@ -17,7 +17,7 @@ namespace zephyr {
 
 class Tokenizer;
 
-// True if the path is a file starting with the GGUF magic.
+// True if the path is a file starting with the GGUF magic or named *.gguf.
 bool is_gguf_file(const std::filesystem::path& path);
 
 ModelConfig config_from_gguf(const GgufFile& f);
