@@ -53,7 +53,7 @@ $(FUZZ_BIN): $(FUZZ_SRC) src/io/gguf.h src/kernels/quant.h src/core/dtype.h
 	@mkdir -p $(dir $@)
 	clang++-16 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc $(FUZZ_SRC) -o $@
 fuzz: build $(FUZZ_BIN)
-	@rm -rf $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus && mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus
+	@rm -rf $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seed-model && mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus
 	$(BUILD)/bin/zephyr init -o $(BUILD)/fuzz/seed-model --hidden 32 --layers 1 --heads 2 --intermediate 64 --vocab 64 >/dev/null
 	for t in f16 q8_0 q4_0 q4_1; do $(BUILD)/bin/zephyr export-gguf $(BUILD)/fuzz/seed-model $(BUILD)/fuzz/seeds/$$t.gguf --type $$t 2>/dev/null; done
 	@$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds \
