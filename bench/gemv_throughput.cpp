@@ -10,6 +10,7 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 
 using namespace zephyr;
 
@@ -46,21 +47,37 @@ int main(int argc, char** argv) {
   Rng rng(1);
   std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
   for (auto& v : x) v = float(rng.normal());
-  for (DType t : {DType::BF16, DType::F16, DType::F32}) {
-    std::vector<uint8_t> big(size_t(rows * cols) * dtype_size(t) * 4);  // 4 copies: no cache reuse
-    for (size_t i = 0; i < big.size(); i += 2) big[i + 1] = uint8_t(0x3c + (rng.next() & 1));
+  for (DType stored : {DType::BF16, DType::F16, DType::F32, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    // Block types as the model loader lays them out (8 rows interleaved where the CPU has VNNI).
+    const DType t = is_quantized(stored) ? interleaved_type(stored, rows) : stored;
+    const size_t matrix_bytes = size_t(rows) * row_bytes(t, cols);
+    std::vector<uint8_t> big(matrix_bytes * 4);  // 4 copies: no cache reuse
+    if (is_quantized(stored)) {
+      std::vector<float> w(static_cast<size_t>(cols));
+      std::vector<uint8_t> plain(matrix_bytes);
+      for (int64_t r = 0; r < rows; ++r) {
+        for (auto& v : w) v = 0.05f * float(rng.normal());
+        quantize_row(stored, w.data(), plain.data() + size_t(r) * row_bytes(stored, cols), cols);
+      }
+      for (int copy = 0; copy < 4; ++copy) {
+        if (t != stored) interleave_rows(stored, plain.data(), big.data() + copy * matrix_bytes, rows, cols);
+        else std::copy(plain.begin(), plain.end(), big.begin() + std::ptrdiff_t(copy * matrix_bytes));
+      }
+    } else {
+      for (size_t i = 0; i < big.size(); i += 2) big[i + 1] = uint8_t(0x3c + (rng.next() & 1));
+    }
     double dram = 0, stream = 0;
     for (int round = 0; round < 3; ++round) {  // interleaved, so both see the same machine load
       stream += read_gb_per_s(big.data(), big.size(), 2) / 3;
       for (int copy = 0; copy < 4; ++copy) {
-        const Matrix w{t, rows, cols, big.data() + size_t(copy) * size_t(rows * cols) * dtype_size(t)};
+        const Matrix w{t, rows, cols, big.data() + size_t(copy) * matrix_bytes};
         dram += run(w, x, y, 2) / 12;
       }
     }
     const Matrix small{t, 256, cols, big.data()};  // 2-4 MB: stays in L2/L3
     std::printf("{\"dtype\": \"%s\", \"rows\": %lld, \"cols\": %lld, \"threads\": %d, \"isa\": \"%s\", "
                 "\"dram_gb_per_s\": %.2f, \"read_gb_per_s\": %.2f, \"ratio\": %.3f, \"cache_gb_per_s\": %.2f}\n",
-                dtype_name(t), (long long)rows, (long long)cols, num_threads(), gemv_isa(), dram, stream, dram / stream,
+                dtype_name(t), (long long)rows, (long long)cols, num_threads(), is_quantized(t) ? quant_isa() : gemv_isa(), dram, stream, dram / stream,
                 run(small, x, y, 200));
   }
   return 0;

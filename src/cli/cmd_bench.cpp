@@ -36,7 +36,7 @@ Run add_bench(CLI::App& app) {
     ThreadsFlag threads;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("-m,--model", a->model, "model directory")->required();
+  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout) or GGUF file")->required();
   cmd->add_option("-p,--prompt", a->prompt, "prompt tokens (default 512; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-n,--gen", a->gen, "generated tokens (default 128; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repetitions", a->reps, "repetitions (default 3)")->check(CLI::PositiveNumber);

@@ -43,7 +43,7 @@ Run add_chat(CLI::App& app) {
                                  "Chat with a model on the terminal: type a message, Enter sends it; /reset starts over, "
                                  "/exit (or Ctrl-D) quits, Ctrl-C stops an answer");
   auto a = std::make_shared<ChatArgs>();
-  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout)")->required();
+  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout) or GGUF file")->required();
   cmd->add_option("--system", a->system, "system message that starts every conversation");
   cmd->add_option("-n,--max-new-tokens", a->max_new_tokens, "most tokens per answer (default 1024)")->check(CLI::PositiveNumber);
   a->sampling.add(cmd);

@@ -105,7 +105,7 @@ Run add_debug(CLI::App& app) {
   auto ids_text = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto threads = std::make_shared<ThreadsFlag>();
-  logits->add_option("-m,--model", *model_path, "model directory")->required();
+  logits->add_option("-m,--model", *model_path, "model directory or GGUF file")->required();
   logits->add_option("--ids", *ids_text, "token ids separated by spaces")->required();
   logits->add_option("-o,--output", *out, "file to write")->required();
   threads->add(logits);

@@ -26,7 +26,7 @@ struct GenerateArgs {
 Run add_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Complete a prompt with a model, streaming the answer to stdout");
   auto a = std::make_shared<GenerateArgs>();
-  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout)")->required();
+  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout) or GGUF file")->required();
   cmd->add_option("-p,--prompt", a->prompt, "the prompt text")->required();
   cmd->add_flag("--chat", a->chat, "send the prompt as a user message through the model's chat template");
   cmd->add_option("--system", a->system, "system message (with --chat)");

@@ -21,7 +21,7 @@ Run add_perplexity(CLI::App& app) {
   auto file = std::make_shared<std::string>();
   auto ctx = std::make_shared<int64_t>(512);
   auto threads = std::make_shared<ThreadsFlag>();
-  cmd->add_option("-m,--model", *model_path, "model directory (Hugging Face layout)")->required();
+  cmd->add_option("-m,--model", *model_path, "model directory (Hugging Face layout) or GGUF file")->required();
   cmd->add_option("-f,--file", *file, "text file to score")->required();
   cmd->add_option("--ctx", *ctx, "window size in tokens, BOS included (default 512)")->check(CLI::Range(2, 1 << 20));
   threads->add(cmd);

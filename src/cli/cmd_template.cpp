@@ -16,7 +16,7 @@ Run add_template(CLI::App& app) {
                                  "writes the rendered text exactly (other keys of the line become template variables)");
   auto model = std::make_shared<std::string>();
   auto gen = std::make_shared<bool>(false);
-  cmd->add_option("-m,--model", *model, "model directory or tokenizer.json (with tokenizer_config.json beside it)")->required();
+  cmd->add_option("-m,--model", *model, "model directory, GGUF file or tokenizer.json (with tokenizer_config.json beside it)")->required();
   cmd->add_flag("--add-generation-prompt", *gen, "end with the prompt that starts the assistant's answer");
   return [=] {
     const Tokenizer tok = load_tokenizer(*model);

@@ -13,7 +13,7 @@ Run add_tokenize(CLI::App& app) {
   auto* cmd = app.add_subcommand("tokenize", "Text to token ids: reads {\"text\": ...} lines on stdin, writes {\"ids\": [...]} lines");
   auto model = std::make_shared<std::string>();
   auto no_special = std::make_shared<bool>(false);
-  cmd->add_option("-m,--model", *model, "model directory or tokenizer.json")->required();
+  cmd->add_option("-m,--model", *model, "model directory, GGUF file or tokenizer.json")->required();
   cmd->add_flag("--no-special", *no_special, "add no BOS/EOS (by default they are added as tokenizer_config.json says)");
   return [=] {
     const Tokenizer tok = load_tokenizer(*model);
@@ -31,7 +31,7 @@ Run add_detokenize(CLI::App& app) {
   auto* cmd = app.add_subcommand("detokenize", "Token ids to text: reads {\"ids\": [...]} lines on stdin, writes {\"text\": ...} lines");
   auto model = std::make_shared<std::string>();
   auto keep_special = std::make_shared<bool>(false);
-  cmd->add_option("-m,--model", *model, "model directory or tokenizer.json")->required();
+  cmd->add_option("-m,--model", *model, "model directory, GGUF file or tokenizer.json")->required();
   cmd->add_flag("--keep-special", *keep_special, "keep special tokens in the text (skipped by default)");
   return [=] {
     const Tokenizer tok = load_tokenizer(*model);

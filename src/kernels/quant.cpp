@@ -167,8 +167,36 @@ void quantize_q6_k(const float* x, BlockQ6_K* out, int64_t nb) {
 #define Z_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c,fma")))
 #define Z_AVX2 __attribute__((target("avx2,f16c,fma")))
 
-Z_VNNI inline __m512 pair(float a, float b) {
-  return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+// [a ×8, b ×8] from two f16 values: one conversion and one permute.
+Z_VNNI inline __m512 pair_f16(uint16_t a, uint16_t b) {
+  const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(a) | (uint32_t(b) << 16))));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm512_castps128_ps512(f));
+}
+
+// The permute index [i ×8, i + 1 ×8], i in 0..14.
+Z_VNNI inline __m512i pair_index(int i) {
+  alignas(64) static const int32_t idx[15][16] = {
+#define Z_ROW(i) {i, i, i, i, i, i, i, i, i + 1, i + 1, i + 1, i + 1, i + 1, i + 1, i + 1, i + 1}
+      Z_ROW(0), Z_ROW(1), Z_ROW(2),  Z_ROW(3),  Z_ROW(4),  Z_ROW(5),  Z_ROW(6),  Z_ROW(7),
+      Z_ROW(8), Z_ROW(9), Z_ROW(10), Z_ROW(11), Z_ROW(12), Z_ROW(13), Z_ROW(14)};
+#undef Z_ROW
+  return _mm512_load_si512(idx[i]);
+}
+
+// A Q4_K block's 8 sub-block scales d·sc and 8 offsets −dmin·m as one vector, the 6-bit fields
+// unpacked four at a time in 32-bit words (bytes 0-3 / 4-7 hold the low 6 bits of scales / mins
+// 0-3 and the top 2 bits of 4-7, bytes 8-11 the low nibbles of scales and mins 4-7).
+Z_VNNI inline __m512 q4k_scales_offsets(const BlockQ4_K& b) {
+  uint32_t d, m, md;
+  std::memcpy(&d, b.scales, 4);
+  std::memcpy(&m, b.scales + 4, 4);
+  std::memcpy(&md, b.scales + 8, 4);
+  const uint32_t sc_lo = d & 0x3F3F3F3Fu, sc_hi = (md & 0x0F0F0F0Fu) | ((d >> 2) & 0x30303030u);
+  const uint32_t mn_lo = m & 0x3F3F3F3Fu, mn_hi = ((md >> 4) & 0x0F0F0F0Fu) | ((m >> 2) & 0x30303030u);
+  const __m128i bytes = _mm_setr_epi32(int(sc_lo), int(sc_hi), int(mn_lo), int(mn_hi));
+  const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));
+  const __m512 mult = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(b.d)), _mm256_set1_ps(-_cvtsh_ss(b.dmin)), 1);
+  return _mm512_mul_ps(f, mult);
 }
 
 // The unsigned values, scales and offsets of 64 consecutive elements starting at element e.
@@ -188,32 +216,23 @@ Z_VNNI inline Step512 unpack512(const uint8_t* row, int64_t e, float* cache) {
     const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].q));
     const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(q0, q0)), _mm256_set_m128i(q1, q1), 1);
     r.u = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), m4);
-    r.s = pair(_cvtsh_ss(b[0].d), _cvtsh_ss(b[1].d));
-    if constexpr (T == DType::Q4_0) r.m = _mm512_mul_ps(r.s, _mm512_set1_ps(-8.0f));
-    else r.m = pair(_cvtsh_ss(b[0].m), _cvtsh_ss(b[1].m));
+    r.s = pair_f16(b[0].d, b[1].d);
+    if constexpr (T == DType::Q4_1) r.m = pair_f16(b[0].m, b[1].m);
   } else if constexpr (T == DType::Q8_0) {
     const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(row) + e / 32;
     const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[0].q));
     const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[1].q));
     r.u = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), _mm512_set1_epi8(char(0x80)));
-    r.s = pair(_cvtsh_ss(b[0].d), _cvtsh_ss(b[1].d));
-    r.m = _mm512_mul_ps(r.s, _mm512_set1_ps(-128.0f));
+    r.s = pair_f16(b[0].d, b[1].d);
   } else if constexpr (T == DType::Q4_K) {
     const BlockQ4_K& b = reinterpret_cast<const BlockQ4_K*>(row)[e / 256];
     const int c = int(e % 256) / 64;
-    if (c == 0) {  // scales and mins of the 8 sub-blocks, once per block
-      const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
-      for (int j = 0; j < 8; ++j) {
-        int sc, m;
-        q4k_scale_min(b.scales, j, sc, m);
-        cache[j] = d * float(sc);
-        cache[8 + j] = -dmin * float(m);
-      }
-    }
+    if (c == 0) _mm512_storeu_ps(cache, q4k_scales_offsets(b));
     const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32 * c)));
     r.u = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)), m4);
-    r.s = pair(cache[2 * c], cache[2 * c + 1]);
-    r.m = pair(cache[8 + 2 * c], cache[8 + 2 * c + 1]);
+    const __m512 all = _mm512_loadu_ps(cache);  // 8 scales, then 8 offsets
+    r.s = _mm512_permutexvar_ps(pair_index(2 * c), all);
+    r.m = _mm512_permutexvar_ps(pair_index(8 + 2 * c), all);
   } else {  // Q6_K: steps 0, 1 read the low nibbles of a 128-element chunk, steps 2, 3... see q6k_value
     const BlockQ6_K& b = reinterpret_cast<const BlockQ6_K*>(row)[e / 256];
     const int s = int(e % 256) / 64, n = s / 2, h = s % 2;
@@ -228,19 +247,29 @@ Z_VNNI inline Step512 unpack512(const uint8_t* row, int64_t e, float* cache) {
     std::memcpy(&four, b.scales + 4 * s, 4);
     const __m128i rep = _mm_shuffle_epi8(_mm_set1_epi32(four), _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
     r.s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(rep)), _mm512_set1_ps(_cvtsh_ss(b.d)));
-    r.m = _mm512_mul_ps(r.s, _mm512_set1_ps(-32.0f));
   }
   return r;
 }
 
+// Types whose offset m is a fixed multiple of the scale (x = s·(u − k)): the index of k in
+// QuantizedActivations::lane_off, else −1.
 template <DType T>
-Z_VNNI inline void step512(const uint8_t* row, const QuantizedActivations& a, int64_t e, float* cache, __m512& acc_s,
-                           __m512& acc_m) {
-  const Step512 st = unpack512<T>(row, e, cache);
-  const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), st.u, _mm512_loadu_si512(a.q.data() + e));
-  const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(a.lane_d.data() + e / 4));
-  acc_s = _mm512_fmadd_ps(st.s, p, acc_s);
-  acc_m = _mm512_fmadd_ps(st.m, _mm512_loadu_ps(a.lane_s.data() + e / 4), acc_m);
+constexpr int offset_index() {
+  return T == DType::Q4_0 ? 0 : T == DType::Q6_K ? 1 : T == DType::Q8_0 ? 2 : -1;
+}
+
+template <DType T>
+Z_VNNI inline void step512(const Step512& st, const QuantizedActivations& a, int64_t e, __m512& acc_s, __m512& acc_m) {
+  const __m512i x = _mm512_loadu_si512(a.q.data() + e);
+  const __m512 ld = _mm512_loadu_ps(a.lane_d.data() + e / 4);
+  if constexpr (offset_index<T>() >= 0) {  // Σ(u − k)·q straight from the multiply-add
+    const __m512i init = _mm512_loadu_si512(a.lane_off[offset_index<T>()].data() + e / 4);
+    acc_s = _mm512_fmadd_ps(st.s, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, st.u, x)), ld), acc_s);
+  } else {
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), st.u, x);
+    acc_s = _mm512_fmadd_ps(st.s, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ld), acc_s);
+    acc_m = _mm512_fmadd_ps(st.m, _mm512_loadu_ps(a.lane_s.data() + e / 4), acc_m);
+  }
 }
 
 template <DType T>
@@ -250,11 +279,128 @@ Z_VNNI float row_dot_vnni(const uint8_t* row, const QuantizedActivations& a) {
   int64_t e = 0;
   // Two steps per iteration on separate accumulators: the FMA latency stays hidden.
   for (; e + 128 <= a.n; e += 128) {
-    step512<T>(row, a, e, cache, s0, m0);
-    step512<T>(row, a, e + 64, cache, s1, m1);
+    step512<T>(unpack512<T>(row, e, cache), a, e, s0, m0);
+    step512<T>(unpack512<T>(row, e + 64, cache), a, e + 64, s1, m1);
   }
-  for (; e < a.n; e += 64) step512<T>(row, a, e, cache, s0, m0);
+  for (; e < a.n; e += 64) step512<T>(unpack512<T>(row, e, cache), a, e, s0, m0);
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, m0), _mm512_add_ps(s1, m1)));
+}
+
+// [a ×4, b ×4, c ×4, d ×4] from four f16 values.
+Z_VNNI inline __m512 quad_f16(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
+  const uint64_t bits = uint64_t(a) | (uint64_t(b) << 16) | (uint64_t(c) << 32) | (uint64_t(d) << 48);
+  const __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128(int64_t(bits)));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), _mm512_castps128_ps512(f));
+}
+
+// Q4_0/Q4_1 rows for one token, 4 blocks per step: each block's 16 bytes fill a 128-bit lane, so
+// the nibbles unpack with one shift and two masks, against activations in the same order (q4).
+template <DType T>
+Z_VNNI inline void step_q4x4(const uint8_t* row, const QuantizedActivations& a, int64_t e, __m512& acc_s, __m512& acc_m) {
+  using B = std::conditional_t<T == DType::Q4_0, BlockQ4_0, BlockQ4_1>;
+  const B* b = reinterpret_cast<const B*>(row) + e / 32;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].q)));
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].q)), 1);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[2].q)), 2);
+  v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[3].q)), 3);
+  const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+  const __m512i init = T == DType::Q4_0 ? _mm512_loadu_si512(a.q4_lane_off.data() + e / 8) : _mm512_setzero_si512();
+  __m512i dot = _mm512_dpbusd_epi32(init, lo, _mm512_loadu_si512(a.q4.data() + e));
+  dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(a.q4.data() + e + 64));
+  const __m512 s = quad_f16(b[0].d, b[1].d, b[2].d, b[3].d);
+  acc_s = _mm512_fmadd_ps(s, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(a.q4_lane_d.data() + e / 8)), acc_s);
+  if constexpr (T == DType::Q4_1)
+    acc_m = _mm512_fmadd_ps(quad_f16(b[0].m, b[1].m, b[2].m, b[3].m), _mm512_loadu_ps(a.q4_lane_s.data() + e / 8), acc_m);
+}
+
+template <DType T>
+Z_VNNI float row_dot_q4x4(const uint8_t* row, const QuantizedActivations& a) {
+  __m512 s0 = _mm512_setzero_ps(), m0 = s0, s1 = s0, m1 = s0;
+  int64_t e = 0;
+  for (; e + 256 <= a.n; e += 256) {
+    step_q4x4<T>(row, a, e, s0, m0);
+    step_q4x4<T>(row, a, e + 128, s1, m1);
+  }
+  for (; e < a.n; e += 128) step_q4x4<T>(row, a, e, s0, m0);
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, m0), _mm512_add_ps(s1, m1)));
+}
+
+// ---- Interleaved 8-row layouts (decode).
+constexpr size_t kX8Q4 = 16 + 8 * 16, kX8Q8 = 16 + 8 * 32;  // bytes per block column of a group
+
+// Sums the 4 lanes of each 128-bit quarter: lane 4k ends up holding quarter k's total.
+Z_VNNI inline __m512 quarter_sums(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));
+  return _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
+}
+
+// 8 rows of Q4_0x8 (one group) against one block column: two vectors of 4 rows × 16 nibble
+// bytes; the activations' low and high 16 values are broadcast to every row's lane.
+Z_VNNI inline void block_q4x8(const uint8_t* g, const QuantizedActivations& a, int64_t b, __m512& acc0, __m512& acc1) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const __m512i hi_idx = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
+  const __m512 sc = _mm512_castps256_ps512(
+      _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))), _mm256_set1_ps(a.lane_d[size_t(8 * b)])));
+  const __m512i xl = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q.data() + 32 * b)));
+  const __m512i xh = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q.data() + 32 * b + 16)));
+  const __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q4_lane_off.data() + 4 * b)));
+  const __m512i v0 = _mm512_loadu_si512(g + 16), v1 = _mm512_loadu_si512(g + 80);
+  __m512i d0 = _mm512_dpbusd_epi32(init, _mm512_and_si512(v0, m4), xl);
+  __m512i d1 = _mm512_dpbusd_epi32(init, _mm512_and_si512(v1, m4), xl);
+  d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4), xh);
+  d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4), xh);
+  acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(lo_idx, sc), acc0);
+  acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi_idx, sc), acc1);
+}
+
+Z_VNNI void group_dot_q4x8(const uint8_t* g, const QuantizedActivations& a, float* y) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const int64_t nb = a.n / 32;
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, g += 2 * kX8Q4) {  // two blocks, separate accumulators: FMA latency hidden
+    block_q4x8(g, a, b, a0, a1);
+    block_q4x8(g + kX8Q4, a, b + 1, a2, a3);
+  }
+  if (b < nb) block_q4x8(g, a, b, a0, a1);
+  alignas(64) float t0[16], t1[16];
+  _mm512_store_ps(t0, quarter_sums(_mm512_add_ps(a0, a2)));
+  _mm512_store_ps(t1, quarter_sums(_mm512_add_ps(a1, a3)));
+  for (int r = 0; r < 4; ++r) y[r] = t0[4 * r], y[4 + r] = t1[4 * r];
+}
+
+// 8 rows of Q8_0x8: per block, four vectors of 2 rows × 32 bytes against the block's 32
+// activations broadcast to both halves; lanes of half h belong to row 2k + h.
+Z_VNNI void group_dot_q8x8(const uint8_t* g, const QuantizedActivations& a, float* y) {
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  __m512i idx[4];
+  for (int k = 0; k < 4; ++k) idx[k] = _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(2 * k), _mm512_set1_epi32(2 * k + 1));
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const int64_t nb = a.n / 32;
+  for (int64_t b = 0; b < nb; ++b, g += kX8Q8) {
+    const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))),
+                                                           _mm256_set1_ps(a.lane_d[size_t(8 * b)])));
+    const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + 32 * b)));
+    const __m512i init = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_off[2].data() + 8 * b)));
+    for (int k = 0; k < 4; ++k) {
+      const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(g + 16 + 64 * k), flip);
+      acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, u, x)), _mm512_permutexvar_ps(idx[k], sc), acc[k]);
+    }
+  }
+  for (int k = 0; k < 4; ++k) {
+    y[2 * k] = _mm512_mask_reduce_add_ps(0x00FF, acc[k]);
+    y[2 * k + 1] = _mm512_mask_reduce_add_ps(0xFF00, acc[k]);
+  }
+}
+
+void gemv_interleaved(DType t, const uint8_t* w, const QuantizedActivations& x, int64_t r0, int64_t r1, float* y) {
+  const size_t group = size_t(x.n / 32) * (t == DType::Q4_0x8 ? kX8Q4 : kX8Q8);
+  for (int64_t r = r0; r < r1; r += 8) {
+    const uint8_t* g = w + size_t(r / 8) * group;
+    if (t == DType::Q4_0x8) group_dot_q4x8(g, x, y + r);
+    else group_dot_q8x8(g, x, y + r);
+  }
 }
 
 // NT tokens against one row: the weights are unpacked once per step for all of them (prefill).
@@ -265,12 +411,7 @@ Z_VNNI void row_dot_vnni_tokens(const uint8_t* row, const QuantizedActivations* 
   float cache[16];
   for (int64_t e = 0; e < a[0].n; e += 64) {
     const Step512 st = unpack512<T>(row, e, cache);
-    for (int t = 0; t < NT; ++t) {
-      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), st.u, _mm512_loadu_si512(a[t].q.data() + e));
-      const __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(a[t].lane_d.data() + e / 4));
-      acc_s[t] = _mm512_fmadd_ps(st.s, p, acc_s[t]);
-      acc_m[t] = _mm512_fmadd_ps(st.m, _mm512_loadu_ps(a[t].lane_s.data() + e / 4), acc_m[t]);
-    }
+    for (int t = 0; t < NT; ++t) step512<T>(st, a[t], e, acc_s[t], acc_m[t]);
   }
   for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(_mm512_add_ps(acc_s[t], acc_m[t]));
 }
@@ -372,6 +513,11 @@ void gemv_typed(const uint8_t* w, size_t stride, const QuantizedActivations& x, 
   const Isa isa = g_isa == Isa::Vnni && x.n % 64 != 0 ? Isa::Avx2 : g_isa;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w + size_t(r) * stride;
+    if constexpr (T == DType::Q4_0 || T == DType::Q4_1)
+      if (isa == Isa::Vnni && !x.q4.empty()) {
+        y[r] = row_dot_q4x4<T>(row, x);
+        continue;
+      }
     if (isa == Isa::Vnni) y[r] = row_dot_vnni<T>(row, x);
     else if (isa == Isa::Avx2) y[r] = row_dot_avx2<T>(row, x);
     else y[r] = float(quant_dot_reference(T, row, x));
@@ -462,6 +608,7 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
     case DType::Q4_1: return quantize_q4_1(x, static_cast<BlockQ4_1*>(dst), nb);
     case DType::Q4_K: return quantize_q4_k(x, static_cast<BlockQ4_K*>(dst), nb);
     case DType::Q6_K: return quantize_q6_k(x, static_cast<BlockQ6_K*>(dst), nb);
+    case DType::Q4_0x8: case DType::Q8_0x8: throw Error("quantize_row: interleaved layouts are made by interleave_rows");
     case DType::F32: std::memcpy(dst, x, size_t(n) * 4); return;
     case DType::F16:
       for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_f16(x[i]);
@@ -477,6 +624,7 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
   a.q.resize(size_t(n));
   a.lane_d.resize(size_t(n / 4));
   a.lane_s.resize(size_t(n / 4));
+  for (auto& v : a.lane_off) v.resize(size_t(n / 4));
   for (int64_t b = 0; b < n / 32; ++b) {
     const float* v = x + 32 * b;
     float amax = 0;
@@ -485,8 +633,45 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
     int8_t* q = a.q.data() + 32 * b;
     for (int i = 0; i < 32; ++i) q[i] = int8_t(std::nearbyint(v[i] * id));
     for (int l = 0; l < 8; ++l) {
-      a.lane_d[size_t(8 * b + l)] = d;
-      a.lane_s[size_t(8 * b + l)] = d * float(q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+      const int sum = q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3];
+      const size_t i = size_t(8 * b + l);
+      a.lane_d[i] = d;
+      a.lane_s[i] = d * float(sum);
+      a.lane_off[0][i] = -8 * sum;
+      a.lane_off[1][i] = -32 * sum;
+      a.lane_off[2][i] = -128 * sum;
+    }
+  }
+  a.q4_lane_off.resize(size_t(n / 8));
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const int8_t* q = a.q.data() + 32 * b;
+    for (int j = 0; j < 4; ++j) {
+      int sum = 0;
+      for (int i = 0; i < 4; ++i) sum += q[4 * j + i] + q[16 + 4 * j + i];
+      a.q4_lane_off[size_t(4 * b + j)] = -8 * sum;
+    }
+  }
+  if (n % 128 != 0) {
+    a.q4.clear();
+    return;
+  }
+  a.q4.resize(size_t(n));
+  a.q4_lane_d.resize(size_t(n / 8));
+  a.q4_lane_s.resize(size_t(n / 8));
+  for (int64_t g = 0; g < n / 128; ++g) {
+    const int8_t* q = a.q.data() + 128 * g;
+    int8_t* o = a.q4.data() + 128 * g;
+    for (int k = 0; k < 4; ++k) {
+      std::memcpy(o + 16 * k, q + 32 * k, 16);
+      std::memcpy(o + 64 + 16 * k, q + 32 * k + 16, 16);
+      const float d = a.lane_d[size_t((128 * g + 32 * k) / 4)];
+      for (int j = 0; j < 4; ++j) {
+        int sum = 0;
+        for (int i = 0; i < 4; ++i) sum += q[32 * k + 4 * j + i] + q[32 * k + 16 + 4 * j + i];
+        const size_t l = size_t(16 * g + 4 * k + j);
+        a.q4_lane_d[l] = d;
+        a.q4_lane_s[l] = d * float(sum);
+      }
     }
   }
 }
@@ -508,6 +693,7 @@ void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivatio
     case DType::Q4_1: return gemv_typed<DType::Q4_1>(base, stride, x, r0, r1, y);
     case DType::Q4_K: return gemv_typed<DType::Q4_K>(base, stride, x, r0, r1, y);
     case DType::Q6_K: return gemv_typed<DType::Q6_K>(base, stride, x, r0, r1, y);
+    case DType::Q4_0x8: case DType::Q8_0x8: return gemv_interleaved(t, base, x, r0, r1, y);
     default: throw Error(std::string("quant_gemv_rows: ") + dtype_name(t) + " is not a block type");
   }
 }
@@ -522,7 +708,47 @@ void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int6
     case DType::Q4_1: return gemm_typed<DType::Q4_1>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q4_K: return gemm_typed<DType::Q4_K>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q6_K: return gemm_typed<DType::Q6_K>(base, stride, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_0x8: case DType::Q8_0x8: {
+      std::vector<float> out(static_cast<size_t>(r1));
+      for (int64_t k = 0; k < ntok; ++k) {
+        gemv_interleaved(t, base, x[k], r0, r1, out.data());
+        for (int64_t r = r0; r < r1; ++r) y[k * ldy + r] = out[size_t(r)];
+      }
+      return;
+    }
     default: throw Error(std::string("quant_gemm_rows: ") + dtype_name(t) + " is not a block type");
+  }
+}
+
+DType interleaved_type(DType t, int64_t rows) {
+  if (kBestIsa != Isa::Vnni || rows % 8 != 0) return t;
+  return t == DType::Q4_0 ? DType::Q4_0x8 : t == DType::Q8_0 ? DType::Q8_0x8 : t;
+}
+
+void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols) {
+  const size_t qbytes = t == DType::Q4_0 ? 16 : 32, bb = block_bytes(t), nb = size_t(cols / 32);
+  const size_t group = nb * (16 + 8 * qbytes);
+  for (int64_t g = 0; g < rows / 8; ++g)
+    for (size_t b = 0; b < nb; ++b) {
+      uint8_t* o = dst + size_t(g) * group + b * (16 + 8 * qbytes);
+      for (int r = 0; r < 8; ++r) {
+        const uint8_t* blk = src + (size_t(g) * 8 + size_t(r)) * nb * bb + b * bb;
+        std::memcpy(o + 2 * r, blk, 2);                          // the f16 scale
+        std::memcpy(o + 16 + qbytes * size_t(r), blk + 2, qbytes);  // the quants
+      }
+    }
+}
+
+void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out) {
+  const DType plain = t == DType::Q4_0x8 ? DType::Q4_0 : DType::Q8_0;
+  const size_t qbytes = plain == DType::Q4_0 ? 16 : 32, nb = size_t(cols / 32), step = 16 + 8 * qbytes;
+  const uint8_t* g = static_cast<const uint8_t*>(base) + size_t(row / 8) * nb * step;
+  const int r = int(row % 8);
+  uint8_t blk[34];
+  for (size_t b = 0; b < nb; ++b) {
+    std::memcpy(blk, g + b * step + 2 * r, 2);
+    std::memcpy(blk + 2, g + b * step + 16 + qbytes * size_t(r), qbytes);
+    dequantize_row(plain, blk, out + 32 * b, 32);
   }
 }
 

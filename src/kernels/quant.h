@@ -37,18 +37,39 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n);
 bool can_quantize(DType t);
 
 // Activations quantized for the integer dot products: per 32 elements a scale d with
-// x ≈ d·q (q in −127..127), and per group of 4 elements ("lane") d and d·Σq of that lane.
+// x ≈ d·q (q in −127..127), and per group of 4 elements ("lane") d, d·Σq and −k·Σq for the
+// offsets k = 8, 32, 128 of Q4_0, Q6_K and Q8_0 (the integer kernels start from these, so
+// Σ(u − k)·q comes out of the multiply-add itself).
 struct QuantizedActivations {
   int64_t n = 0;
   std::vector<int8_t> q;      // n
   std::vector<float> lane_d;  // n / 4
   std::vector<float> lane_s;  // n / 4: d · (sum of the lane's 4 q)
+  std::vector<int32_t> lane_off[3];  // n / 4 each: −8·Σq, −32·Σq, −128·Σq
+  // The same in Q4_0/Q4_1's nibble order, per 128 elements (4 blocks): the low halves of the four
+  // blocks, then their high halves; lane L of a group covers elements 4j..4j+3 and 16+4j..16+4j+3
+  // of block L/4 (j = L % 4), as the 4-bit kernel's multiply-adds sum them. Empty unless n is a
+  // multiple of 128.
+  std::vector<int8_t> q4;
+  std::vector<float> q4_lane_d, q4_lane_s;  // n / 8
+  std::vector<int32_t> q4_lane_off;         // n / 8: −8·Σq
 };
 void quantize_activations(const float* x, int64_t n, QuantizedActivations& out);
 
 // y[r] = dot(w row r, x) for rows [r0, r1) of a [rows, n] block-quantized matrix.
 void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1,
                      float* y);
+// The interleaved layouts for decode: rows in groups of 8, and per group and block column the 8
+// rows' f16 scales (16 bytes) followed by their 8 quant blocks (Q4_0: 8 × 16 bytes, Q8_0: 8 × 32).
+// One vector load then brings 8 rows' scales, and the integer multiply-adds work on 4 (Q4_0) or
+// 2 (Q8_0) rows per instruction against broadcast activations — several times fewer instructions
+// per weight than a row at a time. Used where the CPU has AVX-512 VNNI; same bytes in total.
+// interleaved_type: Q4_0 → Q4_0x8, Q8_0 → Q8_0x8, else the type itself (not interleavable).
+DType interleaved_type(DType t, int64_t rows);
+void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols);
+// Row `row` of an interleaved matrix (whose data starts at base) to fp32.
+void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out);
+
 // y[t * ldy + r] = dot(w row r, x[t]) for ntok tokens and rows [r0, r1) (prefill).
 void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1, float* y,
                      int64_t ldy);

@@ -132,6 +132,7 @@ int64_t hf_row_of_gguf_row(int64_t r, int64_t head_dim) {
 
 Tokenizer tokenizer_from_gguf(const GgufFile& f) {
   const std::string model = f.get_string("tokenizer.ggml.model", "");
+  if (model.empty() || model == "no_vocab" || model == "none") fail(f.name(), "has no tokenizer (tokenizer.ggml.model is absent or \"no_vocab\")");
   const json& tokens = f.get_array("tokenizer.ggml.tokens");
   for (const auto& t : tokens)
     if (!t.is_string()) fail(f.name(), "tokenizer.ggml.tokens must hold strings");
@@ -214,7 +215,10 @@ namespace {
 // The tokenizer files of an HF directory as tokenizer.ggml.* metadata.
 void write_tokenizer_metadata(const std::filesystem::path& dir, GgufWriter& w) {
   const auto tok_file = dir / "tokenizer.json";
-  if (!std::filesystem::exists(tok_file)) return;
+  if (!std::filesystem::exists(tok_file)) {  // llama.cpp's marker for a model without a vocabulary
+    w.set_string("tokenizer.ggml.model", "no_vocab");
+    return;
+  }
   const json doc = read_json_file(tok_file);
   json config = json::object();
   if (std::filesystem::exists(dir / "tokenizer_config.json")) config = read_json_file(dir / "tokenizer_config.json");
@@ -299,7 +303,6 @@ DType type_for(const std::string& gguf_name, int64_t cols, size_t ndim, const Ex
   return cols % block_elements(t) == 0 ? t : DType::F16;
 }
 
-
 // general.file_type values (llama_ftype) for the types we write.
 uint32_t file_type_id(const ExportOptions& o) {
   if (o.output_type) return 15;  // MOSTLY_Q4_K_M
@@ -312,8 +315,8 @@ uint32_t file_type_id(const ExportOptions& o) {
     case DType::Q4_K: return 15;
     case DType::Q6_K: return 18;
     case DType::BF16: return 32;
+    default: return 0;  // interleaved layouts live in memory only
   }
-  return 0;
 }
 
 }  // namespace

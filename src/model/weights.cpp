@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "kernels/quant.h"
 #include "model/gguf_model.h"
 
 namespace zephyr {
@@ -74,8 +75,15 @@ class Tensors {
         release_mapped_pages(s.data, s.nbytes);
         dst += size_t(s.shape[0]) * row_b;
       }
+      // Q4_0 / Q8_0 decode faster with 8 rows interleaved (kernels/quant.h): same bytes, new order.
+      const DType fast = interleaved_type(dtype, rows);
+      if (fast != dtype) {
+        auto inter = std::make_shared<HugeBuffer>(size_t(rows) * row_b);
+        interleave_rows(dtype, static_cast<const uint8_t*>(buf->data()), static_cast<uint8_t*>(inter->data()), rows, cols);
+        buf = inter;
+      }
       w.storage.push_back(buf);
-      out.parts.push_back(Matrix{dtype, rows, cols, buf->data()});
+      out.parts.push_back(Matrix{fast, rows, cols, buf->data()});
       out.rows += rows;
     }
     return out;

@@ -90,7 +90,8 @@ TEST(Quant, Q4_0AndQ8_0MatchTheReferenceRounding) {
 TEST(Quant, EveryKernelMatchesTheScalarReference) {
   Rng rng(5);
   for (DType t : kTypes)
-    for (int64_t n : {int64_t(256), int64_t(512), int64_t(1280)}) {
+    for (int64_t n : {int64_t(256), int64_t(320), int64_t(512), int64_t(1280)}) {
+      if (n % block_elements(t) != 0) continue;  // 320: the 64-element path of the 32-blocks
       const int64_t rows = 7;
       std::vector<uint8_t> w(size_t(rows) * row_bytes(t, n));
       for (int64_t r = 0; r < rows; ++r) {
@@ -145,4 +146,42 @@ TEST(Quant, ActivationQuantizationIsClose) {
   const Matrix m{DType::Q8_0, 1, n, q.data()};
   matmul(x.data(), 1, m, &y);
   EXPECT_NEAR(y, exact, 0.01 * norm);
+}
+
+TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
+  // Q4_0 / Q8_0 re-laid out 8 rows at a time for decode: same rows back, same dot products.
+  Rng rng(21);
+  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+    const int64_t rows = 24, n = 512;
+    const DType fast = interleaved_type(t, rows);
+    if (fast == t) GTEST_SKIP() << "no AVX-512 VNNI: the interleaved layout is not used";
+    std::vector<uint8_t> w(size_t(rows) * row_bytes(t, n)), wi(w.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      auto v = randn(rng, size_t(n), 0.05f);
+      quantize_row(t, v.data(), w.data() + size_t(r) * row_bytes(t, n), n);
+    }
+    interleave_rows(t, w.data(), wi.data(), rows, n);
+    const Matrix plain{t, rows, n, w.data()}, inter{fast, rows, n, wi.data()};
+    std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
+    for (int64_t r = 0; r < rows; ++r) {
+      matrix_row(plain, r, a.data());
+      matrix_row(inter, r, b.data());
+      ASSERT_EQ(a, b) << dtype_name(t) << " row " << r;
+    }
+    auto x = randn(rng, size_t(n));
+    QuantizedActivations q;
+    quantize_activations(x.data(), n, q);
+    for (int64_t ntok : {int64_t(1), int64_t(3)}) {
+      auto xs = randn(rng, size_t(ntok * n));
+      std::vector<float> y(size_t(ntok * rows));
+      matmul(xs.data(), ntok, inter, y.data());
+      for (int64_t k = 0; k < ntok; ++k) {
+        quantize_activations(xs.data() + k * n, n, q);
+        for (int64_t r = 0; r < rows; ++r) {
+          const double e = quant_dot_reference(t, w.data() + size_t(r) * row_bytes(t, n), q);
+          ASSERT_NEAR(y[size_t(k * rows + r)], e, 1e-5 * (1 + std::fabs(e)) * std::sqrt(double(n))) << dtype_name(t) << " row " << r;
+        }
+      }
+    }
+  }
 }

