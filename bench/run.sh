@@ -2,7 +2,8 @@
 # make bench: tokenizer throughput (one thread, ~10 MB of text) of zephyr.cpp beside
 # Hugging Face's JavaScript tokenizer, in the same run, with the ratio; then model prefill and
 # decode speed beside the memory-bandwidth bound (bench/model_speed.sh), and the SFT training
-# step beside PyTorch (bench/sft_step.sh).
+# step beside PyTorch (bench/sft_step.sh); with LLAMA_CPP_BIN set (llama.cpp's bin directory,
+# built outside this repository), the quantized GGUF runs beside llama.cpp.
 set -euo pipefail
 build=${1:-build}
 ref=${2:-.ref}
@@ -23,10 +24,14 @@ print(f"{name:7s} zephyr.cpp {a['mb_per_s']:7.2f} MB/s   {b['impl']} {b['mb_per_
 PY
 done
 echo
-echo "GEMV kernel (one 14336 x 4096 matrix) vs a plain read of the same bytes:"
-"$build/bench/gemv_throughput" 2 | head -1
+echo "GEMV kernels (one 14336 x 4096 matrix per type, block types as loaded) vs a plain read of the same bytes:"
+"$build/bench/gemv_throughput" 2
 echo
 bash "$(dirname "$0")/sft_step.sh" "$build"
 bash "$(dirname "$0")/dpo_step.sh" "$build"
 echo
 bash "$(dirname "$0")/model_speed.sh" "$build"
+if [ -n "${LLAMA_CPP_BIN:-}" ]; then
+  echo
+  REF="$ref" bash "$(dirname "$0")/gguf_vs_llama_cpp.sh" "$build" "$LLAMA_CPP_BIN"
+fi

@@ -143,12 +143,12 @@ constexpr int64_t kQuantGemmTokens = 32;
 void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
   if (n >= kQuantGemmTokens && gemm_bf16_available()) {
     // Panels of ~16 MB: the GEMM re-packs x for every panel, so fewer, larger ones.
-    const int64_t P = std::min(std::max<int64_t>(256, (int64_t(1) << 22) / w.cols), w.rows);
+    const int64_t P = std::min(std::max<int64_t>(256, (int64_t(1) << 22) / w.cols) / 8 * 8, w.rows);
     std::vector<float> panel(size_t(P * w.cols));
     for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
       const int64_t rows = std::min(P, w.rows - r0);
       parallel_for(size_t(rows), 8, [&](size_t a, size_t b) {
-        for (size_t r = a; r < b; ++r) matrix_row(w, r0 + int64_t(r), panel.data() + r * size_t(w.cols));
+        dequantize_rows(w.dtype, w.data, w.cols, r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
       });
       gemm_bf16(n, rows, w.cols, x, w.cols, false, panel.data(), w.cols, false, y + r0, ldy, false);
     }

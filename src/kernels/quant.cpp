@@ -203,6 +203,7 @@ Z_VNNI inline __m512 q4k_scales_offsets(const BlockQ4_K& b) {
 struct Step512 {
   __m512i u;
   __m512 s, m;
+  __m512 all;  // Q4_K: the block's 8 scales and 8 offsets
 };
 
 template <DType T>
@@ -230,9 +231,9 @@ Z_VNNI inline Step512 unpack512(const uint8_t* row, int64_t e, float* cache) {
     if (c == 0) _mm512_storeu_ps(cache, q4k_scales_offsets(b));
     const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32 * c)));
     r.u = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)), m4);
-    const __m512 all = _mm512_loadu_ps(cache);  // 8 scales, then 8 offsets
-    r.s = _mm512_permutexvar_ps(pair_index(2 * c), all);
-    r.m = _mm512_permutexvar_ps(pair_index(8 + 2 * c), all);
+    r.all = _mm512_loadu_ps(cache);  // 8 scales, then 8 offsets
+    r.s = _mm512_permutexvar_ps(pair_index(2 * c), r.all);
+    r.m = _mm512_permutexvar_ps(pair_index(8 + 2 * c), r.all);  // for the multi-token kernel
   } else {  // Q6_K: steps 0, 1 read the low nibbles of a 128-element chunk, steps 2, 3... see q6k_value
     const BlockQ6_K& b = reinterpret_cast<const BlockQ6_K*>(row)[e / 256];
     const int s = int(e % 256) / 64, n = s / 2, h = s % 2;
@@ -265,6 +266,11 @@ Z_VNNI inline void step512(const Step512& st, const QuantizedActivations& a, int
   if constexpr (offset_index<T>() >= 0) {  // Σ(u − k)·q straight from the multiply-add
     const __m512i init = _mm512_loadu_si512(a.lane_off[offset_index<T>()].data() + e / 4);
     acc_s = _mm512_fmadd_ps(st.s, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, st.u, x)), ld), acc_s);
+  } else if constexpr (T == DType::Q4_K) {
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), st.u, x);
+    acc_s = _mm512_fmadd_ps(st.s, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ld), acc_s);
+    // The offsets once per block: its 8 (−dmin·m) times the sub-blocks' d·Σq.
+    if (e % 256 == 0) acc_m = _mm512_fmadd_ps(st.all, _mm512_loadu_ps(a.k_sums.data() + e / 16), acc_m);
   } else {
     const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), st.u, x);
     acc_s = _mm512_fmadd_ps(st.s, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ld), acc_s);
@@ -403,6 +409,86 @@ void gemv_interleaved(DType t, const uint8_t* w, const QuantizedActivations& x, 
   }
 }
 
+// ---- Dequantization of whole rows for the prefill GEMM (16 values per vector).
+Z_VNNI inline void store_affine(float* out, __m128i bytes16, bool is_signed, __m512 s, __m512 m) {
+  const __m512i v = is_signed ? _mm512_cvtepi8_epi32(bytes16) : _mm512_cvtepu8_epi32(bytes16);
+  _mm512_storeu_ps(out, _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), s, m));
+}
+
+// One 32-element block of Q4_0 (scale d, nibbles q) or Q8_0 (d, int8 q).
+Z_VNNI inline void dequant_block32(bool q8, uint16_t dh, const uint8_t* q, float* out) {
+  const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
+  if (q8) {
+    const __m512 zero = _mm512_setzero_ps();
+    store_affine(out, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), true, d, zero);
+    store_affine(out + 16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), true, d, zero);
+    return;
+  }
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), m4 = _mm_set1_epi8(0x0F);
+  const __m512 m = _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
+  store_affine(out, _mm_and_si128(v, m4), false, d, m);
+  store_affine(out + 16, _mm_and_si128(_mm_srli_epi16(v, 4), m4), false, d, m);
+}
+
+Z_VNNI void dequantize_rows_avx512(DType t, const uint8_t* w, int64_t cols, int64_t r0, int64_t r1, float* out) {
+  const int64_t nb32 = cols / 32;
+  for (int64_t r = r0; r < r1; ++r, out += cols) {
+    if (is_interleaved(t)) {
+      const bool q8 = t == DType::Q8_0x8;
+      const size_t qbytes = q8 ? 32 : 16, step = 16 + 8 * qbytes;
+      const uint8_t* g = w + size_t(r / 8) * size_t(nb32) * step;
+      const int rr = int(r % 8);
+      for (int64_t b = 0; b < nb32; ++b) {
+        uint16_t dh;
+        std::memcpy(&dh, g + size_t(b) * step + 2 * rr, 2);
+        dequant_block32(q8, dh, g + size_t(b) * step + 16 + qbytes * size_t(rr), out + 32 * b);
+      }
+      continue;
+    }
+    const uint8_t* row = w + size_t(r) * row_bytes(t, cols);
+    if (t == DType::Q4_0 || t == DType::Q8_0) {
+      const size_t bb = block_bytes(t);
+      for (int64_t b = 0; b < nb32; ++b) {
+        uint16_t dh;
+        std::memcpy(&dh, row + size_t(b) * bb, 2);
+        dequant_block32(t == DType::Q8_0, dh, row + size_t(b) * bb + 2, out + 32 * b);
+      }
+    } else if (t == DType::Q4_K) {
+      const __m128i m4 = _mm_set1_epi8(0x0F);
+      for (int64_t b = 0; b < cols / 256; ++b) {
+        const BlockQ4_K& k = reinterpret_cast<const BlockQ4_K*>(row)[b];
+        const __m512 all = q4k_scales_offsets(k);
+        for (int c = 0; c < 4; ++c)
+          for (int h = 0; h < 2; ++h) {  // sub-block 2c (low nibbles), 2c + 1 (high)
+            const int j = 2 * c + h;
+            const __m512 sc = _mm512_permutexvar_ps(_mm512_set1_epi32(j), all);
+            const __m512 mn = _mm512_permutexvar_ps(_mm512_set1_epi32(8 + j), all);
+            for (int half = 0; half < 2; ++half) {
+              const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k.q + 32 * c + 16 * half));
+              store_affine(out + 256 * b + 32 * j + 16 * half, _mm_and_si128(h ? _mm_srli_epi16(v, 4) : v, m4), false, sc, mn);
+            }
+          }
+      }
+    } else if (t == DType::Q6_K) {
+      float unused[16];
+      for (int64_t e = 0; e < cols; e += 64) {
+        const Step512 st = unpack512<DType::Q6_K>(row, e, unused);
+        alignas(64) float sc[16];
+        _mm512_store_ps(sc, st.s);  // one scale per lane of 4: lanes 0, 4, 8, 12 start the 16-groups
+        for (int k = 0; k < 4; ++k) {
+          const __m512 s = _mm512_set1_ps(sc[4 * k]);
+          alignas(16) uint8_t bytes[64];
+          _mm512_store_si512(bytes, st.u);
+          store_affine(out + e + 16 * k, _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 16 * k)), false, s,
+                       _mm512_mul_ps(s, _mm512_set1_ps(-32.0f)));
+        }
+      }
+    } else {
+      dequantize_row(t, row, out, cols);
+    }
+  }
+}
+
 // NT tokens against one row: the weights are unpacked once per step for all of them (prefill).
 template <DType T, int NT>
 Z_VNNI void row_dot_vnni_tokens(const uint8_t* row, const QuantizedActivations* a, float* out, int64_t out_stride) {
@@ -414,6 +500,37 @@ Z_VNNI void row_dot_vnni_tokens(const uint8_t* row, const QuantizedActivations* 
     for (int t = 0; t < NT; ++t) step512<T>(st, a[t], e, acc_s[t], acc_m[t]);
   }
   for (int t = 0; t < NT; ++t) out[t * out_stride] = _mm512_reduce_add_ps(_mm512_add_ps(acc_s[t], acc_m[t]));
+}
+
+// R rows against one token: the activation loads (which outweigh the weights' bytes for the
+// K-quants, and spill out of L1 for rows of 14336) are shared by the R rows.
+template <DType T, int R>
+Z_VNNI void rows_dot_vnni(const uint8_t* row0, size_t stride, const QuantizedActivations& a, float* y) {
+  __m512 acc_s[R], acc_m[R];
+  for (int i = 0; i < R; ++i) acc_s[i] = acc_m[i] = _mm512_setzero_ps();
+  float cache[R][16];
+  for (int64_t e = 0; e < a.n; e += 64) {
+    const __m512i x = _mm512_loadu_si512(a.q.data() + e);
+    const __m512 ld = _mm512_loadu_ps(a.lane_d.data() + e / 4);
+    if constexpr (offset_index<T>() >= 0) {
+      const __m512i init = _mm512_loadu_si512(a.lane_off[offset_index<T>()].data() + e / 4);
+      for (int i = 0; i < R; ++i) {
+        const Step512 st = unpack512<T>(row0 + size_t(i) * stride, e, cache[i]);
+        acc_s[i] = _mm512_fmadd_ps(st.s, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, st.u, x)), ld), acc_s[i]);
+      }
+    } else if constexpr (T == DType::Q4_K) {
+      for (int i = 0; i < R; ++i) step512<T>(unpack512<T>(row0 + size_t(i) * stride, e, cache[i]), a, e, acc_s[i], acc_m[i]);
+    } else {
+      const __m512 ls = _mm512_loadu_ps(a.lane_s.data() + e / 4);
+      for (int i = 0; i < R; ++i) {
+        const Step512 st = unpack512<T>(row0 + size_t(i) * stride, e, cache[i]);
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), st.u, x);
+        acc_s[i] = _mm512_fmadd_ps(st.s, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), ld), acc_s[i]);
+        acc_m[i] = _mm512_fmadd_ps(st.m, ls, acc_m[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i) y[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc_s[i], acc_m[i]));
 }
 
 // AVX2: 32 elements (8 lanes) per step; pmaddubsw + pmaddwd produce the same lane sums.
@@ -511,7 +628,13 @@ template <DType T>
 void gemv_typed(const uint8_t* w, size_t stride, const QuantizedActivations& x, int64_t r0, int64_t r1, float* y) {
   // The 512-bit kernel takes 64 elements per step: rows of an odd number of 32-blocks use AVX2.
   const Isa isa = g_isa == Isa::Vnni && x.n % 64 != 0 ? Isa::Avx2 : g_isa;
-  for (int64_t r = r0; r < r1; ++r) {
+  int64_t r = r0;
+  // Long rows: the activations no longer fit in L1, so 4 rows share their loads. Short rows
+  // stream best one at a time (one sequential stream for the prefetcher).
+  if constexpr (T == DType::Q4_K || T == DType::Q6_K || T == DType::Q8_0)
+    if (isa == Isa::Vnni && x.n > 4096)
+      for (; r + 4 <= r1; r += 4) rows_dot_vnni<T, 4>(w + size_t(r) * stride, stride, x, y + r);
+  for (; r < r1; ++r) {
     const uint8_t* row = w + size_t(r) * stride;
     if constexpr (T == DType::Q4_0 || T == DType::Q4_1)
       if (isa == Isa::Vnni && !x.q4.empty()) {
@@ -583,7 +706,8 @@ void dequantize_row(DType t, const void* src, float* y, int64_t n) {
           q4k_scale_min(k.scales, j, sc, m);
           const float s = d * float(sc), off = dmin * float(m);
           const uint8_t* q = k.q + 32 * (j / 2);
-          for (int l = 0; l < 32; ++l) y[256 * b + 32 * j + l] = s * float(j % 2 ? q[l] >> 4 : q[l] & 0xF) - off;
+          // fma: one rounding, as the vectorised dequantization does
+          for (int l = 0; l < 32; ++l) y[256 * b + 32 * j + l] = std::fma(s, float(j % 2 ? q[l] >> 4 : q[l] & 0xF), -off);
         }
       }
       return;
@@ -591,7 +715,10 @@ void dequantize_row(DType t, const void* src, float* y, int64_t n) {
       for (int64_t b = 0; b < nb; ++b) {
         const auto& k = static_cast<const BlockQ6_K*>(src)[b];
         const float d = h2f(k.d);
-        for (int i = 0; i < 256; ++i) y[256 * b + i] = d * float(k.scales[i / 16]) * float(q6k_value(k, i) - 32);
+        for (int i = 0; i < 256; ++i) {
+          const float sc = d * float(k.scales[i / 16]);
+          y[256 * b + i] = std::fma(float(q6k_value(k, i)), sc, -32.0f * sc);
+        }
       }
       return;
     default: to_f32(t, src, y, size_t(n));
@@ -641,6 +768,12 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
       a.lane_off[1][i] = -32 * sum;
       a.lane_off[2][i] = -128 * sum;
     }
+  }
+  a.k_sums.assign(n % 256 == 0 ? size_t(n / 16) : 0, 0.0f);
+  for (size_t j = 0; j < a.k_sums.size() / 16 * 8; ++j) {  // sub-block j: lanes 8j..8j+7
+    float s = 0;
+    for (size_t l = 8 * j; l < 8 * j + 8; ++l) s += a.lane_s[l];
+    a.k_sums[j / 8 * 16 + 8 + j % 8] = s;
   }
   a.q4_lane_off.resize(size_t(n / 8));
   for (int64_t b = 0; b < n / 32; ++b) {
@@ -749,6 +882,14 @@ void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t 
     std::memcpy(blk, g + b * step + 2 * r, 2);
     std::memcpy(blk + 2, g + b * step + 16 + qbytes * size_t(r), qbytes);
     dequantize_row(plain, blk, out + 32 * b, 32);
+  }
+}
+
+void dequantize_rows(DType t, const void* w, int64_t cols, int64_t r0, int64_t r1, float* out) {
+  if (kBestIsa == Isa::Vnni) return dequantize_rows_avx512(t, static_cast<const uint8_t*>(w), cols, r0, r1, out);
+  for (int64_t r = r0; r < r1; ++r, out += cols) {
+    if (is_interleaved(t)) dequantize_interleaved_row(t, w, r, cols, out);
+    else dequantize_row(t, static_cast<const uint8_t*>(w) + size_t(r) * row_bytes(t, cols), out, cols);
   }
 }
 

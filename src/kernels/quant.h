@@ -46,13 +46,17 @@ struct QuantizedActivations {
   std::vector<float> lane_d;  // n / 4
   std::vector<float> lane_s;  // n / 4: d · (sum of the lane's 4 q)
   std::vector<int32_t> lane_off[3];  // n / 4 each: −8·Σq, −32·Σq, −128·Σq
-  // The same in Q4_0/Q4_1's nibble order, per 128 elements (4 blocks): the low halves of the four
-  // blocks, then their high halves; lane L of a group covers elements 4j..4j+3 and 16+4j..16+4j+3
-  // of block L/4 (j = L % 4), as the 4-bit kernel's multiply-adds sum them. Empty unless n is a
-  // multiple of 128.
+  // For Q4_K's offsets, once per 256 elements: 8 zeros, then d·Σq of the 8 sub-blocks (n / 16;
+  // empty unless n is a multiple of 256).
+  std::vector<float> k_sums;
+  // For the 4-bit kernels, which sum a block's elements 4j..4j+3 together with 16+4j..16+4j+3
+  // (byte j of Q4_0/Q4_1 holds elements j and j + 16): per block and j, −8·Σq of those 8 values.
+  std::vector<int32_t> q4_lane_off;  // n / 8
+  // Q4_0/Q4_1 rows not interleaved: the activations in nibble order, per 128 elements (4 blocks)
+  // the low halves of the four blocks, then their high halves, with lane L of a group covering
+  // block L/4 as above. Empty unless n is a multiple of 128.
   std::vector<int8_t> q4;
   std::vector<float> q4_lane_d, q4_lane_s;  // n / 8
-  std::vector<int32_t> q4_lane_off;         // n / 8: −8·Σq
 };
 void quantize_activations(const float* x, int64_t n, QuantizedActivations& out);
 
@@ -69,6 +73,10 @@ DType interleaved_type(DType t, int64_t rows);
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols);
 // Row `row` of an interleaved matrix (whose data starts at base) to fp32.
 void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out);
+
+// Rows [r0, r1) of a block-quantized (or interleaved) [rows, cols] matrix to fp32, vectorised
+// where the CPU has AVX-512: the prefill GEMM's panels.
+void dequantize_rows(DType t, const void* w, int64_t cols, int64_t r0, int64_t r1, float* out);
 
 // y[t * ldy + r] = dot(w row r, x[t]) for ntok tokens and rows [r0, r1) (prefill).
 void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1, float* y,

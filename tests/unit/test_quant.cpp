@@ -63,6 +63,9 @@ TEST(Quant, RoundTripWithinFormatBound) {
             << dtype_name(t) << " element " << b * B + i;
     }
     EXPECT_NEAR(y[5], 0.0f, step_bound(t) * 3) << dtype_name(t);
+    std::vector<float> fast(static_cast<size_t>(n));  // the vectorised prefill path: same values
+    dequantize_rows(t, q.data(), n, 0, 1, fast.data());
+    EXPECT_EQ(fast, y) << dtype_name(t);
   }
 }
 
@@ -163,10 +166,13 @@ TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
     interleave_rows(t, w.data(), wi.data(), rows, n);
     const Matrix plain{t, rows, n, w.data()}, inter{fast, rows, n, wi.data()};
     std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
+    std::vector<float> all(size_t(rows * n));
+    dequantize_rows(fast, wi.data(), n, 0, rows, all.data());
     for (int64_t r = 0; r < rows; ++r) {
       matrix_row(plain, r, a.data());
       matrix_row(inter, r, b.data());
       ASSERT_EQ(a, b) << dtype_name(t) << " row " << r;
+      ASSERT_TRUE(std::equal(a.begin(), a.end(), all.begin() + r * n)) << dtype_name(t) << " row " << r;
     }
     auto x = randn(rng, size_t(n));
     QuantizedActivations q;
