@@ -9,15 +9,18 @@
 #include <cstring>
 #include <vector>
 
-__attribute__((target("avx512f"))) static float sum_avx512(const float* p, size_t n) {
-  __m512 a = _mm512_setzero_ps(), b = a, c = a, d = a;
-  for (size_t i = 0; i + 64 <= n; i += 64) {
-    a = _mm512_add_ps(a, _mm512_loadu_ps(p + i));
-    b = _mm512_add_ps(b, _mm512_loadu_ps(p + i + 16));
-    c = _mm512_add_ps(c, _mm512_loadu_ps(p + i + 32));
-    d = _mm512_add_ps(d, _mm512_loadu_ps(p + i + 48));
+// 256-bit loads: they saturate memory bandwidth as well as 512-bit ones and run on every AVX2 CPU.
+__attribute__((target("avx2"))) static float sum_lines(const float* p, size_t n) {
+  __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
+  for (size_t i = 0; i + 32 <= n; i += 32) {
+    a = _mm256_add_ps(a, _mm256_loadu_ps(p + i));
+    b = _mm256_add_ps(b, _mm256_loadu_ps(p + i + 8));
+    c = _mm256_add_ps(c, _mm256_loadu_ps(p + i + 16));
+    d = _mm256_add_ps(d, _mm256_loadu_ps(p + i + 24));
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), _mm512_add_ps(c, d)));
+  float out[8];
+  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+  return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
 }
 
 int main(int argc, char** argv) {
@@ -36,7 +39,7 @@ int main(int argc, char** argv) {
     {
       const size_t t = size_t(omp_get_thread_num()), T = size_t(omp_get_num_threads());
       const size_t b = n / T * t / 64 * 64, e = t + 1 == T ? n / 64 * 64 : n / T * (t + 1) / 64 * 64;
-      total += sum_avx512(buf.data() + b, e - b);
+      total += sum_lines(buf.data() + b, e - b);
     }
     sink = sink + total;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -1,5 +1,7 @@
 #include "core/dtype.h"
 
+#include <immintrin.h>
+
 #include <cmath>
 
 #include "kernels/quant.h"
@@ -41,12 +43,29 @@ uint16_t f32_to_f16(float f) {
   return sign | uint16_t(r >> 13);
 }
 
+namespace {
+
+// F16C widens 8 halves per instruction, exactly as the scalar conversion above does; every AVX2
+// CPU has it.
+const bool kHasF16c = __builtin_cpu_supports("avx2");
+
+__attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint16_t* h, float* dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+  for (; i < n; ++i) dst[i] = f16_to_f32(h[i]);
+}
+
+}  // namespace
+
 void to_f32(DType from, const void* src, float* dst, size_t n) {
   const auto* h = static_cast<const uint16_t*>(src);
   switch (from) {
     case DType::F32: std::memcpy(dst, src, n * 4); break;
     case DType::BF16: for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]); break;
-    case DType::F16: for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(h[i]); break;
+    case DType::F16:
+      if (kHasF16c) f16_to_f32_f16c(h, dst, n);
+      else for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(h[i]);
+      break;
     default: dequantize_row(from, src, dst, int64_t(n));
   }
 }

@@ -93,6 +93,27 @@ void gemv_generic(const float* x, const Matrix& w, int64_t r0, int64_t r1, float
   }
 }
 
+// F16 rows without AVX-512: F16C widens 8 halves per instruction (the portable loop calls the
+// out-of-line scalar conversion for every element, ~20x slower).
+__attribute__((target("avx2,fma,f16c"))) void gemv_f16_avx2(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y) {
+  const int64_t cols = w.cols;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint16_t* row = static_cast<const uint16_t*>(w.data) + r * cols;
+    __m256 a = _mm256_setzero_ps(), b = a;
+    int64_t k = 0;
+    for (; k + 16 <= cols; k += 16) {
+      a = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k))), _mm256_loadu_ps(x + k), a);
+      b = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + k + 8))), _mm256_loadu_ps(x + k + 8), b);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, _mm256_add_ps(a, b));
+    float s = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7];
+    for (; k < cols; ++k) s += f16_to_f32(row[k]) * x[k];
+    y[r] = s;
+  }
+}
+
+const bool kHasAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 const bool kHasAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 
@@ -105,7 +126,9 @@ void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y
   switch (w.dtype) {
     case DType::F32: return kHasAvx512 ? gemv_avx512<DType::F32>(x, w, r0, r1, y) : gemv_generic<DType::F32>(x, w, r0, r1, y);
     case DType::BF16: return kHasAvx512 ? gemv_avx512<DType::BF16>(x, w, r0, r1, y) : gemv_generic<DType::BF16>(x, w, r0, r1, y);
-    case DType::F16: return kHasAvx512 ? gemv_avx512<DType::F16>(x, w, r0, r1, y) : gemv_generic<DType::F16>(x, w, r0, r1, y);
+    case DType::F16:
+      if (kHasAvx512) return gemv_avx512<DType::F16>(x, w, r0, r1, y);
+      return kHasAvx2 ? gemv_f16_avx2(x, w, r0, r1, y) : gemv_generic<DType::F16>(x, w, r0, r1, y);
     default: {
       QuantizedActivations a;
       quantize_activations(x, w.cols, a);
@@ -114,7 +137,7 @@ void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y
   }
 }
 
-const char* gemv_isa() { return kHasAvx512 ? "avx512" : "generic"; }
+const char* gemv_isa() { return kHasAvx512 ? "avx512" : kHasAvx2 ? "avx2" : "generic"; }
 
 void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw) {
   if (n <= 0) return;
@@ -133,15 +156,36 @@ void matrix_row(const Matrix& w, int64_t row, float* out) {
 
 namespace {
 
-// From this many tokens on, block-quantized weights are dequantized to BF16 panels for the bf16
-// GEMM (twice the fp32 FMA rate) instead of running the int8 dot products token by token: the
-// per-block scale arithmetic of the integer kernels costs more than the dequantization.
+// From this many tokens on, block-quantized weights are dequantized to panels for a GEMM (the
+// bf16 one, twice the fp32 FMA rate, where the CPU has AVX-512 BF16; else BLAS's sgemm) instead
+// of running the int8 dot products token by token: the per-block scale arithmetic of the
+// integer kernels costs more than the dequantization.
 constexpr int64_t kQuantGemmTokens = 32;
+
+// y = x·Wᵀ through fp32 panels of W (rows converted by `fill`) and BLAS: for weight types BLAS
+// cannot read. Panels of ~2 MB stay in L2/L3 while sgemm works through them.
+template <class Fill>
+void sgemm_panels(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy, int64_t grain, Fill fill) {
+  const int64_t P = std::min(panel_rows(w.cols) / grain * grain, w.rows);
+  std::vector<float> panel(size_t(P * w.cols));
+  for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
+    const int64_t rows = std::min(P, w.rows - r0);
+    parallel_for(size_t(rows), size_t(grain), [&](size_t a, size_t b) {
+      fill(r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
+    });
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(w.cols), 1.0f, x, int(w.cols),
+                panel.data(), int(w.cols), 0.0f, y + r0, int(ldy));
+  }
+}
 
 // Block-quantized weights: few tokens quantize the activations to int8 once and split the rows
 // across threads (in blocks of 16, or 32 when several tokens share each row's unpacking).
 void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
-  if (n >= kQuantGemmTokens && gemm_bf16_available()) {
+  if (n >= kQuantGemmTokens && !gemm_bf16_available())
+    return sgemm_panels(x, n, w, y, ldy, 8, [&](int64_t r0, int64_t r1, float* out) {
+      dequantize_rows(w.dtype, w.data, w.cols, r0, r1, out);
+    });
+  if (n >= kQuantGemmTokens) {
     // Panels of ~16 MB: the GEMM re-packs x for every panel, so fewer, larger ones.
     const int64_t P = std::min(std::max<int64_t>(256, (int64_t(1) << 22) / w.cols) / 8 * 8, w.rows);
     std::vector<float> panel(size_t(P * w.cols));
@@ -202,16 +246,9 @@ void matmul(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
                 static_cast<const float*>(w.data), int(w.cols), 0.0f, y, int(ldy));
     return;
   }
-  const int64_t P = std::min(panel_rows(w.cols), w.rows);
-  std::vector<float> panel(size_t(P * w.cols));
-  for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
-    const int64_t rows = std::min(P, w.rows - r0);
-    parallel_for(size_t(rows), 1, [&](size_t a, size_t b) {
-      for (size_t r = a; r < b; ++r) matrix_row(w, r0 + int64_t(r), panel.data() + r * size_t(w.cols));
-    });
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(w.cols), 1.0f, x, int(w.cols),
-                panel.data(), int(w.cols), 0.0f, y + r0, int(ldy));
-  }
+  sgemm_panels(x, n, w, y, ldy, 1, [&](int64_t r0, int64_t r1, float* out) {
+    for (int64_t r = r0; r < r1; ++r, out += w.cols) matrix_row(w, r, out);
+  });
 }
 
 }  // namespace zephyr

@@ -589,27 +589,42 @@ Z_AVX2 inline Step256 unpack256(const uint8_t* row, int64_t e, float* cache) {
   return r;
 }
 
-template <DType T>
-Z_AVX2 float row_dot_avx2(const uint8_t* row, const QuantizedActivations& a) {
-  __m256 s0 = _mm256_setzero_ps(), m0 = s0;
-  float cache[16];
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t e = 0; e < a.n; e += 32) {
-    const Step256 st = unpack256<T>(row, e, cache);
-    __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + e)), u = st.u;
-    if (st.is_signed) {  // Σ w·q = Σ |w|·(q·sign(w))
-      x = _mm256_sign_epi8(x, u);
-      u = _mm256_sign_epi8(u, u);
-    }
-    const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), ones);
-    const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(a.lane_d.data() + e / 4));
-    s0 = _mm256_fmadd_ps(st.s, p, s0);
-    m0 = _mm256_fmadd_ps(st.m, _mm256_loadu_ps(a.lane_s.data() + e / 4), m0);
+Z_AVX2 inline void step256(const Step256& st, const QuantizedActivations& a, int64_t e, __m256& acc_s, __m256& acc_m) {
+  __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + e)), u = st.u;
+  if (st.is_signed) {  // Σ w·q = Σ |w|·(q·sign(w))
+    x = _mm256_sign_epi8(x, u);
+    u = _mm256_sign_epi8(u, u);
   }
-  const __m256 t = _mm256_add_ps(s0, m0);
+  const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+  const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(a.lane_d.data() + e / 4));
+  acc_s = _mm256_fmadd_ps(st.s, p, acc_s);
+  acc_m = _mm256_fmadd_ps(st.m, _mm256_loadu_ps(a.lane_s.data() + e / 4), acc_m);
+}
+
+Z_AVX2 inline float hsum256(__m256 t) {
   const __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
   const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
   return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+
+// NT tokens against one row (NT = 1 is the GEMV): each step's weights are unpacked once for all.
+template <DType T, int NT>
+Z_AVX2 void row_dot_avx2_tokens(const uint8_t* row, const QuantizedActivations* a, float* out, int64_t out_stride) {
+  __m256 acc_s[NT], acc_m[NT];
+  for (int t = 0; t < NT; ++t) acc_s[t] = acc_m[t] = _mm256_setzero_ps();
+  float cache[16];
+  for (int64_t e = 0; e < a[0].n; e += 32) {
+    const Step256 st = unpack256<T>(row, e, cache);
+    for (int t = 0; t < NT; ++t) step256(st, a[t], e, acc_s[t], acc_m[t]);
+  }
+  for (int t = 0; t < NT; ++t) out[t * out_stride] = hsum256(_mm256_add_ps(acc_s[t], acc_m[t]));
+}
+
+template <DType T>
+Z_AVX2 float row_dot_avx2(const uint8_t* row, const QuantizedActivations& a) {
+  float y;
+  row_dot_avx2_tokens<T, 1>(row, &a, &y, 1);
+  return y;
 }
 
 enum class Isa { Scalar, Avx2, Vnni };
@@ -650,7 +665,15 @@ void gemv_typed(const uint8_t* w, size_t stride, const QuantizedActivations& x, 
 template <DType T>
 void gemm_typed(const uint8_t* w, size_t stride, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1,
                 float* y, int64_t ldy) {
-  if (g_isa != Isa::Vnni || x[0].n % 64 != 0) {
+  if (g_isa == Isa::Avx2 || (g_isa == Isa::Vnni && x[0].n % 64 != 0)) {
+    int64_t t = 0;
+    for (; t + 4 <= ntok; t += 4)
+      for (int64_t r = r0; r < r1; ++r) row_dot_avx2_tokens<T, 4>(w + size_t(r) * stride, x + t, y + t * ldy + r, ldy);
+    for (; t < ntok; ++t)
+      for (int64_t r = r0; r < r1; ++r) row_dot_avx2_tokens<T, 1>(w + size_t(r) * stride, x + t, y + t * ldy + r, ldy);
+    return;
+  }
+  if (g_isa != Isa::Vnni) {
     for (int64_t t = 0; t < ntok; ++t) {
       std::vector<float> out(static_cast<size_t>(r1));
       gemv_typed<T>(w, stride, x[t], r0, r1, out.data());

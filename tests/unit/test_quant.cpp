@@ -134,6 +134,34 @@ TEST(Quant, EveryKernelMatchesTheScalarReference) {
     }
 }
 
+// 32+ tokens (prefill) go through a GEMM on dequantized panels: bf16 where the CPU has AVX-512
+// BF16 (x rounded to bf16: relative error 2^-8 per product), else BLAS's fp32 sgemm.
+TEST(Quant, ManyTokensMatchTheDequantizedProduct) {
+  Rng rng(9);
+  const int64_t rows = 24, n = 512, ntok = 40;
+  for (DType t : kTypes) {
+    std::vector<uint8_t> w(size_t(rows) * row_bytes(t, n));
+    std::vector<float> deq(size_t(rows * n));
+    for (int64_t r = 0; r < rows; ++r) {
+      auto v = randn(rng, size_t(n), 0.05f);
+      quantize_row(t, v.data(), w.data() + size_t(r) * row_bytes(t, n), n);
+      dequantize_row(t, w.data() + size_t(r) * row_bytes(t, n), deq.data() + r * n, n);
+    }
+    auto xs = randn(rng, size_t(ntok * n));
+    std::vector<float> y(size_t(ntok * rows));
+    matmul(xs.data(), ntok, Matrix{t, rows, n, w.data()}, y.data());
+    for (int64_t k = 0; k < ntok; ++k)
+      for (int64_t r = 0; r < rows; ++r) {
+        double e = 0, mag = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          e += double(deq[size_t(r * n + i)]) * xs[size_t(k * n + i)];
+          mag += std::fabs(double(deq[size_t(r * n + i)]) * xs[size_t(k * n + i)]);
+        }
+        ASSERT_NEAR(y[size_t(k * rows + r)], e, 0.008 * mag + 1e-5) << dtype_name(t) << " token " << k << " row " << r;
+      }
+  }
+}
+
 TEST(Quant, ActivationQuantizationIsClose) {
   // The quantized dot product differs from the fp32 one only by the int8 rounding of x.
   Rng rng(8);
