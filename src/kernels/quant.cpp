@@ -183,18 +183,22 @@ Z_VNNI inline __m512i pair_index(int i) {
   return _mm512_load_si512(idx[i]);
 }
 
-// A Q4_K block's 8 sub-block scales d·sc and 8 offsets −dmin·m as one vector, the 6-bit fields
-// unpacked four at a time in 32-bit words (bytes 0-3 / 4-7 hold the low 6 bits of scales / mins
-// 0-3 and the top 2 bits of 4-7, bytes 8-11 the low nibbles of scales and mins 4-7).
-Z_VNNI inline __m512 q4k_scales_offsets(const BlockQ4_K& b) {
+// A Q4_K block's 8 sub-block scales and 8 mins as 16 bytes, the 6-bit fields unpacked four at a
+// time in 32-bit words (bytes 0-3 / 4-7 hold the low 6 bits of scales / mins 0-3 and the top 2
+// bits of 4-7, bytes 8-11 the low nibbles of scales and mins 4-7).
+inline __m128i q4k_scale_bytes(const BlockQ4_K& b) {
   uint32_t d, m, md;
   std::memcpy(&d, b.scales, 4);
   std::memcpy(&m, b.scales + 4, 4);
   std::memcpy(&md, b.scales + 8, 4);
   const uint32_t sc_lo = d & 0x3F3F3F3Fu, sc_hi = (md & 0x0F0F0F0Fu) | ((d >> 2) & 0x30303030u);
   const uint32_t mn_lo = m & 0x3F3F3F3Fu, mn_hi = ((md >> 4) & 0x0F0F0F0Fu) | ((m >> 2) & 0x30303030u);
-  const __m128i bytes = _mm_setr_epi32(int(sc_lo), int(sc_hi), int(mn_lo), int(mn_hi));
-  const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));
+  return _mm_setr_epi32(int(sc_lo), int(sc_hi), int(mn_lo), int(mn_hi));
+}
+
+// The block's 8 sub-block scales d·sc and 8 offsets −dmin·m as one vector.
+Z_VNNI inline __m512 q4k_scales_offsets(const BlockQ4_K& b) {
+  const __m512 f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(q4k_scale_bytes(b)));
   const __m512 mult = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(b.d)), _mm256_set1_ps(-_cvtsh_ss(b.dmin)), 1);
   return _mm512_mul_ps(f, mult);
 }
@@ -536,7 +540,7 @@ Z_VNNI void rows_dot_vnni(const uint8_t* row0, size_t stride, const QuantizedAct
 // AVX2: 32 elements (8 lanes) per step; pmaddubsw + pmaddwd produce the same lane sums.
 struct Step256 {
   __m256i u;
-  __m256 s, m;
+  __m256 s, m;      // m: Q4_1's offsets; Q4_K's 8 offsets at the block's first step (Q4_0, Q6_K: lane_off)
   bool is_signed;  // Q8_0: u holds signed weights (u·q could overflow pmaddubsw as unsigned)
 };
 
@@ -550,8 +554,7 @@ Z_AVX2 inline Step256 unpack256(const uint8_t* row, int64_t e, float* cache) {
     const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q));
     r.u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
     r.s = _mm256_set1_ps(_cvtsh_ss(b.d));
-    if constexpr (T == DType::Q4_0) r.m = _mm256_mul_ps(r.s, _mm256_set1_ps(-8.0f));
-    else r.m = _mm256_set1_ps(_cvtsh_ss(b.m));
+    if constexpr (T == DType::Q4_1) r.m = _mm256_set1_ps(_cvtsh_ss(b.m));
   } else if constexpr (T == DType::Q8_0) {
     const BlockQ8_0& b = reinterpret_cast<const BlockQ8_0*>(row)[e / 32];
     r.u = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q));
@@ -561,19 +564,14 @@ Z_AVX2 inline Step256 unpack256(const uint8_t* row, int64_t e, float* cache) {
   } else if constexpr (T == DType::Q4_K) {
     const BlockQ4_K& b = reinterpret_cast<const BlockQ4_K*>(row)[e / 256];
     const int j = int(e % 256) / 32;
-    if (j == 0) {
-      const float d = _cvtsh_ss(b.d), dmin = _cvtsh_ss(b.dmin);
-      for (int k = 0; k < 8; ++k) {
-        int sc, m;
-        q4k_scale_min(b.scales, k, sc, m);
-        cache[k] = d * float(sc);
-        cache[8 + k] = -dmin * float(m);
-      }
+    if (j == 0) {  // the 8 scales into the cache; the 8 offsets go to the step at once (see step256)
+      const __m128i bytes = q4k_scale_bytes(b);
+      _mm256_storeu_ps(cache, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)), _mm256_set1_ps(_cvtsh_ss(b.d))));
+      r.m = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8))), _mm256_set1_ps(-_cvtsh_ss(b.dmin)));
     }
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q + 32 * (j / 2)));
     r.u = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
     r.s = _mm256_set1_ps(cache[j]);
-    r.m = _mm256_set1_ps(cache[8 + j]);
   } else {
     const BlockQ6_K& b = reinterpret_cast<const BlockQ6_K*>(row)[e / 256];
     const int j = int(e % 256) / 32, n = j / 4, part = j % 4;
@@ -584,21 +582,27 @@ Z_AVX2 inline Step256 unpack256(const uint8_t* row, int64_t e, float* cache) {
     r.u = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
     const float d = _cvtsh_ss(b.d);
     r.s = _mm256_setr_m128(_mm_set1_ps(d * float(b.scales[2 * j])), _mm_set1_ps(d * float(b.scales[2 * j + 1])));
-    r.m = _mm256_mul_ps(r.s, _mm256_set1_ps(-32.0f));
   }
   return r;
 }
 
+template <DType T>
 Z_AVX2 inline void step256(const Step256& st, const QuantizedActivations& a, int64_t e, __m256& acc_s, __m256& acc_m) {
   __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + e)), u = st.u;
   if (st.is_signed) {  // Σ w·q = Σ |w|·(q·sign(w))
     x = _mm256_sign_epi8(x, u);
     u = _mm256_sign_epi8(u, u);
   }
-  const __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+  __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+  if constexpr (T == DType::Q4_0 || T == DType::Q6_K)  // Σ(u − k)·q: the offset joins the integer sums
+    dot = _mm256_add_epi32(dot, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_off[offset_index<T>()].data() + e / 4)));
   const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(a.lane_d.data() + e / 4));
   acc_s = _mm256_fmadd_ps(st.s, p, acc_s);
-  acc_m = _mm256_fmadd_ps(st.m, _mm256_loadu_ps(a.lane_s.data() + e / 4), acc_m);
+  if constexpr (T == DType::Q4_K) {  // the offsets once per block: its 8 (−dmin·m) times the sub-blocks' d·Σq
+    if (e % 256 == 0) acc_m = _mm256_fmadd_ps(st.m, _mm256_loadu_ps(a.k_sums.data() + e / 16 + 8), acc_m);
+  } else if constexpr (T == DType::Q4_1) {
+    acc_m = _mm256_fmadd_ps(st.m, _mm256_loadu_ps(a.lane_s.data() + e / 4), acc_m);
+  }
 }
 
 Z_AVX2 inline float hsum256(__m256 t) {
@@ -615,9 +619,21 @@ Z_AVX2 void row_dot_avx2_tokens(const uint8_t* row, const QuantizedActivations* 
   float cache[16];
   for (int64_t e = 0; e < a[0].n; e += 32) {
     const Step256 st = unpack256<T>(row, e, cache);
-    for (int t = 0; t < NT; ++t) step256(st, a[t], e, acc_s[t], acc_m[t]);
+    for (int t = 0; t < NT; ++t) step256<T>(st, a[t], e, acc_s[t], acc_m[t]);
   }
   for (int t = 0; t < NT; ++t) out[t * out_stride] = hsum256(_mm256_add_ps(acc_s[t], acc_m[t]));
+}
+
+// R rows against one token (the GEMV): the rows' independent accumulators overlap the FMA
+// latencies, and the activation loads are shared.
+template <DType T, int R>
+Z_AVX2 void rows_dot_avx2(const uint8_t* row0, size_t stride, const QuantizedActivations& a, float* y) {
+  __m256 acc_s[R], acc_m[R];
+  for (int i = 0; i < R; ++i) acc_s[i] = acc_m[i] = _mm256_setzero_ps();
+  float cache[R][16];
+  for (int64_t e = 0; e < a.n; e += 32)
+    for (int i = 0; i < R; ++i) step256<T>(unpack256<T>(row0 + size_t(i) * stride, e, cache[i]), a, e, acc_s[i], acc_m[i]);
+  for (int i = 0; i < R; ++i) y[i] = hsum256(_mm256_add_ps(acc_s[i], acc_m[i]));
 }
 
 template <DType T>
@@ -625,6 +641,38 @@ Z_AVX2 float row_dot_avx2(const uint8_t* row, const QuantizedActivations& a) {
   float y;
   row_dot_avx2_tokens<T, 1>(row, &a, &y, 1);
   return y;
+}
+
+// Dequantization for the prefill panels on AVX2: 8 elements per store. Every product s·u is
+// exact in fp32 (an f16 or f16·6-bit scale times a 4-8 bit integer), so these values equal
+// dequantize_row's bit for bit.
+Z_AVX2 inline void store_affine8(float* out, __m128i bytes8, bool is_signed, __m256 s, __m256 m) {
+  const __m256i v = is_signed ? _mm256_cvtepi8_epi32(bytes8) : _mm256_cvtepu8_epi32(bytes8);
+  _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), s, m));
+}
+
+template <DType T>
+Z_AVX2 void dequantize_row_avx2(const uint8_t* row, int64_t cols, float* out) {
+  float cache[16];
+  alignas(32) float offsets[8] = {}, scales[8];
+  alignas(32) uint8_t bytes[32];
+  for (int64_t e = 0; e < cols; e += 32) {
+    const Step256 st = unpack256<T>(row, e, cache);
+    if constexpr (T == DType::Q4_K)
+      if (e % 256 == 0) _mm256_store_ps(offsets, st.m);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(bytes), st.u);
+    _mm256_store_ps(scales, st.s);
+    for (int g = 0; g < 4; ++g) {
+      const __m128i b8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes + 8 * g));
+      const __m256 sc = _mm256_set1_ps(scales[g / 2 * 4]);  // Q6_K: lanes 0 and 4 start the 16-groups
+      __m256 off = _mm256_setzero_ps();
+      if constexpr (T == DType::Q4_0) off = _mm256_mul_ps(sc, _mm256_set1_ps(-8.0f));
+      else if constexpr (T == DType::Q6_K) off = _mm256_mul_ps(sc, _mm256_set1_ps(-32.0f));
+      else if constexpr (T == DType::Q4_1) off = st.m;
+      else if constexpr (T == DType::Q4_K) off = _mm256_set1_ps(offsets[int(e % 256) / 32]);
+      store_affine8(out + e + 8 * g, b8, st.is_signed, sc, off);
+    }
+  }
 }
 
 enum class Isa { Scalar, Avx2, Vnni };
@@ -649,6 +697,8 @@ void gemv_typed(const uint8_t* w, size_t stride, const QuantizedActivations& x, 
   if constexpr (T == DType::Q4_K || T == DType::Q6_K || T == DType::Q8_0)
     if (isa == Isa::Vnni && x.n > 4096)
       for (; r + 4 <= r1; r += 4) rows_dot_vnni<T, 4>(w + size_t(r) * stride, stride, x, y + r);
+  if (isa == Isa::Avx2)
+    for (; r + 4 <= r1; r += 4) rows_dot_avx2<T, 4>(w + size_t(r) * stride, stride, x, y + r);
   for (; r < r1; ++r) {
     const uint8_t* row = w + size_t(r) * stride;
     if constexpr (T == DType::Q4_0 || T == DType::Q4_1)
@@ -910,6 +960,19 @@ void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t 
 
 void dequantize_rows(DType t, const void* w, int64_t cols, int64_t r0, int64_t r1, float* out) {
   if (kBestIsa == Isa::Vnni) return dequantize_rows_avx512(t, static_cast<const uint8_t*>(w), cols, r0, r1, out);
+  if (kBestIsa == Isa::Avx2 && !is_interleaved(t)) {
+    const auto* base = static_cast<const uint8_t*>(w);
+    const size_t stride = row_bytes(t, cols);
+    for (int64_t r = r0; r < r1; ++r, out += cols) switch (t) {
+        case DType::Q8_0: dequantize_row_avx2<DType::Q8_0>(base + size_t(r) * stride, cols, out); break;
+        case DType::Q4_0: dequantize_row_avx2<DType::Q4_0>(base + size_t(r) * stride, cols, out); break;
+        case DType::Q4_1: dequantize_row_avx2<DType::Q4_1>(base + size_t(r) * stride, cols, out); break;
+        case DType::Q4_K: dequantize_row_avx2<DType::Q4_K>(base + size_t(r) * stride, cols, out); break;
+        case DType::Q6_K: dequantize_row_avx2<DType::Q6_K>(base + size_t(r) * stride, cols, out); break;
+        default: dequantize_row(t, base + size_t(r) * stride, out, cols);
+      }
+    return;
+  }
   for (int64_t r = r0; r < r1; ++r, out += cols) {
     if (is_interleaved(t)) dequantize_interleaved_row(t, w, r, cols, out);
     else dequantize_row(t, static_cast<const uint8_t*>(w) + size_t(r) * row_bytes(t, cols), out, cols);
