@@ -723,12 +723,9 @@ void gemm_typed(const uint8_t* w, size_t stride, const QuantizedActivations* x, 
       for (int64_t r = r0; r < r1; ++r) row_dot_avx2_tokens<T, 1>(w + size_t(r) * stride, x + t, y + t * ldy + r, ldy);
     return;
   }
-  if (g_isa != Isa::Vnni) {
-    for (int64_t t = 0; t < ntok; ++t) {
-      std::vector<float> out(static_cast<size_t>(r1));
-      gemv_typed<T>(w, stride, x[t], r0, r1, out.data());
-      for (int64_t r = r0; r < r1; ++r) y[t * ldy + r] = out[size_t(r)];
-    }
+  if (g_isa == Isa::Scalar) {
+    for (int64_t t = 0; t < ntok; ++t)
+      for (int64_t r = r0; r < r1; ++r) y[t * ldy + r] = float(quant_dot_reference(T, w + size_t(r) * stride, x[t]));
     return;
   }
   // Tokens in groups of 4 for every row of the range: the rows stay in cache while the

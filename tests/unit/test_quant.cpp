@@ -121,14 +121,18 @@ TEST(Quant, EveryKernelMatchesTheScalarReference) {
       // Several tokens at once (the prefill kernel), through matmul: each equals its GEMV.
       const int64_t ntok = 6;
       auto xs = randn(rng, size_t(ntok * n));
-      std::vector<float> y(size_t(ntok * rows));
       const Matrix m{t, rows, n, w.data()};
-      matmul(xs.data(), ntok, m, y.data());
-      for (int64_t k = 0; k < ntok; ++k) {
-        quantize_activations(xs.data() + k * n, n, a);
-        for (int64_t r = 0; r < rows; ++r) {
-          const double e = quant_dot_reference(t, w.data() + size_t(r) * row_bytes(t, n), a);
-          ASSERT_NEAR(y[size_t(k * rows + r)], e, 1e-5 * (1 + std::fabs(e)) * std::sqrt(double(n))) << dtype_name(t);
+      for (const char* isa : {"", "avx2", "scalar"}) {
+        ForceIsa force(isa);
+        std::vector<float> y(size_t(ntok * rows));
+        matmul(xs.data(), ntok, m, y.data());
+        for (int64_t k = 0; k < ntok; ++k) {
+          quantize_activations(xs.data() + k * n, n, a);
+          for (int64_t r = 0; r < rows; ++r) {
+            const double e = quant_dot_reference(t, w.data() + size_t(r) * row_bytes(t, n), a);
+            ASSERT_NEAR(y[size_t(k * rows + r)], e, 1e-5 * (1 + std::fabs(e)) * std::sqrt(double(n)))
+                << dtype_name(t) << " isa " << quant_isa();
+          }
         }
       }
     }
