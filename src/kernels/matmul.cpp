@@ -162,41 +162,37 @@ namespace {
 // integer kernels costs more than the dequantization.
 constexpr int64_t kQuantGemmTokens = 32;
 
-// y = x·Wᵀ through fp32 panels of W (rows converted by `fill`) and BLAS: for weight types BLAS
-// cannot read. Panels of ~2 MB stay in L2/L3 while sgemm works through them.
+// y = x·Wᵀ through fp32 panels of W, P rows each (rows converted by `fill`, in thread chunks
+// of `grain` rows), for weight types the GEMMs cannot read: the bf16 GEMM where `bf16`, else
+// BLAS's sgemm.
 template <class Fill>
-void sgemm_panels(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy, int64_t grain, Fill fill) {
-  const int64_t P = std::min(panel_rows(w.cols) / grain * grain, w.rows);
+void panel_gemm(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy, int64_t P, int64_t grain, bool bf16,
+                Fill fill) {
+  P = std::min(P, w.rows);
   std::vector<float> panel(size_t(P * w.cols));
   for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
     const int64_t rows = std::min(P, w.rows - r0);
     parallel_for(size_t(rows), size_t(grain), [&](size_t a, size_t b) {
       fill(r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
     });
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(w.cols), 1.0f, x, int(w.cols),
-                panel.data(), int(w.cols), 0.0f, y + r0, int(ldy));
+    if (bf16) gemm_bf16(n, rows, w.cols, x, w.cols, false, panel.data(), w.cols, false, y + r0, ldy, false);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(w.cols), 1.0f, x, int(w.cols),
+                  panel.data(), int(w.cols), 0.0f, y + r0, int(ldy));
   }
 }
 
 // Block-quantized weights: few tokens quantize the activations to int8 once and split the rows
 // across threads (in blocks of 16, or 32 when several tokens share each row's unpacking).
 void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
-  if (n >= kQuantGemmTokens && !gemm_bf16_available())
-    return sgemm_panels(x, n, w, y, ldy, 8, [&](int64_t r0, int64_t r1, float* out) {
+  if (n >= kQuantGemmTokens) {
+    // Panel rows a multiple of 8 (interleaved groups). The bf16 GEMM re-packs x for every panel,
+    // so it gets fewer, larger ones (~16 MB); sgemm's stay in L2/L3 (~2 MB).
+    const bool bf16 = gemm_bf16_available();
+    const int64_t P = (bf16 ? std::max<int64_t>(256, (int64_t(1) << 22) / w.cols) : panel_rows(w.cols)) / 8 * 8;
+    return panel_gemm(x, n, w, y, ldy, P, 8, bf16, [&](int64_t r0, int64_t r1, float* out) {
       dequantize_rows(w.dtype, w.data, w.cols, r0, r1, out);
     });
-  if (n >= kQuantGemmTokens) {
-    // Panels of ~16 MB: the GEMM re-packs x for every panel, so fewer, larger ones.
-    const int64_t P = std::min(std::max<int64_t>(256, (int64_t(1) << 22) / w.cols) / 8 * 8, w.rows);
-    std::vector<float> panel(size_t(P * w.cols));
-    for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
-      const int64_t rows = std::min(P, w.rows - r0);
-      parallel_for(size_t(rows), 8, [&](size_t a, size_t b) {
-        dequantize_rows(w.dtype, w.data, w.cols, r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
-      });
-      gemm_bf16(n, rows, w.cols, x, w.cols, false, panel.data(), w.cols, false, y + r0, ldy, false);
-    }
-    return;
   }
   std::vector<QuantizedActivations> acts(static_cast<size_t>(n));
   parallel_for(size_t(n), 1, [&](size_t a, size_t b) {
@@ -246,7 +242,7 @@ void matmul(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
                 static_cast<const float*>(w.data), int(w.cols), 0.0f, y, int(ldy));
     return;
   }
-  sgemm_panels(x, n, w, y, ldy, 1, [&](int64_t r0, int64_t r1, float* out) {
+  panel_gemm(x, n, w, y, ldy, panel_rows(w.cols), 1, false, [&](int64_t r0, int64_t r1, float* out) {
     for (int64_t r = r0; r < r1; ++r, out += w.cols) matrix_row(w, r, out);
   });
 }

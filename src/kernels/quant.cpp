@@ -237,7 +237,6 @@ Z_VNNI inline Step512 unpack512(const uint8_t* row, int64_t e, float* cache) {
     r.u = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0)), m4);
     r.all = _mm512_loadu_ps(cache);  // 8 scales, then 8 offsets
     r.s = _mm512_permutexvar_ps(pair_index(2 * c), r.all);
-    r.m = _mm512_permutexvar_ps(pair_index(8 + 2 * c), r.all);  // for the multi-token kernel
   } else {  // Q6_K: steps 0, 1 read the low nibbles of a 128-element chunk, steps 2, 3... see q6k_value
     const BlockQ6_K& b = reinterpret_cast<const BlockQ6_K*>(row)[e / 256];
     const int s = int(e % 256) / 64, n = s / 2, h = s % 2;
@@ -479,10 +478,10 @@ Z_VNNI void dequantize_rows_avx512(DType t, const uint8_t* w, int64_t cols, int6
         const Step512 st = unpack512<DType::Q6_K>(row, e, unused);
         alignas(64) float sc[16];
         _mm512_store_ps(sc, st.s);  // one scale per lane of 4: lanes 0, 4, 8, 12 start the 16-groups
+        alignas(64) uint8_t bytes[64];
+        _mm512_store_si512(bytes, st.u);
         for (int k = 0; k < 4; ++k) {
           const __m512 s = _mm512_set1_ps(sc[4 * k]);
-          alignas(16) uint8_t bytes[64];
-          _mm512_store_si512(bytes, st.u);
           store_affine(out + e + 16 * k, _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + 16 * k)), false, s,
                        _mm512_mul_ps(s, _mm512_set1_ps(-32.0f)));
         }
@@ -636,16 +635,9 @@ Z_AVX2 void rows_dot_avx2(const uint8_t* row0, size_t stride, const QuantizedAct
   for (int i = 0; i < R; ++i) y[i] = hsum256(_mm256_add_ps(acc_s[i], acc_m[i]));
 }
 
-template <DType T>
-Z_AVX2 float row_dot_avx2(const uint8_t* row, const QuantizedActivations& a) {
-  float y;
-  row_dot_avx2_tokens<T, 1>(row, &a, &y, 1);
-  return y;
-}
-
-// Dequantization for the prefill panels on AVX2: 8 elements per store. Every product s·u is
-// exact in fp32 (an f16 or f16·6-bit scale times a 4-8 bit integer), so these values equal
-// dequantize_row's bit for bit.
+// Dequantization for the prefill panels on AVX2: 8 elements per store. Each value is fma(u, s, m)
+// with the s and m dequantize_row uses (its Q4_0/Q4_1/Q8_0 products d·u are exact, so its
+// separate multiply and add round the same), so the two agree bit for bit.
 Z_AVX2 inline void store_affine8(float* out, __m128i bytes8, bool is_signed, __m256 s, __m256 m) {
   const __m256i v = is_signed ? _mm256_cvtepi8_epi32(bytes8) : _mm256_cvtepu8_epi32(bytes8);
   _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), s, m));
@@ -707,7 +699,7 @@ void gemv_typed(const uint8_t* w, size_t stride, const QuantizedActivations& x, 
         continue;
       }
     if (isa == Isa::Vnni) y[r] = row_dot_vnni<T>(row, x);
-    else if (isa == Isa::Avx2) y[r] = row_dot_avx2<T>(row, x);
+    else if (isa == Isa::Avx2) rows_dot_avx2<T, 1>(row, stride, x, y + r);
     else y[r] = float(quant_dot_reference(T, row, x));
   }
 }

@@ -75,7 +75,7 @@ void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, in
 void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out);
 
 // Rows [r0, r1) of a block-quantized (or interleaved) [rows, cols] matrix to fp32, vectorised
-// where the CPU has AVX-512: the prefill GEMM's panels.
+// with AVX-512 or AVX2 (bit-identical to dequantize_row): the prefill GEMM's panels.
 void dequantize_rows(DType t, const void* w, int64_t cols, int64_t r0, int64_t r1, float* out);
 
 // y[t * ldy + r] = dot(w row r, x[t]) for ntok tokens and rows [r0, r1) (prefill).
