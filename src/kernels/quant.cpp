@@ -336,7 +336,38 @@ Z_VNNI float row_dot_q4x4(const uint8_t* row, const QuantizedActivations& a) {
 }
 
 // ---- Interleaved 8-row layouts (decode).
-constexpr size_t kX8Q4 = 16 + 8 * 16, kX8Q8 = 16 + 8 * 32;  // bytes per block column of a group
+constexpr size_t kX8Q4 = 16 + 8 * 16, kX8Q8 = 16 + 8 * 32, kX8Q4K = 8 * 144;  // bytes per block column of a group
+
+DType plain_type(DType t) {
+  return t == DType::Q4_0x8 ? DType::Q4_0 : t == DType::Q8_0x8 ? DType::Q8_0 : t == DType::Q4_Kx8 ? DType::Q4_K : t;
+}
+
+// Where row r's block sits in its group's block column (8 × block_bytes in all):
+//   Q4_0x8 / Q8_0x8: the 8 f16 scales, then the 8 rows' quants (16 / 32 bytes each);
+//   Q4_Kx8: the 8 d, the 8 dmin, bytes 0-3, 4-7 and 8-11 of the 8 rows' packed scales (32 bytes
+//   each), then per 32-byte nibble run c (0-3) and half h (bytes 0-15, 16-31) the 8 rows' 16 bytes.
+// Calls piece(column offset, block offset, bytes) for each run of bytes.
+template <class F>
+void x8_pieces(DType t, int r, F piece) {
+  const size_t ri = size_t(r);
+  piece(2 * ri, 0, 2);  // the f16 scale d
+  switch (plain_type(t)) {
+    case DType::Q4_0: piece(16 + 16 * ri, 2, 16); return;
+    case DType::Q8_0: piece(16 + 32 * ri, 2, 32); return;
+    case DType::Q4_K:
+      piece(16 + 2 * ri, 2, 2);  // dmin
+      for (size_t w = 0; w < 3; ++w) piece(32 + 32 * w + 4 * ri, 4 + 4 * w, 4);
+      for (size_t c = 0; c < 4; ++c)
+        for (size_t h = 0; h < 2; ++h) piece(128 + 256 * c + 128 * h + 16 * ri, 16 + 32 * c + 16 * h, 16);
+      return;
+    default: throw Error(std::string("interleaved layout: ") + dtype_name(t) + " has none");
+  }
+}
+
+// Row r's block out of a group's block column, in its plain form.
+void x8_gather(DType t, const uint8_t* col, int r, uint8_t* blk) {
+  x8_pieces(t, r, [&](size_t c, size_t b, size_t n) { std::memcpy(blk + b, col + c, n); });
+}
 
 // Sums the 4 lanes of each 128-bit quarter: lane 4k ends up holding quarter k's total.
 Z_VNNI inline __m512 quarter_sums(__m512 v) {
@@ -344,71 +375,183 @@ Z_VNNI inline __m512 quarter_sums(__m512 v) {
   return _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
 }
 
-// 8 rows of Q4_0x8 (one group) against one block column: two vectors of 4 rows × 16 nibble
-// bytes; the activations' low and high 16 values are broadcast to every row's lane.
-Z_VNNI inline void block_q4x8(const uint8_t* g, const QuantizedActivations& a, int64_t b, __m512& acc0, __m512& acc1) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  const __m512i hi_idx = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
-  const __m512 sc = _mm512_castps256_ps512(
-      _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))), _mm256_set1_ps(a.lane_d[size_t(8 * b)])));
-  const __m512i xl = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q.data() + 32 * b)));
-  const __m512i xh = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q.data() + 32 * b + 16)));
-  const __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.q4_lane_off.data() + 4 * b)));
-  const __m512i v0 = _mm512_loadu_si512(g + 16), v1 = _mm512_loadu_si512(g + 80);
-  __m512i d0 = _mm512_dpbusd_epi32(init, _mm512_and_si512(v0, m4), xl);
-  __m512i d1 = _mm512_dpbusd_epi32(init, _mm512_and_si512(v1, m4), xl);
-  d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4), xh);
-  d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4), xh);
-  acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(lo_idx, sc), acc0);
-  acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi_idx, sc), acc1);
-}
+// The group kernels below take NT tokens at once (NT = 1 for decode, 4 for prefill): the weights
+// are loaded and unpacked once per block column for all of them, so prefill runs at the integer
+// multiply-add rate instead of through a dequantized fp32/bf16 GEMM. Each writes y[t·ldy + r]
+// for the group's 8 rows r.
 
-Z_VNNI void group_dot_q4x8(const uint8_t* g, const QuantizedActivations& a, float* y) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  const int64_t nb = a.n / 32;
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2, g += 2 * kX8Q4) {  // two blocks, separate accumulators: FMA latency hidden
-    block_q4x8(g, a, b, a0, a1);
-    block_q4x8(g + kX8Q4, a, b + 1, a2, a3);
-  }
-  if (b < nb) block_q4x8(g, a, b, a0, a1);
+Z_VNNI inline __m512i bcast16(const int8_t* p) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
+// The 8 rows' sums: 4 lanes per row, rows 0-3 in lo and 4-7 in hi.
+Z_VNNI inline void store_rows(__m512 lo, __m512 hi, float* y) {
   alignas(64) float t0[16], t1[16];
-  _mm512_store_ps(t0, quarter_sums(_mm512_add_ps(a0, a2)));
-  _mm512_store_ps(t1, quarter_sums(_mm512_add_ps(a1, a3)));
+  _mm512_store_ps(t0, quarter_sums(lo));
+  _mm512_store_ps(t1, quarter_sums(hi));
   for (int r = 0; r < 4; ++r) y[r] = t0[4 * r], y[4 + r] = t1[4 * r];
 }
 
-// 8 rows of Q8_0x8: per block, four vectors of 2 rows × 32 bytes against the block's 32
+// Q4_0x8, per block column: two vectors of 4 rows × 16 nibble bytes; each token's low and high
+// 16 activations are broadcast to every row's lane.
+template <int NT>
+Z_VNNI void group_q4x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const __m512i hi_idx = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
+  __m512 acc[NT][2];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  const int64_t nb = a[0].n / 32;
+  for (int64_t b = 0; b < nb; ++b, g += kX8Q4) {
+    const __m256 sc8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    const __m512i v0 = _mm512_loadu_si512(g + 16), v1 = _mm512_loadu_si512(g + 80);
+    const __m512i l0 = _mm512_and_si512(v0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+    const __m512i l1 = _mm512_and_si512(v1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+    for (int t = 0; t < NT; ++t) {
+      const QuantizedActivations& x = a[t];
+      const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(sc8, _mm256_set1_ps(x.lane_d[size_t(8 * b)])));
+      const __m512i xl = bcast16(x.q.data() + 32 * b), xh = bcast16(x.q.data() + 32 * b + 16);
+      const __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.q4_lane_off.data() + 4 * b)));
+      const __m512i d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, l0, xl), h0, xh);
+      const __m512i d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, l1, xl), h1, xh);
+      acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(lo_idx, sc), acc[t][0]);
+      acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi_idx, sc), acc[t][1]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
+}
+
+// Q8_0x8, per block column: four vectors of 2 rows × 32 bytes against each token's 32
 // activations broadcast to both halves; lanes of half h belong to row 2k + h.
-Z_VNNI void group_dot_q8x8(const uint8_t* g, const QuantizedActivations& a, float* y) {
+template <int NT>
+Z_VNNI void group_q8x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
   const __m512i flip = _mm512_set1_epi8(char(0x80));
   __m512i idx[4];
   for (int k = 0; k < 4; ++k) idx[k] = _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(2 * k), _mm512_set1_epi32(2 * k + 1));
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  const int64_t nb = a.n / 32;
+  __m512 acc[NT][4];
+  for (int t = 0; t < NT; ++t)
+    for (int k = 0; k < 4; ++k) acc[t][k] = _mm512_setzero_ps();
+  const int64_t nb = a[0].n / 32;
   for (int64_t b = 0; b < nb; ++b, g += kX8Q8) {
-    const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))),
-                                                           _mm256_set1_ps(a.lane_d[size_t(8 * b)])));
-    const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + 32 * b)));
-    const __m512i init = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.lane_off[2].data() + 8 * b)));
-    for (int k = 0; k < 4; ++k) {
-      const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(g + 16 + 64 * k), flip);
-      acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, u, x)), _mm512_permutexvar_ps(idx[k], sc), acc[k]);
+    const __m256 sc8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    __m512i u[4];
+    for (int k = 0; k < 4; ++k) u[k] = _mm512_xor_si512(_mm512_loadu_si512(g + 16 + 64 * k), flip);
+    for (int t = 0; t < NT; ++t) {
+      const QuantizedActivations& x = a[t];
+      const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(sc8, _mm256_set1_ps(x.lane_d[size_t(8 * b)])));
+      const __m512i xq = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q.data() + 32 * b)));
+      const __m512i init = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.lane_off[2].data() + 8 * b)));
+      for (int k = 0; k < 4; ++k)
+        acc[t][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, u[k], xq)), _mm512_permutexvar_ps(idx[k], sc), acc[t][k]);
     }
   }
-  for (int k = 0; k < 4; ++k) {
-    y[2 * k] = _mm512_mask_reduce_add_ps(0x00FF, acc[k]);
-    y[2 * k + 1] = _mm512_mask_reduce_add_ps(0xFF00, acc[k]);
+  for (int t = 0; t < NT; ++t)
+    for (int k = 0; k < 4; ++k) {
+      y[t * ldy + 2 * k] = _mm512_mask_reduce_add_ps(0x00FF, acc[t][k]);
+      y[t * ldy + 2 * k + 1] = _mm512_mask_reduce_add_ps(0xFF00, acc[t][k]);
+    }
+}
+
+// Q4_Kx8, per super-block column of 256 elements. The packed 6-bit scales and mins of the 8 rows
+// unpack with the same 32-bit word operations as q4k_scale_bytes, 8 rows per instruction; widened,
+// each row's 128-bit lane holds its 4 scales (or mins) of sub-blocks 0-3 or 4-7, which is the lane
+// layout of the integer sums: an in-lane permute then gives sub-block j's scale in every lane of
+// its row. The mins meet each token's sub-block sums d·Σq (k_sums) once per column.
+
+// Bytes 0-15 (hr 0: rows 0-3) or 16-31 (rows 4-7) of v as 16 floats.
+Z_VNNI inline __m512 widen_rows(__m256i v, int hr) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hr ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v)));
+}
+
+// Nibble run C (sub-blocks 2C, 2C + 1) of a column, for NT tokens.
+template <int C, int NT>
+Z_VNNI inline void run_q4kx8(const uint8_t* qs, const QuantizedActivations* a, int64_t sb, const __m512 s_lo[2], const __m512 s_hi[2],
+                             __m512 (*acc)[2]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  constexpr int j = (2 * C) % 4;  // sub-blocks 2C and 2C + 1: scales j, j + 1 of s_lo (C < 2) or s_hi
+  __m512i u[2][4];  // [rows 0-3, 4-7][bytes 0-15 low, 16-31 low, 0-15 high, 16-31 high]
+  __m512 s[2][2];
+  for (int hr = 0; hr < 2; ++hr) {
+    const __m512i v0 = _mm512_loadu_si512(qs + 64 * hr), v1 = _mm512_loadu_si512(qs + 128 + 64 * hr);
+    u[hr][0] = _mm512_and_si512(v0, m4);
+    u[hr][1] = _mm512_and_si512(v1, m4);
+    u[hr][2] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+    u[hr][3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+    const __m512 sv = C < 2 ? s_lo[hr] : s_hi[hr];
+    s[hr][0] = _mm512_permute_ps(sv, j * 0x55);
+    s[hr][1] = _mm512_permute_ps(sv, (j + 1) * 0x55);
+  }
+  for (int t = 0; t < NT; ++t) {
+    const int8_t* xq = a[t].q.data() + 256 * sb + 64 * C;
+    const float* ld = a[t].lane_d.data() + 64 * sb + 16 * C;  // sub-block 2C's scale: ld[0], 2C + 1's: ld[8]
+    const __m512 d0 = _mm512_set1_ps(ld[0]), d1 = _mm512_set1_ps(ld[8]);
+    __m512i x[4];
+    for (int k = 0; k < 4; ++k) x[k] = bcast16(xq + 16 * k);
+    for (int hr = 0; hr < 2; ++hr) {
+      const __m512i lo = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[hr][0], x[0]), u[hr][1], x[1]);
+      const __m512i hi = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[hr][2], x[2]), u[hr][3], x[3]);
+      acc[t][hr] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(s[hr][0], d0), acc[t][hr]);
+      acc[t][hr] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(s[hr][1], d1), acc[t][hr]);
+    }
   }
 }
 
-void gemv_interleaved(DType t, const uint8_t* w, const QuantizedActivations& x, int64_t r0, int64_t r1, float* y) {
-  const size_t group = size_t(x.n / 32) * (t == DType::Q4_0x8 ? kX8Q4 : kX8Q8);
-  for (int64_t r = r0; r < r1; r += 8) {
-    const uint8_t* g = w + size_t(r / 8) * group;
-    if (t == DType::Q4_0x8) group_dot_q4x8(g, x, y + r);
-    else group_dot_q8x8(g, x, y + r);
+template <int NT>
+Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+  const __m512i idx[2] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                          _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};
+  const __m256i k3f = _mm256_set1_epi8(0x3F), k0f = _mm256_set1_epi8(0x0F), k30 = _mm256_set1_epi8(0x30);
+  __m512 acc[NT][2];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < a[0].n / 256; ++sb, g += kX8Q4K) {
+    const __m512 d8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))));
+    const __m512 dm8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16))));
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 64));
+    const __m256i w2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 96));
+    const __m256i sc_lo = _mm256_and_si256(w0, k3f);
+    const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(w2, k0f), _mm256_and_si256(_mm256_srli_epi32(w0, 2), k30));
+    const __m256i mn_lo = _mm256_and_si256(w1, k3f);
+    const __m256i mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 4), k0f), _mm256_and_si256(_mm256_srli_epi32(w1, 2), k30));
+    __m512 s_lo[2], s_hi[2];
+    for (int hr = 0; hr < 2; ++hr) {
+      const __m512 d = _mm512_permutexvar_ps(idx[hr], d8), dm = _mm512_permutexvar_ps(idx[hr], dm8);
+      s_lo[hr] = _mm512_mul_ps(widen_rows(sc_lo, hr), d);
+      s_hi[hr] = _mm512_mul_ps(widen_rows(sc_hi, hr), d);
+      const __m512 m_lo = _mm512_mul_ps(widen_rows(mn_lo, hr), dm), m_hi = _mm512_mul_ps(widen_rows(mn_hi, hr), dm);
+      for (int t = 0; t < NT; ++t) {
+        const float* ks = a[t].k_sums.data() + 16 * sb + 8;  // d·Σq of sub-blocks 0-7
+        acc[t][hr] = _mm512_fnmadd_ps(m_lo, _mm512_broadcast_f32x4(_mm_loadu_ps(ks)), acc[t][hr]);
+        acc[t][hr] = _mm512_fnmadd_ps(m_hi, _mm512_broadcast_f32x4(_mm_loadu_ps(ks + 4)), acc[t][hr]);
+      }
+    }
+    const uint8_t* qs = g + 128;
+    run_q4kx8<0, NT>(qs, a, sb, s_lo, s_hi, acc);
+    run_q4kx8<1, NT>(qs + 256, a, sb, s_lo, s_hi, acc);
+    run_q4kx8<2, NT>(qs + 512, a, sb, s_lo, s_hi, acc);
+    run_q4kx8<3, NT>(qs + 768, a, sb, s_lo, s_hi, acc);
+  }
+  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
+}
+
+template <int NT>
+void group_tokens(DType t, const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+  if (t == DType::Q4_0x8) group_q4x8<NT>(g, a, y, ldy);
+  else if (t == DType::Q4_Kx8) group_q4kx8<NT>(g, a, y, ldy);
+  else group_q8x8<NT>(g, a, y, ldy);
+}
+
+// Rows [r0, r1) (whole groups) of an interleaved matrix against ntok tokens: the rows in chunks
+// of ~256 KB that stay in L2 while the tokens pass them 4 at a time.
+void gemm_interleaved(DType t, const uint8_t* w, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1, float* y,
+                      int64_t ldy) {
+  const size_t group = row_bytes(t, x[0].n) * 8;
+  const int64_t chunk = 8 * std::max<int64_t>(1, int64_t((size_t(1) << 18) / group));
+  for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
+    const int64_t c1 = std::min(r1, c0 + chunk);
+    int64_t k = 0;
+    for (; k + 4 <= ntok; k += 4)
+      for (int64_t r = c0; r < c1; r += 8) group_tokens<4>(t, w + size_t(r / 8) * group, x + k, y + k * ldy + r, ldy);
+    for (; k < ntok; ++k)
+      for (int64_t r = c0; r < c1; r += 8) group_tokens<1>(t, w + size_t(r / 8) * group, x + k, y + k * ldy + r, ldy);
   }
 }
 
@@ -433,9 +576,34 @@ Z_VNNI inline void dequant_block32(bool q8, uint16_t dh, const uint8_t* q, float
   store_affine(out + 16, _mm_and_si128(_mm_srli_epi16(v, 4), m4), false, d, m);
 }
 
+// One Q4_K block of 256 elements.
+Z_VNNI inline void dequant_q4k_block(const BlockQ4_K& k, float* out) {
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  const __m512 all = q4k_scales_offsets(k);
+  for (int c = 0; c < 4; ++c)
+    for (int h = 0; h < 2; ++h) {  // sub-block 2c (low nibbles), 2c + 1 (high)
+      const int j = 2 * c + h;
+      const __m512 sc = _mm512_permutexvar_ps(_mm512_set1_epi32(j), all);
+      const __m512 mn = _mm512_permutexvar_ps(_mm512_set1_epi32(8 + j), all);
+      for (int half = 0; half < 2; ++half) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k.q + 32 * c + 16 * half));
+        store_affine(out + 32 * j + 16 * half, _mm_and_si128(h ? _mm_srli_epi16(v, 4) : v, m4), false, sc, mn);
+      }
+    }
+}
+
 Z_VNNI void dequantize_rows_avx512(DType t, const uint8_t* w, int64_t cols, int64_t r0, int64_t r1, float* out) {
   const int64_t nb32 = cols / 32;
   for (int64_t r = r0; r < r1; ++r, out += cols) {
+    if (t == DType::Q4_Kx8) {  // each block gathered back to its plain form (144 bytes; cheap beside the 256 stores)
+      const uint8_t* g = w + size_t(r / 8) * size_t(cols / 256) * kX8Q4K;
+      BlockQ4_K k;
+      for (int64_t b = 0; b < cols / 256; ++b) {
+        x8_gather(t, g + size_t(b) * kX8Q4K, int(r % 8), reinterpret_cast<uint8_t*>(&k));
+        dequant_q4k_block(k, out + 256 * b);
+      }
+      continue;
+    }
     if (is_interleaved(t)) {
       const bool q8 = t == DType::Q8_0x8;
       const size_t qbytes = q8 ? 32 : 16, step = 16 + 8 * qbytes;
@@ -457,21 +625,7 @@ Z_VNNI void dequantize_rows_avx512(DType t, const uint8_t* w, int64_t cols, int6
         dequant_block32(t == DType::Q8_0, dh, row + size_t(b) * bb + 2, out + 32 * b);
       }
     } else if (t == DType::Q4_K) {
-      const __m128i m4 = _mm_set1_epi8(0x0F);
-      for (int64_t b = 0; b < cols / 256; ++b) {
-        const BlockQ4_K& k = reinterpret_cast<const BlockQ4_K*>(row)[b];
-        const __m512 all = q4k_scales_offsets(k);
-        for (int c = 0; c < 4; ++c)
-          for (int h = 0; h < 2; ++h) {  // sub-block 2c (low nibbles), 2c + 1 (high)
-            const int j = 2 * c + h;
-            const __m512 sc = _mm512_permutexvar_ps(_mm512_set1_epi32(j), all);
-            const __m512 mn = _mm512_permutexvar_ps(_mm512_set1_epi32(8 + j), all);
-            for (int half = 0; half < 2; ++half) {
-              const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k.q + 32 * c + 16 * half));
-              store_affine(out + 256 * b + 32 * j + 16 * half, _mm_and_si128(h ? _mm_srli_epi16(v, 4) : v, m4), false, sc, mn);
-            }
-          }
-      }
+      for (int64_t b = 0; b < cols / 256; ++b) dequant_q4k_block(reinterpret_cast<const BlockQ4_K*>(row)[b], out + 256 * b);
     } else if (t == DType::Q6_K) {
       float unused[16];
       for (int64_t e = 0; e < cols; e += 64) {
@@ -669,6 +823,40 @@ Z_AVX2 void dequantize_row_avx2(const uint8_t* row, int64_t cols, float* out) {
 
 enum class Isa { Scalar, Avx2, Vnni };
 
+// Activations to int8 per block of 32: d = max|x| / 127, q = round-half-even(x / d). The vector
+// version gives the same bits (same product, same rounding), ~10x faster than the scalar loop
+// whose rounding is a libm call.
+void quantize_blocks_scalar(const float* x, int64_t n, int8_t* q, float* d) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* v = x + 32 * b;
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
+    d[b] = amax / 127.0f;
+    const float id = d[b] != 0 ? 1.0f / d[b] : 0.0f;
+    for (int i = 0; i < 32; ++i) q[32 * b + i] = int8_t(std::nearbyint(v[i] * id));
+  }
+}
+
+Z_AVX2 void quantize_blocks_avx2(const float* x, int64_t n, int8_t* q, float* d) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* v = x + 32 * b;
+    __m256 r[4], m = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) r[k] = _mm256_loadu_ps(v + 8 * k), m = _mm256_max_ps(m, _mm256_and_ps(r[k], abs_mask));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    d[b] = _mm_cvtss_f32(h) / 127.0f;
+    const __m256 id = _mm256_set1_ps(d[b] != 0 ? 1.0f / d[b] : 0.0f);
+    __m256i i[4];
+    for (int k = 0; k < 4; ++k) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(r[k], id));  // current rounding mode: half-even
+    // int32 → int16 → int8 with saturation (values are within ±127); packs interleave the
+    // 128-bit halves, the permute puts them back in order.
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 32 * b), _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+}
+
 Isa detect_isa() {
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni"))
@@ -797,7 +985,7 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
     case DType::Q4_1: return quantize_q4_1(x, static_cast<BlockQ4_1*>(dst), nb);
     case DType::Q4_K: return quantize_q4_k(x, static_cast<BlockQ4_K*>(dst), nb);
     case DType::Q6_K: return quantize_q6_k(x, static_cast<BlockQ6_K*>(dst), nb);
-    case DType::Q4_0x8: case DType::Q8_0x8: throw Error("quantize_row: interleaved layouts are made by interleave_rows");
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: throw Error("quantize_row: interleaved layouts are made by interleave_rows");
     case DType::F32: std::memcpy(dst, x, size_t(n) * 4); return;
     case DType::F16:
       for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_f16(x[i]);
@@ -811,25 +999,25 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
 void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
   a.n = n;
   a.q.resize(size_t(n));
+  std::vector<float> d(size_t(n / 32));
+  if (g_isa != Isa::Scalar) quantize_blocks_avx2(x, n, a.q.data(), d.data());
+  else quantize_blocks_scalar(x, n, a.q.data(), d.data());
+  // Per lane of 4 elements the integer sum of q; everything below is built from these.
+  std::vector<int32_t> sums(size_t(n / 4));
+  for (size_t l = 0; l < sums.size(); ++l) {
+    const int8_t* q = a.q.data() + 4 * l;
+    sums[l] = q[0] + q[1] + q[2] + q[3];
+  }
   a.lane_d.resize(size_t(n / 4));
   a.lane_s.resize(size_t(n / 4));
   for (auto& v : a.lane_off) v.resize(size_t(n / 4));
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const float* v = x + 32 * b;
-    float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
-    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-    int8_t* q = a.q.data() + 32 * b;
-    for (int i = 0; i < 32; ++i) q[i] = int8_t(std::nearbyint(v[i] * id));
-    for (int l = 0; l < 8; ++l) {
-      const int sum = q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3];
-      const size_t i = size_t(8 * b + l);
-      a.lane_d[i] = d;
-      a.lane_s[i] = d * float(sum);
-      a.lane_off[0][i] = -8 * sum;
-      a.lane_off[1][i] = -32 * sum;
-      a.lane_off[2][i] = -128 * sum;
-    }
+  for (size_t l = 0; l < sums.size(); ++l) {
+    const float dl = d[l / 8];
+    a.lane_d[l] = dl;
+    a.lane_s[l] = dl * float(sums[l]);
+    a.lane_off[0][l] = -8 * sums[l];
+    a.lane_off[1][l] = -32 * sums[l];
+    a.lane_off[2][l] = -128 * sums[l];
   }
   a.k_sums.assign(n % 256 == 0 ? size_t(n / 16) : 0, 0.0f);
   for (size_t j = 0; j < a.k_sums.size() / 16 * 8; ++j) {  // sub-block j: lanes 8j..8j+7
@@ -837,15 +1025,10 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
     for (size_t l = 8 * j; l < 8 * j + 8; ++l) s += a.lane_s[l];
     a.k_sums[j / 8 * 16 + 8 + j % 8] = s;
   }
+  // Lane j of a 4-bit block pairs elements 4j..4j+3 with 16+4j..16+4j+3 (lanes j and j + 4).
   a.q4_lane_off.resize(size_t(n / 8));
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const int8_t* q = a.q.data() + 32 * b;
-    for (int j = 0; j < 4; ++j) {
-      int sum = 0;
-      for (int i = 0; i < 4; ++i) sum += q[4 * j + i] + q[16 + 4 * j + i];
-      a.q4_lane_off[size_t(4 * b + j)] = -8 * sum;
-    }
-  }
+  for (size_t b = 0; b < size_t(n / 32); ++b)
+    for (size_t j = 0; j < 4; ++j) a.q4_lane_off[4 * b + j] = -8 * (sums[8 * b + j] + sums[8 * b + 4 + j]);
   if (n % 128 != 0) {
     a.q4.clear();
     return;
@@ -856,16 +1039,13 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
   for (int64_t g = 0; g < n / 128; ++g) {
     const int8_t* q = a.q.data() + 128 * g;
     int8_t* o = a.q4.data() + 128 * g;
-    for (int k = 0; k < 4; ++k) {
+    for (size_t k = 0; k < 4; ++k) {
       std::memcpy(o + 16 * k, q + 32 * k, 16);
       std::memcpy(o + 64 + 16 * k, q + 32 * k + 16, 16);
-      const float d = a.lane_d[size_t((128 * g + 32 * k) / 4)];
-      for (int j = 0; j < 4; ++j) {
-        int sum = 0;
-        for (int i = 0; i < 4; ++i) sum += q[32 * k + 4 * j + i] + q[32 * k + 16 + 4 * j + i];
-        const size_t l = size_t(16 * g + 4 * k + j);
-        a.q4_lane_d[l] = d;
-        a.q4_lane_s[l] = d * float(sum);
+      const size_t b = size_t(4 * g) + k;
+      for (size_t j = 0; j < 4; ++j) {
+        a.q4_lane_d[4 * b + j] = d[b];
+        a.q4_lane_s[4 * b + j] = d[b] * float(sums[8 * b + j] + sums[8 * b + 4 + j]);
       }
     }
   }
@@ -888,7 +1068,7 @@ void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivatio
     case DType::Q4_1: return gemv_typed<DType::Q4_1>(base, stride, x, r0, r1, y);
     case DType::Q4_K: return gemv_typed<DType::Q4_K>(base, stride, x, r0, r1, y);
     case DType::Q6_K: return gemv_typed<DType::Q6_K>(base, stride, x, r0, r1, y);
-    case DType::Q4_0x8: case DType::Q8_0x8: return gemv_interleaved(t, base, x, r0, r1, y);
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: return gemm_interleaved(t, base, &x, 1, r0, r1, y, 0);
     default: throw Error(std::string("quant_gemv_rows: ") + dtype_name(t) + " is not a block type");
   }
 }
@@ -903,47 +1083,35 @@ void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int6
     case DType::Q4_1: return gemm_typed<DType::Q4_1>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q4_K: return gemm_typed<DType::Q4_K>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q6_K: return gemm_typed<DType::Q6_K>(base, stride, x, ntok, r0, r1, y, ldy);
-    case DType::Q4_0x8: case DType::Q8_0x8: {
-      std::vector<float> out(static_cast<size_t>(r1));
-      for (int64_t k = 0; k < ntok; ++k) {
-        gemv_interleaved(t, base, x[k], r0, r1, out.data());
-        for (int64_t r = r0; r < r1; ++r) y[k * ldy + r] = out[size_t(r)];
-      }
-      return;
-    }
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: return gemm_interleaved(t, base, x, ntok, r0, r1, y, ldy);
     default: throw Error(std::string("quant_gemm_rows: ") + dtype_name(t) + " is not a block type");
   }
 }
 
 DType interleaved_type(DType t, int64_t rows) {
   if (kBestIsa != Isa::Vnni || rows % 8 != 0) return t;
-  return t == DType::Q4_0 ? DType::Q4_0x8 : t == DType::Q8_0 ? DType::Q8_0x8 : t;
+  return t == DType::Q4_0 ? DType::Q4_0x8 : t == DType::Q8_0 ? DType::Q8_0x8 : t == DType::Q4_K ? DType::Q4_Kx8 : t;
 }
 
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols) {
-  const size_t qbytes = t == DType::Q4_0 ? 16 : 32, bb = block_bytes(t), nb = size_t(cols / 32);
-  const size_t group = nb * (16 + 8 * qbytes);
+  const size_t bb = block_bytes(t), nb = size_t(cols / block_elements(t));
   for (int64_t g = 0; g < rows / 8; ++g)
-    for (size_t b = 0; b < nb; ++b) {
-      uint8_t* o = dst + size_t(g) * group + b * (16 + 8 * qbytes);
+    for (size_t b = 0; b < nb; ++b)
       for (int r = 0; r < 8; ++r) {
         const uint8_t* blk = src + (size_t(g) * 8 + size_t(r)) * nb * bb + b * bb;
-        std::memcpy(o + 2 * r, blk, 2);                          // the f16 scale
-        std::memcpy(o + 16 + qbytes * size_t(r), blk + 2, qbytes);  // the quants
+        uint8_t* col = dst + (size_t(g) * nb + b) * 8 * bb;
+        x8_pieces(t, r, [&](size_t c, size_t o, size_t n) { std::memcpy(col + c, blk + o, n); });
       }
-    }
 }
 
 void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out) {
-  const DType plain = t == DType::Q4_0x8 ? DType::Q4_0 : DType::Q8_0;
-  const size_t qbytes = plain == DType::Q4_0 ? 16 : 32, nb = size_t(cols / 32), step = 16 + 8 * qbytes;
-  const uint8_t* g = static_cast<const uint8_t*>(base) + size_t(row / 8) * nb * step;
-  const int r = int(row % 8);
-  uint8_t blk[34];
+  const DType plain = plain_type(t);
+  const size_t bb = block_bytes(t), nb = size_t(cols / block_elements(t));
+  const uint8_t* g = static_cast<const uint8_t*>(base) + size_t(row / 8) * nb * 8 * bb;
+  uint8_t blk[sizeof(BlockQ4_K)];
   for (size_t b = 0; b < nb; ++b) {
-    std::memcpy(blk, g + b * step + 2 * r, 2);
-    std::memcpy(blk + 2, g + b * step + 16 + qbytes * size_t(r), qbytes);
-    dequantize_row(plain, blk, out + 32 * b, 32);
+    x8_gather(t, g + b * 8 * bb, int(row % 8), blk);
+    dequantize_row(plain, blk, out + size_t(block_elements(t)) * b, block_elements(t));
   }
 }
 

@@ -64,11 +64,13 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& out);
 void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1,
                      float* y);
 // The interleaved layouts for decode: rows in groups of 8, and per group and block column the 8
-// rows' f16 scales (16 bytes) followed by their 8 quant blocks (Q4_0: 8 × 16 bytes, Q8_0: 8 × 32).
-// One vector load then brings 8 rows' scales, and the integer multiply-adds work on 4 (Q4_0) or
-// 2 (Q8_0) rows per instruction against broadcast activations — several times fewer instructions
-// per weight than a row at a time. Used where the CPU has AVX-512 VNNI; same bytes in total.
-// interleaved_type: Q4_0 → Q4_0x8, Q8_0 → Q8_0x8, else the type itself (not interleavable).
+// rows' scales followed by their quants (Q4_0: 16 f16 bytes, 8 × 16 bytes; Q8_0: 16, 8 × 32;
+// Q4_K: d, dmin and packed scales of the 8 rows, then their nibbles 16 bytes per row at a time;
+// x8_pieces in quant.cpp has the offsets). One vector load then brings 8 rows' scales, and the
+// integer multiply-adds work on 4 (4-bit) or 2 (Q8_0) rows per instruction against broadcast
+// activations — several times fewer instructions per weight than a row at a time. Used where the
+// CPU has AVX-512 VNNI; same bytes in total.
+// interleaved_type: Q4_0 → Q4_0x8, Q8_0 → Q8_0x8, Q4_K → Q4_Kx8, else the type itself.
 DType interleaved_type(DType t, int64_t rows);
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols);
 // Row `row` of an interleaved matrix (whose data starts at base) to fp32.

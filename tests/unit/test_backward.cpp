@@ -120,6 +120,19 @@ TEST(Backward, AttentionWithWindowSegmentsAndGqa) {
   expect_directional([&](const std::vector<float>& x) { return L(q, k, x); }, v, dv, 7, "dv");
 }
 
+TEST(Attention, PrefillBlocksMatchTokenByTokenDecode) {
+  // Many tokens at once (GEMMs over blocks of 64 queries) against one token at a time over the
+  // same cache: with earlier cached positions, a sliding window and grouped KV heads.
+  const AttentionShape s{6, 2, 16, 100};
+  const int64_t pos0 = 37, n = 150, L = pos0 + n;
+  auto q = randn(n * 6 * 16, 11), k = randn(L * 2 * 16, 12), v = randn(L * 2 * 16, 13);
+  std::vector<float> many(q.size()), one(q.size());
+  attention_forward(q.data(), n, pos0, k.data(), v.data(), s, many.data());
+  for (int64_t t = 0; t < n; ++t)
+    attention_forward(q.data() + t * 6 * 16, 1, pos0 + t, k.data(), v.data(), s, one.data() + t * 6 * 16);
+  for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(many[i], one[i], 1e-5f) << "element " << i;
+}
+
 TEST(Backward, CrossEntropy) {
   const int64_t n = 4, V = 11;
   auto logits = randn(n * V, 1, 2.0f);

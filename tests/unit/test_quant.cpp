@@ -183,10 +183,53 @@ TEST(Quant, ActivationQuantizationIsClose) {
   EXPECT_NEAR(y, exact, 0.01 * norm);
 }
 
+TEST(Quant, ActivationsQuantizeAsDefinedUnderEveryIsa) {
+  // Per block of 32: d = max|x| / 127, q = x / d rounded half to even; the lane tables are sums
+  // of q. Checked from the definition, for the vector and the scalar paths alike.
+  Rng rng(5);
+  const int64_t n = 512;
+  auto x = randn(rng, size_t(n));
+  x[0] = 127.0f;  // block 0: d = 1, so these are exact ties
+  x[1] = 2.5f, x[2] = -2.5f, x[3] = 3.5f, x[4] = 0.5f;
+  for (const char* isa : {"", "scalar"}) {
+    quant_force_isa(isa);
+    QuantizedActivations a;
+    quantize_activations(x.data(), n, a);
+    quant_force_isa("");
+    for (int64_t b = 0; b < n / 32; ++b) {
+      float amax = 0;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[size_t(32 * b + i)]));
+      const float d = amax / 127.0f;
+      int sum[8] = {};
+      for (int i = 0; i < 32; ++i) {
+        const int q = int(std::nearbyint(x[size_t(32 * b + i)] * (1.0f / d)));
+        ASSERT_EQ(a.q[size_t(32 * b + i)], q) << isa << " element " << 32 * b + i;
+        sum[i / 4] += q;
+      }
+      for (int l = 0; l < 8; ++l) {
+        const size_t li = size_t(8 * b + l);
+        ASSERT_EQ(a.lane_d[li], d);
+        ASSERT_EQ(a.lane_s[li], d * float(sum[l]));
+        ASSERT_EQ(a.lane_off[0][li], -8 * sum[l]);
+        ASSERT_EQ(a.lane_off[1][li], -32 * sum[l]);
+        ASSERT_EQ(a.lane_off[2][li], -128 * sum[l]);
+      }
+      for (int j = 0; j < 4; ++j) {
+        ASSERT_EQ(a.q4_lane_off[size_t(4 * b + j)], -8 * (sum[j] + sum[4 + j]));
+        ASSERT_EQ(a.q4_lane_s[size_t(4 * b + j)], d * float(sum[j] + sum[4 + j]));
+      }
+    }
+    EXPECT_EQ(a.q[1], 2) << isa;  // half to even, not away from zero
+    EXPECT_EQ(a.q[2], -2) << isa;
+    EXPECT_EQ(a.q[3], 4) << isa;
+    EXPECT_EQ(a.q[4], 0) << isa;
+  }
+}
+
 TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
-  // Q4_0 / Q8_0 re-laid out 8 rows at a time for decode: same rows back, same dot products.
+  // Q4_0 / Q8_0 / Q4_K re-laid out 8 rows at a time for decode: same rows back, same dot products.
   Rng rng(21);
-  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
     const int64_t rows = 24, n = 512;
     const DType fast = interleaved_type(t, rows);
     if (fast == t) GTEST_SKIP() << "no AVX-512 VNNI: the interleaved layout is not used";
@@ -209,7 +252,7 @@ TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
     auto x = randn(rng, size_t(n));
     QuantizedActivations q;
     quantize_activations(x.data(), n, q);
-    for (int64_t ntok : {int64_t(1), int64_t(3)}) {
+    for (int64_t ntok : {int64_t(1), int64_t(3), int64_t(6), int64_t(37)}) {
       auto xs = randn(rng, size_t(ntok * n));
       std::vector<float> y(size_t(ntok * rows));
       matmul(xs.data(), ntok, inter, y.data());
