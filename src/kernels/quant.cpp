@@ -343,7 +343,8 @@ DType plain_type(DType t) {
 }
 
 // Where row r's block sits in its group's block column (8 × block_bytes in all):
-//   Q4_0x8 / Q8_0x8: the 8 f16 scales, then the 8 rows' quants (16 / 32 bytes each);
+//   Q4_0x8: the 8 f16 scales, then the 8 rows' 16 nibble bytes;
+//   Q8_0x8: the 8 f16 scales, then bytes 0-15 of the 8 rows' quants, then bytes 16-31;
 //   Q4_Kx8: the 8 d, the 8 dmin, bytes 0-3, 4-7 and 8-11 of the 8 rows' packed scales (32 bytes
 //   each), then per 32-byte nibble run c (0-3) and half h (bytes 0-15, 16-31) the 8 rows' 16 bytes.
 // Calls piece(column offset, block offset, bytes) for each run of bytes.
@@ -353,7 +354,9 @@ void x8_pieces(DType t, int r, F piece) {
   piece(2 * ri, 0, 2);  // the f16 scale d
   switch (plain_type(t)) {
     case DType::Q4_0: piece(16 + 16 * ri, 2, 16); return;
-    case DType::Q8_0: piece(16 + 32 * ri, 2, 32); return;
+    case DType::Q8_0:  // like Q4_0's: 16 bytes per row at a time, bytes 0-15 of the 8 rows, then 16-31
+      for (size_t h = 0; h < 2; ++h) piece(16 + 128 * h + 16 * ri, 2 + 16 * h, 16);
+      return;
     case DType::Q4_K:
       piece(16 + 2 * ri, 2, 2);  // dmin
       for (size_t w = 0; w < 3; ++w) piece(32 + 32 * w + 4 * ri, 4 + 4 * w, 4);
@@ -390,64 +393,45 @@ Z_VNNI inline void store_rows(__m512 lo, __m512 hi, float* y) {
   for (int r = 0; r < 4; ++r) y[r] = t0[4 * r], y[4 + r] = t1[4 * r];
 }
 
-// Q4_0x8, per block column: two vectors of 4 rows × 16 nibble bytes; each token's low and high
-// 16 activations are broadcast to every row's lane.
-template <int NT>
-Z_VNNI void group_q4x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
+// Q4_0x8 and Q8_0x8, per block column: vectors of 4 rows × 16 bytes (Q4_0: nibbles of elements
+// j and 16 + j; Q8_0: elements 0-15, then 16-31, as unsigned q + 128), against each token's low
+// and high 16 activations broadcast to every row's lane. The integer sums start from the offset
+// (−8 or −128 times the activations' sum) so Σ(u − k)·q comes out of the multiply-adds.
+template <bool Q8, int NT>
+Z_VNNI void group_q32x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(char(0x80));
   const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   const __m512i hi_idx = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
+  constexpr size_t step = Q8 ? kX8Q8 : kX8Q4;
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
   const int64_t nb = a[0].n / 32;
-  for (int64_t b = 0; b < nb; ++b, g += kX8Q4) {
+  for (int64_t b = 0; b < nb; ++b, g += step) {
     const __m256 sc8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
-    const __m512i v0 = _mm512_loadu_si512(g + 16), v1 = _mm512_loadu_si512(g + 80);
-    const __m512i l0 = _mm512_and_si512(v0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
-    const __m512i l1 = _mm512_and_si512(v1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+    __m512i u[2][2];  // [rows 0-3, 4-7][elements 0-15, 16-31]
+    for (int hr = 0; hr < 2; ++hr) {
+      if constexpr (Q8) {
+        u[hr][0] = _mm512_xor_si512(_mm512_loadu_si512(g + 16 + 64 * hr), flip);
+        u[hr][1] = _mm512_xor_si512(_mm512_loadu_si512(g + 144 + 64 * hr), flip);
+      } else {
+        const __m512i v = _mm512_loadu_si512(g + 16 + 64 * hr);
+        u[hr][0] = _mm512_and_si512(v, m4);
+        u[hr][1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      }
+    }
     for (int t = 0; t < NT; ++t) {
       const QuantizedActivations& x = a[t];
       const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(sc8, _mm256_set1_ps(x.lane_d[size_t(8 * b)])));
       const __m512i xl = bcast16(x.q.data() + 32 * b), xh = bcast16(x.q.data() + 32 * b + 16);
-      const __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.q4_lane_off.data() + 4 * b)));
-      const __m512i d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, l0, xl), h0, xh);
-      const __m512i d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, l1, xl), h1, xh);
+      __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.q4_lane_off.data() + 4 * b)));
+      if constexpr (Q8) init = _mm512_slli_epi32(init, 4);  // −8·Σq → −128·Σq
+      const __m512i d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, u[0][0], xl), u[0][1], xh);
+      const __m512i d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, u[1][0], xl), u[1][1], xh);
       acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(lo_idx, sc), acc[t][0]);
       acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi_idx, sc), acc[t][1]);
     }
   }
   for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
-}
-
-// Q8_0x8, per block column: four vectors of 2 rows × 32 bytes against each token's 32
-// activations broadcast to both halves; lanes of half h belong to row 2k + h.
-template <int NT>
-Z_VNNI void group_q8x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
-  const __m512i flip = _mm512_set1_epi8(char(0x80));
-  __m512i idx[4];
-  for (int k = 0; k < 4; ++k) idx[k] = _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(2 * k), _mm512_set1_epi32(2 * k + 1));
-  __m512 acc[NT][4];
-  for (int t = 0; t < NT; ++t)
-    for (int k = 0; k < 4; ++k) acc[t][k] = _mm512_setzero_ps();
-  const int64_t nb = a[0].n / 32;
-  for (int64_t b = 0; b < nb; ++b, g += kX8Q8) {
-    const __m256 sc8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
-    __m512i u[4];
-    for (int k = 0; k < 4; ++k) u[k] = _mm512_xor_si512(_mm512_loadu_si512(g + 16 + 64 * k), flip);
-    for (int t = 0; t < NT; ++t) {
-      const QuantizedActivations& x = a[t];
-      const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(sc8, _mm256_set1_ps(x.lane_d[size_t(8 * b)])));
-      const __m512i xq = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q.data() + 32 * b)));
-      const __m512i init = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.lane_off[2].data() + 8 * b)));
-      for (int k = 0; k < 4; ++k)
-        acc[t][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, u[k], xq)), _mm512_permutexvar_ps(idx[k], sc), acc[t][k]);
-    }
-  }
-  for (int t = 0; t < NT; ++t)
-    for (int k = 0; k < 4; ++k) {
-      y[t * ldy + 2 * k] = _mm512_mask_reduce_add_ps(0x00FF, acc[t][k]);
-      y[t * ldy + 2 * k + 1] = _mm512_mask_reduce_add_ps(0xFF00, acc[t][k]);
-    }
 }
 
 // Q4_Kx8, per super-block column of 256 elements. The packed 6-bit scales and mins of the 8 rows
@@ -534,9 +518,9 @@ Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, float* 
 
 template <int NT>
 void group_tokens(DType t, const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
-  if (t == DType::Q4_0x8) group_q4x8<NT>(g, a, y, ldy);
+  if (t == DType::Q4_0x8) group_q32x8<false, NT>(g, a, y, ldy);
   else if (t == DType::Q4_Kx8) group_q4kx8<NT>(g, a, y, ldy);
-  else group_q8x8<NT>(g, a, y, ldy);
+  else group_q32x8<true, NT>(g, a, y, ldy);
 }
 
 // Rows [r0, r1) (whole groups) of an interleaved matrix against ntok tokens: the rows in chunks
@@ -595,25 +579,8 @@ Z_VNNI inline void dequant_q4k_block(const BlockQ4_K& k, float* out) {
 Z_VNNI void dequantize_rows_avx512(DType t, const uint8_t* w, int64_t cols, int64_t r0, int64_t r1, float* out) {
   const int64_t nb32 = cols / 32;
   for (int64_t r = r0; r < r1; ++r, out += cols) {
-    if (t == DType::Q4_Kx8) {  // each block gathered back to its plain form (144 bytes; cheap beside the 256 stores)
-      const uint8_t* g = w + size_t(r / 8) * size_t(cols / 256) * kX8Q4K;
-      BlockQ4_K k;
-      for (int64_t b = 0; b < cols / 256; ++b) {
-        x8_gather(t, g + size_t(b) * kX8Q4K, int(r % 8), reinterpret_cast<uint8_t*>(&k));
-        dequant_q4k_block(k, out + 256 * b);
-      }
-      continue;
-    }
-    if (is_interleaved(t)) {
-      const bool q8 = t == DType::Q8_0x8;
-      const size_t qbytes = q8 ? 32 : 16, step = 16 + 8 * qbytes;
-      const uint8_t* g = w + size_t(r / 8) * size_t(nb32) * step;
-      const int rr = int(r % 8);
-      for (int64_t b = 0; b < nb32; ++b) {
-        uint16_t dh;
-        std::memcpy(&dh, g + size_t(b) * step + 2 * rr, 2);
-        dequant_block32(q8, dh, g + size_t(b) * step + 16 + qbytes * size_t(rr), out + 32 * b);
-      }
+    if (is_interleaved(t)) {  // not on the prefill path (the interleaved types have integer kernels)
+      dequantize_interleaved_row(t, w, r, cols, out);
       continue;
     }
     const uint8_t* row = w + size_t(r) * row_bytes(t, cols);
