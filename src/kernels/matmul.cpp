@@ -156,10 +156,10 @@ void matrix_row(const Matrix& w, int64_t row, float* out) {
 
 namespace {
 
-// From this many tokens on, block-quantized weights are dequantized to panels for a GEMM (the
-// bf16 one, twice the fp32 FMA rate, where the CPU has AVX-512 BF16; else BLAS's sgemm) instead
-// of running the int8 dot products token by token: the per-block scale arithmetic of the
-// integer kernels costs more than the dequantization.
+// From this many tokens on, block-quantized weights that are not interleaved are dequantized to
+// panels for a GEMM (the bf16 one where the CPU has AVX-512 BF16; else BLAS's sgemm) instead of
+// running the row-at-a-time int8 dot products: their per-block scale arithmetic costs more than
+// the dequantization. (The interleaved kernels amortise it over 8 rows and 4 tokens.)
 constexpr int64_t kQuantGemmTokens = 32;
 
 // y = x·Wᵀ through fp32 panels of W, P rows each (rows converted by `fill`, in thread chunks
@@ -185,14 +185,12 @@ void panel_gemm(const float* x, int64_t n, const Matrix& w, float* y, int64_t ld
 // Block-quantized weights: few tokens quantize the activations to int8 once and split the rows
 // across threads (in blocks of 16, or 32 when several tokens share each row's unpacking).
 void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
-  // Interleaved layouts have integer kernels for many tokens (at the multiply-add rate, ~2x the
-  // bf16/fp32 GEMM on AVX-512 VNNI CPUs); the other block types go through dequantized panels.
   if (n >= kQuantGemmTokens && !is_interleaved(w.dtype)) {
-    // Panel rows a multiple of 8 (interleaved groups). The bf16 GEMM re-packs x for every panel,
-    // so it gets fewer, larger ones (~16 MB); sgemm's stay in L2/L3 (~2 MB).
+    // The bf16 GEMM re-packs x for every panel, so it gets fewer, larger ones (~16 MB); sgemm's
+    // stay in L2/L3 (~2 MB).
     const bool bf16 = gemm_bf16_available();
-    const int64_t P = (bf16 ? std::max<int64_t>(256, (int64_t(1) << 22) / w.cols) : panel_rows(w.cols)) / 8 * 8;
-    return panel_gemm(x, n, w, y, ldy, P, 8, bf16, [&](int64_t r0, int64_t r1, float* out) {
+    const int64_t P = bf16 ? std::max<int64_t>(256, (int64_t(1) << 22) / w.cols) : panel_rows(w.cols);
+    return panel_gemm(x, n, w, y, ldy, P, 1, bf16, [&](int64_t r0, int64_t r1, float* out) {
       dequantize_rows(w.dtype, w.data, w.cols, r0, r1, out);
     });
   }
