@@ -35,9 +35,7 @@ void attention_forward_blocked(const float* q, int64_t n, int64_t pos0, const fl
         float* row = S.data() + (t - t0) * L;
         const int64_t lo = first_visible(pos0 + t) - klo, hi = pos0 + t - klo;  // visible: [lo, hi]
         const float m = vec::max(row + lo, hi - lo + 1);
-        double sum = 0;
-        for (int64_t j = lo; j <= hi; ++j) sum += row[j] = std::exp(row[j] - m);
-        const float inv = float(1.0 / sum);
+        const float inv = float(1.0 / vec::exp_sub(row + lo, m, row + lo, hi - lo + 1));
         for (int64_t j = 0; j < L; ++j) row[j] = j >= lo && j <= hi ? row[j] * inv : 0.0f;
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(t1 - t0), int(hd), int(L), 1.0f, S.data(), int(L),
@@ -64,12 +62,7 @@ void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, 
       for (int64_t j = lo; j <= pos; ++j)
         scores[size_t(j - lo)] = vec::dot(qv, k + j * kv_stride + g * s.head_dim, s.head_dim) * scale;
       const float m = vec::max(scores.data(), int64_t(scores.size()));
-      double sum = 0;
-      for (auto& x : scores) {
-        x = std::exp(x - m);
-        sum += x;
-      }
-      const float inv = float(1.0 / sum);
+      const float inv = float(1.0 / vec::exp_sub(scores.data(), m, scores.data(), int64_t(scores.size())));
       float* o = out + (t * s.heads + h) * s.head_dim;
       for (int64_t d = 0; d < s.head_dim; ++d) o[d] = 0;
       for (int64_t j = lo; j <= pos; ++j)
@@ -119,8 +112,7 @@ void attention_train_forward(const float* q, const float* k, const float* v, int
       for (int64_t t = 0; t < n; ++t) {
         float* row = S.data() + t * n;
         const float m = vec::max(row, t + 1);
-        double sum = 0;
-        for (int64_t j = 0; j <= t; ++j) sum += row[j] = std::exp(row[j] - m);
+        const double sum = vec::exp_sub(row, m, row, t + 1);
         const float inv = float(1.0 / sum);
         for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
         for (int64_t j = t + 1; j < n; ++j) row[j] = 0.0f;
@@ -147,7 +139,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         for (int64_t t = 0; t < n; ++t) {
           float* row = P.data() + t * n;
           const float l = lse[t * s.heads + h];
-          for (int64_t j = 0; j < n; ++j) row[j] = j <= t ? std::exp(row[j] - l) : 0.0f;
+          vec::exp_sub(row, l, row, t + 1);  // l >= every score of the row: the log-sum-exp
+          for (int64_t j = t + 1; j < n; ++j) row[j] = 0.0f;
         }
         // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(n), int(hd), 1.0f, dout + h * hd, int(ldq),

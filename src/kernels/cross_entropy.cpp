@@ -19,12 +19,11 @@ double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vo
         for (int64_t v = 0; v < vocab; ++v) d[v] = 0;
         continue;
       }
-      const float m = vec::max(l, vocab);
-      double sum = 0;
-      for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(l[v] - m));
-      const double log_z = double(m) + std::log(sum);
-      row_loss[i] = log_z - double(l[target[i]]);
-      for (int64_t v = 0; v < vocab; ++v) d[v] = scale * float(std::exp(double(l[v]) - log_z));
+      const float m = vec::max(l, vocab), target_logit = l[target[i]];  // read before d (may be l) is written
+      const double log_z = double(m) + std::log(vec::exp_sub(l, m, d, vocab));
+      row_loss[i] = log_z - double(target_logit);
+      // softmax = e^(l − m) / Σ, from the values already in d
+      vec::scale(d, scale * float(std::exp(double(m) - log_z)), vocab);
       d[target[i]] -= scale;
     }
   });

@@ -12,5 +12,8 @@ void axpy(float* y, float a, const float* x, int64_t n);
 void scale(float* y, float a, int64_t n);
 float sum_squares(const float* x, int64_t n);
 float max(const float* x, int64_t n);
+// out[i] = e^(x[i] − m) for x[i] <= m (softmax's shifted scores; within 2 ulp of expf, exactly 0
+// below e^−87.3), returning the sum in double; out may be x.
+double exp_sub(const float* x, float m, float* out, int64_t n);
 
 }  // namespace zephyr::vec

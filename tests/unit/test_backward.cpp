@@ -147,6 +147,10 @@ TEST(Backward, CrossEntropy) {
     expect += std::log(z) - logits[size_t(i * V + target[size_t(i)])];
   }
   EXPECT_NEAR(loss, expect, 1e-6);
+  // In place (the trainer passes one buffer): the same loss and gradient.
+  auto inplace = logits;
+  EXPECT_NEAR(cross_entropy_forward_backward(inplace.data(), n, V, target.data(), 1.0f, inplace.data()), expect, 1e-6);
+  for (size_t i = 0; i < d.size(); ++i) EXPECT_EQ(inplace[i], d[i]) << i;
   std::vector<float> scratch(logits.size());
   expect_directional(
       [&](const std::vector<float>& l) { return cross_entropy_forward_backward(l.data(), n, V, target.data(), 1.0f, scratch.data()); },

@@ -10,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/rng.h"
 #include "kernels/matmul.h"
+#include "kernels/vec.h"
 
 using namespace zephyr;
 
@@ -52,4 +53,28 @@ TEST(Matmul, SixteenBitAndFp32RowsMatchTheirWidenedProduct) {
           }
         }
       }
+}
+
+TEST(Vec, ExpSubIsWithinTwoUlpOfExp) {
+  // The vectorised e^(x − m) of the softmaxes against double-precision exp, over the whole range
+  // a shifted score takes (including the underflow edge), and its double sum.
+  std::vector<float> x;
+  for (float v = -100.0f; v <= 0.0f; v += 0.001953125f) x.push_back(v);
+  x.push_back(0.0f);
+  std::vector<float> out(x.size());
+  const float m = 0.5f;
+  for (auto& v : x) v += m;
+  const double sum = vec::exp_sub(x.data(), m, out.data(), int64_t(x.size()));
+  double ref_sum = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double d = double(x[i]) - double(m), ref = std::exp(d);
+    ref_sum += ref;
+    if (d < -87.3) {
+      ASSERT_EQ(out[i], 0.0f) << "x - m = " << d;
+      continue;
+    }
+    ASSERT_NEAR(out[i], ref, 2.4e-7 * ref) << "x - m = " << d;
+  }
+  EXPECT_NEAR(sum, ref_sum, 1e-6 * ref_sum);
+  EXPECT_EQ(out.back(), 1.0f);
 }
