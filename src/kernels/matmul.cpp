@@ -159,7 +159,7 @@ namespace {
 // From this many tokens on, block-quantized weights that are not interleaved are dequantized to
 // panels for a GEMM (the bf16 one where the CPU has AVX-512 BF16; else BLAS's sgemm) instead of
 // running the row-at-a-time int8 dot products: their per-block scale arithmetic costs more than
-// the dequantization. (The interleaved kernels amortise it over 8 rows and 4 tokens.)
+// the dequantization. (The interleaved kernels amortise it over 8 rows and 8 tokens.)
 constexpr int64_t kQuantGemmTokens = 32;
 
 // y = x·Wᵀ through fp32 panels of W, P rows each (rows converted by `fill`, in thread chunks

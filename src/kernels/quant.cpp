@@ -378,7 +378,7 @@ Z_VNNI inline __m512 quarter_sums(__m512 v) {
   return _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
 }
 
-// The group kernels below take NT tokens at once (NT = 1 for decode, 4 for prefill): the weights
+// The group kernels below take NT tokens at once (NT = 1 for decode, 8 and 4 for prefill): the weights
 // are loaded and unpacked once per block column for all of them, so prefill runs at the integer
 // multiply-add rate instead of through a dequantized fp32/bf16 GEMM. Each writes y[t·ldy + r]
 // for the group's 8 rows r.
@@ -524,7 +524,8 @@ void group_tokens(DType t, const uint8_t* g, const QuantizedActivations* a, floa
 }
 
 // Rows [r0, r1) (whole groups) of an interleaved matrix against ntok tokens: the rows in chunks
-// of ~256 KB that stay in L2 while the tokens pass them 4 at a time.
+// of ~256 KB that stay in L2 while the tokens pass them 8 at a time (8 tokens' accumulators,
+// 16 registers, leave room for the unpacked weights; 8 beat 4 by ~20% for Q8_0, ~4% for Q4_K).
 void gemm_interleaved(DType t, const uint8_t* w, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1, float* y,
                       int64_t ldy) {
   const size_t group = row_bytes(t, x[0].n) * 8;
@@ -532,6 +533,8 @@ void gemm_interleaved(DType t, const uint8_t* w, const QuantizedActivations* x, 
   for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
     const int64_t c1 = std::min(r1, c0 + chunk);
     int64_t k = 0;
+    for (; k + 8 <= ntok; k += 8)
+      for (int64_t r = c0; r < c1; r += 8) group_tokens<8>(t, w + size_t(r / 8) * group, x + k, y + k * ldy + r, ldy);
     for (; k + 4 <= ntok; k += 4)
       for (int64_t r = c0; r < c1; r += 8) group_tokens<4>(t, w + size_t(r / 8) * group, x + k, y + k * ldy + r, ldy);
     for (; k < ntok; ++k)

@@ -252,7 +252,7 @@ TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
     auto x = randn(rng, size_t(n));
     QuantizedActivations q;
     quantize_activations(x.data(), n, q);
-    for (int64_t ntok : {int64_t(1), int64_t(3), int64_t(6), int64_t(37)}) {
+    for (int64_t ntok : {int64_t(1), int64_t(3), int64_t(6), int64_t(45)}) {
       auto xs = randn(rng, size_t(ntok * n));
       std::vector<float> y(size_t(ntok * rows));
       matmul(xs.data(), ntok, inter, y.data());
