@@ -73,4 +73,12 @@ Z_CLONES double exp_sub(const float* x, float m, float* out, int64_t n) {
   return total;
 }
 
+Z_CLONES void sigmoid(const float* x, float* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = exp_nonpositive(-std::fabs(x[i]));  // e^−|x|: never overflows
+    out[i] = x[i] >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+  }
+}
+
 }  // namespace zephyr::vec

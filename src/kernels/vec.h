@@ -15,5 +15,7 @@ float max(const float* x, int64_t n);
 // out[i] = e^(x[i] − m) for x[i] <= m (softmax's shifted scores; within 2 ulp of expf, exactly 0
 // below e^−87.3), returning the sum in double; out may be x.
 double exp_sub(const float* x, float m, float* out, int64_t n);
+// out[i] = σ(x[i]) = 1 / (1 + e^−x[i]), by the same exponential; out may be x.
+void sigmoid(const float* x, float* out, int64_t n);
 
 }  // namespace zephyr::vec

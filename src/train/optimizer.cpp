@@ -1,5 +1,6 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -42,13 +43,28 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr) {
 }
 
 double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+  // Partial sums over fixed chunks (4 accumulators each), added in chunk order: threads share the
+  // work, and the norm has the same bits for any thread count (resumed runs stay bit-identical).
+  constexpr size_t C = size_t(1) << 16;
+  const size_t n = grads.size(), chunks = (n + C - 1) / C;
+  std::vector<double> part(chunks);
+  parallel_for(chunks, 1, [&](size_t c0, size_t c1) {
+    for (size_t c = c0; c < c1; ++c) {
+      double s[4] = {0, 0, 0, 0};
+      const size_t e = std::min(n, (c + 1) * C);
+      for (size_t i = c * C; i < e; ++i) s[i % 4] += double(grads[i]) * grads[i];
+      part[c] = (s[0] + s[1]) + (s[2] + s[3]);
+    }
+  });
   double sq = 0;
-  for (float g : grads) sq += double(g) * g;
+  for (double p : part) sq += p;
   const double norm = std::sqrt(sq);
   if (max_norm > 0) {
     const double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
-      for (auto& g : grads) g = float(g * coef);
+      parallel_for(n, C, [&](size_t b, size_t e) {
+        for (size_t i = b; i < e; ++i) grads[i] = float(grads[i] * coef);
+      });
   }
   return norm;
 }

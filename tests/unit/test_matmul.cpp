@@ -78,3 +78,18 @@ TEST(Vec, ExpSubIsWithinTwoUlpOfExp) {
   EXPECT_NEAR(sum, ref_sum, 1e-6 * ref_sum);
   EXPECT_EQ(out.back(), 1.0f);
 }
+
+TEST(Vec, SigmoidIsWithinFourUlpForEverySign) {
+  std::vector<float> x;
+  for (float v = -100.0f; v <= 100.0f; v += 0.00390625f) x.push_back(v);
+  std::vector<float> out(x.size());
+  vec::sigmoid(x.data(), out.data(), int64_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double ref = 1.0 / (1.0 + std::exp(-double(x[i])));
+    if (ref < 1e-37) {  // e^x below the normal range: flushed to 0
+      ASSERT_LT(out[i], 1e-37f) << "x = " << x[i];
+      continue;
+    }
+    ASSERT_NEAR(out[i], ref, 4.8e-7 * ref) << "x = " << x[i];
+  }
+}
