@@ -378,6 +378,14 @@ Z_VNNI inline __m512 quarter_sums(__m512 v) {
   return _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));
 }
 
+// Decode streams each thread's rows from DRAM once. The hardware prefetcher alone left Q4_0
+// decode ~8% short (the 4-bit kernels take longer per byte than a plain read), so each block
+// column also asks for the bytes kPrefetchAhead further on (7B Q4_0 tg +8-17%; 4 KB beat 1 and 8).
+constexpr size_t kPrefetchAhead = 4096;
+inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
+  for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + o), _MM_HINT_T0);
+}
+
 // The group kernels below take NT tokens at once (NT = 1 for decode, 8 and 4 for prefill): the weights
 // are loaded and unpacked once per block column for all of them, so prefill runs at the integer
 // multiply-add rate instead of through a dequantized fp32/bf16 GEMM. Each writes y[t·ldy + r]
@@ -407,6 +415,7 @@ Z_VNNI void group_q32x8(const uint8_t* g, const QuantizedActivations* a, float* 
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
   const int64_t nb = a[0].n / 32;
   for (int64_t b = 0; b < nb; ++b, g += step) {
+    if constexpr (NT == 1) prefetch_ahead(g, step);
     const __m256 sc8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
     __m512i u[2][2];  // [rows 0-3, 4-7][elements 0-15, 16-31]
     for (int hr = 0; hr < 2; ++hr) {
@@ -486,6 +495,7 @@ Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, float* 
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < a[0].n / 256; ++sb, g += kX8Q4K) {
+    if constexpr (NT == 1) prefetch_ahead(g, kX8Q4K);
     const __m512 d8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))));
     const __m512 dm8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16))));
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32));
