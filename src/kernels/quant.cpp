@@ -379,8 +379,8 @@ Z_VNNI inline __m512 quarter_sums(__m512 v) {
 }
 
 // Decode streams each thread's rows from DRAM once. The hardware prefetcher alone left Q4_0
-// decode ~8% short (the 4-bit kernels take longer per byte than a plain read), so each block
-// column also asks for the bytes kPrefetchAhead further on (7B Q4_0 tg +8-17%; 4 KB beat 1 and 8).
+// decode 8-17% short (the 4-bit kernels take longer per byte than a plain read), so each block
+// column also asks for the bytes kPrefetchAhead further on (4 KB beat 1 and 8 KB).
 constexpr size_t kPrefetchAhead = 4096;
 inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead + o), _MM_HINT_T0);
