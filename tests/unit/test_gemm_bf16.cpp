@@ -1,5 +1,6 @@
 // The bf16 GEMM equals an fp32 GEMM of the bf16-rounded inputs up to accumulation order, for odd
-// sizes (edges of every tile), every transpose combination and accumulation.
+// sizes (edges of every tile and of the 16-row packing groups), every transpose combination,
+// accumulation, and both loop orders (M > N and M <= N).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,7 +15,8 @@ using namespace zephyr;
 TEST(GemmBf16, MatchesRoundedFp32ProductsOnOddShapes) {
   if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   Rng rng(3);
-  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {9, 33, 7}, {17, 70, 64}, {64, 96, 129}}) {
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {9, 33, 7}, {17, 70, 64}, {64, 96, 129},
+                         {300, 40, 75}, {41, 9, 600}}) {
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb) {
         std::vector<float> a(size_t(M * K)), b(size_t(N * K)), c(size_t(M * N), 0.5f);
