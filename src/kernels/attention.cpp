@@ -80,45 +80,52 @@ void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, 
 
 namespace {
 
-// Scores of query head h against every key of its KV group, as one GEMM: S = scale · Q_h K_gᵀ
-// ([n, n]); masked entries (future, outside the window, other segments) become -inf.
-void head_scores(const float* q, const float* k, int64_t n, int64_t h, int64_t g, const int64_t* seg_start,
-                 const AttentionShape& s, float* S) {
-  const int64_t hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd;
+constexpr int64_t kTrainBlock = 64;  // queries per GEMM in training attention
+
+// Probabilities of query head h for queries [t0, t1) against keys [klo, t1) (the keys the block
+// can see: first_key is non-decreasing in t), one GEMM for the scores; P is [t1 - t0, t1 - klo] and
+// the keys a query may not see get probability 0. Without lse (forward) each row's log-sum-exp
+// is computed and stored at lse_out; with it (backward) the forward's is reused.
+void block_probs(const float* q, const float* k, int64_t t0, int64_t t1, int64_t klo, int64_t h, int64_t g,
+                 const int64_t* seg_start, const AttentionShape& s, const float* lse, float* lse_out, float* P) {
+  const int64_t hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd, L = t1 - klo;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(n), int(hd), scale, q + h * hd, int(ldq), k + g * hd,
-              int(ldk), 0.0f, S, int(n));
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t lo = first_key(t, seg_start, s.window);
-    float* row = S + t * n;
-    for (int64_t j = 0; j < lo; ++j) row[j] = -INFINITY;
-    for (int64_t j = t + 1; j < n; ++j) row[j] = -INFINITY;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(t1 - t0), int(L), int(hd), scale, q + (t0 * s.heads + h) * hd,
+              int(ldq), k + klo * ldk + g * hd, int(ldk), 0.0f, P, int(L));
+  for (int64_t t = t0; t < t1; ++t) {
+    float* row = P + (t - t0) * L;
+    const int64_t lo = first_key(t, seg_start, s.window) - klo, hi = t - klo;  // visible: [lo, hi]
+    if (lse) {
+      vec::exp_sub(row + lo, lse[t * s.heads + h], row + lo, hi - lo + 1);  // lse >= every score of the row
+    } else {
+      const float m = vec::max(row + lo, hi - lo + 1);
+      const double sum = vec::exp_sub(row + lo, m, row + lo, hi - lo + 1);
+      const float inv = float(1.0 / sum);
+      for (int64_t j = lo; j <= hi; ++j) row[j] *= inv;
+      lse_out[t * s.heads + h] = m + float(std::log(sum));
+    }
+    std::fill(row, row + lo, 0.0f);
+    std::fill(row + hi + 1, row + L, 0.0f);
   }
 }
 
 }  // namespace
 
-// Per head: scores, softmax and the weighted sum are GEMMs (OpenBLAS runs single-threaded inside
-// our parallel region); the n x n scores live only in a per-thread scratch buffer.
+// Per head and block of 64 queries: scores, softmax and the weighted sum are GEMMs over only the
+// keys the block can see (causal: about half the n x n of whole-sequence GEMMs). OpenBLAS runs
+// single-threaded inside our parallel region.
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
                              const AttentionShape& s, float* out, float* lse) {
-  const int64_t group = s.heads / s.kv_heads, hd = s.head_dim;
-  parallel_for(size_t(s.heads), 1, [&](size_t h0, size_t h1) {
-    std::vector<float> S(size_t(n * n));
-    for (int64_t h = int64_t(h0); h < int64_t(h1); ++h) {
-      const int64_t g = h / group;
-      head_scores(q, k, n, h, g, seg_start, s, S.data());
-      for (int64_t t = 0; t < n; ++t) {
-        float* row = S.data() + t * n;
-        const float m = vec::max(row, t + 1);
-        const double sum = vec::exp_sub(row, m, row, t + 1);
-        const float inv = float(1.0 / sum);
-        for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
-        for (int64_t j = t + 1; j < n; ++j) row[j] = 0.0f;
-        lse[t * s.heads + h] = m + float(std::log(sum));
-      }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(hd), int(n), 1.0f, S.data(), int(n),
-                  v + g * hd, int(s.kv_heads * hd), 0.0f, out + h * hd, int(s.heads * hd));
+  const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, blocks = (n + kTrainBlock - 1) / kTrainBlock;
+  parallel_for(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
+    std::vector<float> P(size_t(kTrainBlock * n));
+    for (size_t task = begin; task < end; ++task) {
+      const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * kTrainBlock, t1 = std::min(n, t0 + kTrainBlock);
+      const int64_t g = h / group, klo = first_key(t0, seg_start, s.window);
+      block_probs(q, k, t0, t1, klo, h, g, seg_start, s, nullptr, lse, P.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(t1 - t0), int(hd), int(t1 - klo), 1.0f, P.data(),
+                  int(t1 - klo), v + klo * s.kv_heads * hd + g * hd, int(s.kv_heads * hd), 0.0f,
+                  out + (t0 * s.heads + h) * hd, int(s.heads * hd));
     }
   });
 }
@@ -131,33 +138,29 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   // One task per KV head: its keys and values collect gradients from every query head of its
   // group, so no two threads write the same dk/dv rows.
   parallel_for(size_t(s.kv_heads), 1, [&](size_t g0, size_t g1) {
-    std::vector<float> P(size_t(n * n)), dP(size_t(n * n));
+    std::vector<float> P(size_t(kTrainBlock * n)), dP(size_t(kTrainBlock * n));
     for (int64_t g = int64_t(g0); g < int64_t(g1); ++g)
-      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-        head_scores(q, k, n, h, g, seg_start, s, P.data());
-        for (int64_t t = 0; t < n; ++t) {
-          float* row = P.data() + t * n;
-          const float l = lse[t * s.heads + h];
-          vec::exp_sub(row, l, row, t + 1);  // l >= every score of the row: the log-sum-exp
-          for (int64_t j = t + 1; j < n; ++j) row[j] = 0.0f;
+      for (int64_t h = g * group; h < (g + 1) * group; ++h)
+        for (int64_t t0 = 0; t0 < n; t0 += kTrainBlock) {
+          const int64_t t1 = std::min(n, t0 + kTrainBlock), klo = first_key(t0, seg_start, s.window), L = t1 - klo;
+          block_probs(q, k, t0, t1, klo, h, g, seg_start, s, lse, nullptr, P.data());
+          // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(t1 - t0), int(L), int(hd), 1.0f, dout + (t0 * s.heads + h) * hd,
+                      int(ldq), v + klo * ldk + g * hd, int(ldk), 0.0f, dP.data(), int(L));
+          for (int64_t t = t0; t < t1; ++t) {
+            const float D = vec::dot(dout + t * ldq + h * hd, out + t * ldq + h * hd, hd);
+            float* dp = dP.data() + (t - t0) * L;
+            const float* p = P.data() + (t - t0) * L;
+            for (int64_t j = 0; j < L; ++j) dp[j] = p[j] * (dp[j] - D) * scale;
+          }
+          // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(t1 - t0), int(hd), int(L), 1.0f, dP.data(), int(L),
+                      k + klo * ldk + g * hd, int(ldk), 1.0f, dq + (t0 * s.heads + h) * hd, int(ldq));
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(L), int(hd), int(t1 - t0), 1.0f, dP.data(), int(L),
+                      q + (t0 * s.heads + h) * hd, int(ldq), 1.0f, dk + klo * ldk + g * hd, int(ldk));
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(L), int(hd), int(t1 - t0), 1.0f, P.data(), int(L),
+                      dout + (t0 * s.heads + h) * hd, int(ldq), 1.0f, dv + klo * ldk + g * hd, int(ldk));
         }
-        // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(n), int(hd), 1.0f, dout + h * hd, int(ldq),
-                    v + g * hd, int(ldk), 0.0f, dP.data(), int(n));
-        for (int64_t t = 0; t < n; ++t) {
-          const float D = vec::dot(dout + t * ldq + h * hd, out + t * ldq + h * hd, hd);
-          float* dp = dP.data() + t * n;
-          const float* p = P.data() + t * n;
-          for (int64_t j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - D) * scale;
-        }
-        // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(hd), int(n), 1.0f, dP.data(), int(n),
-                    k + g * hd, int(ldk), 1.0f, dq + h * hd, int(ldq));
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(n), int(hd), int(n), 1.0f, dP.data(), int(n),
-                    q + h * hd, int(ldq), 1.0f, dk + g * hd, int(ldk));
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(n), int(hd), int(n), 1.0f, P.data(), int(n),
-                    dout + h * hd, int(ldq), 1.0f, dv + g * hd, int(ldk));
-      }
   });
 }
 

@@ -96,17 +96,23 @@ TEST(Backward, RopeInverseIsTheBackward) {
   for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], x[i], 1e-5f);
 }
 
-TEST(Backward, AttentionWithWindowSegmentsAndGqa) {
-  const int64_t n = 9;
-  const AttentionShape s{4, 2, 8, 4};                       // 4 query heads share 2 KV heads; window 4
-  const std::vector<int64_t> seg{0, 0, 0, 0, 0, 5, 5, 5, 5};  // two packed segments
-  auto q = randn(n * 4 * 8, 1), k = randn(n * 2 * 8, 2), v = randn(n * 2 * 8, 3), r = randn(n * 4 * 8, 4);
-  std::vector<float> out(q.size()), lse(size_t(n * 4));
+// Training attention with packed segments starting at seg_starts: each segment's output equals the
+// inference kernel run on that segment alone; gradients against directional finite differences.
+void check_train_attention(int64_t n, const AttentionShape& s, const std::vector<int64_t>& seg_starts) {
+  const int64_t qd = s.heads * s.head_dim, kvd = s.kv_heads * s.head_dim;
+  std::vector<int64_t> seg(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t b : seg_starts)
+      if (b <= t) seg[size_t(t)] = b;
+  auto q = randn(n * qd, 1), k = randn(n * kvd, 2), v = randn(n * kvd, 3), r = randn(n * qd, 4);
+  std::vector<float> out(q.size()), lse(size_t(n * s.heads));
   attention_train_forward(q.data(), k.data(), v.data(), n, seg.data(), s, out.data(), lse.data());
-  // The training forward agrees with the inference kernel on the first segment.
-  std::vector<float> out_inf(q.size());
-  attention_forward(q.data(), 5, 0, k.data(), v.data(), s, out_inf.data());
-  for (size_t i = 0; i < size_t(5 * 4 * 8); ++i) EXPECT_NEAR(out[i], out_inf[i], 1e-5f);
+  for (size_t i = 0; i < seg_starts.size(); ++i) {
+    const int64_t b = seg_starts[i], e = i + 1 < seg_starts.size() ? seg_starts[i + 1] : n;
+    std::vector<float> out_inf(size_t((e - b) * qd));
+    attention_forward(q.data() + b * qd, e - b, 0, k.data() + b * kvd, v.data() + b * kvd, s, out_inf.data());
+    for (size_t j = 0; j < out_inf.size(); ++j) ASSERT_NEAR(out[size_t(b * qd) + j], out_inf[j], 1e-5f) << "n " << n << " segment " << i;
+  }
   std::vector<float> dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
   attention_backward(q.data(), k.data(), v.data(), out.data(), r.data(), lse.data(), n, seg.data(), s, dq.data(), dk.data(),
                      dv.data());
@@ -118,6 +124,14 @@ TEST(Backward, AttentionWithWindowSegmentsAndGqa) {
   expect_directional([&](const std::vector<float>& x) { return L(x, k, v); }, q, dq, 5, "dq");
   expect_directional([&](const std::vector<float>& x) { return L(q, x, v); }, k, dk, 6, "dk");
   expect_directional([&](const std::vector<float>& x) { return L(q, k, x); }, v, dv, 7, "dv");
+}
+
+TEST(Backward, AttentionWithWindowSegmentsAndGqa) {
+  // 4 query heads share 2 KV heads; window 4; two packed segments.
+  check_train_attention(9, AttentionShape{4, 2, 8, 4}, {0, 5});
+  // Several 64-query blocks: a segment starting inside a block, a window shorter than a block.
+  check_train_attention(150, AttentionShape{4, 2, 8, 40}, {0, 70});
+  check_train_attention(150, AttentionShape{2, 1, 8, 0}, {0});
 }
 
 TEST(Attention, PrefillBlocksMatchTokenByTokenDecode) {
