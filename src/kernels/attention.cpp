@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/vec.h"
 
 namespace zephyr {
@@ -82,19 +83,29 @@ namespace {
 
 constexpr int64_t kTrainBlock = 64;  // queries per GEMM in training attention
 
+// C[M,N] (+)= A·Bᵀ with A given as [M,K] ([K,M] when ta) and B as [N,K] ([K,N] when tb): fp32
+// SGEMM, or with `bf16` the bf16-input GEMM the linear layers use (as bf16 autocast runs
+// attention's matmuls).
+void gemm(bool bf16, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta, const float* b, int64_t ldb, bool tb,
+          float* c, int64_t ldc, bool accumulate) {
+  if (bf16) return gemm_bf16(M, N, K, a, lda, ta, b, ldb, tb, c, ldc, accumulate);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasNoTrans : CblasTrans, int(M), int(N), int(K), 1.0f, a,
+              int(lda), b, int(ldb), accumulate ? 1.0f : 0.0f, c, int(ldc));
+}
+
 // Probabilities of query head h for queries [t0, t1) against keys [klo, t1) (the keys the block
 // can see: first_key is non-decreasing in t), one GEMM for the scores; P is [t1 - t0, t1 - klo] and
 // the keys a query may not see get probability 0. Without lse (forward) each row's log-sum-exp
 // is computed and stored at lse_out; with it (backward) the forward's is reused.
-void block_probs(const float* q, const float* k, int64_t t0, int64_t t1, int64_t klo, int64_t h, int64_t g,
+void block_probs(bool bf16, const float* q, const float* k, int64_t t0, int64_t t1, int64_t klo, int64_t h, int64_t g,
                  const int64_t* seg_start, const AttentionShape& s, const float* lse, float* lse_out, float* P) {
   const int64_t hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd, L = t1 - klo;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(t1 - t0), int(L), int(hd), scale, q + (t0 * s.heads + h) * hd,
-              int(ldq), k + klo * ldk + g * hd, int(ldk), 0.0f, P, int(L));
+  gemm(bf16, t1 - t0, L, hd, q + (t0 * s.heads + h) * hd, ldq, false, k + klo * ldk + g * hd, ldk, false, P, L, false);
   for (int64_t t = t0; t < t1; ++t) {
     float* row = P + (t - t0) * L;
     const int64_t lo = first_key(t, seg_start, s.window) - klo, hi = t - klo;  // visible: [lo, hi]
+    vec::scale(row + lo, scale, hi - lo + 1);
     if (lse) {
       vec::exp_sub(row + lo, lse[t * s.heads + h], row + lo, hi - lo + 1);  // lse >= every score of the row
     } else {
@@ -112,27 +123,26 @@ void block_probs(const float* q, const float* k, int64_t t0, int64_t t1, int64_t
 }  // namespace
 
 // Per head and block of 64 queries: scores, softmax and the weighted sum are GEMMs over only the
-// keys the block can see (causal: about half the n x n of whole-sequence GEMMs). OpenBLAS runs
-// single-threaded inside our parallel region.
+// keys the block can see (causal: about half the n x n of whole-sequence GEMMs). The GEMMs run
+// single-threaded inside our parallel region (OpenBLAS; nested regions get one thread).
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
-                             const AttentionShape& s, float* out, float* lse) {
+                             const AttentionShape& s, bool bf16, float* out, float* lse) {
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, blocks = (n + kTrainBlock - 1) / kTrainBlock;
   parallel_for(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
     std::vector<float> P(size_t(kTrainBlock * n));
     for (size_t task = begin; task < end; ++task) {
       const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * kTrainBlock, t1 = std::min(n, t0 + kTrainBlock);
       const int64_t g = h / group, klo = first_key(t0, seg_start, s.window);
-      block_probs(q, k, t0, t1, klo, h, g, seg_start, s, nullptr, lse, P.data());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(t1 - t0), int(hd), int(t1 - klo), 1.0f, P.data(),
-                  int(t1 - klo), v + klo * s.kv_heads * hd + g * hd, int(s.kv_heads * hd), 0.0f,
-                  out + (t0 * s.heads + h) * hd, int(s.heads * hd));
+      block_probs(bf16, q, k, t0, t1, klo, h, g, seg_start, s, nullptr, lse, P.data());
+      gemm(bf16, t1 - t0, hd, t1 - klo, P.data(), t1 - klo, false, v + klo * s.kv_heads * hd + g * hd, s.kv_heads * hd, true,
+           out + (t0 * s.heads + h) * hd, s.heads * hd, false);
     }
   });
 }
 
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
-                        const float* lse, int64_t n, const int64_t* seg_start, const AttentionShape& s, float* dq,
-                        float* dk, float* dv) {
+                        const float* lse, int64_t n, const int64_t* seg_start, const AttentionShape& s, bool bf16,
+                        float* dq, float* dk, float* dv) {
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   // One task per KV head: its keys and values collect gradients from every query head of its
@@ -143,10 +153,10 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
       for (int64_t h = g * group; h < (g + 1) * group; ++h)
         for (int64_t t0 = 0; t0 < n; t0 += kTrainBlock) {
           const int64_t t1 = std::min(n, t0 + kTrainBlock), klo = first_key(t0, seg_start, s.window), L = t1 - klo;
-          block_probs(q, k, t0, t1, klo, h, g, seg_start, s, lse, nullptr, P.data());
+          block_probs(bf16, q, k, t0, t1, klo, h, g, seg_start, s, lse, nullptr, P.data());
           // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(t1 - t0), int(L), int(hd), 1.0f, dout + (t0 * s.heads + h) * hd,
-                      int(ldq), v + klo * ldk + g * hd, int(ldk), 0.0f, dP.data(), int(L));
+          const float* dout_h = dout + (t0 * s.heads + h) * hd;
+          gemm(bf16, t1 - t0, L, hd, dout_h, ldq, false, v + klo * ldk + g * hd, ldk, false, dP.data(), L, false);
           for (int64_t t = t0; t < t1; ++t) {
             const float D = vec::dot(dout + t * ldq + h * hd, out + t * ldq + h * hd, hd);
             float* dp = dP.data() + (t - t0) * L;
@@ -154,12 +164,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
             for (int64_t j = 0; j < L; ++j) dp[j] = p[j] * (dp[j] - D) * scale;
           }
           // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(t1 - t0), int(hd), int(L), 1.0f, dP.data(), int(L),
-                      k + klo * ldk + g * hd, int(ldk), 1.0f, dq + (t0 * s.heads + h) * hd, int(ldq));
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(L), int(hd), int(t1 - t0), 1.0f, dP.data(), int(L),
-                      q + (t0 * s.heads + h) * hd, int(ldq), 1.0f, dk + klo * ldk + g * hd, int(ldk));
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(L), int(hd), int(t1 - t0), 1.0f, P.data(), int(L),
-                      dout + (t0 * s.heads + h) * hd, int(ldq), 1.0f, dv + klo * ldk + g * hd, int(ldk));
+          gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq + (t0 * s.heads + h) * hd, ldq,
+               true);
+          gemm(bf16, L, hd, t1 - t0, dP.data(), L, true, q + (t0 * s.heads + h) * hd, ldq, true, dk + klo * ldk + g * hd, ldk,
+               true);
+          gemm(bf16, L, hd, t1 - t0, P.data(), L, true, dout_h, ldq, true, dv + klo * ldk + g * hd, ldk, true);
         }
   });
 }

@@ -19,13 +19,14 @@ void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, 
 // head_dim], k, v [n, kv_heads, head_dim]. seg_start[t] is the first token of t's packed segment
 // (all 0 without packing): t sees keys j with max(seg_start[t], t - window + 1) <= j <= t.
 // lse [n, heads] receives the log-sum-exp of each query's scaled scores for the backward pass.
+// bf16: the matmuls take bf16-rounded inputs (fp32 accumulation), as in `bf16: true` training.
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
-                             const AttentionShape& s, float* out, float* lse);
+                             const AttentionShape& s, bool bf16, float* out, float* lse);
 
 // Adds the gradients of q, k, v (dq, dk, dv +=) given dout; recomputes the probabilities from
 // q, k and lse instead of storing the n x n matrix.
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
-                        const float* lse, int64_t n, const int64_t* seg_start, const AttentionShape& s, float* dq,
-                        float* dk, float* dv);
+                        const float* lse, int64_t n, const int64_t* seg_start, const AttentionShape& s, bool bf16,
+                        float* dq, float* dk, float* dv);
 
 }  // namespace zephyr

@@ -56,7 +56,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std:
   rope_apply(a.k.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, false);
   resize(a.attn, T * qd);
   resize(a.lse, T * c.num_attention_heads);
-  attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, a.attn.data(), a.lse.data());
+  attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, bf16, a.attn.data(), a.lse.data());
   std::vector<float> o(size_t(T * H));
   linear(bf16, a.attn.data(), T, m.matrix(P.o), o.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
@@ -159,7 +159,7 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     resize(dq, T * qd);
     resize(dk, T * kvd);
     resize(dv, T * kvd);
-    attention_backward(a.q.data(), a.k.data(), a.v.data(), a.attn.data(), dattn.data(), a.lse.data(), T, seg_start, shape,
+    attention_backward(a.q.data(), a.k.data(), a.v.data(), a.attn.data(), dattn.data(), a.lse.data(), T, seg_start, shape, bf16,
                        dq.data(), dk.data(), dv.data());
     rope_apply(dq.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, true);
     rope_apply(dk.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, true);

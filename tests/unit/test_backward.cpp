@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <functional>
 #include <vector>
 
 #include "core/rng.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -106,7 +108,7 @@ void check_train_attention(int64_t n, const AttentionShape& s, const std::vector
       if (b <= t) seg[size_t(t)] = b;
   auto q = randn(n * qd, 1), k = randn(n * kvd, 2), v = randn(n * kvd, 3), r = randn(n * qd, 4);
   std::vector<float> out(q.size()), lse(size_t(n * s.heads));
-  attention_train_forward(q.data(), k.data(), v.data(), n, seg.data(), s, out.data(), lse.data());
+  attention_train_forward(q.data(), k.data(), v.data(), n, seg.data(), s, false, out.data(), lse.data());
   for (size_t i = 0; i < seg_starts.size(); ++i) {
     const int64_t b = seg_starts[i], e = i + 1 < seg_starts.size() ? seg_starts[i + 1] : n;
     std::vector<float> out_inf(size_t((e - b) * qd));
@@ -114,16 +116,33 @@ void check_train_attention(int64_t n, const AttentionShape& s, const std::vector
     for (size_t j = 0; j < out_inf.size(); ++j) ASSERT_NEAR(out[size_t(b * qd) + j], out_inf[j], 1e-5f) << "n " << n << " segment " << i;
   }
   std::vector<float> dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
-  attention_backward(q.data(), k.data(), v.data(), out.data(), r.data(), lse.data(), n, seg.data(), s, dq.data(), dk.data(),
+  attention_backward(q.data(), k.data(), v.data(), out.data(), r.data(), lse.data(), n, seg.data(), s, false, dq.data(), dk.data(),
                      dv.data());
   auto L = [&](const std::vector<float>& qq, const std::vector<float>& kk, const std::vector<float>& vv) {
     std::vector<float> o(q.size()), l(lse.size());
-    attention_train_forward(qq.data(), kk.data(), vv.data(), n, seg.data(), s, o.data(), l.data());
+    attention_train_forward(qq.data(), kk.data(), vv.data(), n, seg.data(), s, false, o.data(), l.data());
     return dot(o, r);
   };
   expect_directional([&](const std::vector<float>& x) { return L(x, k, v); }, q, dq, 5, "dq");
   expect_directional([&](const std::vector<float>& x) { return L(q, x, v); }, k, dk, 6, "dk");
   expect_directional([&](const std::vector<float>& x) { return L(q, k, x); }, v, dv, 7, "dv");
+  // With bf16 matmul inputs the same within bf16 rounding (8 significant bits).
+  if (!gemm_bf16_available()) return;
+  std::vector<float> out16(q.size()), lse16(lse.size()), dq16(q.size(), 0), dk16(k.size(), 0), dv16(v.size(), 0);
+  attention_train_forward(q.data(), k.data(), v.data(), n, seg.data(), s, true, out16.data(), lse16.data());
+  attention_backward(q.data(), k.data(), v.data(), out16.data(), r.data(), lse16.data(), n, seg.data(), s, true, dq16.data(),
+                     dk16.data(), dv16.data());
+  auto close = [&](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+    double err = 0, norm = 0;
+    for (size_t i = 0; i < a.size(); ++i) err = std::max(err, double(std::fabs(a[i] - b[i]))), norm = std::max(norm, double(std::fabs(b[i])));
+    EXPECT_LT(err, 0.02 * norm) << what << " n " << n;
+    EXPECT_GT(err, 0.0) << what << ": the bf16 path was not taken";
+  };
+  close(out16, out, "out");
+  close(lse16, lse, "lse");
+  close(dq16, dq, "dq");
+  close(dk16, dk, "dk");
+  close(dv16, dv, "dv");
 }
 
 TEST(Backward, AttentionWithWindowSegmentsAndGqa) {
