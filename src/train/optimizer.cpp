@@ -17,6 +17,26 @@ AdamW::AdamW(const TrainableModel& model)
   for (const ParamInfo& p : model.params()) decay_.push_back(!is_no_decay_parameter(p.name));
 }
 
+namespace {
+
+// One tensor's update, compiled for AVX-512 / AVX2 / baseline and picked at run time: two
+// divisions and a square root per element made the scalar loop ~6% of an SFT step. The
+// operations are the same in every version (this file is compiled without FMA contraction), so
+// the result has the same bits.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void adamw_update(
+    float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, size_t n, float keep, float b1, float b2, float step_size, float sqrt_bc2,
+    float eps) {
+#pragma omp simd
+  for (size_t j = 0; j < n; ++j) {
+    w[j] *= keep;
+    m[j] = m[j] * b1 + g[j] * (1.0f - b1);
+    v[j] = v[j] * b2 + g[j] * g[j] * (1.0f - b2);
+    w[j] -= step_size * (m[j] / (std::sqrt(v[j]) / sqrt_bc2 + eps));
+  }
+}
+
+}  // namespace
+
 void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr) {
   ++step_;
   const double bc1 = 1.0 - std::pow(c.beta1, double(step_)), bc2 = 1.0 - std::pow(c.beta2, double(step_));
@@ -32,12 +52,7 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr) {
     float* v = v_.data() + p.offset;
     const float keep = decay_[i] ? float(1.0 - lr * c.weight_decay) : 1.0f;
     parallel_for(p.numel, 4096, [&](size_t a, size_t b) {
-      for (size_t j = a; j < b; ++j) {
-        w[j] *= keep;
-        m[j] = m[j] * b1 + g[j] * (1.0f - b1);
-        v[j] = v[j] * b2 + g[j] * g[j] * (1.0f - b2);
-        w[j] -= step_size * (m[j] / (std::sqrt(v[j]) / sqrt_bc2 + eps));
-      }
+      adamw_update(w + a, g + a, m + a, v + a, b - a, keep, b1, b2, step_size, sqrt_bc2, eps);
     });
   }
 }
