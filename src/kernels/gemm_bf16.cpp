@@ -147,15 +147,24 @@ bool gemm_bf16_available() {
   return ok;
 }
 
+Bf16Panels::Bf16Panels(const float* b, int64_t ldb, bool transpose_b, int64_t N, int64_t K)
+    : n_(N), k_(K), data_(new uint16_t[size_t((N + NR - 1) / NR * ((K + 1) / 2) * NR * 2)]) {
+  // Not value-initialised: every element is written by the packing (a zero fill cost ~2%).
+  pack(b, ldb, transpose_b, N, K, NR, data_.get());
+}
+
 void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,
                bool transpose_b, float* c, int64_t ldc, bool accumulate) {
-  const int64_t pairs = (K + 1) / 2, mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
-  // Not value-initialised: every element is written by the packing (a zero fill cost ~2%).
-  std::unique_ptr<uint16_t[]> apack(new uint16_t[size_t((mp + 1) / 2 * 2 * pairs * MR * 2)]), bpack(new uint16_t[size_t(np * pairs * NR * 2)]);
+  gemm_bf16(M, a, lda, transpose_a, Bf16Panels(b, ldb, transpose_b, N, K), c, ldc, accumulate);
+}
+
+void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,
+               bool accumulate) {
+  const int64_t N = b.n(), K = b.k(), pairs = (K + 1) / 2, mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+  std::unique_ptr<uint16_t[]> apack(new uint16_t[size_t((mp + 1) / 2 * 2 * pairs * MR * 2)]);
   pack(a, lda, transpose_a, M, K, MR, apack.get());
-  pack(b, ldb, transpose_b, N, K, NR, bpack.get());
   auto tile = [&](int64_t p, int64_t q) {
-    micro_kernel(apack.get() + p * pairs * MR * 2, bpack.get() + q * pairs * NR * 2, pairs, c + p * MR * ldc + q * NR, ldc,
+    micro_kernel(apack.get() + p * pairs * MR * 2, b.data() + q * pairs * NR * 2, pairs, c + p * MR * ldc + q * NR, ldc,
                  std::min(MR, M - p * MR), std::min(NR, N - q * NR), accumulate);
   };
   // Threads take disjoint C tiles split along the larger operand, which is also the outer loop: its

@@ -22,24 +22,48 @@ struct LayerActs {
 
 void resize(std::vector<float>& v, int64_t n) { v.assign(size_t(n), 0.0f); }
 
-// Every linear layer of training: fp32 BLAS, or with `bf16: true` bf16 inputs and fp32
-// accumulation (as PyTorch's bf16 autocast) while weights and gradients stay fp32.
-void linear(bool bf16, const float* x, int64_t n, const Matrix& w, float* y) {
-  if (bf16) gemm_bf16(n, w.rows, w.cols, x, w.cols, false, static_cast<const float*>(w.data), w.cols, false, y, w.rows, false);
+// How one batch's matmuls run: fp32 BLAS, or with `bf16: true` bf16 inputs and fp32 accumulation
+// (as PyTorch's bf16 autocast) while weights and gradients stay fp32. In bf16 each weight is
+// packed once per batch for the forward product (W) and the input-gradient product (Wᵀ) instead
+// of once per row and product.
+struct Matmuls {
+  bool bf16 = false;
+  std::vector<Bf16Panels> w, wt;  // by parameter index; empty for all but the linear layers
+
+  Matmuls(const TrainableModel& m, bool use_bf16, bool backward) : bf16(use_bf16) {
+    if (!bf16) return;
+    w.resize(m.params().size());
+    wt.resize(m.params().size());
+    std::vector<size_t> linears{m.lm_head()};
+    for (const auto& P : m.layers()) linears.insert(linears.end(), {P.q, P.k, P.v, P.o, P.gate, P.up, P.down});
+    for (size_t i : linears) {
+      const Matrix W = m.matrix(i);
+      const auto* data = static_cast<const float*>(W.data);
+      w[i] = Bf16Panels(data, W.cols, false, W.rows, W.cols);
+      if (backward) wt[i] = Bf16Panels(data, W.cols, true, W.cols, W.rows);
+    }
+  }
+};
+
+// y[n, out] = x[n, in] · Wᵀ for the linear layer with parameter index i.
+void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y) {
+  const Matrix w = m.matrix(i);
+  if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.w[i], y, w.rows, false);
   else matmul(x, n, w, y);
 }
 
-void linear_backward(bool bf16, const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw) {
-  if (!bf16) return matmul_backward(x, n, w, dy, dx, dw);
-  const auto* wf = static_cast<const float*>(w.data);
-  if (dx) gemm_bf16(n, w.cols, w.rows, dy, w.rows, false, wf, w.cols, true, dx, w.cols, true);
-  gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
+// dx += dy · W (when dx is given) and the weight's gradient += dyᵀ · x.
+void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx) {
+  const Matrix w = m.matrix(i);
+  if (!mm.bf16) return matmul_backward(x, n, w, dy, dx, m.grad(i));
+  if (dx) gemm_bf16(n, dy, w.rows, false, mm.wt[i], dx, w.cols, true);
+  gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, m.grad(i), w.cols, true);
 }
 
 // One layer's forward for T tokens: x (the residual stream) is updated in place and everything
 // the backward pass needs is kept in a.
 void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std::vector<float>& x, LayerActs& a, int64_t T,
-                   const int64_t* positions, const int64_t* seg_start, bool bf16) {
+                   const int64_t* positions, const int64_t* seg_start, const Matmuls& mm) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
@@ -49,16 +73,16 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std:
   resize(a.q, T * qd);
   resize(a.k, T * kvd);
   resize(a.v, T * kvd);
-  linear(bf16, a.xn1.data(), T, m.matrix(P.q), a.q.data());
-  linear(bf16, a.xn1.data(), T, m.matrix(P.k), a.k.data());
-  linear(bf16, a.xn1.data(), T, m.matrix(P.v), a.v.data());
+  linear(m, mm, P.q, a.xn1.data(), T, a.q.data());
+  linear(m, mm, P.k, a.xn1.data(), T, a.k.data());
+  linear(m, mm, P.v, a.xn1.data(), T, a.v.data());
   rope_apply(a.q.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, false);
   rope_apply(a.k.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, false);
   resize(a.attn, T * qd);
   resize(a.lse, T * c.num_attention_heads);
-  attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, bf16, a.attn.data(), a.lse.data());
+  attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, mm.bf16, a.attn.data(), a.lse.data());
   std::vector<float> o(size_t(T * H));
-  linear(bf16, a.attn.data(), T, m.matrix(P.o), o.data());
+  linear(m, mm, P.o, a.attn.data(), T, o.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
   a.x_mid = x;
   resize(a.xn2, T * H);
@@ -66,10 +90,10 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std:
   resize(a.gate, T * I);
   resize(a.up, T * I);
   resize(a.act, T * I);
-  linear(bf16, a.xn2.data(), T, m.matrix(P.gate), a.gate.data());
-  linear(bf16, a.xn2.data(), T, m.matrix(P.up), a.up.data());
+  linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data());
+  linear(m, mm, P.up, a.xn2.data(), T, a.up.data());
   swiglu_forward(a.gate.data(), a.up.data(), T * I, a.act.data());
-  linear(bf16, a.act.data(), T, m.matrix(P.down), o.data());
+  linear(m, mm, P.down, a.act.data(), T, o.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }
 
@@ -86,7 +110,7 @@ struct RowPass {
 };
 
 RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets, int64_t T, std::vector<int64_t> positions,
-                    std::vector<int64_t> seg_start, bool keep, bool checkpointing, bool bf16) {
+                    std::vector<int64_t> seg_start, bool keep, bool checkpointing, const Matmuls& mm) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, V = c.vocab_size;
   RowPass r;
@@ -100,7 +124,7 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
   const Matrix embed = m.matrix(m.embed());
   for (int64_t t = 0; t < T; ++t) matrix_row(embed, ids[t], r.x.data() + t * H);
   for (size_t l = 0; l < L; ++l) {
-    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.positions.data(), r.seg_start.data(), bf16);
+    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.positions.data(), r.seg_start.data(), mm);
     if (checkpointing || !keep) {
       std::vector<float> input = std::move(r.acts[l].x_in);
       r.acts[l] = LayerActs();
@@ -110,14 +134,14 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
   r.xnf.assign(size_t(T * H), 0.0f);
   r.dlogits.assign(size_t(T * V), 0.0f);
   rmsnorm_forward(r.x.data(), m.weight(m.final_norm()), T, H, c.rms_norm_eps, r.xnf.data());
-  linear(bf16, r.xnf.data(), T, m.matrix(m.lm_head()), r.dlogits.data());
+  linear(m, mm, m.lm_head(), r.xnf.data(), T, r.dlogits.data());
   r.nll = cross_entropy_forward_backward(r.dlogits.data(), T, V, targets, 1.0f, r.dlogits.data());
   if (!keep) r = RowPass{nullptr, 0, {}, {}, {}, {}, {}, {}, r.nll};
   return r;
 }
 
 // Adds scale * d(nll)/d(params) for a row kept by row_forward, and frees it.
-void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing, bool bf16) {
+void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing, const Matmuls& mm) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), T = r.T;
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
@@ -132,7 +156,7 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
   auto& logits = r.dlogits;
   // Backward. dx: gradient w.r.t. the residual stream.
   std::vector<float> dxnf(size_t(T * H), 0.0f), dx(size_t(T * H), 0.0f);
-  linear_backward(bf16, xnf.data(), T, m.matrix(m.lm_head()), logits.data(), dxnf.data(), m.grad(m.lm_head()));
+  linear_backward(m, mm, m.lm_head(), xnf.data(), T, logits.data(), dxnf.data());
   rmsnorm_backward(x.data(), m.weight(m.final_norm()), dxnf.data(), T, H, c.rms_norm_eps, dx.data(), m.grad(m.final_norm()));
   std::vector<float> dact, dgate, dup, dxn, dattn, dq, dk, dv;
   for (size_t l = L; l-- > 0;) {
@@ -140,34 +164,34 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     LayerActs& a = acts[l];
     if (checkpointing) {
       std::vector<float> x_l = a.x_in;
-      layer_forward(m, P, x_l, a, T, positions, seg_start, bf16);
+      layer_forward(m, P, x_l, a, T, positions, seg_start, mm);
     }
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
     resize(dact, T * I);
-    linear_backward(bf16, a.act.data(), T, m.matrix(P.down), dx.data(), dact.data(), m.grad(P.down));
+    linear_backward(m, mm, P.down, a.act.data(), T, dx.data(), dact.data());
     resize(dgate, T * I);
     resize(dup, T * I);
     swiglu_backward(a.gate.data(), a.up.data(), dact.data(), T * I, dgate.data(), dup.data());
     resize(dxn, T * H);
-    linear_backward(bf16, a.xn2.data(), T, m.matrix(P.gate), dgate.data(), dxn.data(), m.grad(P.gate));
-    linear_backward(bf16, a.xn2.data(), T, m.matrix(P.up), dup.data(), dxn.data(), m.grad(P.up));
+    linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data());
+    linear_backward(m, mm, P.up, a.xn2.data(), T, dup.data(), dxn.data());
     rmsnorm_backward(a.x_mid.data(), m.weight(P.post_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.post_norm));
     // Attention: x_mid = x_in + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
     resize(dattn, T * qd);
-    linear_backward(bf16, a.attn.data(), T, m.matrix(P.o), dx.data(), dattn.data(), m.grad(P.o));
+    linear_backward(m, mm, P.o, a.attn.data(), T, dx.data(), dattn.data());
     resize(dq, T * qd);
     resize(dk, T * kvd);
     resize(dv, T * kvd);
-    attention_backward(a.q.data(), a.k.data(), a.v.data(), a.attn.data(), dattn.data(), a.lse.data(), T, seg_start, shape, bf16,
+    attention_backward(a.q.data(), a.k.data(), a.v.data(), a.attn.data(), dattn.data(), a.lse.data(), T, seg_start, shape, mm.bf16,
                        dq.data(), dk.data(), dv.data());
     rope_apply(dq.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, true);
     rope_apply(dk.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, true);
     // q and k were rotated in place; the projections saw xn1, which is what their weights need.
     resize(dxn, T * H);
-    linear_backward(bf16, a.xn1.data(), T, m.matrix(P.q), dq.data(), dxn.data(), m.grad(P.q));
-    linear_backward(bf16, a.xn1.data(), T, m.matrix(P.k), dk.data(), dxn.data(), m.grad(P.k));
-    linear_backward(bf16, a.xn1.data(), T, m.matrix(P.v), dv.data(), dxn.data(), m.grad(P.v));
+    linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data());
+    linear_backward(m, mm, P.k, a.xn1.data(), T, dk.data(), dxn.data());
+    linear_backward(m, mm, P.v, a.xn1.data(), T, dv.data(), dxn.data());
     rmsnorm_backward(a.x_in.data(), m.weight(P.input_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.input_norm));
     a = LayerActs();  // free as we go
@@ -201,6 +225,7 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
   total.row_nll.assign(size_t(b.rows), 0.0);
   total.row_targets.assign(size_t(b.rows), 0);
   std::vector<RowPass> kept(deferred ? size_t(b.rows) : 0);
+  const Matmuls mm(m, bf16, backward);
   for (int64_t r = 0; r < b.rows; ++r) {
     const int* ids = b.input_ids.data() + r * b.seq;
     const int* labels = b.labels.data() + r * b.seq;
@@ -223,7 +248,7 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
       if (!b.seg_start.empty()) seg[size_t(t)] = b.seg_start[size_t(r * b.seq + t)];
     }
     const bool keep = backward && (deferred || grad_scale != 0.0f);
-    RowPass pass = row_forward(m, ids, targets.data(), T, std::move(positions), std::move(seg), keep, checkpointing, bf16);
+    RowPass pass = row_forward(m, ids, targets.data(), T, std::move(positions), std::move(seg), keep, checkpointing, mm);
     int64_t n = 0;
     for (int t : targets) n += t != kIgnoreIndex;
     total.nll += pass.nll;
@@ -231,13 +256,13 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
     total.row_nll[size_t(r)] = pass.nll;
     total.row_targets[size_t(r)] = n;
     if (deferred) kept[size_t(r)] = std::move(pass);
-    else if (keep) row_backward(m, pass, grad_scale, checkpointing, bf16);
+    else if (keep) row_backward(m, pass, grad_scale, checkpointing, mm);
   }
   if (deferred) {
     const std::vector<float> scales = (*deferred)(total);
     if (int64_t(scales.size()) != b.rows) fail("batch", "one row scale per row expected");
     for (int64_t r = 0; r < b.rows; ++r)
-      if (kept[size_t(r)].T > 0) row_backward(m, kept[size_t(r)], grad_scale * scales[size_t(r)], checkpointing, bf16);
+      if (kept[size_t(r)].T > 0) row_backward(m, kept[size_t(r)], grad_scale * scales[size_t(r)], checkpointing, mm);
   }
   return total;
 }
