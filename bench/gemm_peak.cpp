@@ -1,6 +1,8 @@
-// fp32 SGEMM throughput of OpenBLAS with N threads on square matrices: the machine's practical
-// GEMM peak that training speed is compared to. Prints {"gflops": X} (best of 5). (Debian's
-// OpenBLAS 0.3.21 is built without its BF16 SBGEMM, so there is no bf16 peak to measure here.)
+// The machine's practical GEMM peak that training speed is compared to, on square n x n matrices
+// with N threads (best of 5): fp32 through OpenBLAS's SGEMM, and bf16 inputs with fp32
+// accumulation through our gemm_bf16 (Debian's OpenBLAS 0.3.21 is built without its SBGEMM;
+// sft_step.sh also measures PyTorch's bf16 matmul and takes the higher). Prints
+// {"gflops": fp32, "bf16_gflops": bf16 (0 without AVX512-BF16)}.
 #include <cblas.h>
 
 #include <algorithm>
@@ -10,18 +12,30 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/gemm_bf16.h"
+
+template <class Fn>
+static double best_gflops(int n, Fn&& fn) {
+  double best = 0;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * n * n * double(n) / s / 1e9);
+  }
+  return best;
+}
 
 int main(int argc, char** argv) {
   zephyr::set_num_threads(argc > 1 ? std::atoi(argv[1]) : 2);
   const int n = argc > 2 ? std::atoi(argv[2]) : 2048;
   std::vector<float> a(size_t(n) * n, 0.5f), b(size_t(n) * n, 0.25f), c(size_t(n) * n);
-  double best = 0;
-  for (int r = 0; r < 5; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
+  const double fp32 = best_gflops(n, [&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 2.0 * n * n * double(n) / s / 1e9);
-  }
-  std::printf("{\"gflops\": %.1f}\n", best);
+  });
+  const double bf16 = !zephyr::gemm_bf16_available() ? 0.0 : best_gflops(n, [&] {
+    zephyr::gemm_bf16(n, n, n, a.data(), n, false, b.data(), n, true, c.data(), n, false);
+  });
+  std::printf("{\"gflops\": %.1f, \"bf16_gflops\": %.1f}\n", fp32, bf16);
   return 0;
 }

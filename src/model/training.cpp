@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "core/buffer.h"
 #include "core/error.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
@@ -17,10 +18,13 @@ namespace {
 
 // What the backward pass needs of one layer, for one row of T tokens.
 struct LayerActs {
-  std::vector<float> x_in, xn1, q, k, v, attn, lse, x_mid, xn2, gate, up, act;
+  Buffer x_in, xn1, q, k, v, attn, lse, x_mid, xn2, gate, up, act;
 };
 
-void resize(std::vector<float>& v, int64_t n) { v.assign(size_t(n), 0.0f); }
+// A buffer of n floats that its producer overwrites whole (no zero fill), and one that gradients
+// are added into.
+void fresh(Buffer& v, int64_t n) { v.resize(size_t(n)); }
+void zeros(Buffer& v, int64_t n) { v.assign(size_t(n), 0.0f); }
 
 // How one batch's matmuls run: fp32 BLAS, or with `bf16: true` bf16 inputs and fp32 accumulation
 // (as PyTorch's bf16 autocast) while weights and gradients stay fp32. In bf16 each weight is
@@ -62,34 +66,34 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
 
 // One layer's forward for T tokens: x (the residual stream) is updated in place and everything
 // the backward pass needs is kept in a.
-void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, std::vector<float>& x, LayerActs& a, int64_t T,
+void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buffer& x, LayerActs& a, int64_t T,
                    const int64_t* positions, const int64_t* seg_start, const Matmuls& mm) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
   a.x_in = x;
-  resize(a.xn1, T * H);
+  fresh(a.xn1, T * H);
   rmsnorm_forward(x.data(), m.weight(P.input_norm), T, H, c.rms_norm_eps, a.xn1.data());
-  resize(a.q, T * qd);
-  resize(a.k, T * kvd);
-  resize(a.v, T * kvd);
+  fresh(a.q, T * qd);
+  fresh(a.k, T * kvd);
+  fresh(a.v, T * kvd);
   linear(m, mm, P.q, a.xn1.data(), T, a.q.data());
   linear(m, mm, P.k, a.xn1.data(), T, a.k.data());
   linear(m, mm, P.v, a.xn1.data(), T, a.v.data());
   rope_apply(a.q.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, false);
   rope_apply(a.k.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, false);
-  resize(a.attn, T * qd);
-  resize(a.lse, T * c.num_attention_heads);
+  fresh(a.attn, T * qd);
+  fresh(a.lse, T * c.num_attention_heads);
   attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, mm.bf16, a.attn.data(), a.lse.data());
-  std::vector<float> o(size_t(T * H));
+  Buffer o(size_t(T * H));
   linear(m, mm, P.o, a.attn.data(), T, o.data());
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
   a.x_mid = x;
-  resize(a.xn2, T * H);
+  fresh(a.xn2, T * H);
   rmsnorm_forward(x.data(), m.weight(P.post_norm), T, H, c.rms_norm_eps, a.xn2.data());
-  resize(a.gate, T * I);
-  resize(a.up, T * I);
-  resize(a.act, T * I);
+  fresh(a.gate, T * I);
+  fresh(a.up, T * I);
+  fresh(a.act, T * I);
   linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data());
   linear(m, mm, P.up, a.xn2.data(), T, a.up.data());
   swiglu_forward(a.gate.data(), a.up.data(), T * I, a.act.data());
@@ -105,7 +109,7 @@ struct RowPass {
   int64_t T = 0;
   std::vector<int64_t> positions, seg_start;
   std::vector<LayerActs> acts;
-  std::vector<float> x, xnf, dlogits;
+  Buffer x, xnf, dlogits;
   double nll = 0;
 };
 
@@ -120,19 +124,19 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
   r.seg_start = std::move(seg_start);
   const size_t L = m.layers().size();
   r.acts.resize(L);
-  r.x.assign(size_t(T * H), 0.0f);
+  fresh(r.x, T * H);
   const Matrix embed = m.matrix(m.embed());
   for (int64_t t = 0; t < T; ++t) matrix_row(embed, ids[t], r.x.data() + t * H);
   for (size_t l = 0; l < L; ++l) {
     layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.positions.data(), r.seg_start.data(), mm);
     if (checkpointing || !keep) {
-      std::vector<float> input = std::move(r.acts[l].x_in);
+      Buffer input = std::move(r.acts[l].x_in);
       r.acts[l] = LayerActs();
       if (keep) r.acts[l].x_in = std::move(input);
     }
   }
-  r.xnf.assign(size_t(T * H), 0.0f);
-  r.dlogits.assign(size_t(T * V), 0.0f);
+  fresh(r.xnf, T * H);
+  fresh(r.dlogits, T * V);
   rmsnorm_forward(r.x.data(), m.weight(m.final_norm()), T, H, c.rms_norm_eps, r.xnf.data());
   linear(m, mm, m.lm_head(), r.xnf.data(), T, r.dlogits.data());
   r.nll = cross_entropy_forward_backward(r.dlogits.data(), T, V, targets, 1.0f, r.dlogits.data());
@@ -155,40 +159,40 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
   for (auto& g : r.dlogits) g *= scale;
   auto& logits = r.dlogits;
   // Backward. dx: gradient w.r.t. the residual stream.
-  std::vector<float> dxnf(size_t(T * H), 0.0f), dx(size_t(T * H), 0.0f);
+  Buffer dxnf(size_t(T * H), 0.0f), dx(size_t(T * H), 0.0f);
   linear_backward(m, mm, m.lm_head(), xnf.data(), T, logits.data(), dxnf.data());
   rmsnorm_backward(x.data(), m.weight(m.final_norm()), dxnf.data(), T, H, c.rms_norm_eps, dx.data(), m.grad(m.final_norm()));
-  std::vector<float> dact, dgate, dup, dxn, dattn, dq, dk, dv;
+  Buffer dact, dgate, dup, dxn, dattn, dq, dk, dv;
   for (size_t l = L; l-- > 0;) {
     const auto& P = m.layers()[l];
     LayerActs& a = acts[l];
     if (checkpointing) {
-      std::vector<float> x_l = a.x_in;
+      Buffer x_l = a.x_in;
       layer_forward(m, P, x_l, a, T, positions, seg_start, mm);
     }
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
-    resize(dact, T * I);
+    zeros(dact, T * I);
     linear_backward(m, mm, P.down, a.act.data(), T, dx.data(), dact.data());
-    resize(dgate, T * I);
-    resize(dup, T * I);
+    fresh(dgate, T * I);
+    fresh(dup, T * I);
     swiglu_backward(a.gate.data(), a.up.data(), dact.data(), T * I, dgate.data(), dup.data());
-    resize(dxn, T * H);
+    zeros(dxn, T * H);
     linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data());
     linear_backward(m, mm, P.up, a.xn2.data(), T, dup.data(), dxn.data());
     rmsnorm_backward(a.x_mid.data(), m.weight(P.post_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.post_norm));
     // Attention: x_mid = x_in + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
-    resize(dattn, T * qd);
+    zeros(dattn, T * qd);
     linear_backward(m, mm, P.o, a.attn.data(), T, dx.data(), dattn.data());
-    resize(dq, T * qd);
-    resize(dk, T * kvd);
-    resize(dv, T * kvd);
+    zeros(dq, T * qd);
+    zeros(dk, T * kvd);
+    zeros(dv, T * kvd);
     attention_backward(a.q.data(), a.k.data(), a.v.data(), a.attn.data(), dattn.data(), a.lse.data(), T, seg_start, shape, mm.bf16,
                        dq.data(), dk.data(), dv.data());
     rope_apply(dq.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, true);
     rope_apply(dk.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, true);
     // q and k were rotated in place; the projections saw xn1, which is what their weights need.
-    resize(dxn, T * H);
+    zeros(dxn, T * H);
     linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data());
     linear_backward(m, mm, P.k, a.xn1.data(), T, dk.data(), dxn.data());
     linear_backward(m, mm, P.v, a.xn1.data(), T, dv.data(), dxn.data());
