@@ -5,12 +5,14 @@
 
 #include "core/buffer.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
+#include "kernels/vec.h"
 
 namespace zephyr {
 
@@ -156,7 +158,8 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
   auto& acts = r.acts;
   auto& x = r.x;
   auto& xnf = r.xnf;
-  for (auto& g : r.dlogits) g *= scale;
+  if (scale != 1.0f)
+    parallel_for(r.dlogits.size(), 1 << 16, [&](size_t b, size_t e) { vec::scale(r.dlogits.data() + b, scale, int64_t(e - b)); });
   auto& logits = r.dlogits;
   // Backward. dx: gradient w.r.t. the residual stream.
   Buffer dxnf(size_t(T * H), 0.0f), dx(size_t(T * H), 0.0f);
