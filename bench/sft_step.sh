@@ -54,10 +54,10 @@ print(sum(x['tokens_per_second'] for x in m[1:]) / len(m[1:]), '${rss:-0}')"
   else
     f32='{"impl": "pytorch (not installed)", "tokens_per_second": 0, "peak_rss_mb": 0}'; b16=$f32
   fi
-  python3 - "$name" "$2" "$ours" "$f32" "$b16" "$peak" "$rss" "$ours_bf16" "$torch_bf16" <<'PY'
+  python3 - "$name" "$2" "$ours" "$f32" "$b16" "$peak" "$rss" "$ours_bf16" "$torch_bf16" "$rss_bf16" <<'PY'
 import json, sys
 name, shape, ours32, f32, b16, peak = sys.argv[1], sys.argv[2], float(sys.argv[3]), json.loads(sys.argv[4]), json.loads(sys.argv[5]), json.loads(sys.argv[6])
-rss, ours, torch_bf16 = float(sys.argv[7] or 0), float(sys.argv[8]), float(sys.argv[9])
+rss, ours, torch_bf16, rss_bf16 = float(sys.argv[7] or 0), float(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10] or 0)
 bf16_peak = max(peak["bf16_gflops"], torch_bf16)
 H, L, NH, NKV, I = map(int, shape.split(","))
 hd = H // NH
@@ -70,6 +70,6 @@ print(f"sft step {name}: zephyr.cpp fp32 {ours32:.0f}, bf16 {ours:.0f} tok/s | {
       f"{b16['tokens_per_second']:.0f} | ratio to PyTorch's best {ours / best if best else 0:.2f}x | "
       f"fp32 {ours32 * flops_per_token / 1e9:.0f} GFLOPS = {100 * ours32 * flops_per_token / 1e9 / peak['gflops']:.0f}% of the fp32 SGEMM peak ({peak['gflops']:.0f})"
       + bf16_share +
-      f" | peak RSS {rss:.0f} MB (fp32) vs PyTorch {f32['peak_rss_mb']:.0f} / {b16['peak_rss_mb']:.0f} MB")
+      f" | peak RSS {rss:.0f} / {rss_bf16:.0f} MB (fp32 / bf16) vs PyTorch {f32['peak_rss_mb']:.0f} / {b16['peak_rss_mb']:.0f} MB")
 PY
 done
