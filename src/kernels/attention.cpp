@@ -22,32 +22,62 @@ int64_t first_key(int64_t t, const int64_t* seg_start, int64_t window) {
   return lo;
 }
 
-// Prefill: per query head and block of 64 queries, the scores against every key the block can see
-// are one GEMM and the weighted sum of the values another (a dot product per query and key took
-// ~24% of a 1B model's 512-token prompt); the keys a query may not see get probability 0.
-void attention_forward_blocked(const float* q, int64_t n, int64_t pos0, const float* k, const float* v,
-                               const AttentionShape& s, float* out) {
-  constexpr int64_t B = 64;
-  const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd;
-  const int64_t blocks = (n + B - 1) / B;
+constexpr int64_t kBlock = 64;  // queries per GEMM
+
+// C[M,N] (+)= A·Bᵀ with A given as [M,K] ([K,M] when ta) and B as [N,K] ([K,N] when tb): fp32
+// SGEMM, or with `bf16` the bf16-input GEMM the linear layers use (as bf16 autocast runs
+// attention's matmuls).
+void gemm(bool bf16, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta, const float* b, int64_t ldb, bool tb,
+          float* c, int64_t ldc, bool accumulate) {
+  if (bf16) return gemm_bf16(M, N, K, a, lda, ta, b, ldb, tb, c, ldc, accumulate);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasNoTrans : CblasTrans, int(M), int(N), int(K), 1.0f, a,
+              int(lda), b, int(ldb), accumulate ? 1.0f : 0.0f, c, int(ldc));
+}
+
+// Probabilities of query head h for queries [t0, t1) (positions pos0 + t) against keys [klo,
+// pos0 + t1) (the keys the block can see: first_key is non-decreasing), one GEMM for the scores; P
+// is [t1 - t0, pos0 + t1 - klo] and the keys a query may not see get probability 0. Without lse
+// each row's log-sum-exp is computed (and stored at lse_out when given); with it (backward) the
+// forward's is reused. seg_start is given only in training, where pos0 = 0.
+void block_probs(bool bf16, const float* q, const float* k, int64_t t0, int64_t t1, int64_t pos0, int64_t klo, int64_t h,
+                 int64_t g, const int64_t* seg_start, const AttentionShape& s, const float* lse, float* lse_out, float* P) {
+  const int64_t hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd, L = pos0 + t1 - klo;
   const float scale = float(1.0 / std::sqrt(double(hd)));
+  gemm(bf16, t1 - t0, L, hd, q + (t0 * s.heads + h) * hd, ldq, false, k + klo * ldk + g * hd, ldk, false, P, L, false);
+  for (int64_t t = t0; t < t1; ++t) {
+    float* row = P + (t - t0) * L;
+    const int64_t lo = first_key(pos0 + t, seg_start, s.window) - klo, hi = pos0 + t - klo;  // visible: [lo, hi]
+    vec::scale(row + lo, scale, hi - lo + 1);
+    if (lse) {
+      vec::exp_sub(row + lo, lse[t * s.heads + h], row + lo, hi - lo + 1);  // lse >= every score of the row
+    } else {
+      const float m = vec::max(row + lo, hi - lo + 1);
+      const double sum = vec::exp_sub(row + lo, m, row + lo, hi - lo + 1);
+      const float inv = float(1.0 / sum);
+      for (int64_t j = lo; j <= hi; ++j) row[j] *= inv;
+      if (lse_out) lse_out[t * s.heads + h] = m + float(std::log(sum));
+    }
+    std::fill(row, row + lo, 0.0f);
+    std::fill(row + hi + 1, row + L, 0.0f);
+  }
+}
+
+// Prefill and training forward: per query head and block of 64 queries, the scores against every
+// key the block can see are one GEMM and the weighted sum of the values another (a dot product per
+// query and key took ~24% of a 1B model's 512-token prompt; whole n x n score matrices in training
+// did about twice the work). The GEMMs run single-threaded inside our parallel region (OpenBLAS;
+// nested regions get one thread). lse may be null (prefill).
+void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, const float* v, const int64_t* seg_start,
+                    const AttentionShape& s, bool bf16, float* out, float* lse) {
+  const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, blocks = (n + kBlock - 1) / kBlock;
   parallel_for(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
-    std::vector<float> S;
+    std::vector<float> P(size_t(kBlock * (pos0 + n)));
     for (size_t task = begin; task < end; ++task) {
-      const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * B, t1 = std::min(n, t0 + B), g = h / group;
-      const int64_t klo = first_key(pos0 + t0, nullptr, s.window), L = pos0 + t1 - klo;
-      S.resize(size_t((t1 - t0) * L));
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(t1 - t0), int(L), int(hd), scale, q + (t0 * s.heads + h) * hd,
-                  int(ldq), k + klo * ldk + g * hd, int(ldk), 0.0f, S.data(), int(L));
-      for (int64_t t = t0; t < t1; ++t) {
-        float* row = S.data() + (t - t0) * L;
-        const int64_t lo = first_key(pos0 + t, nullptr, s.window) - klo, hi = pos0 + t - klo;  // visible: [lo, hi]
-        const float m = vec::max(row + lo, hi - lo + 1);
-        const float inv = float(1.0 / vec::exp_sub(row + lo, m, row + lo, hi - lo + 1));
-        for (int64_t j = 0; j < L; ++j) row[j] = j >= lo && j <= hi ? row[j] * inv : 0.0f;
-      }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(t1 - t0), int(hd), int(L), 1.0f, S.data(), int(L),
-                  v + klo * ldk + g * hd, int(ldk), 0.0f, out + (t0 * s.heads + h) * hd, int(ldq));
+      const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * kBlock, t1 = std::min(n, t0 + kBlock);
+      const int64_t g = h / group, klo = first_key(pos0 + t0, seg_start, s.window), L = pos0 + t1 - klo;
+      block_probs(bf16, q, k, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P.data());
+      gemm(bf16, t1 - t0, hd, L, P.data(), L, false, v + klo * s.kv_heads * hd + g * hd, s.kv_heads * hd, true,
+           out + (t0 * s.heads + h) * hd, s.heads * hd, false);
     }
   });
 }
@@ -56,7 +86,7 @@ void attention_forward_blocked(const float* q, int64_t n, int64_t pos0, const fl
 
 void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, const float* v,
                        const AttentionShape& s, float* out) {
-  if (n >= 16) return attention_forward_blocked(q, n, pos0, k, v, s, out);
+  if (n >= 16) return forward_blocks(q, n, pos0, k, v, nullptr, s, false, out, nullptr);
   const int64_t group = s.heads / s.kv_heads, kv_stride = s.kv_heads * s.head_dim;
   const float scale = float(1.0 / std::sqrt(double(s.head_dim)));
   parallel_for(size_t(n * s.heads), 1, [&](size_t begin, size_t end) {
@@ -79,65 +109,9 @@ void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, 
   });
 }
 
-namespace {
-
-constexpr int64_t kTrainBlock = 64;  // queries per GEMM in training attention
-
-// C[M,N] (+)= A·Bᵀ with A given as [M,K] ([K,M] when ta) and B as [N,K] ([K,N] when tb): fp32
-// SGEMM, or with `bf16` the bf16-input GEMM the linear layers use (as bf16 autocast runs
-// attention's matmuls).
-void gemm(bool bf16, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta, const float* b, int64_t ldb, bool tb,
-          float* c, int64_t ldc, bool accumulate) {
-  if (bf16) return gemm_bf16(M, N, K, a, lda, ta, b, ldb, tb, c, ldc, accumulate);
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasNoTrans : CblasTrans, int(M), int(N), int(K), 1.0f, a,
-              int(lda), b, int(ldb), accumulate ? 1.0f : 0.0f, c, int(ldc));
-}
-
-// Probabilities of query head h for queries [t0, t1) against keys [klo, t1) (the keys the block
-// can see: first_key is non-decreasing in t), one GEMM for the scores; P is [t1 - t0, t1 - klo] and
-// the keys a query may not see get probability 0. Without lse (forward) each row's log-sum-exp
-// is computed and stored at lse_out; with it (backward) the forward's is reused.
-void block_probs(bool bf16, const float* q, const float* k, int64_t t0, int64_t t1, int64_t klo, int64_t h, int64_t g,
-                 const int64_t* seg_start, const AttentionShape& s, const float* lse, float* lse_out, float* P) {
-  const int64_t hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd, L = t1 - klo;
-  const float scale = float(1.0 / std::sqrt(double(hd)));
-  gemm(bf16, t1 - t0, L, hd, q + (t0 * s.heads + h) * hd, ldq, false, k + klo * ldk + g * hd, ldk, false, P, L, false);
-  for (int64_t t = t0; t < t1; ++t) {
-    float* row = P + (t - t0) * L;
-    const int64_t lo = first_key(t, seg_start, s.window) - klo, hi = t - klo;  // visible: [lo, hi]
-    vec::scale(row + lo, scale, hi - lo + 1);
-    if (lse) {
-      vec::exp_sub(row + lo, lse[t * s.heads + h], row + lo, hi - lo + 1);  // lse >= every score of the row
-    } else {
-      const float m = vec::max(row + lo, hi - lo + 1);
-      const double sum = vec::exp_sub(row + lo, m, row + lo, hi - lo + 1);
-      const float inv = float(1.0 / sum);
-      for (int64_t j = lo; j <= hi; ++j) row[j] *= inv;
-      lse_out[t * s.heads + h] = m + float(std::log(sum));
-    }
-    std::fill(row, row + lo, 0.0f);
-    std::fill(row + hi + 1, row + L, 0.0f);
-  }
-}
-
-}  // namespace
-
-// Per head and block of 64 queries: scores, softmax and the weighted sum are GEMMs over only the
-// keys the block can see (causal: about half the n x n of whole-sequence GEMMs). The GEMMs run
-// single-threaded inside our parallel region (OpenBLAS; nested regions get one thread).
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
                              const AttentionShape& s, bool bf16, float* out, float* lse) {
-  const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, blocks = (n + kTrainBlock - 1) / kTrainBlock;
-  parallel_for(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
-    std::vector<float> P(size_t(kTrainBlock * n));
-    for (size_t task = begin; task < end; ++task) {
-      const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * kTrainBlock, t1 = std::min(n, t0 + kTrainBlock);
-      const int64_t g = h / group, klo = first_key(t0, seg_start, s.window);
-      block_probs(bf16, q, k, t0, t1, klo, h, g, seg_start, s, nullptr, lse, P.data());
-      gemm(bf16, t1 - t0, hd, t1 - klo, P.data(), t1 - klo, false, v + klo * s.kv_heads * hd + g * hd, s.kv_heads * hd, true,
-           out + (t0 * s.heads + h) * hd, s.heads * hd, false);
-    }
-  });
+  forward_blocks(q, n, 0, k, v, seg_start, s, bf16, out, lse);
 }
 
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
@@ -148,12 +122,12 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   // One task per KV head: its keys and values collect gradients from every query head of its
   // group, so no two threads write the same dk/dv rows.
   parallel_for(size_t(s.kv_heads), 1, [&](size_t g0, size_t g1) {
-    std::vector<float> P(size_t(kTrainBlock * n)), dP(size_t(kTrainBlock * n));
+    std::vector<float> P(size_t(kBlock * n)), dP(size_t(kBlock * n));
     for (int64_t g = int64_t(g0); g < int64_t(g1); ++g)
       for (int64_t h = g * group; h < (g + 1) * group; ++h)
-        for (int64_t t0 = 0; t0 < n; t0 += kTrainBlock) {
-          const int64_t t1 = std::min(n, t0 + kTrainBlock), klo = first_key(t0, seg_start, s.window), L = t1 - klo;
-          block_probs(bf16, q, k, t0, t1, klo, h, g, seg_start, s, lse, nullptr, P.data());
+        for (int64_t t0 = 0; t0 < n; t0 += kBlock) {
+          const int64_t t1 = std::min(n, t0 + kBlock), klo = first_key(t0, seg_start, s.window), L = t1 - klo;
+          block_probs(bf16, q, k, t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, P.data());
           // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
           const float* dout_h = dout + (t0 * s.heads + h) * hd;
           gemm(bf16, t1 - t0, L, hd, dout_h, ldq, false, v + klo * ldk + g * hd, ldk, false, dP.data(), L, false);
