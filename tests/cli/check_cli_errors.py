@@ -1,6 +1,6 @@
 """Bad input to the CLI: each case must exit non-zero with one clear line on stderr (naming the
 file, line or byte), never crash; --help and --version work for every subcommand."""
-import argparse, json, os, subprocess, sys, tempfile
+import argparse, atexit, json, os, shutil, subprocess, sys, tempfile
 
 failures = 0
 
@@ -101,6 +101,7 @@ def main():
     model = os.path.join(a.models, "tokenizer-llama2", "models")
     fail = lambda rc: rc != 0
     tmp = tempfile.mkdtemp(prefix="zephyr-cli-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # left behind, ~1 GB per run filled the disk
     broken = os.path.join(tmp, "broken")
     os.makedirs(broken)
     open(os.path.join(broken, "tokenizer.json"), "w").write('{"model": {"type": "BPE", "vocab": {')

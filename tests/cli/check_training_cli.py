@@ -3,8 +3,10 @@ answers their prompts verbatim with greedy `zephyr generate --chat`; a run kille
 and resumed ends with the same weights, byte for byte, as an uninterrupted one; bad lines and
 bad recipes are clear errors."""
 import argparse
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +36,7 @@ def main():
     a = ap.parse_args()
     z = a.zephyr
     tmp = tempfile.mkdtemp(prefix="zephyr-sft-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # left behind, ~1 GB per run filled the disk
     tok = mistral_tokenizer_dir(a.models, os.path.join(tmp, "tok"))
     model = os.path.join(tmp, "tiny")
     subprocess.run([z, "init", "-o", model, "--hidden", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2",

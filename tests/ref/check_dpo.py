@@ -3,9 +3,11 @@ labels' -100), TRL's sigmoid (with label smoothing), IPO (mean log-probs) and hi
 metrics, and the policy's gradients by autograd on torch_mistral.py; with policy = reference the
 loss is exactly log 2 and every reward 0. Run with a python that has torch."""
 import argparse
+import atexit
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,6 +72,7 @@ def main():
     ap.add_argument("--zephyr", required=True)
     z = ap.parse_args().zephyr
     tmp = tempfile.mkdtemp(prefix="zephyr-dpo-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # left behind, ~1 GB per run filled the disk
     flags = ["--hidden", "32", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--intermediate", "40", "--vocab", "48",
              "--sliding-window", "6"]
     policy, ref = os.path.join(tmp, "policy"), os.path.join(tmp, "ref")

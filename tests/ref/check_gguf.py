@@ -11,7 +11,7 @@ converters use), `safetensors` and `tokenizers`:
    error bound, and a re-quantization to the same type reproduces every tensor byte;
 4. Q8_0 keeps perplexity within 1% of F32, Q4_0 within 5%;
 5. truncated and corrupted files are clear errors, never crashes."""
-import argparse, json, os, struct, subprocess, sys, tempfile
+import argparse, atexit, json, os, shutil, struct, subprocess, sys, tempfile
 
 import numpy as np
 import gguf
@@ -209,6 +209,7 @@ def main():
     z = a.zephyr
     rng = np.random.default_rng(7)
     tmp = tempfile.mkdtemp(prefix="zephyr-gguf-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # left behind, ~1 GB per run filled the disk
     tokdir = os.path.join(tmp, "tok")
     os.makedirs(tokdir)
     tok_json = os.path.join(a.models, "tokenizer-llama2", "models", "tokenizer.json")

@@ -3,8 +3,10 @@ the independent float64 implementation in torch_mistral.py: tiny random models w
 window shorter than the rows, tied embeddings, padded rows of different lengths and labels masked
 with -100. Run with a python that has torch."""
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,7 @@ def main():
     a = ap.parse_args()
     z = a.zephyr
     tmp = tempfile.mkdtemp(prefix="zephyr-grads-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # left behind, ~1 GB per run filled the disk
     rng = np.random.default_rng(3)
     failures = 0
     cases = [

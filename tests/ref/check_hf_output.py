@@ -2,8 +2,10 @@
 and the tokenizer (with its chat template), the `safetensors` library reads the weights, with
 every tensor MistralForCausalLM expects present in the right shape. Run with the reference venv."""
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,7 @@ def main():
     a = ap.parse_args()
     z = a.zephyr
     tmp = tempfile.mkdtemp(prefix="zephyr-hf-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # left behind, ~1 GB per run filled the disk
     tmpl = "{% for m in messages %}{{ '<|' + m['role'] + '|>\n' + m['content'] + eos_token + '\n' }}{% endfor %}"
     tok = mistral_tokenizer_dir(a.models, os.path.join(tmp, "tok"), tmpl, add_bos=False)
     model, out = os.path.join(tmp, "m"), os.path.join(tmp, "out")

@@ -3,8 +3,10 @@ random models: GQA, a sliding window shorter than the sequence, head_dim != hidd
 embeddings, Llama and Mistral, F32/BF16/F16 weights, sharded files written by the `safetensors`
 library, and a prompt longer than one prefill chunk. Run with a python that has torch."""
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +36,7 @@ def main():
     a = ap.parse_args()
     z = a.zephyr
     tmp = tempfile.mkdtemp(prefix="zephyr-model-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # left behind, ~1 GB per run filled the disk
     here = os.path.dirname(os.path.abspath(__file__))
     cases = []
 

@@ -3,9 +3,11 @@ decay that skips norm weights, cosine schedule with warmup) against the same ste
 torch.optim.AdamW and clip_grad_norm_ on the float64 reference model of torch_mistral.py, with
 transformers' cosine-with-warmup formula. Run with a python that has torch."""
 import argparse
+import atexit
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,7 @@ def main():
     ap.add_argument("--zephyr", required=True)
     z = ap.parse_args().zephyr
     tmp = tempfile.mkdtemp(prefix="zephyr-train-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # left behind, ~1 GB per run filled the disk
     model = os.path.join(tmp, "m")
     subprocess.run([z, "init", "-o", model, "--hidden", "32", "--layers", "2", "--heads", "4", "--kv-heads", "2",
                     "--intermediate", "48", "--vocab", "64", "--sliding-window", "5", "--seed", "4"], check=True, capture_output=True)
