@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace zephyr {
 
@@ -339,40 +340,143 @@ Z_VNNI float row_dot_q4x4(const uint8_t* row, const QuantizedActivations& a) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, m0), _mm512_add_ps(s1, m1)));
 }
 
-// ---- Interleaved 8-row layouts (decode).
-constexpr size_t kX8Q4 = 16 + 8 * 16, kX8Q8 = 16 + 8 * 32, kX8Q4K = 8 * 144;  // bytes per block column of a group
+// ---- Interleaved 8-row layouts.
+constexpr size_t kX8Q4 = 16 + 8 * 16, kX8Q8 = 16 + 8 * 32, kX8Q4K = 8 * 144, kX8Q6K = 8 * 210;  // bytes per block column
 
 DType plain_type(DType t) {
-  return t == DType::Q4_0x8 ? DType::Q4_0 : t == DType::Q8_0x8 ? DType::Q8_0 : t == DType::Q4_Kx8 ? DType::Q4_K : t;
+  switch (t) {
+    case DType::Q4_0x8: return DType::Q4_0;
+    case DType::Q8_0x8: return DType::Q8_0;
+    case DType::Q4_Kx8: return DType::Q4_K;
+    case DType::Q6_Kx8: return DType::Q6_K;
+    default: return t;
+  }
 }
 
-// Where row r's block sits in its group's block column (8 × block_bytes in all):
+// Q4_0x8 / Q8_0x8: where row r's block sits in its group's block column (8 × block_bytes):
 //   Q4_0x8: the 8 f16 scales, then the 8 rows' 16 nibble bytes;
-//   Q8_0x8: the 8 f16 scales, then bytes 0-15 of the 8 rows' quants, then bytes 16-31;
-//   Q4_Kx8: the 8 d, the 8 dmin, bytes 0-3, 4-7 and 8-11 of the 8 rows' packed scales (32 bytes
-//   each), then per 32-byte nibble run c (0-3) and half h (bytes 0-15, 16-31) the 8 rows' 16 bytes.
+//   Q8_0x8: the 8 f16 scales, then bytes 0-15 of the 8 rows' quants, then bytes 16-31.
 // Calls piece(column offset, block offset, bytes) for each run of bytes.
 template <class F>
 void x8_pieces(DType t, int r, F piece) {
   const size_t ri = size_t(r);
   piece(2 * ri, 0, 2);  // the f16 scale d
-  switch (plain_type(t)) {
-    case DType::Q4_0: piece(16 + 16 * ri, 2, 16); return;
-    case DType::Q8_0:  // like Q4_0's: 16 bytes per row at a time, bytes 0-15 of the 8 rows, then 16-31
-      for (size_t h = 0; h < 2; ++h) piece(16 + 128 * h + 16 * ri, 2 + 16 * h, 16);
-      return;
-    case DType::Q4_K:
-      piece(16 + 2 * ri, 2, 2);  // dmin
-      for (size_t w = 0; w < 3; ++w) piece(32 + 32 * w + 4 * ri, 4 + 4 * w, 4);
-      for (size_t c = 0; c < 4; ++c)
-        for (size_t h = 0; h < 2; ++h) piece(128 + 256 * c + 128 * h + 16 * ri, 16 + 32 * c + 16 * h, 16);
-      return;
-    default: throw Error(std::string("interleaved layout: ") + dtype_name(t) + " has none");
+  if (plain_type(t) == DType::Q4_0) return piece(16 + 16 * ri, 2, 16);
+  for (size_t h = 0; h < 2; ++h) piece(16 + 128 * h + 16 * ri, 2 + 16 * h, 16);
+}
+
+// Q4_Kx8 / Q6_Kx8. A vector holds rows 4h..4h+3 (h = r / 4) 16 bytes each, and lane i (bytes
+// 4i..4i+3) of a row's 16 bytes belongs to sub-block 4p + i in pass p of the column. A chain of
+// multiply-adds over one pass then needs one scale per lane: the row's scales of sub-blocks
+// 4p..4p+3, which is how the scale bytes are laid out. The activations come in the matching order
+// (QuantizedActivations::k32, k16).
+//   Q4_Kx8 (1152 bytes): d of the 8 rows, dmin, bytes 0-3, 4-7, 8-11 of their packed scales (32
+//   each); then per pass p (0, 1) and half h, 4 vectors L of 64 bytes: in row r's lane i, byte b,
+//   the low nibble is element 32(4p + i) + 8L + b and the high one that + 4.
+//   Q6_Kx8 (1680 bytes): d of the 8 rows; the int8 scales, per pass p (0..3) and half h 16 bytes
+//   (row, then sub-block 4p + i); then per pass and half three vectors A, B, H of 64 bytes: at row
+//   r's lane i, byte b, the 4 elements 16(4p + i) + 4v + b (v = 0..3) have their low nibbles in
+//   A (v 0, 2: low, high), B (v 1, 3) and their top 2 bits in H (bits 2v, 2v + 1).
+constexpr size_t kQ4KQuants = 128, kQ6KScales = 16, kQ6KQuants = 144;
+
+// A plain block's 256 unsigned quants, and back.
+void q4k_values(const BlockQ4_K& b, uint8_t* u) {
+  for (int j = 0; j < 8; ++j)
+    for (int l = 0; l < 32; ++l) u[32 * j + l] = (b.q[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF;
+}
+void q4k_store(const uint8_t* u, BlockQ4_K& b) {
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l) b.q[32 * c + l] = uint8_t(u[64 * c + l] | (u[64 * c + 32 + l] << 4));
+}
+void q6k_store(const uint8_t* u, BlockQ6_K& b) {
+  for (int n = 0; n < 2; ++n)
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t* v = u + 128 * n + l;  // parts 0..3 at v[0], v[32], v[64], v[96]
+      b.ql[64 * n + l] = uint8_t((v[0] & 0xF) | ((v[64] & 0xF) << 4));
+      b.ql[64 * n + 32 + l] = uint8_t((v[32] & 0xF) | ((v[96] & 0xF) << 4));
+      b.qh[32 * n + l] = uint8_t((v[0] >> 4) | ((v[32] >> 4) << 2) | ((v[64] >> 4) << 4) | ((v[96] >> 4) << 6));
+    }
+}
+
+// Row r's block (blk, plain layout) into a K-quant column (put), or back out of it (get). The
+// quants go through an array of 256 values in element order; q is the row's first byte in the
+// column's vectors for pass p = 0, half h = r / 4.
+void kx8_put(DType plain, const uint8_t* blk, int r, uint8_t* col) {
+  const size_t ri = size_t(r), h = ri / 4;
+  uint8_t u[256];
+  if (plain == DType::Q4_K) {
+    const auto& b = *reinterpret_cast<const BlockQ4_K*>(blk);
+    std::memcpy(col + 2 * ri, &b.d, 2);
+    std::memcpy(col + 16 + 2 * ri, &b.dmin, 2);
+    for (size_t w = 0; w < 3; ++w) std::memcpy(col + 32 + 32 * w + 4 * ri, b.scales + 4 * w, 4);
+    q4k_values(b, u);
+    uint8_t* q = col + kQ4KQuants + 256 * h + 16 * (ri % 4);
+    for (int p = 0; p < 2; ++p)
+      for (int L = 0; L < 4; ++L)
+        for (int i = 0; i < 4; ++i)
+          for (int k = 0; k < 4; ++k) {
+            const uint8_t* v = u + 32 * (4 * p + i) + 8 * L + k;
+            q[512 * p + 64 * L + 4 * i + k] = uint8_t(v[0] | (v[4] << 4));
+          }
+    return;
   }
+  const auto& b = *reinterpret_cast<const BlockQ6_K*>(blk);
+  std::memcpy(col + 2 * ri, &b.d, 2);
+  for (size_t k = 0; k < 16; ++k) col[kQ6KScales + 32 * (k / 4) + 16 * h + 4 * (ri % 4) + k % 4] = uint8_t(b.scales[k]);
+  for (int e = 0; e < 256; ++e) u[e] = uint8_t(q6k_value(b, e));
+  uint8_t* q = col + kQ6KQuants + 192 * h + 16 * (ri % 4);
+  for (int p = 0; p < 4; ++p)
+    for (int i = 0; i < 4; ++i)
+      for (int k = 0; k < 4; ++k) {
+        const uint8_t* v = u + 16 * (4 * p + i) + k;  // v[0], v[4], v[8], v[12]: values 0..3
+        uint8_t* o = q + 384 * p + 4 * i + k;
+        o[0] = uint8_t((v[0] & 0xF) | ((v[8] & 0xF) << 4));
+        o[64] = uint8_t((v[4] & 0xF) | ((v[12] & 0xF) << 4));
+        o[128] = uint8_t((v[0] >> 4) | ((v[4] >> 4) << 2) | ((v[8] >> 4) << 4) | ((v[12] >> 4) << 6));
+      }
+}
+
+void kx8_get(DType plain, const uint8_t* col, int r, uint8_t* blk) {
+  const size_t ri = size_t(r), h = ri / 4;
+  uint8_t u[256];
+  if (plain == DType::Q4_K) {
+    auto& b = *reinterpret_cast<BlockQ4_K*>(blk);
+    std::memcpy(&b.d, col + 2 * ri, 2);
+    std::memcpy(&b.dmin, col + 16 + 2 * ri, 2);
+    for (size_t w = 0; w < 3; ++w) std::memcpy(b.scales + 4 * w, col + 32 + 32 * w + 4 * ri, 4);
+    const uint8_t* q = col + kQ4KQuants + 256 * h + 16 * (ri % 4);
+    for (int p = 0; p < 2; ++p)
+      for (int L = 0; L < 4; ++L)
+        for (int i = 0; i < 4; ++i)
+          for (int k = 0; k < 4; ++k) {
+            uint8_t* v = u + 32 * (4 * p + i) + 8 * L + k;
+            const uint8_t byte = q[512 * p + 64 * L + 4 * i + k];
+            v[0] = byte & 0xF;
+            v[4] = byte >> 4;
+          }
+    return q4k_store(u, b);
+  }
+  auto& b = *reinterpret_cast<BlockQ6_K*>(blk);
+  std::memcpy(&b.d, col + 2 * ri, 2);
+  for (size_t k = 0; k < 16; ++k) b.scales[k] = int8_t(col[kQ6KScales + 32 * (k / 4) + 16 * h + 4 * (ri % 4) + k % 4]);
+  const uint8_t* q = col + kQ6KQuants + 192 * h + 16 * (ri % 4);
+  for (int p = 0; p < 4; ++p)
+    for (int i = 0; i < 4; ++i)
+      for (int k = 0; k < 4; ++k) {
+        uint8_t* v = u + 16 * (4 * p + i) + k;
+        const uint8_t* o = q + 384 * p + 4 * i + k;
+        v[0] = uint8_t((o[0] & 0xF) | ((o[128] & 3) << 4));
+        v[4] = uint8_t((o[64] & 0xF) | (((o[128] >> 2) & 3) << 4));
+        v[8] = uint8_t((o[0] >> 4) | (((o[128] >> 4) & 3) << 4));
+        v[12] = uint8_t((o[64] >> 4) | ((o[128] >> 6) << 4));
+      }
+  q6k_store(u, b);
 }
 
 // Row r's block out of a group's block column, in its plain form.
 void x8_gather(DType t, const uint8_t* col, int r, uint8_t* blk) {
+  const DType plain = plain_type(t);
+  if (plain == DType::Q4_K || plain == DType::Q6_K) return kx8_get(plain, col, r, blk);
   x8_pieces(t, r, [&](size_t c, size_t b, size_t n) { std::memcpy(blk + b, col + c, n); });
 }
 
@@ -447,61 +551,56 @@ Z_VNNI void group_q32x8(const uint8_t* g, const QuantizedActivations* a, float* 
   for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
 }
 
-// Q4_Kx8, per super-block column of 256 elements. The packed 6-bit scales and mins of the 8 rows
-// unpack with the same 32-bit word operations as q4k_scale_bytes, 8 rows per instruction; widened,
-// each row's 128-bit lane holds its 4 scales (or mins) of sub-blocks 0-3 or 4-7, which is the lane
-// layout of the integer sums: an in-lane permute then gives sub-block j's scale in every lane of
-// its row. The mins meet each token's sub-block sums d·Σq (k_sums) once per column.
+// The K-quant kernels run per pass of a column: a vector of 4 rows × 16 bytes has lane i of each
+// row on sub-block 4p + i (see k_slot), so the integer sums of a whole pass (8 vectors for Q4_K,
+// 4 for Q6_K) chain in one register, whose lanes then take their sub-block's scale d·sc times the
+// activations' d in one multiply: per 64 weights a multiply-add and a quarter of a conversion
+// and an FMA. Decode (NT = 1) splits the chain in two to hide the multiply-add latency.
 
 // Bytes 0-15 (hr 0: rows 0-3) or 16-31 (rows 4-7) of v as 16 floats.
 Z_VNNI inline __m512 widen_rows(__m256i v, int hr) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hr ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v)));
 }
 
-// Nibble run C (sub-blocks 2C, 2C + 1) of a column, for NT tokens.
-template <int C, int NT>
-Z_VNNI inline void run_q4kx8(const uint8_t* qs, const QuantizedActivations* a, int64_t sb, const __m512 s_lo[2], const __m512 s_hi[2],
-                             __m512 (*acc)[2]) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  constexpr int j = (2 * C) % 4;  // sub-blocks 2C and 2C + 1: scales j, j + 1 of s_lo (C < 2) or s_hi
-  __m512i u[2][4];  // [rows 0-3, 4-7][bytes 0-15 low, 16-31 low, 0-15 high, 16-31 high]
-  __m512 s[2][2];
-  for (int hr = 0; hr < 2; ++hr) {
-    const __m512i v0 = _mm512_loadu_si512(qs + 64 * hr), v1 = _mm512_loadu_si512(qs + 128 + 64 * hr);
-    u[hr][0] = _mm512_and_si512(v0, m4);
-    u[hr][1] = _mm512_and_si512(v1, m4);
-    u[hr][2] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
-    u[hr][3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
-    const __m512 sv = C < 2 ? s_lo[hr] : s_hi[hr];
-    s[hr][0] = _mm512_permute_ps(sv, j * 0x55);
-    s[hr][1] = _mm512_permute_ps(sv, (j + 1) * 0x55);
+Z_VNNI inline __m512 row_lanes(__m256 v8, int hr) {  // [v[4hr] ×4, v[4hr + 1] ×4, ...]
+  const __m512i idx = hr ? _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)
+                         : _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  return _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(v8));
+}
+
+// For both halves of the group (rows 0-3, 4-7): acc[h] += Σ over V vectors of u[h][v]·x[16v..]
+// (lanes per sub-block), scaled per lane by s[h]·d. Each broadcast of x serves both halves. Split:
+// odd v in a second chain, shifted right by Shift before the two are added (Q4_K's high nibbles
+// stay in place as 16·u, which saves a shift per vector and is exact).
+template <int V, bool Split, int Shift = 0>
+Z_VNNI inline void pass_dot(const __m512i (*u)[V], const int8_t* x, __m512i init, const float* d, const __m512* s, __m512* acc) {
+  __m512i c[2][2];
+  for (int h = 0; h < 2; ++h) c[h][0] = init, c[h][1] = _mm512_setzero_si512();
+  for (int v = 0; v < V; ++v) {
+    const __m512i xv = bcast16(x + 16 * v);
+    for (int h = 0; h < 2; ++h) c[h][Split ? v % 2 : 0] = _mm512_dpbusd_epi32(c[h][Split ? v % 2 : 0], u[h][v], xv);
   }
-  for (int t = 0; t < NT; ++t) {
-    const int8_t* xq = a[t].q.data() + 256 * sb + 64 * C;
-    const float* ld = a[t].lane_d.data() + 64 * sb + 16 * C;  // sub-block 2C's scale: ld[0], 2C + 1's: ld[8]
-    const __m512 d0 = _mm512_set1_ps(ld[0]), d1 = _mm512_set1_ps(ld[8]);
-    __m512i x[4];
-    for (int k = 0; k < 4; ++k) x[k] = bcast16(xq + 16 * k);
-    for (int hr = 0; hr < 2; ++hr) {
-      const __m512i lo = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[hr][0], x[0]), u[hr][1], x[1]);
-      const __m512i hi = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u[hr][2], x[2]), u[hr][3], x[3]);
-      acc[t][hr] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(s[hr][0], d0), acc[t][hr]);
-      acc[t][hr] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(s[hr][1], d1), acc[t][hr]);
-    }
+  const __m512 dx = _mm512_broadcast_f32x4(_mm_loadu_ps(d));
+  for (int h = 0; h < 2; ++h) {
+    const __m512i sum = Split ? _mm512_add_epi32(c[h][0], _mm512_srai_epi32(c[h][1], Shift)) : c[h][0];
+    acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(s[h], dx), acc[h]);
   }
 }
 
+// Q4_Kx8. The packed 6-bit scales and mins of the 8 rows unpack with the word operations of
+// q4k_scale_bytes, 8 rows per instruction; widened, each row's 128-bit lane holds its scales (or
+// mins) of sub-blocks 0-3 or 4-7: the lane layout of the passes. The mins meet each token's
+// sub-block sums d·Σq (k_sums) once per column.
 template <int NT>
 Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
-  const __m512i idx[2] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                          _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};
   const __m256i k3f = _mm256_set1_epi8(0x3F), k0f = _mm256_set1_epi8(0x0F), k30 = _mm256_set1_epi8(0x30);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
   for (int64_t sb = 0; sb < a[0].n / 256; ++sb, g += kX8Q4K) {
     if constexpr (NT == 1) prefetch_ahead(g, kX8Q4K);
-    const __m512 d8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))));
-    const __m512 dm8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16))));
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    const __m256 dm8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32));
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 64));
     const __m256i w2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 96));
@@ -509,11 +608,11 @@ Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, float* 
     const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(w2, k0f), _mm256_and_si256(_mm256_srli_epi32(w0, 2), k30));
     const __m256i mn_lo = _mm256_and_si256(w1, k3f);
     const __m256i mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w2, 4), k0f), _mm256_and_si256(_mm256_srli_epi32(w1, 2), k30));
-    __m512 s_lo[2], s_hi[2];
+    __m512 s[2][2];  // [pass][half]
     for (int hr = 0; hr < 2; ++hr) {
-      const __m512 d = _mm512_permutexvar_ps(idx[hr], d8), dm = _mm512_permutexvar_ps(idx[hr], dm8);
-      s_lo[hr] = _mm512_mul_ps(widen_rows(sc_lo, hr), d);
-      s_hi[hr] = _mm512_mul_ps(widen_rows(sc_hi, hr), d);
+      const __m512 d = row_lanes(d8, hr), dm = row_lanes(dm8, hr);
+      s[0][hr] = _mm512_mul_ps(widen_rows(sc_lo, hr), d);
+      s[1][hr] = _mm512_mul_ps(widen_rows(sc_hi, hr), d);
       const __m512 m_lo = _mm512_mul_ps(widen_rows(mn_lo, hr), dm), m_hi = _mm512_mul_ps(widen_rows(mn_hi, hr), dm);
       for (int t = 0; t < NT; ++t) {
         const float* ks = a[t].k_sums.data() + 16 * sb + 8;  // d·Σq of sub-blocks 0-7
@@ -521,11 +620,52 @@ Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, float* 
         acc[t][hr] = _mm512_fnmadd_ps(m_hi, _mm512_broadcast_f32x4(_mm_loadu_ps(ks + 4)), acc[t][hr]);
       }
     }
-    const uint8_t* qs = g + 128;
-    run_q4kx8<0, NT>(qs, a, sb, s_lo, s_hi, acc);
-    run_q4kx8<1, NT>(qs + 256, a, sb, s_lo, s_hi, acc);
-    run_q4kx8<2, NT>(qs + 512, a, sb, s_lo, s_hi, acc);
-    run_q4kx8<3, NT>(qs + 768, a, sb, s_lo, s_hi, acc);
+    for (int p = 0; p < 2; ++p) {
+      __m512i u[2][8];
+      for (int hr = 0; hr < 2; ++hr)
+        for (int L = 0; L < 4; ++L) {
+          const __m512i v = _mm512_loadu_si512(g + kQ4KQuants + 256 * (2 * p + hr) + 64 * L);
+          u[hr][2 * L] = _mm512_and_si512(v, m4);
+          u[hr][2 * L + 1] = _mm512_andnot_si512(m4, v);  // 16·u
+        }
+      for (int t = 0; t < NT; ++t)
+        pass_dot<8, true, 4>(u, a[t].k32.data() + 256 * sb + 128 * p, _mm512_setzero_si512(), a[t].block_d.data() + 8 * sb + 4 * p,
+                             s[p], acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
+}
+
+// Q6_Kx8: x = d·sc·(u − 32); the chains start from −32·Σq of each lane's sub-block (off16).
+template <int NT>
+Z_VNNI void group_q6kx8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  constexpr int kOr = 0xF8;  // ternary logic a | (b & c)
+  __m512 acc[NT][2];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < a[0].n / 256; ++sb, g += kX8Q6K) {
+    if constexpr (NT == 1) prefetch_ahead(g, kX8Q6K);
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    const __m512 d[2] = {row_lanes(d8, 0), row_lanes(d8, 1)};
+    for (int p = 0; p < 4; ++p) {
+      __m512 s[2];
+      __m512i u[2][4];
+      for (int hr = 0; hr < 2; ++hr) {
+        const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + kQ6KScales + 32 * p + 16 * hr));
+        s[hr] = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)), d[hr]);
+        const uint8_t* q = g + kQ6KQuants + 192 * (2 * p + hr);
+        const __m512i A = _mm512_loadu_si512(q), B = _mm512_loadu_si512(q + 64), H = _mm512_loadu_si512(q + 128);
+        u[hr][0] = _mm512_ternarylogic_epi32(_mm512_and_si512(A, m4), _mm512_slli_epi16(H, 4), m30, kOr);
+        u[hr][1] = _mm512_ternarylogic_epi32(_mm512_and_si512(B, m4), _mm512_slli_epi16(H, 2), m30, kOr);
+        u[hr][2] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(A, 4), m4), H, m30, kOr);
+        u[hr][3] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(B, 4), m4), _mm512_srli_epi16(H, 2), m30, kOr);
+      }
+      for (int t = 0; t < NT; ++t) {
+        const size_t k = size_t(16 * sb + 4 * p);  // the pass's first sub-block of 16
+        const __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[t].off16.data() + k)));
+        pass_dot<4, NT == 1>(u, a[t].k16.data() + 16 * k, init, a[t].d16.data() + k, s, acc[t]);
+      }
+    }
   }
   for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
 }
@@ -534,6 +674,7 @@ template <int NT>
 void group_tokens(DType t, const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
   if (t == DType::Q4_0x8) group_q32x8<false, NT>(g, a, y, ldy);
   else if (t == DType::Q4_Kx8) group_q4kx8<NT>(g, a, y, ldy);
+  else if (t == DType::Q6_Kx8) group_q6kx8<NT>(g, a, y, ldy);
   else group_q32x8<true, NT>(g, a, y, ldy);
 }
 
@@ -969,7 +1110,7 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
     case DType::Q4_1: return quantize_q4_1(x, static_cast<BlockQ4_1*>(dst), nb);
     case DType::Q4_K: return quantize_q4_k(x, static_cast<BlockQ4_K*>(dst), nb);
     case DType::Q6_K: return quantize_q6_k(x, static_cast<BlockQ6_K*>(dst), nb);
-    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: throw Error("quantize_row: interleaved layouts are made by interleave_rows");
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: throw Error("quantize_row: interleaved layouts are made by interleave_rows");
     case DType::F32: std::memcpy(dst, x, size_t(n) * 4); return;
     case DType::F16:
       for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_f16(x[i]);
@@ -1008,6 +1149,25 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
     float s = 0;
     for (size_t l = 8 * j; l < 8 * j + 8; ++l) s += a.lane_s[l];
     a.k_sums[j / 8 * 16 + 8 + j % 8] = s;
+  }
+  a.block_d = d;
+  if (n % 256 == 0) {  // the K-quant layouts' order: lane i of a group from sub-block i (int32 lanes)
+    a.k32.resize(size_t(n));
+    a.k16.resize(size_t(n));
+    a.d16.resize(size_t(n / 16));
+    a.off16.resize(size_t(n / 16));
+    for (size_t g = 0; g < size_t(n / 128); ++g)
+      for (size_t v = 0; v < 8; ++v)
+        for (size_t i = 0; i < 4; ++i) std::memcpy(&a.k32[128 * g + 16 * v + 4 * i], &a.q[128 * g + 32 * i + 4 * v], 4);
+    for (size_t g = 0; g < size_t(n / 64); ++g)
+      for (size_t v = 0; v < 4; ++v)
+        for (size_t i = 0; i < 4; ++i) std::memcpy(&a.k16[64 * g + 16 * v + 4 * i], &a.q[64 * g + 16 * i + 4 * v], 4);
+    for (size_t k = 0; k < a.d16.size(); ++k) {
+      a.d16[k] = d[k / 2];
+      a.off16[k] = -32 * (sums[4 * k] + sums[4 * k + 1] + sums[4 * k + 2] + sums[4 * k + 3]);
+    }
+  } else {
+    a.k32.clear(), a.k16.clear(), a.d16.clear(), a.off16.clear();
   }
   // Lane j of a 4-bit block pairs elements 4j..4j+3 with 16+4j..16+4j+3 (lanes j and j + 4).
   a.q4_lane_off.resize(size_t(n / 8));
@@ -1052,7 +1212,7 @@ void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivatio
     case DType::Q4_1: return gemv_typed<DType::Q4_1>(base, stride, x, r0, r1, y);
     case DType::Q4_K: return gemv_typed<DType::Q4_K>(base, stride, x, r0, r1, y);
     case DType::Q6_K: return gemv_typed<DType::Q6_K>(base, stride, x, r0, r1, y);
-    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: return gemm_interleaved(t, base, &x, 1, r0, r1, y, 0);
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: return gemm_interleaved(t, base, &x, 1, r0, r1, y, 0);
     default: throw Error(std::string("quant_gemv_rows: ") + dtype_name(t) + " is not a block type");
   }
 }
@@ -1067,32 +1227,41 @@ void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int6
     case DType::Q4_1: return gemm_typed<DType::Q4_1>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q4_K: return gemm_typed<DType::Q4_K>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q6_K: return gemm_typed<DType::Q6_K>(base, stride, x, ntok, r0, r1, y, ldy);
-    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: return gemm_interleaved(t, base, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: return gemm_interleaved(t, base, x, ntok, r0, r1, y, ldy);
     default: throw Error(std::string("quant_gemm_rows: ") + dtype_name(t) + " is not a block type");
   }
 }
 
 DType interleaved_type(DType t, int64_t rows) {
   if (kBestIsa != Isa::Vnni || rows % 8 != 0) return t;
-  return t == DType::Q4_0 ? DType::Q4_0x8 : t == DType::Q8_0 ? DType::Q8_0x8 : t == DType::Q4_K ? DType::Q4_Kx8 : t;
+  switch (t) {
+    case DType::Q4_0: return DType::Q4_0x8;
+    case DType::Q8_0: return DType::Q8_0x8;
+    case DType::Q4_K: return DType::Q4_Kx8;
+    case DType::Q6_K: return DType::Q6_Kx8;
+    default: return t;
+  }
 }
 
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols) {
   const size_t bb = block_bytes(t), nb = size_t(cols / block_elements(t));
-  for (int64_t g = 0; g < rows / 8; ++g)
-    for (size_t b = 0; b < nb; ++b)
-      for (int r = 0; r < 8; ++r) {
-        const uint8_t* blk = src + (size_t(g) * 8 + size_t(r)) * nb * bb + b * bb;
-        uint8_t* col = dst + (size_t(g) * nb + b) * 8 * bb;
-        x8_pieces(t, r, [&](size_t c, size_t o, size_t n) { std::memcpy(col + c, blk + o, n); });
-      }
+  parallel_for(size_t(rows / 8), 1, [&](size_t g0, size_t g1) {
+    for (size_t g = g0; g < g1; ++g)
+      for (size_t b = 0; b < nb; ++b)
+        for (int r = 0; r < 8; ++r) {
+          const uint8_t* blk = src + (g * 8 + size_t(r)) * nb * bb + b * bb;
+          uint8_t* col = dst + (g * nb + b) * 8 * bb;
+          if (t == DType::Q4_K || t == DType::Q6_K) kx8_put(t, blk, r, col);
+          else x8_pieces(t, r, [&](size_t c, size_t o, size_t n) { std::memcpy(col + c, blk + o, n); });
+        }
+  });
 }
 
 void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out) {
   const DType plain = plain_type(t);
   const size_t bb = block_bytes(t), nb = size_t(cols / block_elements(t));
   const uint8_t* g = static_cast<const uint8_t*>(base) + size_t(row / 8) * nb * 8 * bb;
-  uint8_t blk[sizeof(BlockQ4_K)];
+  uint8_t blk[sizeof(BlockQ6_K)];
   for (size_t b = 0; b < nb; ++b) {
     x8_gather(t, g + b * 8 * bb, int(row % 8), blk);
     dequantize_row(plain, blk, out + size_t(block_elements(t)) * b, block_elements(t));

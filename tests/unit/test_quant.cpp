@@ -218,6 +218,19 @@ TEST(Quant, ActivationsQuantizeAsDefinedUnderEveryIsa) {
         ASSERT_EQ(a.q4_lane_off[size_t(4 * b + j)], -8 * (sum[j] + sum[4 + j]));
         ASSERT_EQ(a.q4_lane_s[size_t(4 * b + j)], d * float(sum[j] + sum[4 + j]));
       }
+      ASSERT_EQ(a.block_d[size_t(b)], d);
+      for (int h = 0; h < 2; ++h) {  // the two sub-blocks of 16
+        ASSERT_EQ(a.d16[size_t(2 * b + h)], d);
+        ASSERT_EQ(a.off16[size_t(2 * b + h)], -32 * (sum[4 * h] + sum[4 * h + 1] + sum[4 * h + 2] + sum[4 * h + 3]));
+      }
+    }
+    // The K-quant orders: within 128 (k32) or 64 (k16) elements, 16-byte group v holds 4 values of
+    // each of the 4 sub-blocks of 32 (16): byte 4i + k of group v is element S·i + 4v + k.
+    for (int64_t e = 0; e < n; ++e) {
+      const int64_t g = e / 128, v = e % 128 / 16, i = e % 16 / 4, k = e % 4;
+      ASSERT_EQ(a.k32[size_t(e)], a.q[size_t(128 * g + 32 * i + 4 * v + k)]) << isa << " k32 byte " << e;
+      const int64_t g16 = e / 64, v16 = e % 64 / 16;
+      ASSERT_EQ(a.k16[size_t(e)], a.q[size_t(64 * g16 + 16 * i + 4 * v16 + k)]) << isa << " k16 byte " << e;
     }
     EXPECT_EQ(a.q[1], 2) << isa;  // half to even, not away from zero
     EXPECT_EQ(a.q[2], -2) << isa;
@@ -227,9 +240,9 @@ TEST(Quant, ActivationsQuantizeAsDefinedUnderEveryIsa) {
 }
 
 TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
-  // Q4_0 / Q8_0 / Q4_K re-laid out 8 rows at a time for decode: same rows back, same dot products.
+  // Q4_0 / Q8_0 / Q4_K / Q6_K re-laid out 8 rows at a time: same rows back, same dot products.
   Rng rng(21);
-  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     const int64_t rows = 24, n = 512;
     const DType fast = interleaved_type(t, rows);
     if (fast == t) GTEST_SKIP() << "no AVX-512 VNNI: the interleaved layout is not used";
