@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   for (auto& v : x) v = float(rng.normal());
   for (DType stored : {DType::BF16, DType::F16, DType::F32, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     // Block types as the model loader lays them out (8 rows interleaved where the CPU has VNNI).
-    const DType t = is_quantized(stored) ? interleaved_type(stored, rows) : stored;
+    const DType t = is_quantized(stored) ? interleaved_type(stored, rows, cols) : stored;
     const size_t matrix_bytes = size_t(rows) * row_bytes(t, cols);
     std::vector<uint8_t> big(matrix_bytes * 4);  // 4 copies: no cache reuse
     if (is_quantized(stored)) {

@@ -340,8 +340,10 @@ Z_VNNI float row_dot_q4x4(const uint8_t* row, const QuantizedActivations& a) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, m0), _mm512_add_ps(s1, m1)));
 }
 
-// ---- Interleaved 8-row layouts.
-constexpr size_t kX8Q4 = 16 + 8 * 16, kX8Q8 = 16 + 8 * 32, kX8Q4K = 8 * 144, kX8Q6K = 8 * 210;  // bytes per block column
+// ---- Interleaved 8-row layouts. A group of 8 rows is stored as columns, each holding the 8 rows'
+// bytes of one segment of elements: 4 blocks (128 elements) of Q4_0 / Q8_0, one super-block (256)
+// of Q4_K / Q6_K; same bytes in total as the plain rows.
+constexpr size_t kX8Q4 = 8 * 4 * 18, kX8Q8 = 8 * 4 * 34, kX8Q4K = 8 * 144, kX8Q6K = 8 * 210;  // bytes per column
 
 DType plain_type(DType t) {
   switch (t) {
@@ -352,24 +354,58 @@ DType plain_type(DType t) {
     default: return t;
   }
 }
+int64_t segment_elements(DType plain) { return plain == DType::Q4_0 || plain == DType::Q8_0 ? 128 : 256; }
 
-// Q4_0x8 / Q8_0x8: where row r's block sits in its group's block column (8 × block_bytes):
-//   Q4_0x8: the 8 f16 scales, then the 8 rows' 16 nibble bytes;
-//   Q8_0x8: the 8 f16 scales, then bytes 0-15 of the 8 rows' quants, then bytes 16-31.
-// Calls piece(column offset, block offset, bytes) for each run of bytes.
-template <class F>
-void x8_pieces(DType t, int r, F piece) {
-  const size_t ri = size_t(r);
-  piece(2 * ri, 0, 2);  // the f16 scale d
-  if (plain_type(t) == DType::Q4_0) return piece(16 + 16 * ri, 2, 16);
-  for (size_t h = 0; h < 2; ++h) piece(16 + 128 * h + 16 * ri, 2 + 16 * h, 16);
-}
-
-// Q4_Kx8 / Q6_Kx8. A vector holds rows 4h..4h+3 (h = r / 4) 16 bytes each, and lane i (bytes
-// 4i..4i+3) of a row's 16 bytes belongs to sub-block 4p + i in pass p of the column. A chain of
-// multiply-adds over one pass then needs one scale per lane: the row's scales of sub-blocks
+// In every layout a vector holds rows 4h..4h+3 (h = r / 4) 16 bytes each, and lane i (bytes
+// 4i..4i+3) of a row's 16 bytes belongs to block (or sub-block) 4p + i in pass p of the column. A
+// chain of multiply-adds over one pass then needs one scale per lane: the row's scales of blocks
 // 4p..4p+3, which is how the scale bytes are laid out. The activations come in the matching order
 // (QuantizedActivations::k32, k16).
+//   Q4_0x8 (576 bytes): per half h the f16 d of rows 4h..4h+3, blocks 0-3 (32 bytes); then per half
+//   4 vectors L of 64 bytes: in row r's lane i, byte b, the low nibble is element 8L + b of block i
+//   and the high one that + 4.
+//   Q8_0x8 (1088 bytes): the same 64 bytes of d; then per half 8 vectors v: lane i, byte b holds
+//   element 4v + b of block i.
+constexpr size_t kB32Quants = 64;
+
+void b32x8_put(DType plain, const uint8_t* seg, int r, uint8_t* col) {
+  const size_t ri = size_t(r), h = ri / 4, row = ri % 4;
+  const size_t bb = block_bytes(plain);
+  for (size_t i = 0; i < 4; ++i) {
+    const uint8_t* blk = seg + i * bb;  // f16 d, then the quants
+    std::memcpy(col + 32 * h + 8 * row + 2 * i, blk, 2);
+    if (plain == DType::Q8_0) {
+      for (size_t v = 0; v < 8; ++v) std::memcpy(col + kB32Quants + 512 * h + 64 * v + 16 * row + 4 * i, blk + 2 + 4 * v, 4);
+      continue;
+    }
+    uint8_t u[32];
+    for (int j = 0; j < 16; ++j) u[j] = blk[2 + j] & 0xF, u[j + 16] = blk[2 + j] >> 4;
+    for (size_t L = 0; L < 4; ++L)
+      for (size_t k = 0; k < 4; ++k)
+        col[kB32Quants + 256 * h + 64 * L + 16 * row + 4 * i + k] = uint8_t(u[8 * L + k] | (u[8 * L + 4 + k] << 4));
+  }
+}
+
+void b32x8_get(DType plain, const uint8_t* col, int r, uint8_t* seg) {
+  const size_t ri = size_t(r), h = ri / 4, row = ri % 4;
+  const size_t bb = block_bytes(plain);
+  for (size_t i = 0; i < 4; ++i) {
+    uint8_t* blk = seg + i * bb;
+    std::memcpy(blk, col + 32 * h + 8 * row + 2 * i, 2);
+    if (plain == DType::Q8_0) {
+      for (size_t v = 0; v < 8; ++v) std::memcpy(blk + 2 + 4 * v, col + kB32Quants + 512 * h + 64 * v + 16 * row + 4 * i, 4);
+      continue;
+    }
+    uint8_t u[32];
+    for (size_t L = 0; L < 4; ++L)
+      for (size_t k = 0; k < 4; ++k) {
+        const uint8_t byte = col[kB32Quants + 256 * h + 64 * L + 16 * row + 4 * i + k];
+        u[8 * L + k] = byte & 0xF, u[8 * L + 4 + k] = byte >> 4;
+      }
+    for (int j = 0; j < 16; ++j) blk[2 + j] = uint8_t(u[j] | (u[j + 16] << 4));
+  }
+}
+
 //   Q4_Kx8 (1152 bytes): d of the 8 rows, dmin, bytes 0-3, 4-7, 8-11 of their packed scales (32
 //   each); then per pass p (0, 1) and half h, 4 vectors L of 64 bytes: in row r's lane i, byte b,
 //   the low nibble is element 32(4p + i) + 8L + b and the high one that + 4.
@@ -473,11 +509,14 @@ void kx8_get(DType plain, const uint8_t* col, int r, uint8_t* blk) {
   q6k_store(u, b);
 }
 
-// Row r's block out of a group's block column, in its plain form.
-void x8_gather(DType t, const uint8_t* col, int r, uint8_t* blk) {
-  const DType plain = plain_type(t);
-  if (plain == DType::Q4_K || plain == DType::Q6_K) return kx8_get(plain, col, r, blk);
-  x8_pieces(t, r, [&](size_t c, size_t b, size_t n) { std::memcpy(blk + b, col + c, n); });
+// Row r's segment (plain layout) into its group's column, and back.
+void x8_put(DType plain, const uint8_t* seg, int r, uint8_t* col) {
+  if (plain == DType::Q4_K || plain == DType::Q6_K) return kx8_put(plain, seg, r, col);
+  b32x8_put(plain, seg, r, col);
+}
+void x8_get(DType plain, const uint8_t* col, int r, uint8_t* seg) {
+  if (plain == DType::Q4_K || plain == DType::Q6_K) return kx8_get(plain, col, r, seg);
+  b32x8_get(plain, col, r, seg);
 }
 
 // Sums the 4 lanes of each 128-bit quarter: lane 4k ends up holding quarter k's total.
@@ -509,53 +548,12 @@ Z_VNNI inline void store_rows(__m512 lo, __m512 hi, float* y) {
   for (int r = 0; r < 4; ++r) y[r] = t0[4 * r], y[4 + r] = t1[4 * r];
 }
 
-// Q4_0x8 and Q8_0x8, per block column: vectors of 4 rows × 16 bytes (Q4_0: nibbles of elements
-// j and 16 + j; Q8_0: elements 0-15, then 16-31, as unsigned q + 128), against each token's low
-// and high 16 activations broadcast to every row's lane. The integer sums start from the offset
-// (−8 or −128 times the activations' sum) so Σ(u − k)·q comes out of the multiply-adds.
-template <bool Q8, int NT>
-Z_VNNI void group_q32x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(char(0x80));
-  const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  const __m512i hi_idx = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
-  constexpr size_t step = Q8 ? kX8Q8 : kX8Q4;
-  __m512 acc[NT][2];
-  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  const int64_t nb = a[0].n / 32;
-  for (int64_t b = 0; b < nb; ++b, g += step) {
-    if constexpr (NT == 1) prefetch_ahead(g, step);
-    const __m256 sc8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
-    __m512i u[2][2];  // [rows 0-3, 4-7][elements 0-15, 16-31]
-    for (int hr = 0; hr < 2; ++hr) {
-      if constexpr (Q8) {
-        u[hr][0] = _mm512_xor_si512(_mm512_loadu_si512(g + 16 + 64 * hr), flip);
-        u[hr][1] = _mm512_xor_si512(_mm512_loadu_si512(g + 144 + 64 * hr), flip);
-      } else {
-        const __m512i v = _mm512_loadu_si512(g + 16 + 64 * hr);
-        u[hr][0] = _mm512_and_si512(v, m4);
-        u[hr][1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-      }
-    }
-    for (int t = 0; t < NT; ++t) {
-      const QuantizedActivations& x = a[t];
-      const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(sc8, _mm256_set1_ps(x.lane_d[size_t(8 * b)])));
-      const __m512i xl = bcast16(x.q.data() + 32 * b), xh = bcast16(x.q.data() + 32 * b + 16);
-      __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.q4_lane_off.data() + 4 * b)));
-      if constexpr (Q8) init = _mm512_slli_epi32(init, 4);  // −8·Σq → −128·Σq
-      const __m512i d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, u[0][0], xl), u[0][1], xh);
-      const __m512i d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, u[1][0], xl), u[1][1], xh);
-      acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(lo_idx, sc), acc[t][0]);
-      acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi_idx, sc), acc[t][1]);
-    }
-  }
-  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
-}
-
-// The K-quant kernels run per pass of a column: a vector of 4 rows × 16 bytes has lane i of each
-// row on sub-block 4p + i (see k_slot), so the integer sums of a whole pass (8 vectors for Q4_K,
-// 4 for Q6_K) chain in one register, whose lanes then take their sub-block's scale d·sc times the
-// activations' d in one multiply: per 64 weights a multiply-add and a quarter of a conversion
-// and an FMA. Decode (NT = 1) splits the chain in two to hide the multiply-add latency.
+// The kernels run per pass of a column: a vector of 4 rows × 16 bytes has lane i of each row on
+// (sub-)block 4p + i, so the integer sums of a whole pass (8 vectors; 4 for Q6_K) chain in one
+// register, whose lanes then take their block's scale times the activations' d in one multiply:
+// per 64 weights one multiply-add and an eighth of a conversion and an FMA (a row at a time it
+// was a conversion, a multiply and an FMA per 64). Both halves of the group (8 rows) are unpacked
+// first, so each broadcast of the activations serves 8 rows.
 
 // Bytes 0-15 (hr 0: rows 0-3) or 16-31 (rows 4-7) of v as 16 floats.
 Z_VNNI inline __m512 widen_rows(__m256i v, int hr) {
@@ -569,9 +567,9 @@ Z_VNNI inline __m512 row_lanes(__m256 v8, int hr) {  // [v[4hr] ×4, v[4hr + 1] 
 }
 
 // For both halves of the group (rows 0-3, 4-7): acc[h] += Σ over V vectors of u[h][v]·x[16v..]
-// (lanes per sub-block), scaled per lane by s[h]·d. Each broadcast of x serves both halves. Split:
-// odd v in a second chain, shifted right by Shift before the two are added (Q4_K's high nibbles
-// stay in place as 16·u, which saves a shift per vector and is exact).
+// (lanes per block), scaled per lane by s[h]·d. Split: odd v in a second chain (hides the
+// multiply-add latency), shifted right by Shift before the two are added (the 4-bit types' high
+// nibbles stay in place as 16·u, which saves a shift per vector and is exact).
 template <int V, bool Split, int Shift = 0>
 Z_VNNI inline void pass_dot(const __m512i (*u)[V], const int8_t* x, __m512i init, const float* d, const __m512* s, __m512* acc) {
   __m512i c[2][2];
@@ -585,6 +583,40 @@ Z_VNNI inline void pass_dot(const __m512i (*u)[V], const int8_t* x, __m512i init
     const __m512i sum = Split ? _mm512_add_epi32(c[h][0], _mm512_srai_epi32(c[h][1], Shift)) : c[h][0];
     acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(s[h], dx), acc[h]);
   }
+}
+
+// Q4_0x8 and Q8_0x8, per column of 4 blocks: the chains start from −8·Σq (Q4_0) or −128·Σq
+// (Q8_0, whose quants become unsigned by flipping the top bit) of each lane's block, so Σ(u − k)·q
+// comes out of the multiply-adds.
+template <bool Q8, int NT>
+Z_VNNI void group_b32x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(char(0x80));
+  constexpr size_t step = Q8 ? kX8Q8 : kX8Q4;
+  __m512 acc[NT][2];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < a[0].n / 128; ++c, g += step) {
+    if constexpr (NT == 1) prefetch_ahead(g, step);
+    __m512 s[2];
+    __m512i u[2][8];
+    for (int hr = 0; hr < 2; ++hr) {
+      s[hr] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32 * hr)));
+      if constexpr (Q8) {
+        for (int v = 0; v < 8; ++v) u[hr][v] = _mm512_xor_si512(_mm512_loadu_si512(g + kB32Quants + 512 * hr + 64 * v), flip);
+      } else {
+        for (int L = 0; L < 4; ++L) {
+          const __m512i v = _mm512_loadu_si512(g + kB32Quants + 256 * hr + 64 * L);
+          u[hr][2 * L] = _mm512_and_si512(v, m4);
+          u[hr][2 * L + 1] = _mm512_andnot_si512(m4, v);  // 16·u
+        }
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[t].off32.data() + 4 * c)));
+      if constexpr (Q8) init = _mm512_slli_epi32(init, 4);  // −8·Σq → −128·Σq
+      pass_dot<8, true, Q8 ? 0 : 4>(u, a[t].k32.data() + 128 * c, init, a[t].block_d.data() + 4 * c, s, acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
 }
 
 // Q4_Kx8. The packed 6-bit scales and mins of the 8 rows unpack with the word operations of
@@ -672,10 +704,10 @@ Z_VNNI void group_q6kx8(const uint8_t* g, const QuantizedActivations* a, float* 
 
 template <int NT>
 void group_tokens(DType t, const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
-  if (t == DType::Q4_0x8) group_q32x8<false, NT>(g, a, y, ldy);
+  if (t == DType::Q4_0x8) group_b32x8<false, NT>(g, a, y, ldy);
   else if (t == DType::Q4_Kx8) group_q4kx8<NT>(g, a, y, ldy);
   else if (t == DType::Q6_Kx8) group_q6kx8<NT>(g, a, y, ldy);
-  else group_q32x8<true, NT>(g, a, y, ldy);
+  else group_b32x8<true, NT>(g, a, y, ldy);
 }
 
 // Rows [r0, r1) (whole groups) of an interleaved matrix against ntok tokens: the rows in chunks
@@ -1151,7 +1183,7 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
     a.k_sums[j / 8 * 16 + 8 + j % 8] = s;
   }
   a.block_d = d;
-  if (n % 256 == 0) {  // the K-quant layouts' order: lane i of a group from sub-block i (int32 lanes)
+  if (n % 128 == 0) {  // the interleaved layouts' order: lane i of a group from (sub-)block i (int32 lanes)
     a.k32.resize(size_t(n));
     a.k16.resize(size_t(n));
     a.d16.resize(size_t(n / 16));
@@ -1166,8 +1198,10 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
       a.d16[k] = d[k / 2];
       a.off16[k] = -32 * (sums[4 * k] + sums[4 * k + 1] + sums[4 * k + 2] + sums[4 * k + 3]);
     }
+    a.off32.resize(size_t(n / 32));
+    for (size_t b = 0; b < a.off32.size(); ++b) a.off32[b] = (a.off16[2 * b] + a.off16[2 * b + 1]) / 4;  // −8·Σq
   } else {
-    a.k32.clear(), a.k16.clear(), a.d16.clear(), a.off16.clear();
+    a.k32.clear(), a.k16.clear(), a.d16.clear(), a.off16.clear(), a.off32.clear();
   }
   // Lane j of a 4-bit block pairs elements 4j..4j+3 with 16+4j..16+4j+3 (lanes j and j + 4).
   a.q4_lane_off.resize(size_t(n / 8));
@@ -1232,8 +1266,8 @@ void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int6
   }
 }
 
-DType interleaved_type(DType t, int64_t rows) {
-  if (kBestIsa != Isa::Vnni || rows % 8 != 0) return t;
+DType interleaved_type(DType t, int64_t rows, int64_t cols) {
+  if (kBestIsa != Isa::Vnni || rows % 8 != 0 || !is_quantized(t) || is_interleaved(t) || cols % segment_elements(t) != 0) return t;
   switch (t) {
     case DType::Q4_0: return DType::Q4_0x8;
     case DType::Q8_0: return DType::Q8_0x8;
@@ -1244,27 +1278,23 @@ DType interleaved_type(DType t, int64_t rows) {
 }
 
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols) {
-  const size_t bb = block_bytes(t), nb = size_t(cols / block_elements(t));
+  const size_t seg = row_bytes(t, segment_elements(t)), ns = size_t(cols / segment_elements(t));
   parallel_for(size_t(rows / 8), 1, [&](size_t g0, size_t g1) {
     for (size_t g = g0; g < g1; ++g)
-      for (size_t b = 0; b < nb; ++b)
-        for (int r = 0; r < 8; ++r) {
-          const uint8_t* blk = src + (g * 8 + size_t(r)) * nb * bb + b * bb;
-          uint8_t* col = dst + (g * nb + b) * 8 * bb;
-          if (t == DType::Q4_K || t == DType::Q6_K) kx8_put(t, blk, r, col);
-          else x8_pieces(t, r, [&](size_t c, size_t o, size_t n) { std::memcpy(col + c, blk + o, n); });
-        }
+      for (size_t c = 0; c < ns; ++c)
+        for (int r = 0; r < 8; ++r) x8_put(t, src + ((g * 8 + size_t(r)) * ns + c) * seg, r, dst + (g * ns + c) * 8 * seg);
   });
 }
 
 void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out) {
   const DType plain = plain_type(t);
-  const size_t bb = block_bytes(t), nb = size_t(cols / block_elements(t));
-  const uint8_t* g = static_cast<const uint8_t*>(base) + size_t(row / 8) * nb * 8 * bb;
-  uint8_t blk[sizeof(BlockQ6_K)];
-  for (size_t b = 0; b < nb; ++b) {
-    x8_gather(t, g + b * 8 * bb, int(row % 8), blk);
-    dequantize_row(plain, blk, out + size_t(block_elements(t)) * b, block_elements(t));
+  const int64_t e = segment_elements(plain);
+  const size_t seg = row_bytes(plain, e), ns = size_t(cols / e);
+  const uint8_t* g = static_cast<const uint8_t*>(base) + size_t(row / 8) * ns * 8 * seg;
+  uint8_t buf[4 * sizeof(BlockQ8_0) > sizeof(BlockQ6_K) ? 4 * sizeof(BlockQ8_0) : sizeof(BlockQ6_K)];
+  for (size_t c = 0; c < ns; ++c) {
+    x8_get(plain, g + c * 8 * seg, int(row % 8), buf);
+    dequantize_row(plain, buf, out + size_t(e) * c, e);
   }
 }
 

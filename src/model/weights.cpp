@@ -76,7 +76,7 @@ class Tensors {
         dst += size_t(s.shape[0]) * row_b;
       }
       // Q4_0 / Q8_0 decode faster with 8 rows interleaved (kernels/quant.h): same bytes, new order.
-      const DType fast = interleaved_type(dtype, rows);
+      const DType fast = interleaved_type(dtype, rows, cols);
       if (fast != dtype) {
         auto inter = std::make_shared<HugeBuffer>(size_t(rows) * row_b);
         interleave_rows(dtype, static_cast<const uint8_t*>(buf->data()), static_cast<uint8_t*>(inter->data()), rows, cols);
