@@ -13,7 +13,6 @@
 #include <string>
 
 #include "core/error.h"
-#include "core/parallel.h"
 
 namespace zephyr {
 
@@ -1279,11 +1278,9 @@ DType interleaved_type(DType t, int64_t rows, int64_t cols) {
 
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols) {
   const size_t seg = row_bytes(t, segment_elements(t)), ns = size_t(cols / segment_elements(t));
-  parallel_for(size_t(rows / 8), 1, [&](size_t g0, size_t g1) {
-    for (size_t g = g0; g < g1; ++g)
-      for (size_t c = 0; c < ns; ++c)
-        for (int r = 0; r < 8; ++r) x8_put(t, src + ((g * 8 + size_t(r)) * ns + c) * seg, r, dst + (g * ns + c) * 8 * seg);
-  });
+  for (size_t g = 0; g < size_t(rows / 8); ++g)
+    for (size_t c = 0; c < ns; ++c)
+      for (int r = 0; r < 8; ++r) x8_put(t, src + ((g * 8 + size_t(r)) * ns + c) * seg, r, dst + (g * ns + c) * 8 * seg);
 }
 
 void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out) {

@@ -75,11 +75,15 @@ class Tensors {
         release_mapped_pages(s.data, s.nbytes);
         dst += size_t(s.shape[0]) * row_b;
       }
-      // Q4_0 / Q8_0 decode faster with 8 rows interleaved (kernels/quant.h): same bytes, new order.
+      // Block types run faster with 8 rows interleaved (kernels/quant.h): same bytes, new order.
       const DType fast = interleaved_type(dtype, rows, cols);
       if (fast != dtype) {
         auto inter = std::make_shared<HugeBuffer>(size_t(rows) * row_b);
-        interleave_rows(dtype, static_cast<const uint8_t*>(buf->data()), static_cast<uint8_t*>(inter->data()), rows, cols);
+        const auto* from = static_cast<const uint8_t*>(buf->data());
+        auto* to = static_cast<uint8_t*>(inter->data());
+        parallel_for(size_t(rows), 8, [&](size_t r0, size_t r1) {  // groups of 8 rows are contiguous in both
+          interleave_rows(dtype, from + r0 * row_b, to + r0 * row_b, int64_t(r1 - r0), cols);
+        });
         buf = inter;
       }
       w.storage.push_back(buf);
