@@ -60,32 +60,30 @@ class Tensors {
       while (j < src.size() && src[j].dtype == src[i].dtype) rows += src[j++].shape[0];
       const DType dtype = src[i].dtype;
       const size_t row_b = row_bytes(dtype, cols);
+      // Where each stacked row comes from in the mapped files.
+      std::vector<const uint8_t*> from(static_cast<size_t>(rows));
+      for (size_t k = i, base = 0; k < j; base += size_t(src[k].shape[0]), ++k)
+        for (int64_t g = 0; g < src[k].shape[0]; ++g) {
+          const int64_t r = src[k].permuted_head_dim ? hf_row_of_gguf_row(g, src[k].permuted_head_dim) : g;
+          from[base + size_t(r)] = src[k].data + size_t(g) * row_b;
+        }
       auto buf = std::make_shared<HugeBuffer>(size_t(rows) * row_b);
       auto* dst = static_cast<uint8_t*>(buf->data());
-      for (; i < j; ++i) {
-        const Source& s = src[i];
-        parallel_for(size_t(s.shape[0]), 64, [&](size_t r0, size_t r1) {
-          if (!s.permuted_head_dim) {
-            std::memcpy(dst + r0 * row_b, s.data + r0 * row_b, (r1 - r0) * row_b);
-            return;
-          }
-          for (size_t g = r0; g < r1; ++g)
-            std::memcpy(dst + size_t(hf_row_of_gguf_row(int64_t(g), s.permuted_head_dim)) * row_b, s.data + g * row_b, row_b);
-        });
-        release_mapped_pages(s.data, s.nbytes);
-        dst += size_t(s.shape[0]) * row_b;
-      }
-      // Block types run faster with 8 rows interleaved (kernels/quant.h): same bytes, new order.
+      // Block types run faster with 8 rows interleaved (kernels/quant.h): same bytes, new order,
+      // made group by group through a small buffer.
       const DType fast = interleaved_type(dtype, rows, cols);
-      if (fast != dtype) {
-        auto inter = std::make_shared<HugeBuffer>(size_t(rows) * row_b);
-        const auto* from = static_cast<const uint8_t*>(buf->data());
-        auto* to = static_cast<uint8_t*>(inter->data());
-        parallel_for(size_t(rows), 8, [&](size_t r0, size_t r1) {  // groups of 8 rows are contiguous in both
-          interleave_rows(dtype, from + r0 * row_b, to + r0 * row_b, int64_t(r1 - r0), cols);
-        });
-        buf = inter;
-      }
+      parallel_for(size_t(rows), fast != dtype ? 8 : 64, [&](size_t r0, size_t r1) {
+        if (fast == dtype) {
+          for (size_t r = r0; r < r1; ++r) std::memcpy(dst + r * row_b, from[r], row_b);
+          return;
+        }
+        std::vector<uint8_t> group(8 * row_b);
+        for (size_t g = r0; g < r1; g += 8) {
+          for (size_t r = 0; r < 8; ++r) std::memcpy(group.data() + r * row_b, from[g + r], row_b);
+          interleave_rows(dtype, group.data(), dst + g * row_b, 8, cols);
+        }
+      });
+      for (; i < j; ++i) release_mapped_pages(src[i].data, src[i].nbytes);
       w.storage.push_back(buf);
       out.parts.push_back(Matrix{fast, rows, cols, buf->data()});
       out.rows += rows;
