@@ -1,10 +1,11 @@
 // GEMV kernel throughput in GB/s of weights streamed, for a matrix in DRAM and one that fits in
-// cache (to tell memory-bound from compute-bound). Usage: gemv_throughput [threads] [rows] [cols]
+// cache (to tell memory-bound from compute-bound). Usage: gemv_throughput [threads] [rows] [cols] [type]
 #include <immintrin.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/parallel.h"
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   std::vector<float> x(static_cast<size_t>(cols)), y(static_cast<size_t>(rows));
   for (auto& v : x) v = float(rng.normal());
   for (DType stored : {DType::BF16, DType::F16, DType::F32, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    if (argc > 4 && std::string(argv[4]) != dtype_name(stored)) continue;
     // Block types as the model loader lays them out (8 rows interleaved where the CPU has VNNI).
     const DType t = is_quantized(stored) ? interleaved_type(stored, rows, cols) : stored;
     const size_t matrix_bytes = size_t(rows) * row_bytes(t, cols);

@@ -340,9 +340,9 @@ Z_VNNI float row_dot_q4x4(const uint8_t* row, const QuantizedActivations& a) {
 }
 
 // ---- Interleaved 8-row layouts. A group of 8 rows is stored as columns, each holding the 8 rows'
-// bytes of one segment of elements: 4 blocks (128 elements) of Q4_0 / Q8_0, one super-block (256)
-// of Q4_K / Q6_K; same bytes in total as the plain rows.
-constexpr size_t kX8Q4 = 8 * 4 * 18, kX8Q8 = 8 * 4 * 34, kX8Q4K = 8 * 144, kX8Q6K = 8 * 210;  // bytes per column
+// bytes of one segment of elements: 4 blocks (128 elements) of Q4_0, one block of Q8_0, one
+// super-block (256) of Q4_K / Q6_K; same bytes in total as the plain rows.
+constexpr size_t kX8Q4 = 8 * 4 * 18, kX8Q8 = 8 * 34, kX8Q4K = 8 * 144, kX8Q6K = 8 * 210;  // bytes per column
 
 DType plain_type(DType t) {
   switch (t) {
@@ -353,9 +353,21 @@ DType plain_type(DType t) {
     default: return t;
   }
 }
-int64_t segment_elements(DType plain) { return plain == DType::Q4_0 || plain == DType::Q8_0 ? 128 : 256; }
+int64_t segment_elements(DType plain) { return plain == DType::Q4_0 ? 128 : plain == DType::Q8_0 ? 32 : 256; }
 
-// In every layout a vector holds rows 4h..4h+3 (h = r / 4) 16 bytes each, and lane i (bytes
+// Q8_0x8 (272 bytes): the 8 f16 d, then bytes 0-15 of the 8 rows' quants, then bytes 16-31. The
+// lane-per-block layout below ran Q8_0 ~50% faster from cache but streamed from DRAM 7-16%
+// slower (decode), so Q8_0 keeps this one.
+void q8x8_put(const uint8_t* blk, int r, uint8_t* col) {
+  std::memcpy(col + 2 * r, blk, 2);
+  for (int h = 0; h < 2; ++h) std::memcpy(col + 16 + 128 * h + 16 * r, blk + 2 + 16 * h, 16);
+}
+void q8x8_get(const uint8_t* col, int r, uint8_t* blk) {
+  std::memcpy(blk, col + 2 * r, 2);
+  for (int h = 0; h < 2; ++h) std::memcpy(blk + 2 + 16 * h, col + 16 + 128 * h + 16 * r, 16);
+}
+
+// In the other layouts a vector holds rows 4h..4h+3 (h = r / 4) 16 bytes each, and lane i (bytes
 // 4i..4i+3) of a row's 16 bytes belongs to block (or sub-block) 4p + i in pass p of the column. A
 // chain of multiply-adds over one pass then needs one scale per lane: the row's scales of blocks
 // 4p..4p+3, which is how the scale bytes are laid out. The activations come in the matching order
@@ -363,42 +375,30 @@ int64_t segment_elements(DType plain) { return plain == DType::Q4_0 || plain == 
 //   Q4_0x8 (576 bytes): per half h the f16 d of rows 4h..4h+3, blocks 0-3 (32 bytes); then per half
 //   4 vectors L of 64 bytes: in row r's lane i, byte b, the low nibble is element 8L + b of block i
 //   and the high one that + 4.
-//   Q8_0x8 (1088 bytes): the same 64 bytes of d; then per half 8 vectors v: lane i, byte b holds
-//   element 4v + b of block i.
-constexpr size_t kB32Quants = 64;
+constexpr size_t kQ4Quants = 64;
 
-void b32x8_put(DType plain, const uint8_t* seg, int r, uint8_t* col) {
+void q4x8_put(const uint8_t* seg, int r, uint8_t* col) {
   const size_t ri = size_t(r), h = ri / 4, row = ri % 4;
-  const size_t bb = block_bytes(plain);
   for (size_t i = 0; i < 4; ++i) {
-    const uint8_t* blk = seg + i * bb;  // f16 d, then the quants
+    const uint8_t* blk = seg + i * sizeof(BlockQ4_0);  // f16 d, then the nibbles
     std::memcpy(col + 32 * h + 8 * row + 2 * i, blk, 2);
-    if (plain == DType::Q8_0) {
-      for (size_t v = 0; v < 8; ++v) std::memcpy(col + kB32Quants + 512 * h + 64 * v + 16 * row + 4 * i, blk + 2 + 4 * v, 4);
-      continue;
-    }
     uint8_t u[32];
     for (int j = 0; j < 16; ++j) u[j] = blk[2 + j] & 0xF, u[j + 16] = blk[2 + j] >> 4;
     for (size_t L = 0; L < 4; ++L)
       for (size_t k = 0; k < 4; ++k)
-        col[kB32Quants + 256 * h + 64 * L + 16 * row + 4 * i + k] = uint8_t(u[8 * L + k] | (u[8 * L + 4 + k] << 4));
+        col[kQ4Quants + 256 * h + 64 * L + 16 * row + 4 * i + k] = uint8_t(u[8 * L + k] | (u[8 * L + 4 + k] << 4));
   }
 }
 
-void b32x8_get(DType plain, const uint8_t* col, int r, uint8_t* seg) {
+void q4x8_get(const uint8_t* col, int r, uint8_t* seg) {
   const size_t ri = size_t(r), h = ri / 4, row = ri % 4;
-  const size_t bb = block_bytes(plain);
   for (size_t i = 0; i < 4; ++i) {
-    uint8_t* blk = seg + i * bb;
+    uint8_t* blk = seg + i * sizeof(BlockQ4_0);
     std::memcpy(blk, col + 32 * h + 8 * row + 2 * i, 2);
-    if (plain == DType::Q8_0) {
-      for (size_t v = 0; v < 8; ++v) std::memcpy(blk + 2 + 4 * v, col + kB32Quants + 512 * h + 64 * v + 16 * row + 4 * i, 4);
-      continue;
-    }
     uint8_t u[32];
     for (size_t L = 0; L < 4; ++L)
       for (size_t k = 0; k < 4; ++k) {
-        const uint8_t byte = col[kB32Quants + 256 * h + 64 * L + 16 * row + 4 * i + k];
+        const uint8_t byte = col[kQ4Quants + 256 * h + 64 * L + 16 * row + 4 * i + k];
         u[8 * L + k] = byte & 0xF, u[8 * L + 4 + k] = byte >> 4;
       }
     for (int j = 0; j < 16; ++j) blk[2 + j] = uint8_t(u[j] | (u[j + 16] << 4));
@@ -511,11 +511,13 @@ void kx8_get(DType plain, const uint8_t* col, int r, uint8_t* blk) {
 // Row r's segment (plain layout) into its group's column, and back.
 void x8_put(DType plain, const uint8_t* seg, int r, uint8_t* col) {
   if (plain == DType::Q4_K || plain == DType::Q6_K) return kx8_put(plain, seg, r, col);
-  b32x8_put(plain, seg, r, col);
+  if (plain == DType::Q8_0) return q8x8_put(seg, r, col);
+  q4x8_put(seg, r, col);
 }
 void x8_get(DType plain, const uint8_t* col, int r, uint8_t* seg) {
   if (plain == DType::Q4_K || plain == DType::Q6_K) return kx8_get(plain, col, r, seg);
-  b32x8_get(plain, col, r, seg);
+  if (plain == DType::Q8_0) return q8x8_get(col, r, seg);
+  q4x8_get(col, r, seg);
 }
 
 // Sums the 4 lanes of each 128-bit quarter: lane 4k ends up holding quarter k's total.
@@ -547,7 +549,7 @@ Z_VNNI inline void store_rows(__m512 lo, __m512 hi, float* y) {
   for (int r = 0; r < 4; ++r) y[r] = t0[4 * r], y[4 + r] = t1[4 * r];
 }
 
-// The kernels run per pass of a column: a vector of 4 rows × 16 bytes has lane i of each row on
+// The Q4_0, Q4_K and Q6_K kernels run per pass of a column: a vector of 4 rows × 16 bytes has lane i of each row on
 // (sub-)block 4p + i, so the integer sums of a whole pass (8 vectors; 4 for Q6_K) chain in one
 // register, whose lanes then take their block's scale times the activations' d in one multiply:
 // per 64 weights one multiply-add and an eighth of a conversion and an FMA (a row at a time it
@@ -584,35 +586,61 @@ Z_VNNI inline void pass_dot(const __m512i (*u)[V], const int8_t* x, __m512i init
   }
 }
 
-// Q4_0x8 and Q8_0x8, per column of 4 blocks: the chains start from −8·Σq (Q4_0) or −128·Σq
-// (Q8_0, whose quants become unsigned by flipping the top bit) of each lane's block, so Σ(u − k)·q
-// comes out of the multiply-adds.
-template <bool Q8, int NT>
-Z_VNNI void group_b32x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), flip = _mm512_set1_epi8(char(0x80));
-  constexpr size_t step = Q8 ? kX8Q8 : kX8Q4;
+// Q8_0x8, per block column: vectors of 4 rows × 16 bytes (elements 0-15, then 16-31, as
+// unsigned q + 128) against each token's low and high 16 activations broadcast to every row's lane;
+// the integer sums start from −128·Σq so Σ(u − 128)·q comes out of the multiply-adds.
+template <int NT>
+Z_VNNI void group_q8x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const __m512i hi_idx = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < a[0].n / 128; ++c, g += step) {
-    if constexpr (NT == 1) prefetch_ahead(g, step);
+  for (int64_t b = 0; b < a[0].n / 32; ++b, g += kX8Q8) {
+    if constexpr (NT == 1) prefetch_ahead(g, kX8Q8);
+    const __m256 sc8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    __m512i u[2][2];  // [rows 0-3, 4-7][elements 0-15, 16-31]
+    for (int hr = 0; hr < 2; ++hr) {
+      u[hr][0] = _mm512_xor_si512(_mm512_loadu_si512(g + 16 + 64 * hr), flip);
+      u[hr][1] = _mm512_xor_si512(_mm512_loadu_si512(g + 144 + 64 * hr), flip);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const QuantizedActivations& x = a[t];
+      const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(sc8, _mm256_set1_ps(x.block_d[size_t(b)])));
+      const __m512i xl = bcast16(x.q.data() + 32 * b), xh = bcast16(x.q.data() + 32 * b + 16);
+      const __m512i init = _mm512_slli_epi32(  // −8·Σq → −128·Σq
+          _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.q4_lane_off.data() + 4 * b))), 4);
+      const __m512i d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, u[0][0], xl), u[0][1], xh);
+      const __m512i d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, u[1][0], xl), u[1][1], xh);
+      acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(lo_idx, sc), acc[t][0]);
+      acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi_idx, sc), acc[t][1]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
+}
+
+// Q4_0x8, per column of 4 blocks: the chains start from −8·Σq of each lane's block, so
+// Σ(u − 8)·q comes out of the multiply-adds.
+template <int NT>
+Z_VNNI void group_q4x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[NT][2];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < a[0].n / 128; ++c, g += kX8Q4) {
+    if constexpr (NT == 1) prefetch_ahead(g, kX8Q4);
     __m512 s[2];
     __m512i u[2][8];
     for (int hr = 0; hr < 2; ++hr) {
       s[hr] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32 * hr)));
-      if constexpr (Q8) {
-        for (int v = 0; v < 8; ++v) u[hr][v] = _mm512_xor_si512(_mm512_loadu_si512(g + kB32Quants + 512 * hr + 64 * v), flip);
-      } else {
-        for (int L = 0; L < 4; ++L) {
-          const __m512i v = _mm512_loadu_si512(g + kB32Quants + 256 * hr + 64 * L);
-          u[hr][2 * L] = _mm512_and_si512(v, m4);
-          u[hr][2 * L + 1] = _mm512_andnot_si512(m4, v);  // 16·u
-        }
+      for (int L = 0; L < 4; ++L) {
+        const __m512i v = _mm512_loadu_si512(g + kQ4Quants + 256 * hr + 64 * L);
+        u[hr][2 * L] = _mm512_and_si512(v, m4);
+        u[hr][2 * L + 1] = _mm512_andnot_si512(m4, v);  // 16·u
       }
     }
     for (int t = 0; t < NT; ++t) {
-      __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[t].off32.data() + 4 * c)));
-      if constexpr (Q8) init = _mm512_slli_epi32(init, 4);  // −8·Σq → −128·Σq
-      pass_dot<8, true, Q8 ? 0 : 4>(u, a[t].k32.data() + 128 * c, init, a[t].block_d.data() + 4 * c, s, acc[t]);
+      const __m512i init = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[t].off32.data() + 4 * c)));
+      pass_dot<8, true, 4>(u, a[t].k32.data() + 128 * c, init, a[t].block_d.data() + 4 * c, s, acc[t]);
     }
   }
   for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
@@ -703,10 +731,10 @@ Z_VNNI void group_q6kx8(const uint8_t* g, const QuantizedActivations* a, float* 
 
 template <int NT>
 void group_tokens(DType t, const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
-  if (t == DType::Q4_0x8) group_b32x8<false, NT>(g, a, y, ldy);
+  if (t == DType::Q4_0x8) group_q4x8<NT>(g, a, y, ldy);
   else if (t == DType::Q4_Kx8) group_q4kx8<NT>(g, a, y, ldy);
   else if (t == DType::Q6_Kx8) group_q6kx8<NT>(g, a, y, ldy);
-  else group_b32x8<true, NT>(g, a, y, ldy);
+  else group_q8x8<NT>(g, a, y, ldy);
 }
 
 // Rows [r0, r1) (whole groups) of an interleaved matrix against ntok tokens: the rows in chunks
@@ -1288,7 +1316,7 @@ void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t 
   const int64_t e = segment_elements(plain);
   const size_t seg = row_bytes(plain, e), ns = size_t(cols / e);
   const uint8_t* g = static_cast<const uint8_t*>(base) + size_t(row / 8) * ns * 8 * seg;
-  uint8_t buf[4 * sizeof(BlockQ8_0) > sizeof(BlockQ6_K) ? 4 * sizeof(BlockQ8_0) : sizeof(BlockQ6_K)];
+  uint8_t buf[sizeof(BlockQ6_K)];  // the largest segment (Q4_0: 72 bytes, Q8_0: 34)
   for (size_t c = 0; c < ns; ++c) {
     x8_get(plain, g + c * 8 * seg, int(row % 8), buf);
     dequantize_row(plain, buf, out + size_t(e) * c, e);

@@ -62,8 +62,7 @@ struct QuantizedActivations {
   // For the interleaved kernels (empty unless n is a multiple of 128): q re-ordered so that a
   // 16-byte group holds 4 elements of each of 4 consecutive (sub-)blocks (lane i of the group
   // from block i), the order of those layouts' weights —
-  //   k32: per 128 elements, group v (0..7) = q[32i + 4v .. 32i + 4v + 3] for i = 0..3 (Q4_0,
-  //   Q8_0, Q4_K);
+  //   k32: per 128 elements, group v (0..7) = q[32i + 4v .. 32i + 4v + 3] for i = 0..3 (Q4_0, Q4_K);
   //   k16: per 64 elements, group v (0..3) = q[16i + 4v .. 16i + 4v + 3] for i = 0..3 (Q6_K);
   // and per block of 32 −8·Σq (off32), per 16 elements d (d16) and −32·Σq (off16).
   std::vector<int8_t> k32, k16;
@@ -76,15 +75,15 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& out);
 // y[r] = dot(w row r, x) for rows [r0, r1) of a [rows, n] block-quantized matrix.
 void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1,
                      float* y);
-// The interleaved layouts: rows in groups of 8, and per group and column (4 blocks of Q4_0 /
-// Q8_0, one super-block of Q4_K / Q6_K) the 8 rows' scales followed by their quants, 16 bytes per
-// row at a time (the offsets are in quant.cpp). Vector loads then bring 8 rows' scales, the
-// integer multiply-adds work on 4 rows per instruction against broadcast activations, and each
-// 4-byte lane of a row's 16 bytes belongs to another (sub-)block, so a whole chain of
+// The interleaved layouts: rows in groups of 8, and per group and column (4 blocks of Q4_0, one
+// of Q8_0, one super-block of Q4_K / Q6_K) the 8 rows' scales followed by their quants, 16 bytes
+// per row at a time (the offsets are in quant.cpp). Vector loads then bring 8 rows' scales, the
+// integer multiply-adds work on 4 rows per instruction against broadcast activations, and (but for
+// Q8_0) each 4-byte lane of a row's 16 bytes belongs to another (sub-)block, so a whole chain of
 // multiply-adds shares one scale vector — several times fewer instructions per weight than a row
 // at a time. Used where the CPU has AVX-512 VNNI, for prefill and decode; same bytes in total.
 // interleaved_type: Q4_0 → Q4_0x8, Q8_0 → Q8_0x8, Q4_K → Q4_Kx8, Q6_K → Q6_Kx8 (rows a multiple
-// of 8, cols of 128 or 256), else the type itself.
+// of 8, cols of 128 (Q4_0) or 256), else the type itself.
 DType interleaved_type(DType t, int64_t rows, int64_t cols);
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols);
 // Row `row` of an interleaved matrix (whose data starts at base) to fp32.
