@@ -543,12 +543,12 @@ Z_VNNI inline void store_rows(__m512 lo, __m512 hi, float* y) {
   for (int r = 0; r < 4; ++r) y[r] = t0[4 * r], y[4 + r] = t1[4 * r];
 }
 
-// The Q4_0, Q4_K and Q6_K kernels run per pass of a column: a vector of 4 rows × 16 bytes has lane i of each row on
-// (sub-)block 4p + i, so the integer sums of a whole pass (8 vectors; 4 for Q6_K) chain in one
-// register, whose lanes then take their block's scale times the activations' d in one multiply:
-// per 64 weights one multiply-add and an eighth of a conversion and an FMA (a row at a time it
-// was a conversion, a multiply and an FMA per 64). Both halves of the group (8 rows) are unpacked
-// first, so each broadcast of the activations serves 8 rows.
+// The Q4_0, Q4_K and Q6_K kernels run per pass of a column: a vector of 4 rows × 16 bytes has
+// lane i of each row on (sub-)block 4p + i, so the integer sums of a whole pass (8 vectors; 4 for
+// Q6_K) chain in one register, whose lanes then take their block's scale times the activations' d
+// in one multiply: per 64 weights one multiply-add and an eighth of a conversion and an FMA (a row
+// at a time it was a conversion, a multiply and an FMA per 64). Both halves of the group (8 rows)
+// are unpacked first, so each broadcast of the activations serves 8 rows.
 
 // Bytes 0-15 (hr 0: rows 0-3) or 16-31 (rows 4-7) of v as 16 floats.
 Z_VNNI inline __m512 widen_rows(__m256i v, int hr) {
