@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <string>
 
 #include "core/error.h"
@@ -377,6 +378,17 @@ void q8x8_get(const uint8_t* col, int r, uint8_t* blk) {
 //   and the high one that + 4.
 constexpr size_t kQ4Quants = 64;
 
+// The 32 4-bit values u of one (sub-)block into its lane of 4 vectors 64 bytes apart (Q4_0x8 and
+// Q4_Kx8): byte k of vector L holds u[8L + k] in its low nibble and u[8L + 4 + k] in its high one.
+void put_nibble_lane(const uint8_t* u, uint8_t* lane) {
+  for (size_t L = 0; L < 4; ++L)
+    for (size_t k = 0; k < 4; ++k) lane[64 * L + k] = uint8_t(u[8 * L + k] | (u[8 * L + 4 + k] << 4));
+}
+void get_nibble_lane(const uint8_t* lane, uint8_t* u) {
+  for (size_t L = 0; L < 4; ++L)
+    for (size_t k = 0; k < 4; ++k) u[8 * L + k] = lane[64 * L + k] & 0xF, u[8 * L + 4 + k] = lane[64 * L + k] >> 4;
+}
+
 void q4x8_put(const uint8_t* seg, int r, uint8_t* col) {
   const size_t ri = size_t(r), h = ri / 4, row = ri % 4;
   for (size_t i = 0; i < 4; ++i) {
@@ -384,9 +396,7 @@ void q4x8_put(const uint8_t* seg, int r, uint8_t* col) {
     std::memcpy(col + 32 * h + 8 * row + 2 * i, blk, 2);
     uint8_t u[32];
     for (int j = 0; j < 16; ++j) u[j] = blk[2 + j] & 0xF, u[j + 16] = blk[2 + j] >> 4;
-    for (size_t L = 0; L < 4; ++L)
-      for (size_t k = 0; k < 4; ++k)
-        col[kQ4Quants + 256 * h + 64 * L + 16 * row + 4 * i + k] = uint8_t(u[8 * L + k] | (u[8 * L + 4 + k] << 4));
+    put_nibble_lane(u, col + kQ4Quants + 256 * h + 16 * row + 4 * i);
   }
 }
 
@@ -396,11 +406,7 @@ void q4x8_get(const uint8_t* col, int r, uint8_t* seg) {
     uint8_t* blk = seg + i * sizeof(BlockQ4_0);
     std::memcpy(blk, col + 32 * h + 8 * row + 2 * i, 2);
     uint8_t u[32];
-    for (size_t L = 0; L < 4; ++L)
-      for (size_t k = 0; k < 4; ++k) {
-        const uint8_t byte = col[kQ4Quants + 256 * h + 64 * L + 16 * row + 4 * i + k];
-        u[8 * L + k] = byte & 0xF, u[8 * L + 4 + k] = byte >> 4;
-      }
+    get_nibble_lane(col + kQ4Quants + 256 * h + 16 * row + 4 * i, u);
     for (int j = 0; j < 16; ++j) blk[2 + j] = uint8_t(u[j] | (u[j + 16] << 4));
   }
 }
@@ -446,13 +452,7 @@ void kx8_put(DType plain, const uint8_t* blk, int r, uint8_t* col) {
     for (size_t w = 0; w < 3; ++w) std::memcpy(col + 32 + 32 * w + 4 * ri, b.scales + 4 * w, 4);
     q4k_values(b, u);
     uint8_t* q = col + kQ4KQuants + 256 * h + 16 * (ri % 4);
-    for (int p = 0; p < 2; ++p)
-      for (int L = 0; L < 4; ++L)
-        for (int i = 0; i < 4; ++i)
-          for (int k = 0; k < 4; ++k) {
-            const uint8_t* v = u + 32 * (4 * p + i) + 8 * L + k;
-            q[512 * p + 64 * L + 4 * i + k] = uint8_t(v[0] | (v[4] << 4));
-          }
+    for (int j = 0; j < 8; ++j) put_nibble_lane(u + 32 * j, q + 512 * (j / 4) + 4 * (j % 4));  // sub-block j: pass j / 4, lane j % 4
     return;
   }
   const auto& b = *reinterpret_cast<const BlockQ6_K*>(blk);
@@ -480,15 +480,7 @@ void kx8_get(DType plain, const uint8_t* col, int r, uint8_t* blk) {
     std::memcpy(&b.dmin, col + 16 + 2 * ri, 2);
     for (size_t w = 0; w < 3; ++w) std::memcpy(b.scales + 4 * w, col + 32 + 32 * w + 4 * ri, 4);
     const uint8_t* q = col + kQ4KQuants + 256 * h + 16 * (ri % 4);
-    for (int p = 0; p < 2; ++p)
-      for (int L = 0; L < 4; ++L)
-        for (int i = 0; i < 4; ++i)
-          for (int k = 0; k < 4; ++k) {
-            uint8_t* v = u + 32 * (4 * p + i) + 8 * L + k;
-            const uint8_t byte = q[512 * p + 64 * L + 4 * i + k];
-            v[0] = byte & 0xF;
-            v[4] = byte >> 4;
-          }
+    for (int j = 0; j < 8; ++j) get_nibble_lane(q + 512 * (j / 4) + 4 * (j % 4), u + 32 * j);
     return q4k_store(u, b);
   }
   auto& b = *reinterpret_cast<BlockQ6_K*>(blk);
@@ -1205,18 +1197,20 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
     a.k16.resize(size_t(n));
     a.d16.resize(size_t(n / 16));
     a.off16.resize(size_t(n / 16));
-    for (size_t g = 0; g < size_t(n / 128); ++g)
-      for (size_t v = 0; v < 8; ++v)
-        for (size_t i = 0; i < 4; ++i) std::memcpy(&a.k32[128 * g + 16 * v + 4 * i], &a.q[128 * g + 32 * i + 4 * v], 4);
-    for (size_t g = 0; g < size_t(n / 64); ++g)
-      for (size_t v = 0; v < 4; ++v)
-        for (size_t i = 0; i < 4; ++i) std::memcpy(&a.k16[64 * g + 16 * v + 4 * i], &a.q[64 * g + 16 * i + 4 * v], 4);
+    // Per 4 blocks of S elements, group v takes 4 bytes at S·i + 4v from each block i.
+    const auto lane_order = [&](size_t S, std::vector<int8_t>& out) {
+      for (size_t g = 0; g < size_t(n) / (4 * S); ++g)
+        for (size_t v = 0; v < S / 4; ++v)
+          for (size_t i = 0; i < 4; ++i) std::memcpy(&out[4 * S * g + 16 * v + 4 * i], &a.q[4 * S * g + S * i + 4 * v], 4);
+    };
+    lane_order(32, a.k32);
+    lane_order(16, a.k16);
     for (size_t k = 0; k < a.d16.size(); ++k) {
       a.d16[k] = d[k / 2];
       a.off16[k] = -32 * (sums[4 * k] + sums[4 * k + 1] + sums[4 * k + 2] + sums[4 * k + 3]);
     }
     a.off32.resize(size_t(n / 32));
-    for (size_t b = 0; b < a.off32.size(); ++b) a.off32[b] = (a.off16[2 * b] + a.off16[2 * b + 1]) / 4;  // −8·Σq
+    for (size_t b = 0; b < a.off32.size(); ++b) a.off32[b] = -8 * std::accumulate(&sums[8 * b], &sums[8 * b + 8], 0);
   } else {
     a.k32.clear(), a.k16.clear(), a.d16.clear(), a.off16.clear(), a.off32.clear();
   }
@@ -1284,14 +1278,15 @@ void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int6
 }
 
 DType interleaved_type(DType t, int64_t rows, int64_t cols) {
-  if (kBestIsa != Isa::Vnni || rows % 8 != 0 || !is_quantized(t) || is_interleaved(t) || cols % segment_elements(t) != 0) return t;
+  DType fast;
   switch (t) {
-    case DType::Q4_0: return DType::Q4_0x8;
-    case DType::Q8_0: return DType::Q8_0x8;
-    case DType::Q4_K: return DType::Q4_Kx8;
-    case DType::Q6_K: return DType::Q6_Kx8;
+    case DType::Q4_0: fast = DType::Q4_0x8; break;
+    case DType::Q8_0: fast = DType::Q8_0x8; break;
+    case DType::Q4_K: fast = DType::Q4_Kx8; break;
+    case DType::Q6_K: fast = DType::Q6_Kx8; break;
     default: return t;
   }
+  return kBestIsa == Isa::Vnni && rows % 8 == 0 && cols % segment_elements(t) == 0 ? fast : t;
 }
 
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols) {

@@ -83,7 +83,7 @@ void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivatio
 // multiply-adds shares one scale vector — several times fewer instructions per weight than a row
 // at a time. Used where the CPU has AVX-512 VNNI, for prefill and decode; same bytes in total.
 // interleaved_type: Q4_0 → Q4_0x8, Q8_0 → Q8_0x8, Q4_K → Q4_Kx8, Q6_K → Q6_Kx8 (rows a multiple
-// of 8, cols of 128 (Q4_0) or 256), else the type itself.
+// of 8, cols of a column's elements: 128, 32, 256, 256), else the type itself.
 DType interleaved_type(DType t, int64_t rows, int64_t cols);
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols);
 // Row `row` of an interleaved matrix (whose data starts at base) to fp32.

@@ -219,6 +219,7 @@ TEST(Quant, ActivationsQuantizeAsDefinedUnderEveryIsa) {
         ASSERT_EQ(a.q4_lane_s[size_t(4 * b + j)], d * float(sum[j] + sum[4 + j]));
       }
       ASSERT_EQ(a.block_d[size_t(b)], d);
+      ASSERT_EQ(a.off32[size_t(b)], -8 * (sum[0] + sum[1] + sum[2] + sum[3] + sum[4] + sum[5] + sum[6] + sum[7]));
       for (int h = 0; h < 2; ++h) {  // the two sub-blocks of 16
         ASSERT_EQ(a.d16[size_t(2 * b + h)], d);
         ASSERT_EQ(a.off16[size_t(2 * b + h)], -32 * (sum[4 * h] + sum[4 * h + 1] + sum[4 * h + 2] + sum[4 * h + 3]));
