@@ -132,7 +132,7 @@ void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y
     default: {
       QuantizedActivations a;
       quantize_activations(x, w.cols, a);
-      quant_gemv_rows(w.dtype, w.data, w.cols, a, r0, r1, y);
+      quant_gemv_rows(w.dtype, w.data, w.rows, w.cols, a, r0, r1, y);
     }
   }
 }
@@ -150,7 +150,7 @@ void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy
 }
 
 void matrix_row(const Matrix& w, int64_t row, float* out) {
-  if (is_interleaved(w.dtype)) return dequantize_interleaved_row(w.dtype, w.data, row, w.cols, out);
+  if (is_interleaved(w.dtype)) return dequantize_interleaved_row(w.dtype, w.data, w.rows, row, w.cols, out);
   to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(row) * row_bytes(w.dtype, w.cols), out, size_t(w.cols));
 }
 
@@ -192,7 +192,7 @@ void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int6
     const bool bf16 = gemm_bf16_available();
     const int64_t P = bf16 ? std::max<int64_t>(256, (int64_t(1) << 22) / w.cols) : panel_rows(w.cols);
     return panel_gemm(x, n, w, y, ldy, P, 1, bf16, [&](int64_t r0, int64_t r1, float* out) {
-      dequantize_rows(w.dtype, w.data, w.cols, r0, r1, out);
+      dequantize_rows(w.dtype, w.data, w.rows, w.cols, r0, r1, out);
     });
   }
   std::vector<QuantizedActivations> acts(static_cast<size_t>(n));
@@ -201,19 +201,19 @@ void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int6
   });
   if (n == 1) {
     parallel_for(size_t(w.rows), 16, [&](size_t r0, size_t r1) {
-      quant_gemv_rows(w.dtype, w.data, w.cols, acts[0], int64_t(r0), int64_t(r1), y);  // n == 1: ldy unused
+      quant_gemv_rows(w.dtype, w.data, w.rows, w.cols, acts[0], int64_t(r0), int64_t(r1), y);  // n == 1: ldy unused
     });
     return;
   }
   if (is_interleaved(w.dtype)) {  // whole thread ranges: the kernel blocks rows and tokens for the caches
     parallel_for(size_t(w.rows), 8, [&](size_t r0, size_t r1) {
-      quant_gemm_rows(w.dtype, w.data, acts.data(), n, int64_t(r0), int64_t(r1), y, ldy);
+      quant_gemm_rows(w.dtype, w.data, w.rows, acts.data(), n, int64_t(r0), int64_t(r1), y, ldy);
     });
     return;
   }
   parallel_for(size_t(w.rows), 32, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r += 32)
-      quant_gemm_rows(w.dtype, w.data, acts.data(), n, int64_t(r), int64_t(std::min(r + 32, r1)), y, ldy);
+      quant_gemm_rows(w.dtype, w.data, w.rows, acts.data(), n, int64_t(r), int64_t(std::min(r + 32, r1)), y, ldy);
   });
 }
 

@@ -356,6 +356,33 @@ DType plain_type(DType t) {
 }
 int64_t segment_elements(DType plain) { return plain == DType::Q4_0 ? 128 : plain == DType::Q8_0 ? 32 : 256; }
 
+// Rows longer than kChunkElements are cut into column chunks of that many elements, stored one
+// after the other, each holding all the groups' columns in it: a thread's rows still stream
+// contiguously, and the activations of one chunk (2 KB of int8) stay in L1 while they do. With
+// whole rows in a group the activations of long rows fell out of L1 and the stream slowed
+// (1 thread, from DRAM: Q4_K rows of 16384 21 GB/s whole, 32 GB/s chunked; 4096: 27-29 -> 31).
+constexpr int64_t kChunkElements = 2048;
+
+// Where the columns of an interleaved [rows, cols] matrix lie.
+struct ColumnChunks {
+  size_t col_bytes;   // one column of a group (8 rows)
+  int64_t ncol;       // columns per row
+  int64_t per_chunk;  // columns per full chunk
+  int64_t groups;     // rows / 8
+  int64_t count() const { return (ncol + per_chunk - 1) / per_chunk; }
+  int64_t begin(int64_t k) const { return k * per_chunk; }
+  int64_t end(int64_t k) const { return std::min(ncol, (k + 1) * per_chunk); }
+  // Byte offset of group g's column c.
+  size_t offset(int64_t g, int64_t c) const {
+    const int64_t k = c / per_chunk;
+    return size_t(k * per_chunk * groups + g * (end(k) - begin(k)) + c - k * per_chunk) * col_bytes;
+  }
+};
+ColumnChunks column_chunks(DType plain, int64_t rows, int64_t cols) {
+  const int64_t e = segment_elements(plain);
+  return {row_bytes(plain, e) * 8, cols / e, kChunkElements / e, rows / 8};
+}
+
 // Q8_0x8 (272 bytes): the 8 f16 d, then bytes 0-15 of the 8 rows' quants, then bytes 16-31. The
 // lane-per-block layout below ran Q8_0 ~50% faster from cache but streamed from DRAM 7-16%
 // slower (decode), so Q8_0 keeps this one.
@@ -527,12 +554,15 @@ Z_VNNI inline __m512 quarter_sums(__m512 v) {
 
 Z_VNNI inline __m512i bcast16(const int8_t* p) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
-// The 8 rows' sums: 4 lanes per row, rows 0-3 in lo and 4-7 in hi.
-Z_VNNI inline void store_rows(__m512 lo, __m512 hi, float* y) {
+// The 8 rows' sums (4 lanes per row, rows 0-3 in lo and 4-7 in hi) into y, or added to it.
+Z_VNNI inline void store_rows(__m512 lo, __m512 hi, bool add, float* y) {
   alignas(64) float t0[16], t1[16];
   _mm512_store_ps(t0, quarter_sums(lo));
   _mm512_store_ps(t1, quarter_sums(hi));
-  for (int r = 0; r < 4; ++r) y[r] = t0[4 * r], y[4 + r] = t1[4 * r];
+  for (int r = 0; r < 4; ++r) {
+    y[r] = add ? y[r] + t0[4 * r] : t0[4 * r];
+    y[4 + r] = add ? y[4 + r] + t1[4 * r] : t1[4 * r];
+  }
 }
 
 // The Q4_0, Q4_K and Q6_K kernels run per pass of a column: a vector of 4 rows × 16 bytes has
@@ -576,13 +606,13 @@ Z_VNNI inline void pass_dot(const __m512i (*u)[V], const int8_t* x, __m512i init
 // unsigned q + 128) against each token's low and high 16 activations broadcast to every row's lane;
 // the integer sums start from −128·Σq so Σ(u − 128)·q comes out of the multiply-adds.
 template <int NT>
-Z_VNNI void group_q8x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+Z_VNNI void group_q8x8(const uint8_t* g, const QuantizedActivations* a, int64_t c0, int64_t c1, bool add, float* y, int64_t ldy) {
   const __m512i flip = _mm512_set1_epi8(char(0x80));
   const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
   const __m512i hi_idx = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < a[0].n / 32; ++b, g += kX8Q8) {
+  for (int64_t b = c0; b < c1; ++b, g += kX8Q8) {
     const __m256 sc8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
     __m512i u[2][2];  // [rows 0-3, 4-7][elements 0-15, 16-31]
     for (int hr = 0; hr < 2; ++hr) {
@@ -601,17 +631,17 @@ Z_VNNI void group_q8x8(const uint8_t* g, const QuantizedActivations* a, float* y
       acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi_idx, sc), acc[t][1]);
     }
   }
-  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
+  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], add, y + t * ldy);
 }
 
 // Q4_0x8, per column of 4 blocks: the chains start from −8·Σq of each lane's block, so
 // Σ(u − 8)·q comes out of the multiply-adds.
 template <int NT>
-Z_VNNI void group_q4x8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+Z_VNNI void group_q4x8(const uint8_t* g, const QuantizedActivations* a, int64_t c0, int64_t c1, bool add, float* y, int64_t ldy) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < a[0].n / 128; ++c, g += kX8Q4) {
+  for (int64_t c = c0; c < c1; ++c, g += kX8Q4) {
     __m512 s[2];
     __m512i u[2][8];
     for (int hr = 0; hr < 2; ++hr) {
@@ -627,7 +657,7 @@ Z_VNNI void group_q4x8(const uint8_t* g, const QuantizedActivations* a, float* y
       pass_dot<8, true, 4>(u, a[t].k32.data() + 128 * c, init, a[t].block_d.data() + 4 * c, s, acc[t]);
     }
   }
-  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
+  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], add, y + t * ldy);
 }
 
 // Q4_Kx8. The packed 6-bit scales and mins of the 8 rows unpack with the word operations of
@@ -635,12 +665,12 @@ Z_VNNI void group_q4x8(const uint8_t* g, const QuantizedActivations* a, float* y
 // mins) of sub-blocks 0-3 or 4-7: the lane layout of the passes. The mins meet each token's
 // sub-block sums d·Σq (k_sums) once per column.
 template <int NT>
-Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, int64_t c0, int64_t c1, bool add, float* y, int64_t ldy) {
   const __m256i k3f = _mm256_set1_epi8(0x3F), k0f = _mm256_set1_epi8(0x0F), k30 = _mm256_set1_epi8(0x30);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  for (int64_t sb = 0; sb < a[0].n / 256; ++sb, g += kX8Q4K) {
+  for (int64_t sb = c0; sb < c1; ++sb, g += kX8Q4K) {
     const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
     const __m256 dm8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32));
@@ -675,17 +705,17 @@ Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, float* 
                              s[p], acc[t]);
     }
   }
-  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
+  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], add, y + t * ldy);
 }
 
 // Q6_Kx8: x = d·sc·(u − 32); the chains start from −32·Σq of each lane's sub-block (off16).
 template <int NT>
-Z_VNNI void group_q6kx8(const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
+Z_VNNI void group_q6kx8(const uint8_t* g, const QuantizedActivations* a, int64_t c0, int64_t c1, bool add, float* y, int64_t ldy) {
   const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
   constexpr int kOr = 0xF8;  // ternary logic a | (b & c)
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  for (int64_t sb = 0; sb < a[0].n / 256; ++sb, g += kX8Q6K) {
+  for (int64_t sb = c0; sb < c1; ++sb, g += kX8Q6K) {
     const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
     const __m512 d[2] = {row_lanes(d8, 0), row_lanes(d8, 1)};
     for (int p = 0; p < 4; ++p) {
@@ -708,33 +738,41 @@ Z_VNNI void group_q6kx8(const uint8_t* g, const QuantizedActivations* a, float* 
       }
     }
   }
-  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], y + t * ldy);
+  for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], add, y + t * ldy);
 }
 
+// Columns [c0, c1) of one group (g: its column c0) for NT tokens.
 template <int NT>
-void group_tokens(DType t, const uint8_t* g, const QuantizedActivations* a, float* y, int64_t ldy) {
-  if (t == DType::Q4_0x8) group_q4x8<NT>(g, a, y, ldy);
-  else if (t == DType::Q4_Kx8) group_q4kx8<NT>(g, a, y, ldy);
-  else if (t == DType::Q6_Kx8) group_q6kx8<NT>(g, a, y, ldy);
-  else group_q8x8<NT>(g, a, y, ldy);
+void group_tokens(DType t, const uint8_t* g, const QuantizedActivations* a, int64_t c0, int64_t c1, bool add, float* y, int64_t ldy) {
+  if (t == DType::Q4_0x8) group_q4x8<NT>(g, a, c0, c1, add, y, ldy);
+  else if (t == DType::Q4_Kx8) group_q4kx8<NT>(g, a, c0, c1, add, y, ldy);
+  else if (t == DType::Q6_Kx8) group_q6kx8<NT>(g, a, c0, c1, add, y, ldy);
+  else group_q8x8<NT>(g, a, c0, c1, add, y, ldy);
 }
 
-// Rows [r0, r1) (whole groups) of an interleaved matrix against ntok tokens: the rows in chunks
-// of ~256 KB that stay in L2 while the tokens pass them 8 at a time (8 tokens' accumulators,
-// 16 registers, leave room for the unpacked weights; 8 beat 4 by ~20% for Q8_0, ~4% for Q4_K).
-void gemm_interleaved(DType t, const uint8_t* w, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1, float* y,
-                      int64_t ldy) {
-  const size_t group = row_bytes(t, x[0].n) * 8;
-  const int64_t chunk = 8 * std::max<int64_t>(1, int64_t((size_t(1) << 18) / group));
-  for (int64_t c0 = r0; c0 < r1; c0 += chunk) {
-    const int64_t c1 = std::min(r1, c0 + chunk);
-    int64_t k = 0;
-    for (; k + 8 <= ntok; k += 8)
-      for (int64_t r = c0; r < c1; r += 8) group_tokens<8>(t, w + size_t(r / 8) * group, x + k, y + k * ldy + r, ldy);
-    for (; k + 4 <= ntok; k += 4)
-      for (int64_t r = c0; r < c1; r += 8) group_tokens<4>(t, w + size_t(r / 8) * group, x + k, y + k * ldy + r, ldy);
-    for (; k < ntok; ++k)
-      for (int64_t r = c0; r < c1; r += 8) group_tokens<1>(t, w + size_t(r / 8) * group, x + k, y + k * ldy + r, ldy);
+// Rows [r0, r1) (whole groups) of an interleaved [rows, n] matrix against ntok tokens, column
+// chunk by column chunk (the first one stores y, the others add to it): within a chunk the rows
+// in blocks of ~256 KB that stay in L2 while the tokens pass them 8 at a time (8 tokens'
+// accumulators, 16 registers, leave room for the unpacked weights; 8 beat 4 by ~20% for Q8_0,
+// ~4% for Q4_K).
+void gemm_interleaved(DType t, const uint8_t* w, int64_t rows, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1,
+                      float* y, int64_t ldy) {
+  const ColumnChunks ch = column_chunks(plain_type(t), rows, x[0].n);
+  for (int64_t k = 0; k < ch.count(); ++k) {
+    const int64_t c0 = ch.begin(k), c1 = ch.end(k);
+    const uint8_t* base = w + ch.offset(0, c0);
+    const size_t group = size_t(c1 - c0) * ch.col_bytes;  // one group's bytes in this chunk
+    const int64_t block = 8 * std::max<int64_t>(1, int64_t((size_t(1) << 18) / group));
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+      const int64_t b1 = std::min(r1, b0 + block);
+      int64_t i = 0;
+      for (; i + 8 <= ntok; i += 8)
+        for (int64_t r = b0; r < b1; r += 8) group_tokens<8>(t, base + size_t(r / 8) * group, x + i, c0, c1, k > 0, y + i * ldy + r, ldy);
+      for (; i + 4 <= ntok; i += 4)
+        for (int64_t r = b0; r < b1; r += 8) group_tokens<4>(t, base + size_t(r / 8) * group, x + i, c0, c1, k > 0, y + i * ldy + r, ldy);
+      for (; i < ntok; ++i)
+        for (int64_t r = b0; r < b1; r += 8) group_tokens<1>(t, base + size_t(r / 8) * group, x + i, c0, c1, k > 0, y + i * ldy + r, ldy);
+    }
   }
 }
 
@@ -775,11 +813,11 @@ Z_VNNI inline void dequant_q4k_block(const BlockQ4_K& k, float* out) {
     }
 }
 
-Z_VNNI void dequantize_rows_avx512(DType t, const uint8_t* w, int64_t cols, int64_t r0, int64_t r1, float* out) {
+Z_VNNI void dequantize_rows_avx512(DType t, const uint8_t* w, int64_t rows, int64_t cols, int64_t r0, int64_t r1, float* out) {
   const int64_t nb32 = cols / 32;
   for (int64_t r = r0; r < r1; ++r, out += cols) {
     if (is_interleaved(t)) {  // not on the prefill path (the interleaved types have integer kernels)
-      dequantize_interleaved_row(t, w, r, cols, out);
+      dequantize_interleaved_row(t, w, rows, r, cols, out);
       continue;
     }
     const uint8_t* row = w + size_t(r) * row_bytes(t, cols);
@@ -1248,7 +1286,8 @@ double quant_dot_reference(DType t, const void* row, const QuantizedActivations&
   return s;
 }
 
-void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1, float* y) {
+void quant_gemv_rows(DType t, const void* w, int64_t rows, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1,
+                     float* y) {
   const auto* base = static_cast<const uint8_t*>(w);
   const size_t stride = row_bytes(t, n);
   switch (t) {
@@ -1257,13 +1296,13 @@ void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivatio
     case DType::Q4_1: return gemv_typed<DType::Q4_1>(base, stride, x, r0, r1, y);
     case DType::Q4_K: return gemv_typed<DType::Q4_K>(base, stride, x, r0, r1, y);
     case DType::Q6_K: return gemv_typed<DType::Q6_K>(base, stride, x, r0, r1, y);
-    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: return gemm_interleaved(t, base, &x, 1, r0, r1, y, 0);
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: return gemm_interleaved(t, base, rows, &x, 1, r0, r1, y, 0);
     default: throw Error(std::string("quant_gemv_rows: ") + dtype_name(t) + " is not a block type");
   }
 }
 
-void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1, float* y,
-                     int64_t ldy) {
+void quant_gemm_rows(DType t, const void* w, int64_t rows, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1,
+                     float* y, int64_t ldy) {
   const auto* base = static_cast<const uint8_t*>(w);
   const size_t stride = row_bytes(t, x[0].n);
   switch (t) {
@@ -1272,7 +1311,7 @@ void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int6
     case DType::Q4_1: return gemm_typed<DType::Q4_1>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q4_K: return gemm_typed<DType::Q4_K>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q6_K: return gemm_typed<DType::Q6_K>(base, stride, x, ntok, r0, r1, y, ldy);
-    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: return gemm_interleaved(t, base, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: return gemm_interleaved(t, base, rows, x, ntok, r0, r1, y, ldy);
     default: throw Error(std::string("quant_gemm_rows: ") + dtype_name(t) + " is not a block type");
   }
 }
@@ -1289,27 +1328,31 @@ DType interleaved_type(DType t, int64_t rows, int64_t cols) {
   return kBestIsa == Isa::Vnni && rows % 8 == 0 && cols % segment_elements(t) == 0 ? fast : t;
 }
 
-void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols) {
-  const size_t seg = row_bytes(t, segment_elements(t)), ns = size_t(cols / segment_elements(t));
-  for (size_t g = 0; g < size_t(rows / 8); ++g)
-    for (size_t c = 0; c < ns; ++c)
-      for (int r = 0; r < 8; ++r) x8_put(t, src + ((g * 8 + size_t(r)) * ns + c) * seg, r, dst + (g * ns + c) * 8 * seg);
+void interleave_groups(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols, int64_t g0, int64_t g1) {
+  const ColumnChunks ch = column_chunks(t, rows, cols);
+  const size_t seg = ch.col_bytes / 8, row_b = row_bytes(t, cols);
+  for (int64_t g = g0; g < g1; ++g)
+    for (int64_t c = 0; c < ch.ncol; ++c)
+      for (int r = 0; r < 8; ++r) x8_put(t, src + size_t(8 * (g - g0) + r) * row_b + size_t(c) * seg, r, dst + ch.offset(g, c));
 }
 
-void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out) {
+void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols) {
+  interleave_groups(t, src, dst, rows, cols, 0, rows / 8);
+}
+
+void dequantize_interleaved_row(DType t, const void* base, int64_t rows, int64_t row, int64_t cols, float* out) {
   const DType plain = plain_type(t);
+  const ColumnChunks ch = column_chunks(plain, rows, cols);
   const int64_t e = segment_elements(plain);
-  const size_t seg = row_bytes(plain, e), ns = size_t(cols / e);
-  const uint8_t* g = static_cast<const uint8_t*>(base) + size_t(row / 8) * ns * 8 * seg;
   uint8_t buf[sizeof(BlockQ6_K)];  // the largest segment (Q4_0: 72 bytes, Q8_0: 34)
-  for (size_t c = 0; c < ns; ++c) {
-    x8_get(plain, g + c * 8 * seg, int(row % 8), buf);
-    dequantize_row(plain, buf, out + size_t(e) * c, e);
+  for (int64_t c = 0; c < ch.ncol; ++c) {
+    x8_get(plain, static_cast<const uint8_t*>(base) + ch.offset(row / 8, c), int(row % 8), buf);
+    dequantize_row(plain, buf, out + e * c, e);
   }
 }
 
-void dequantize_rows(DType t, const void* w, int64_t cols, int64_t r0, int64_t r1, float* out) {
-  if (kBestIsa == Isa::Vnni) return dequantize_rows_avx512(t, static_cast<const uint8_t*>(w), cols, r0, r1, out);
+void dequantize_rows(DType t, const void* w, int64_t rows, int64_t cols, int64_t r0, int64_t r1, float* out) {
+  if (kBestIsa == Isa::Vnni) return dequantize_rows_avx512(t, static_cast<const uint8_t*>(w), rows, cols, r0, r1, out);
   if (kBestIsa == Isa::Avx2 && !is_interleaved(t)) {
     const auto* base = static_cast<const uint8_t*>(w);
     const size_t stride = row_bytes(t, cols);
@@ -1324,7 +1367,7 @@ void dequantize_rows(DType t, const void* w, int64_t cols, int64_t r0, int64_t r
     return;
   }
   for (int64_t r = r0; r < r1; ++r, out += cols) {
-    if (is_interleaved(t)) dequantize_interleaved_row(t, w, r, cols, out);
+    if (is_interleaved(t)) dequantize_interleaved_row(t, w, rows, r, cols, out);
     else dequantize_row(t, static_cast<const uint8_t*>(w) + size_t(r) * row_bytes(t, cols), out, cols);
   }
 }

@@ -73,7 +73,7 @@ struct QuantizedActivations {
 void quantize_activations(const float* x, int64_t n, QuantizedActivations& out);
 
 // y[r] = dot(w row r, x) for rows [r0, r1) of a [rows, n] block-quantized matrix.
-void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1,
+void quant_gemv_rows(DType t, const void* w, int64_t rows, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1,
                      float* y);
 // The interleaved layouts: rows in groups of 8, and per group and column (4 blocks of Q4_0, one
 // of Q8_0, one super-block of Q4_K / Q6_K) the 8 rows' scales followed by their quants, 16 bytes
@@ -81,21 +81,25 @@ void quant_gemv_rows(DType t, const void* w, int64_t n, const QuantizedActivatio
 // integer multiply-adds work on 4 rows per instruction against broadcast activations, and (but for
 // Q8_0) each 4-byte lane of a row's 16 bytes belongs to another (sub-)block, so a whole chain of
 // multiply-adds shares one scale vector — several times fewer instructions per weight than a row
-// at a time. Used where the CPU has AVX-512 VNNI, for prefill and decode; same bytes in total.
+// at a time. Rows longer than 2048 elements are stored in column chunks of 2048, one after the
+// other, each holding its columns of every group, so the activations a chunk needs stay in L1 while
+// the rows stream. Used where the CPU has AVX-512 VNNI, for prefill and decode; same bytes in total.
 // interleaved_type: Q4_0 → Q4_0x8, Q8_0 → Q8_0x8, Q4_K → Q4_Kx8, Q6_K → Q6_Kx8 (rows a multiple
 // of 8, cols of a column's elements: 128, 32, 256, 256), else the type itself.
 DType interleaved_type(DType t, int64_t rows, int64_t cols);
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols);
-// Row `row` of an interleaved matrix (whose data starts at base) to fp32.
-void dequantize_interleaved_row(DType t, const void* base, int64_t row, int64_t cols, float* out);
+// Groups [g0, g1) only: src holds their 8·(g1 − g0) plain rows, dst is the whole matrix.
+void interleave_groups(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols, int64_t g0, int64_t g1);
+// Row `row` of an interleaved [rows, cols] matrix (whose data starts at base) to fp32.
+void dequantize_interleaved_row(DType t, const void* base, int64_t rows, int64_t row, int64_t cols, float* out);
 
 // Rows [r0, r1) of a block-quantized (or interleaved) [rows, cols] matrix to fp32, vectorised
 // with AVX-512 or AVX2 (bit-identical to dequantize_row): the prefill GEMM's panels.
-void dequantize_rows(DType t, const void* w, int64_t cols, int64_t r0, int64_t r1, float* out);
+void dequantize_rows(DType t, const void* w, int64_t rows, int64_t cols, int64_t r0, int64_t r1, float* out);
 
 // y[t * ldy + r] = dot(w row r, x[t]) for ntok tokens and rows [r0, r1) (prefill).
-void quant_gemm_rows(DType t, const void* w, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1, float* y,
-                     int64_t ldy);
+void quant_gemm_rows(DType t, const void* w, int64_t rows, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1,
+                     float* y, int64_t ldy);
 // The same dot product by the scalar reference (double accumulation), for tests.
 double quant_dot_reference(DType t, const void* row, const QuantizedActivations& x);
 // Which kernel runs: "avx512-vnni", "avx2" or "scalar". force_isa ("", "avx2" or "scalar")

@@ -80,7 +80,7 @@ class Tensors {
         std::vector<uint8_t> group(8 * row_b);
         for (size_t g = r0; g < r1; g += 8) {
           for (size_t r = 0; r < 8; ++r) std::memcpy(group.data() + r * row_b, from[g + r], row_b);
-          interleave_rows(dtype, group.data(), dst + g * row_b, 8, cols);
+          interleave_groups(dtype, group.data(), dst, rows, cols, int64_t(g / 8), int64_t(g / 8 + 1));
         }
       });
       for (; i < j; ++i) release_mapped_pages(src[i].data, src[i].nbytes);

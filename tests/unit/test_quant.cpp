@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/rng.h"
@@ -64,7 +65,7 @@ TEST(Quant, RoundTripWithinFormatBound) {
     }
     EXPECT_NEAR(y[5], 0.0f, step_bound(t) * 3) << dtype_name(t);
     std::vector<float> fast(static_cast<size_t>(n));  // the vectorised prefill path: same values
-    dequantize_rows(t, q.data(), n, 0, 1, fast.data());
+    dequantize_rows(t, q.data(), 1, n, 0, 1, fast.data());
     EXPECT_EQ(fast, y) << dtype_name(t);
   }
 }
@@ -113,7 +114,7 @@ TEST(Quant, EveryKernelMatchesTheScalarReference) {
       for (const char* isa : {"", "avx2", "scalar"}) {
         ForceIsa force(isa);
         std::vector<float> y(static_cast<size_t>(rows));
-        quant_gemv_rows(t, w.data(), n, a, 0, rows, y.data());
+        quant_gemv_rows(t, w.data(), rows, n, a, 0, rows, y.data());
         for (int64_t r = 0; r < rows; ++r)
           ASSERT_NEAR(y[size_t(r)], ref[size_t(r)], 1e-5 * (1 + mag) * std::sqrt(double(n)))
               << dtype_name(t) << " n " << n << " isa " << quant_isa();
@@ -241,22 +242,34 @@ TEST(Quant, ActivationsQuantizeAsDefinedUnderEveryIsa) {
 }
 
 TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
-  // Q4_0 / Q8_0 / Q4_K / Q6_K re-laid out 8 rows at a time: same rows back, same dot products.
+  // Q4_0 / Q8_0 / Q4_K / Q6_K re-laid out 8 rows at a time: same rows back, same dot products;
+  // rows of 2560 are stored in a column chunk of 2048 and one of 512.
   Rng rng(21);
-  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
-    const int64_t rows = 24, n = 512;
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K})
+  for (int64_t n : {int64_t(512), int64_t(2560)}) {
+    const int64_t rows = 24;
     const DType fast = interleaved_type(t, rows, n);
     if (fast == t) GTEST_SKIP() << "no AVX-512 VNNI: the interleaved layout is not used";
-    std::vector<uint8_t> w(size_t(rows) * row_bytes(t, n)), wi(w.size());
+    std::vector<uint8_t> w(size_t(rows) * row_bytes(t, n)), wi(w.size()), parts(w.size());
     for (int64_t r = 0; r < rows; ++r) {
       auto v = randn(rng, size_t(n), 0.05f);
       quantize_row(t, v.data(), w.data() + size_t(r) * row_bytes(t, n), n);
     }
     interleave_rows(t, w.data(), wi.data(), rows, n);
+    // Group by group (as the model loader does it) gives the same bytes.
+    interleave_groups(t, w.data(), parts.data(), rows, n, 0, 1);
+    interleave_groups(t, w.data() + 8 * row_bytes(t, n), parts.data(), rows, n, 1, 3);
+    ASSERT_EQ(parts, wi) << dtype_name(t) << " n " << n;
+    if (t == DType::Q8_0 && n == 2560) {  // the chunked layout: a Q8_0x8 column (272 bytes) starts with 8 rows' d
+      const size_t col = 272, row_b = row_bytes(t, n);
+      EXPECT_EQ(0, std::memcmp(wi.data() + 64 * col, w.data() + 8 * row_b, 2));  // group 1, block 0: after group 0's 64
+      EXPECT_EQ(0, std::memcmp(wi.data() + 3 * 64 * col, w.data() + 64 * 34, 2));  // group 0, block 64: chunk 1
+      EXPECT_EQ(0, std::memcmp(wi.data() + (3 * 64 + 16) * col, w.data() + 8 * row_b + 64 * 34, 2));  // group 1, block 64
+    }
     const Matrix plain{t, rows, n, w.data()}, inter{fast, rows, n, wi.data()};
     std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n));
     std::vector<float> all(size_t(rows * n));
-    dequantize_rows(fast, wi.data(), n, 0, rows, all.data());
+    dequantize_rows(fast, wi.data(), rows, n, 0, rows, all.data());
     for (int64_t r = 0; r < rows; ++r) {
       matrix_row(plain, r, a.data());
       matrix_row(inter, r, b.data());
