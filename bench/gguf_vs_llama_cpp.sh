@@ -4,7 +4,10 @@
 # export-gguf`, bytes identical to ggml's reference quantizers) and Q4_K_M (made by llama.cpp's
 # own llama-quantize from the Q8_0 file), each run by `llama-bench` and `zephyr bench`
 # (pp512 / tg128, 2 repetitions), with the decode bound = memory bandwidth measured around each
-# run / weight bytes per token. llama.cpp is built outside this repository from its public source
+# run / weight bytes per token. Then decode alone in alternated rounds (ROUNDS, default 4: bandwidth,
+# llama.cpp tg32, bandwidth, zephyr tg32, bandwidth), because this host's memory bandwidth swings
+# between ~33 and ~65 GB/s, often inside one run: only rounds whose three bandwidth readings agree
+# within 15% count towards the medians. llama.cpp is built outside this repository from its public source
 # (none of it is committed); pass its bin directory:
 #   bash bench/gguf_vs_llama_cpp.sh build /path/to/llama.cpp/build/bin [model-name]
 set -euo pipefail
@@ -46,5 +49,40 @@ print(f"| {t} | llama.cpp | {lpp:.2f} | {ltg:.2f} | {bound:.2f} | {100 * ltg / b
 print(f"| {t} | zephyr | {zj['pp_tps']:.2f} ± {zj['pp_sd']:.2f} | {zj['tg_tps']:.2f} ± {zj['tg_sd']:.2f} | {bound:.2f} | "
       f"{100 * zj['tg_tps'] / bound:.0f}% | {zj['peak_rss_gb']:.2f} |")
 print(f"| {t} | ratio | {zj['pp_tps'] / lpp:.2f}x | {zj['tg_tps'] / ltg:.2f}x | {bw:.0f} GB/s ({bw1['gb_per_s']:.0f}/{bw2['gb_per_s']:.0f}) | | |")
+PY
+done
+
+echo
+echo "Decode, alternated rounds (tg32; bandwidth GB/s before / between / after; % of each run's bound):"
+echo "| model | round | bandwidth | llama.cpp tok/s | zephyr tok/s | ratio | llama.cpp % | zephyr % |"
+echo "|---|---|---|---|---|---|---|---|"
+for t in q8_0 q4_0 q4_k_m; do
+  m="$models/$name-$t.gguf"
+  rows=()
+  for round in $(seq "${ROUNDS:-4}"); do
+    b0=$("$build/bench/memory_bandwidth" "$threads")
+    lj=$("$llama/llama-bench" -m "$m" -p 0 -n 32 -t "$threads" -r 1 -o json 2>"$models/llama-bench.log") ||
+      { cat "$models/llama-bench.log" >&2; exit 1; }
+    b1=$("$build/bench/memory_bandwidth" "$threads")
+    zj=$("$z" bench -m "$m" -p 0 -n 32 -r 1 -t "$threads" --json)
+    b2=$("$build/bench/memory_bandwidth" "$threads")
+    rows+=("$(python3 -c 'import json, sys; print(json.dumps([json.loads(a) for a in sys.argv[1:]]))' "$b0" "$lj" "$b1" "$zj" "$b2")")
+  done
+  python3 - "$t" "${rows[@]}" <<'PY'
+import json, statistics, sys
+t, rounds = sys.argv[1], [json.loads(a) for a in sys.argv[2:]]
+steady = []
+for i, (b0, lj, b1, zj, b2) in enumerate(rounds, 1):
+    bws = [b["gb_per_s"] for b in (b0, b1, b2)]
+    ltg = next(r for r in lj if r["n_gen"] > 0)["avg_ts"]
+    lp = 100 * ltg * zj["weight_gb_per_token"] / max(bws[0], bws[1])
+    zp = 100 * zj["tg_tps"] * zj["weight_gb_per_token"] / max(bws[1], bws[2])
+    same = max(bws) <= 1.15 * min(bws)
+    if same: steady.append((zj["tg_tps"] / ltg, lp, zp, bws[1]))
+    print(f"| {t} | {i} | {bws[0]:.0f} / {bws[1]:.0f} / {bws[2]:.0f}{'' if same else ' (changed)'} | {ltg:.2f} | {zj['tg_tps']:.2f} | "
+          f"{zj['tg_tps'] / ltg:.2f}x | {lp:.0f}% | {zp:.0f}% |")
+if steady:
+    med = lambda k: statistics.median(s[k] for s in steady)
+    print(f"| {t} | median of {len(steady)} steady | ~{med(3):.0f} | | | {med(0):.2f}x | {med(1):.0f}% | {med(2):.0f}% |")
 PY
 done

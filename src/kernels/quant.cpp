@@ -547,8 +547,9 @@ Z_VNNI inline __m512 quarter_sums(__m512 v) {
 
 // The group kernels below take NT tokens at once (NT = 1 for decode, 8 and 4 for prefill): the weights
 // are loaded and unpacked once per block column for all of them, so prefill runs at the integer
-// multiply-add rate instead of through a dequantized fp32/bf16 GEMM. Each writes y[t·ldy + r]
-// for the group's 8 rows r.
+// multiply-add rate instead of through a dequantized fp32/bf16 GEMM. Each takes the columns
+// [c0, c1) of one group (g points at column c0) and writes y[t·ldy + r] for the group's 8 rows r,
+// or adds to it (add: the columns of a later chunk).
 // Decode leaves the streaming to the hardware prefetcher: with these kernels a software prefetch
 // 1-8 KB ahead measured equal or slower on every type (7B decode, A/B runs alternated).
 
