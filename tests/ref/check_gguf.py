@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures import ZEPHYR_TEMPLATE  # noqa: E402
 from corpus import corpus  # noqa: E402
 
-H, I, L, NH, NKV, HD = 256, 512, 2, 4, 2, 64
+# I > 2048: down_proj rows are stored in two column chunks (2048 + 256) when interleaved.
+H, I, L, NH, NKV, HD = 256, 2304, 2, 4, 2, 64
 failures = []
 
 
