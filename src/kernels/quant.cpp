@@ -775,13 +775,13 @@ void gemm_interleaved(DType t, const uint8_t* w, int64_t rows, const QuantizedAc
     const int64_t block = 8 * std::max<int64_t>(1, int64_t((size_t(1) << 18) / group));
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
       const int64_t b1 = std::min(r1, b0 + block);
+      auto pass = [&]<int NT>(int64_t i) {  // tokens [i, i + NT) over the block's groups
+        for (int64_t r = b0; r < b1; r += 8) group_tokens<NT>(t, base + size_t(r / 8) * group, x + i, c0, c1, k > 0, y + i * ldy + r, ldy);
+      };
       int64_t i = 0;
-      for (; i + 8 <= ntok; i += 8)
-        for (int64_t r = b0; r < b1; r += 8) group_tokens<8>(t, base + size_t(r / 8) * group, x + i, c0, c1, k > 0, y + i * ldy + r, ldy);
-      for (; i + 4 <= ntok; i += 4)
-        for (int64_t r = b0; r < b1; r += 8) group_tokens<4>(t, base + size_t(r / 8) * group, x + i, c0, c1, k > 0, y + i * ldy + r, ldy);
-      for (; i < ntok; ++i)
-        for (int64_t r = b0; r < b1; r += 8) group_tokens<1>(t, base + size_t(r / 8) * group, x + i, c0, c1, k > 0, y + i * ldy + r, ldy);
+      for (; i + 8 <= ntok; i += 8) pass.template operator()<8>(i);
+      for (; i + 4 <= ntok; i += 4) pass.template operator()<4>(i);
+      for (; i < ntok; ++i) pass.template operator()<1>(i);
     }
   }
 }
