@@ -1,7 +1,10 @@
 // Thread-count control and a parallel loop over the OpenMP pool that OpenBLAS shares (we link its
 // OpenMP build), so BLAS calls and our kernels never fight over the two cores.
 #pragma once
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <vector>
 
 namespace zephyr {
 
@@ -24,6 +27,54 @@ void parallel_for(size_t n, size_t grain, Fn&& fn) {
     const size_t b0 = blocks * t / threads, b1 = blocks * (t + 1) / threads;
     const size_t begin = b0 * grain, end = b1 * grain < n ? b1 * grain : n;
     if (begin < end) fn(begin, end);
+  }
+}
+
+// Like parallel_for, but a thread that finishes its share early takes pieces from the end of a
+// share still in progress. Each thread still starts on its own contiguous share and works through
+// it front to back in large pieces (a quarter of what is left), so memory streams as in a static
+// split; the pieces shrink toward `grain` only near the end. For memory-bound loops where one
+// thread can fall behind by chance (a late wake-up, an interrupt, a slower share of DRAM): a
+// static split waits for the slowest.
+template <class Fn>
+void parallel_for_balanced(size_t n, size_t grain, Fn&& fn) {
+  const size_t threads = size_t(num_threads());
+  if (threads <= 1 || n <= grain) {
+    fn(size_t(0), n);
+    return;
+  }
+  const size_t blocks = (n + grain - 1) / grain;
+  if (blocks >= (size_t(1) << 32)) return parallel_for(n, grain, fn);
+  // A share is [front, back) in blocks, packed in one word so that the owner (taking from the
+  // front) and a thief (taking from the back) agree through one compare-and-swap.
+  struct alignas(64) Share {
+    std::atomic<uint64_t> range;
+  };
+  std::vector<Share> shares(threads);
+  for (size_t t = 0; t < threads; ++t)
+    shares[t].range.store((blocks * (t + 1) / threads) << 32 | (blocks * t / threads), std::memory_order_relaxed);
+  auto run = [&](size_t b0, size_t b1) { fn(b0 * grain, b1 * grain < n ? b1 * grain : n); };
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (size_t t = 0; t < threads; ++t) {
+    for (;;) {  // own share, front to back
+      uint64_t r = shares[t].range.load(std::memory_order_acquire);
+      size_t f = r & 0xffffffffu, b = r >> 32;
+      if (f >= b) break;
+      const size_t take = (b - f + 3) / 4;
+      if (!shares[t].range.compare_exchange_weak(r, uint64_t(b) << 32 | (f + take), std::memory_order_acq_rel)) continue;
+      run(f, f + take);
+    }
+    for (size_t k = 1; k < threads; ++k) {  // then help the others, from the back of their shares
+      Share& v = shares[(t + k) % threads];
+      for (;;) {
+        uint64_t r = v.range.load(std::memory_order_acquire);
+        size_t f = r & 0xffffffffu, b = r >> 32;
+        if (f >= b) break;
+        const size_t take = (b - f + 1) / 2;
+        if (!v.range.compare_exchange_weak(r, uint64_t(b - take) << 32 | f, std::memory_order_acq_rel)) continue;
+        run(b - take, b);
+      }
+    }
   }
 }
 
