@@ -1210,66 +1210,75 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
   }
 }
 
-void quantize_activations(const float* x, int64_t n, QuantizedActivations& a) {
+void quantize_activations(const float* x, int64_t n, QuantizedActivations& a, DType weights) {
   a.n = n;
   a.q.resize(size_t(n));
-  std::vector<float> d(size_t(n / 32));
-  if (g_isa != Isa::Scalar) quantize_blocks_avx2(x, n, a.q.data(), d.data());
-  else quantize_blocks_scalar(x, n, a.q.data(), d.data());
+  a.block_d.resize(size_t(n / 32));
+  const std::vector<float>& d = a.block_d;
+  if (g_isa != Isa::Scalar) quantize_blocks_avx2(x, n, a.q.data(), a.block_d.data());
+  else quantize_blocks_scalar(x, n, a.q.data(), a.block_d.data());
   // Per lane of 4 elements the integer sum of q; everything below is built from these.
   std::vector<int32_t> sums(size_t(n / 4));
   for (size_t l = 0; l < sums.size(); ++l) {
     const int8_t* q = a.q.data() + 4 * l;
     sums[l] = q[0] + q[1] + q[2] + q[3];
   }
-  a.lane_d.resize(size_t(n / 4));
-  a.lane_s.resize(size_t(n / 4));
-  for (auto& v : a.lane_off) v.resize(size_t(n / 4));
-  for (size_t l = 0; l < sums.size(); ++l) {
-    const float dl = d[l / 8];
-    a.lane_d[l] = dl;
-    a.lane_s[l] = dl * float(sums[l]);
-    a.lane_off[0][l] = -8 * sums[l];
-    a.lane_off[1][l] = -32 * sums[l];
-    a.lane_off[2][l] = -128 * sums[l];
+  // An interleaved type's kernel reads only its own order (decode quantizes ~150 times a token:
+  // building every order cost ~2% of 7B decode); any other type gets all of them.
+  const bool all = !is_interleaved(weights);
+  const bool interleaved_ok = n % 128 == 0;
+  for (auto* v : {&a.lane_d, &a.lane_s, &a.k_sums, &a.q4_lane_d, &a.q4_lane_s, &a.d16}) v->clear();
+  for (auto* v : {&a.lane_off[0], &a.lane_off[1], &a.lane_off[2], &a.q4_lane_off, &a.off32, &a.off16}) v->clear();
+  for (auto* v : {&a.k32, &a.k16, &a.q4}) v->clear();
+  if (all || weights == DType::Q4_Kx8) {
+    a.k_sums.assign(n % 256 == 0 ? size_t(n / 16) : 0, 0.0f);
+    for (size_t j = 0; j < a.k_sums.size() / 16 * 8; ++j) {  // sub-block j: lanes 8j..8j+7
+      int32_t s = 0;
+      for (size_t l = 8 * j; l < 8 * j + 8; ++l) s += sums[l];
+      a.k_sums[j / 8 * 16 + 8 + j % 8] = d[j] * float(s);
+    }
   }
-  a.k_sums.assign(n % 256 == 0 ? size_t(n / 16) : 0, 0.0f);
-  for (size_t j = 0; j < a.k_sums.size() / 16 * 8; ++j) {  // sub-block j: lanes 8j..8j+7
-    float s = 0;
-    for (size_t l = 8 * j; l < 8 * j + 8; ++l) s += a.lane_s[l];
-    a.k_sums[j / 8 * 16 + 8 + j % 8] = s;
+  if (all) {
+    a.lane_d.resize(size_t(n / 4));
+    a.lane_s.resize(size_t(n / 4));
+    for (auto& v : a.lane_off) v.resize(size_t(n / 4));
+    for (size_t l = 0; l < sums.size(); ++l) {
+      const float dl = d[l / 8];
+      a.lane_d[l] = dl;
+      a.lane_s[l] = dl * float(sums[l]);
+      a.lane_off[0][l] = -8 * sums[l];
+      a.lane_off[1][l] = -32 * sums[l];
+      a.lane_off[2][l] = -128 * sums[l];
+    }
   }
-  a.block_d = d;
-  if (n % 128 == 0) {  // the interleaved layouts' order: lane i of a group from (sub-)block i (int32 lanes)
-    a.k32.resize(size_t(n));
-    a.k16.resize(size_t(n));
+  // Per 4 blocks of S elements, group v takes 4 bytes at S·i + 4v from each block i (int32 lanes).
+  const auto lane_order = [&](size_t S, std::vector<int8_t>& out) {
+    out.resize(size_t(n));
+    for (size_t g = 0; g < size_t(n) / (4 * S); ++g)
+      for (size_t v = 0; v < S / 4; ++v)
+        for (size_t i = 0; i < 4; ++i) std::memcpy(&out[4 * S * g + 16 * v + 4 * i], &a.q[4 * S * g + S * i + 4 * v], 4);
+  };
+  if (interleaved_ok && (all || weights == DType::Q4_0x8 || weights == DType::Q4_Kx8)) lane_order(32, a.k32);
+  if (interleaved_ok && (all || weights == DType::Q6_Kx8)) {
+    lane_order(16, a.k16);
     a.d16.resize(size_t(n / 16));
     a.off16.resize(size_t(n / 16));
-    // Per 4 blocks of S elements, group v takes 4 bytes at S·i + 4v from each block i.
-    const auto lane_order = [&](size_t S, std::vector<int8_t>& out) {
-      for (size_t g = 0; g < size_t(n) / (4 * S); ++g)
-        for (size_t v = 0; v < S / 4; ++v)
-          for (size_t i = 0; i < 4; ++i) std::memcpy(&out[4 * S * g + 16 * v + 4 * i], &a.q[4 * S * g + S * i + 4 * v], 4);
-    };
-    lane_order(32, a.k32);
-    lane_order(16, a.k16);
     for (size_t k = 0; k < a.d16.size(); ++k) {
       a.d16[k] = d[k / 2];
       a.off16[k] = -32 * (sums[4 * k] + sums[4 * k + 1] + sums[4 * k + 2] + sums[4 * k + 3]);
     }
+  }
+  if (interleaved_ok && (all || weights == DType::Q4_0x8)) {
     a.off32.resize(size_t(n / 32));
     for (size_t b = 0; b < a.off32.size(); ++b) a.off32[b] = -8 * std::accumulate(&sums[8 * b], &sums[8 * b + 8], 0);
-  } else {
-    a.k32.clear(), a.k16.clear(), a.d16.clear(), a.off16.clear(), a.off32.clear();
   }
   // Lane j of a 4-bit block pairs elements 4j..4j+3 with 16+4j..16+4j+3 (lanes j and j + 4).
-  a.q4_lane_off.resize(size_t(n / 8));
-  for (size_t b = 0; b < size_t(n / 32); ++b)
-    for (size_t j = 0; j < 4; ++j) a.q4_lane_off[4 * b + j] = -8 * (sums[8 * b + j] + sums[8 * b + 4 + j]);
-  if (n % 128 != 0) {
-    a.q4.clear();
-    return;
+  if (all || weights == DType::Q8_0x8) {
+    a.q4_lane_off.resize(size_t(n / 8));
+    for (size_t b = 0; b < size_t(n / 32); ++b)
+      for (size_t j = 0; j < 4; ++j) a.q4_lane_off[4 * b + j] = -8 * (sums[8 * b + j] + sums[8 * b + 4 + j]);
   }
+  if (!all || n % 128 != 0) return;
   a.q4.resize(size_t(n));
   a.q4_lane_d.resize(size_t(n / 8));
   a.q4_lane_s.resize(size_t(n / 8));

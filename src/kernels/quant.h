@@ -70,7 +70,9 @@ struct QuantizedActivations {
   std::vector<float> d16;      // n / 16
   std::vector<int32_t> off16;  // n / 16
 };
-void quantize_activations(const float* x, int64_t n, QuantizedActivations& out);
+// Fills `out` for weights of type `weights`: for an interleaved type only the order its kernel
+// reads (with q and block_d; the other fields left empty), for any other type every field.
+void quantize_activations(const float* x, int64_t n, QuantizedActivations& out, DType weights = DType::F32);
 
 // y[r] = dot(w row r, x) for rows [r0, r1) of a [rows, n] block-quantized matrix.
 void quant_gemv_rows(DType t, const void* w, int64_t rows, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1,
