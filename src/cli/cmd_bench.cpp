@@ -1,6 +1,7 @@
 // zephyr bench: prompt and generation tokens/s of a model, like llama-bench.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -24,6 +25,12 @@ std::pair<double, double> mean_sd(const std::vector<double>& v) {
   return {m, v.size() > 1 ? std::sqrt(s / double(v.size() - 1)) : 0.0};
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 }  // namespace
 
 Run add_bench(CLI::App& app) {
@@ -32,7 +39,7 @@ Run add_bench(CLI::App& app) {
     std::string model;
     int64_t prompt = 512, gen = 128;
     int reps = 3;
-    bool json = false;
+    bool json = false, paired_read = false;
     ThreadsFlag threads;
   };
   auto a = std::make_shared<Args>();
@@ -41,24 +48,38 @@ Run add_bench(CLI::App& app) {
   cmd->add_option("-n,--gen", a->gen, "generated tokens (default 128; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repetitions", a->reps, "repetitions (default 3)")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", a->json, "print one JSON object instead of a table");
+  cmd->add_flag("--paired-read", a->paired_read,
+                "after each generated token, time a plain read of the same weights and report decode as a share of it "
+                "(the memory-bandwidth bound, measured under the same conditions as each token)");
   a->threads.add(cmd);
   return [a] {
     a->threads.apply();
     const Model model = Model::load(a->model);
-    const SpeedRun run = measure_speed(model, a->prompt, a->gen, a->reps);
+    const SpeedRun run = measure_speed(model, a->prompt, a->gen, a->reps, a->paired_read);
     const auto [pp, pp_sd] = mean_sd(run.prompt_tps);
     const auto [tg, tg_sd] = mean_sd(run.gen_tps);
     struct rusage ru {};
     getrusage(RUSAGE_SELF, &ru);
     const double gb = double(weight_bytes_per_token(model)) / 1e9, rss = double(ru.ru_maxrss) / 1e6;
     const std::string type = weight_types(model);
+    // Paired reads: per token the read's time over the token's (1.0 = as fast as a plain read).
+    std::vector<double> share, token_gbps, read_gbps;
+    for (size_t i = 0; i < run.token_s.size(); ++i) {
+      share.push_back(run.read_s[i] / run.token_s[i]);
+      token_gbps.push_back(gb / run.token_s[i]);
+      read_gbps.push_back(gb / run.read_s[i]);
+    }
     if (a->json) {
+      std::string paired;
+      if (!share.empty())
+        paired = ", \"paired_tokens\": " + std::to_string(share.size()) + ", \"tg_share_of_read\": " + std::to_string(median(share)) +
+                 ", \"tg_gb_per_s\": " + std::to_string(median(token_gbps)) + ", \"read_gb_per_s\": " + std::to_string(median(read_gbps));
       std::printf("{\"model\": \"%s\", \"type\": \"%s\", \"params\": %lld, \"weight_gb_per_token\": %.4f, \"threads\": %d, "
                   "\"pp\": %lld, \"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg\": %lld, \"tg_tps\": %.3f, \"tg_sd\": %.3f, "
-                  "\"peak_rss_gb\": %.3f, \"gemv\": \"%s\"}\n",
+                  "\"peak_rss_gb\": %.3f, \"gemv\": \"%s\"%s}\n",
                   a->model.c_str(), type.c_str(), (long long)model.config.num_parameters(), gb, num_threads(),
                   (long long)a->prompt, pp, pp_sd, (long long)a->gen, tg, tg_sd, rss,
-                  type.find('Q') != std::string::npos ? quant_isa() : gemv_isa());
+                  type.find('Q') != std::string::npos ? quant_isa() : gemv_isa(), paired.c_str());
       return 0;
     }
     std::printf("| model | type | params | threads | test | tokens/s |\n|---|---|---|---|---|---|\n");
@@ -70,6 +91,10 @@ Run add_bench(CLI::App& app) {
       std::printf("| %s | %s | %.2fB | %d | tg%lld | %.2f ± %.2f |\n", a->model.c_str(), type.c_str(), params, num_threads(),
                   (long long)a->gen, tg, tg_sd);
     std::printf("weights read per token: %.2f GB; peak RSS %.2f GB\n", gb, rss);
+    if (!share.empty())
+      std::printf("decode against a plain read of the same weights after each token (medians of %zu): %.0f%% "
+                  "(decode %.1f GB/s, read %.1f GB/s)\n",
+                  share.size(), 100 * median(share), median(token_gbps), median(read_gbps));
     return 0;
   };
 }

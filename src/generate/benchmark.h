@@ -11,9 +11,14 @@ namespace zephyr {
 
 struct SpeedRun {
   std::vector<double> prompt_tps, gen_tps;  // one value per repetition
+  // With paired_read, per generated token: seconds of the token and of a plain read of the same
+  // weights right after it. Their ratio is decode's share of the memory-bandwidth bound even on
+  // a host whose bandwidth changes during the run (both see the same conditions).
+  std::vector<double> token_s, read_s;
 };
 
-SpeedRun measure_speed(const Model& model, int64_t prompt_tokens, int64_t gen_tokens, int reps, uint64_t seed = 1);
+SpeedRun measure_speed(const Model& model, int64_t prompt_tokens, int64_t gen_tokens, int reps, bool paired_read = false,
+                       uint64_t seed = 1);
 
 // Bytes of weights one decode step reads: every matrix but the embedding (one row of it).
 int64_t weight_bytes_per_token(const Model& model);

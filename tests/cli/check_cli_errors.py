@@ -92,6 +92,32 @@ def chat_interrupt_check(z, tiny):
         print(f"FAIL chat Ctrl-C: stopped={b'[stopped]' in out} exited={bool(done)}")
 
 
+def bench_check(z, tiny):
+    """`bench --json` reports the tokens it ran; --paired-read adds a plain read after every generated token."""
+    global failures
+    args = [z, "bench", "-m", tiny, "-p", "8", "-n", "5", "-r", "2", "-t", "1"]
+    problems = []
+    p = subprocess.run(args + ["--json", "--paired-read"], capture_output=True)
+    d = json.loads(p.stdout) if p.returncode == 0 else {}
+    if p.returncode != 0:
+        problems.append(f"exit code {p.returncode}: {p.stderr!r}")
+    elif d["pp"] != 8 or d["tg"] != 5 or not d["pp_tps"] > 0 or not d["tg_tps"] > 0:
+        problems.append(f"pp/tg fields: {d}")
+    elif d.get("paired_tokens") != 10 or not (d["tg_share_of_read"] > 0 and d["read_gb_per_s"] > 0 and d["tg_gb_per_s"] > 0):
+        problems.append(f"paired fields: {d}")
+    p = subprocess.run(args + ["--json"], capture_output=True)
+    if p.returncode != 0 or "tg_share_of_read" in json.loads(p.stdout):
+        problems.append(f"without --paired-read: {p.stdout!r}")
+    p = subprocess.run(args + ["--paired-read"], capture_output=True)
+    if b"| tg5 |" not in p.stdout or b"plain read of the same weights" not in p.stdout:
+        problems.append(f"table: {p.stdout!r}")
+    if problems:
+        failures += 1
+        print(f"FAIL bench: {'; '.join(problems)}")
+    else:
+        print("ok   bench reports pp, tg and paired reads")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--zephyr", required=True)
@@ -167,9 +193,10 @@ def main():
         print("FAIL a failed debug logits left an output file")
     chat_check(z, tiny, good)
     chat_interrupt_check(z, tiny)
+    bench_check(z, tiny)
     expect("unknown subcommand", [z, "frobnicate"], b"", fail, [])
     expect("--version", [z, "--version"], b"", lambda rc: rc == 0, ["zephyr 0."])
-    for sub in ("tokenize", "detokenize", "template", "generate", "chat", "perplexity", "init"):
+    for sub in ("tokenize", "detokenize", "template", "generate", "chat", "perplexity", "bench", "init"):
         expect(f"{sub} --help", [z, sub, "--help"], b"", lambda rc: rc == 0, ["--output" if sub == "init" else "--model"])
     p = subprocess.run([z, "template", "-m", good], input=b'{"messages": [{"role": "user", "content": "hi"}]}\n', capture_output=True)
     if p.stdout != b"<|user|>\nhi</s>":
