@@ -14,6 +14,18 @@ namespace zephyr {
 
 namespace {
 
+// Calls fn on every matrix a decode step streams, in the order of the forward pass.
+template <class Fn>
+void for_each_streamed_matrix(const Model& model, Fn&& fn) {
+  for (const auto& l : model.weights.layers) {
+    for (const Matrix& m : l.qkv.parts) fn(m);
+    fn(l.o);
+    for (const Matrix& m : l.gate_up.parts) fn(m);
+    fn(l.down);
+  }
+  fn(model.weights.lm_head);
+}
+
 // XOR of every 8-byte word of [p, p + n): a plain sequential read, no arithmetic to hide behind.
 uint64_t read_bytes(const uint8_t* p, size_t n) {
   uint64_t acc[8] = {};
@@ -28,8 +40,8 @@ uint64_t read_bytes(const uint8_t* p, size_t n) {
   return acc[0] ^ acc[1] ^ acc[2] ^ acc[3] ^ acc[4] ^ acc[5] ^ acc[6] ^ acc[7];
 }
 
-// Reads the bytes a decode step streams, matrix by matrix in the order of the forward pass, each
-// split across the threads as the GEMVs split it.
+// Reads the bytes a decode step streams, matrix by matrix, each split across the threads as the
+// GEMVs split it.
 uint64_t read_weights(const Model& model) {
   std::atomic<uint64_t> sink{0};
   auto read = [&](const Matrix& m) {
@@ -37,13 +49,7 @@ uint64_t read_weights(const Model& model) {
     const size_t n = m.nbytes();
     parallel_for_balanced((n + 63) / 64, 256, [&](size_t b, size_t e) { sink ^= read_bytes(p + 64 * b, std::min(64 * e, n) - 64 * b); });
   };
-  for (const auto& l : model.weights.layers) {
-    for (const Matrix& m : l.qkv.parts) read(m);
-    read(l.o);
-    for (const Matrix& m : l.gate_up.parts) read(m);
-    read(l.down);
-  }
-  read(model.weights.lm_head);
+  for_each_streamed_matrix(model, read);
   return sink;
 }
 
@@ -93,23 +99,15 @@ SpeedRun measure_speed(const Model& model, int64_t prompt_tokens, int64_t gen_to
 }
 
 int64_t weight_bytes_per_token(const Model& model) {
-  const ModelWeights& w = model.weights;
-  int64_t bytes = int64_t(w.lm_head.nbytes()) + int64_t(w.embed.nbytes() / size_t(w.embed.rows));
-  for (const auto& l : w.layers)
-    bytes += int64_t(l.qkv.nbytes() + l.o.nbytes() + l.gate_up.nbytes() + l.down.nbytes());
+  const Matrix& embed = model.weights.embed;
+  int64_t bytes = int64_t(embed.nbytes() / size_t(embed.rows));
+  for_each_streamed_matrix(model, [&](const Matrix& m) { bytes += int64_t(m.nbytes()); });
   return bytes;
 }
 
 std::string weight_types(const Model& model) {
   std::map<std::string, size_t> bytes;
-  auto add = [&](const Matrix& m) { bytes[dtype_name(m.dtype)] += m.nbytes(); };
-  add(model.weights.lm_head);
-  for (const auto& l : model.weights.layers) {
-    for (const StackedMatrix* s : {&l.qkv, &l.gate_up})
-      for (const Matrix& m : s->parts) add(m);
-    add(l.o);
-    add(l.down);
-  }
+  for_each_streamed_matrix(model, [&](const Matrix& m) { bytes[dtype_name(m.dtype)] += m.nbytes(); });
   std::vector<std::pair<size_t, std::string>> order;
   for (auto& [name, b] : bytes) order.emplace_back(b, name);
   std::sort(order.rbegin(), order.rend());
