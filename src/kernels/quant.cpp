@@ -1226,11 +1226,11 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a, DT
   // An interleaved type's kernel reads only its own order (decode quantizes ~150 times a token:
   // building every order cost ~2% of 7B decode); any other type gets all of them.
   const bool all = !is_interleaved(weights);
-  const bool interleaved_ok = n % 128 == 0;
-  for (auto* v : {&a.lane_d, &a.lane_s, &a.k_sums, &a.q4_lane_d, &a.q4_lane_s, &a.d16}) v->clear();
-  for (auto* v : {&a.lane_off[0], &a.lane_off[1], &a.lane_off[2], &a.q4_lane_off, &a.off32, &a.off16}) v->clear();
-  for (auto* v : {&a.k32, &a.k16, &a.q4}) v->clear();
-  if (all || weights == DType::Q4_Kx8) {
+  const auto wants = [&](DType t) { return all || weights == t; };
+  const bool groups_of_128 = n % 128 == 0;  // the interleaved and nibble orders need whole groups
+  [](auto&... v) { (v.clear(), ...); }(a.lane_d, a.lane_s, a.lane_off[0], a.lane_off[1], a.lane_off[2], a.k_sums, a.q4_lane_off,
+                                        a.q4, a.q4_lane_d, a.q4_lane_s, a.k32, a.k16, a.off32, a.d16, a.off16);
+  if (wants(DType::Q4_Kx8)) {
     a.k_sums.assign(n % 256 == 0 ? size_t(n / 16) : 0, 0.0f);
     for (size_t j = 0; j < a.k_sums.size() / 16 * 8; ++j) {  // sub-block j: lanes 8j..8j+7
       int32_t s = 0;
@@ -1258,8 +1258,8 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a, DT
       for (size_t v = 0; v < S / 4; ++v)
         for (size_t i = 0; i < 4; ++i) std::memcpy(&out[4 * S * g + 16 * v + 4 * i], &a.q[4 * S * g + S * i + 4 * v], 4);
   };
-  if (interleaved_ok && (all || weights == DType::Q4_0x8 || weights == DType::Q4_Kx8)) lane_order(32, a.k32);
-  if (interleaved_ok && (all || weights == DType::Q6_Kx8)) {
+  if (groups_of_128 && (wants(DType::Q4_0x8) || wants(DType::Q4_Kx8))) lane_order(32, a.k32);
+  if (groups_of_128 && wants(DType::Q6_Kx8)) {
     lane_order(16, a.k16);
     a.d16.resize(size_t(n / 16));
     a.off16.resize(size_t(n / 16));
@@ -1268,17 +1268,17 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a, DT
       a.off16[k] = -32 * (sums[4 * k] + sums[4 * k + 1] + sums[4 * k + 2] + sums[4 * k + 3]);
     }
   }
-  if (interleaved_ok && (all || weights == DType::Q4_0x8)) {
+  if (groups_of_128 && wants(DType::Q4_0x8)) {
     a.off32.resize(size_t(n / 32));
     for (size_t b = 0; b < a.off32.size(); ++b) a.off32[b] = -8 * std::accumulate(&sums[8 * b], &sums[8 * b + 8], 0);
   }
   // Lane j of a 4-bit block pairs elements 4j..4j+3 with 16+4j..16+4j+3 (lanes j and j + 4).
-  if (all || weights == DType::Q8_0x8) {
+  if (wants(DType::Q8_0x8)) {
     a.q4_lane_off.resize(size_t(n / 8));
     for (size_t b = 0; b < size_t(n / 32); ++b)
       for (size_t j = 0; j < 4; ++j) a.q4_lane_off[4 * b + j] = -8 * (sums[8 * b + j] + sums[8 * b + 4 + j]);
   }
-  if (!all || n % 128 != 0) return;
+  if (!all || !groups_of_128) return;
   a.q4.resize(size_t(n));
   a.q4_lane_d.resize(size_t(n / 8));
   a.q4_lane_s.resize(size_t(n / 8));
