@@ -199,7 +199,7 @@ void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int6
   }
   if (n == 1) {
     // Decode runs ~150 of these a token: the activations' buffers are kept (fresh ones for a
-    // 14336-wide row cost 49 us against 18 us reused; page faults after free trimmed the heap).
+    // 14336-wide row cost 49 us against 18 us reused).
     static thread_local QuantizedActivations kept;
     QuantizedActivations& act = kept;  // the caller's: inside the lambda `kept` would be each thread's own
     quantize_activations(x, w.cols, act, w.dtype);
