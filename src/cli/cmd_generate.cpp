@@ -6,7 +6,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "generate/generator.h"
-#include "tokenizer/chat_template.h"
+#include "tokenizer/conversation.h"
 
 namespace zephyr::cli {
 
@@ -38,15 +38,13 @@ Run add_generate(CLI::App& app) {
     if (!a->system.empty() && !a->chat) fail("--system", "needs --chat (the system message goes through the chat template)");
     a->threads.apply();
     const Model model = Model::load(a->model);
-    const Tokenizer tok = load_model_tokenizer(model);
+    const Tokenizer tok = model_tokenizer(model);
     std::vector<int> prompt;
     if (a->chat) {
-      if (tok.chat_template().empty()) fail(a->model, "tokenizer_config.json has no chat_template, so --chat cannot be used");
       ordered_json row = {{"messages", ordered_json::array()}};
       if (!a->system.empty()) row["messages"].push_back({{"role", "system"}, {"content", a->system}});
       row["messages"].push_back({{"role", "user"}, {"content", a->prompt}});
-      // The rendered text carries its own BOS, as apply_chat_template(tokenize=True) does.
-      prompt = tok.encode(render_chat(ChatTemplate(tok.chat_template()), tok, row, true), false);
+      prompt = chat_ids(chat_template_of(tok, a->model), tok, row, true);
     } else {
       prompt = tok.encode(a->prompt, true);
     }

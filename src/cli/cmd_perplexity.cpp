@@ -8,7 +8,6 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "io/json_file.h"
-#include "model/inference.h"
 #include "model/scoring.h"
 
 namespace zephyr::cli {
@@ -28,33 +27,23 @@ Run add_perplexity(CLI::App& app) {
   return [=] {
     threads->apply();
     const Model model = Model::load(*model_path);
-    const Tokenizer tok = load_model_tokenizer(model);
+    const Tokenizer tok = model_tokenizer(model);
     const std::vector<int> ids = tok.encode(read_file(*file), false);
     int bos = tok.bos_id();
     if (bos < 0) bos = int(model.config.bos_token_id);
     if (bos < 0) fail(*model_path, "the model has no BOS token to start each window with");
     if (ids.empty()) fail(*file, "has no tokens to score");
-    if (*ctx > model.config.max_position_embeddings)
-      fail("--ctx", "is larger than the model's context (" + std::to_string(model.config.max_position_embeddings) + ")");
-    InferenceState state(model);
     const bool tty = isatty(STDERR_FILENO);  // progress only where someone watches it
-    double nll = 0;
-    int64_t scored = 0;
-    const int64_t window = *ctx - 1, windows = (int64_t(ids.size()) + window - 1) / window;
-    for (int64_t w = 0; w < windows; ++w) {
-      std::vector<int> seq{bos};
-      const int64_t begin = w * window, end = std::min<int64_t>(begin + window, int64_t(ids.size()));
-      seq.insert(seq.end(), ids.begin() + begin, ids.begin() + end);
-      state.truncate(0);
-      const SequenceScore s = score_sequence(model, state, seq);
-      nll += s.nll;
-      scored += s.tokens;
-      if (tty)
-        std::fprintf(stderr, "\rwindow %lld/%lld  running perplexity %.4f", (long long)(w + 1), (long long)windows,
-                     std::exp(nll / double(scored)));
+    SequenceScore s;
+    try {
+      s = score_windows(model, ids, bos, *ctx, [&](int64_t w, int64_t windows, double running) {
+        if (tty) std::fprintf(stderr, "\rwindow %lld/%lld  running perplexity %.4f", (long long)w, (long long)windows, running);
+      });
+    } catch (const Error& e) {
+      throw Error("--" + std::string(e.what()));  // "ctx: ..." names the flag
     }
     if (tty) std::fprintf(stderr, "\n");
-    std::printf("perplexity: %.6f\ntokens: %lld\n", std::exp(nll / double(scored)), (long long)scored);
+    std::printf("perplexity: %.6f\ntokens: %lld\n", std::exp(s.nll / double(s.tokens)), (long long)s.tokens);
     return 0;
   };
 }

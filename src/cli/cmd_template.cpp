@@ -5,8 +5,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "io/json_file.h"
-#include "tokenizer/chat_template.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/conversation.h"
 
 namespace zephyr::cli {
 
@@ -20,8 +19,7 @@ Run add_template(CLI::App& app) {
   cmd->add_flag("--add-generation-prompt", *gen, "end with the prompt that starts the assistant's answer");
   return [=] {
     const Tokenizer tok = load_tokenizer(*model);
-    if (tok.chat_template().empty()) fail(*model, "tokenizer_config.json has no chat_template");
-    const ChatTemplate tmpl(tok.chat_template());
+    const ChatTemplate tmpl = chat_template_of(tok, *model);
     std::ios::sync_with_stdio(false);
     for_each_jsonl(std::cin, "stdin", [&](const ordered_json& row, size_t) {
       std::cout << render_chat(tmpl, tok, row, *gen) << std::flush;

@@ -1,13 +1,10 @@
 #include "cli/options.h"
 
-#include <filesystem>
 #include <random>
 
 #include "core/error.h"
 #include "core/parallel.h"
 #include "generate/generation_defaults.h"
-#include "io/model_dir.h"
-#include "model/gguf_model.h"
 
 namespace zephyr::cli {
 
@@ -37,36 +34,6 @@ SamplingParams SamplingFlags::resolve(const Model& model) const {
   p.seed = seed->count() ? given.seed : std::random_device{}();
   p.validate();
   return p;
-}
-
-Tokenizer load_tokenizer(const std::string& path) {
-  if (is_gguf_file(path)) return tokenizer_from_gguf(GgufFile(path));
-  return Tokenizer::load(path);
-}
-
-Tokenizer load_model_tokenizer(const Model& model) {
-  if (model.gguf) return tokenizer_from_gguf(*model.gguf);
-  if (!std::filesystem::exists(model.dir / "tokenizer.json"))
-    fail(model.dir.string(), "has no tokenizer.json (create the model with `zephyr init --tokenizer PATH`, or copy one in)");
-  return Tokenizer::load(model.dir);
-}
-
-}  // namespace zephyr::cli
-
-namespace zephyr::cli {
-
-OptionalTokenizer load_optional_tokenizer(const std::string& model_path) {
-  OptionalTokenizer t;
-  if (is_gguf_file(model_path)) {
-    t.tok = std::make_unique<Tokenizer>(tokenizer_from_gguf(GgufFile(model_path)));
-    if (!t.tok->chat_template().empty()) t.tmpl = std::make_unique<ChatTemplate>(t.tok->chat_template());
-    return t;
-  }
-  const std::filesystem::path dir = ModelDir::resolve(model_path);
-  if (!std::filesystem::exists(dir / "tokenizer.json")) return t;
-  t.tok = std::make_unique<Tokenizer>(Tokenizer::load(dir));
-  if (!t.tok->chat_template().empty()) t.tmpl = std::make_unique<ChatTemplate>(t.tok->chat_template());
-  return t;
 }
 
 }  // namespace zephyr::cli

@@ -1,13 +1,11 @@
-// Flags several subcommands share (threads, sampling) and loading a model with its tokenizer.
+// Flags several subcommands share (threads, sampling).
 #pragma once
 #include <CLI/CLI.hpp>
-#include <memory>
 #include <string>
 
 #include "generate/sampler.h"
 #include "model/weights.h"
-#include "tokenizer/chat_template.h"
-#include "tokenizer/tokenizer.h"
+#include "model/model_tokenizer.h"
 
 namespace zephyr::cli {
 
@@ -26,18 +24,5 @@ struct SamplingFlags {
   void add(CLI::App* cmd);
   SamplingParams resolve(const Model& model) const;
 };
-
-// The tokenizer of a model directory, or an error that says how to give one.
-// The tokenizer of a model directory, tokenizer.json or GGUF file.
-Tokenizer load_tokenizer(const std::string& path);
-Tokenizer load_model_tokenizer(const Model& model);
-
-// A training model's tokenizer and chat template when its directory has them (tokenized data
-// needs neither); each null when absent.
-struct OptionalTokenizer {
-  std::unique_ptr<Tokenizer> tok;
-  std::unique_ptr<ChatTemplate> tmpl;
-};
-OptionalTokenizer load_optional_tokenizer(const std::string& model_path);
 
 }  // namespace zephyr::cli

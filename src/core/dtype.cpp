@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "kernels/quant.h"
+#include "core/error.h"
 
 namespace zephyr {
 
@@ -66,7 +66,7 @@ void to_f32(DType from, const void* src, float* dst, size_t n) {
       if (kHasF16c) f16_to_f32_f16c(h, dst, n);
       else for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(h[i]);
       break;
-    default: dequantize_row(from, src, dst, int64_t(n));
+    default: fail(dtype_name(from), "is a block type; kernels/quant.h dequantizes it");
   }
 }
 

@@ -74,7 +74,7 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
-// Converts n elements of type `from` at src to f32 (for block types n is a multiple of the block).
+// Converts n elements of a float type at src to f32 (block types: dequantize_row in kernels/quant.h).
 void to_f32(DType from, const void* src, float* dst, size_t n);
 
 }  // namespace zephyr

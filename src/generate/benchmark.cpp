@@ -8,6 +8,8 @@
 
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
 #include "model/inference.h"
 
 namespace zephyr {
@@ -114,6 +116,10 @@ std::string weight_types(const Model& model) {
   std::string out;
   for (auto& [b, name] : order) out += (out.empty() ? "" : "/") + name;
   return out;
+}
+
+const char* decode_isa(const Model& model) {
+  return weight_types(model).find('Q') != std::string::npos ? quant_isa() : gemv_isa();
 }
 
 }  // namespace zephyr

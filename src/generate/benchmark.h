@@ -24,5 +24,7 @@ SpeedRun measure_speed(const Model& model, int64_t prompt_tokens, int64_t gen_to
 int64_t weight_bytes_per_token(const Model& model);
 // The weight types of the streamed matrices, largest share first ("Q4_K/Q6_K", "BF16").
 std::string weight_types(const Model& model);
+// The instruction set the decode kernels of those types run on ("avx512-vnni", ...).
+const char* decode_isa(const Model& model);
 
 }  // namespace zephyr

@@ -151,7 +151,7 @@ void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy
 
 void matrix_row(const Matrix& w, int64_t row, float* out) {
   if (is_interleaved(w.dtype)) return dequantize_interleaved_row(w.dtype, w.data, w.rows, row, w.cols, out);
-  to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(row) * row_bytes(w.dtype, w.cols), out, size_t(w.cols));
+  dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(row) * row_bytes(w.dtype, w.cols), out, w.cols);
 }
 
 namespace {

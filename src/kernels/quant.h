@@ -28,7 +28,7 @@ struct BlockQ6_K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t 
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ6_K) == 210);
 
-// Row of n elements (a multiple of the block) to fp32.
+// Row of n elements (a multiple of the block) of any stored type, float types included, to fp32.
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 // fp32 to a block type, rounding as ggml's reference quantizers do (Q8_0, Q4_0, Q4_1 bit-exact;
 // Q4_K and Q6_K by a search for the scale with the least squared error).

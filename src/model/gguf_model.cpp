@@ -288,7 +288,7 @@ void convert_rows(DType from, const uint8_t* src, DType to, uint8_t* dst, int64_
         std::memcpy(dst + r * out_row, src + size_t(s) * in_row, out_row);
         continue;
       }
-      to_f32(from, src + size_t(s) * in_row, tmp.data(), size_t(cols));
+      dequantize_row(from, src + size_t(s) * in_row, tmp.data(), cols);
       quantize_row(to, tmp.data(), dst + r * out_row, cols);
     }
   });

@@ -97,7 +97,7 @@ class Tensors {
     const Source s = expect(name, {n});
     if (is_quantized(s.dtype)) fail(file_of_(name), "tensor '" + name + "' is block-quantized; norm weights must be float");
     std::vector<float> v(static_cast<size_t>(n));
-    to_f32(s.dtype, s.data, v.data(), size_t(n));
+    dequantize_row(s.dtype, s.data, v.data(), n);
     return v;
   }
 

@@ -43,6 +43,11 @@ Tokenizer Tokenizer::load(const std::filesystem::path& path) {
   json config;
   const auto config_file = (dir.empty() ? std::filesystem::path(".") : dir) / "tokenizer_config.json";
   if (std::filesystem::exists(config_file)) config = read_json_file(config_file);
+  const auto jinja_file = config_file.parent_path() / "chat_template.jinja";
+  if (template_string(config, config_file.string()).empty() && std::filesystem::exists(jinja_file)) {
+    if (!config.is_object()) config = json::object();
+    config["chat_template"] = read_file(jinja_file.string());
+  }
   return from_json(tok, config, file.string());
 }
 

@@ -20,7 +20,8 @@ namespace zephyr {
 class Tokenizer {
  public:
   // `path` is a model directory or a tokenizer.json; a tokenizer_config.json beside it is read
-  // for bos/eos, add_bos_token/add_eos_token and the chat template.
+  // for bos/eos, add_bos_token/add_eos_token and the chat template (a chat_template.jinja beside
+  // it, as transformers >= 4.43 saves the template, when the config has none).
   static Tokenizer load(const std::filesystem::path& path);
   // Builds from parsed documents; `config` may be null. `where` names the source in errors.
   static Tokenizer from_json(const json& tokenizer, const json& config, const std::string& where);
@@ -41,6 +42,8 @@ class Tokenizer {
   int bos_id() const { return token_id(bos_token_); }
   int eos_id() const { return token_id(eos_token_); }
   const std::string& chat_template() const { return chat_template_; }  // "" when none
+  // The ids encode(text, true) puts before the text (BOS when add_bos_token); see conversation.h.
+  const std::vector<int>& leading_specials() const { return prefix_; }
 
  private:
   Bpe bpe_;

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/cross_entropy.h"
+#include "tokenizer/conversation.h"
 
 namespace zephyr {
 
@@ -80,8 +81,7 @@ PreferencePair preference_pair(const ordered_json& row, const Tokenizer* tok, co
   } catch (const Error& e) {
     fail(where, e.what());
   }
-  const bool add_special = tok->bos_token().empty() || prompt_text.rfind(tok->bos_token(), 0) != 0;
-  std::vector<int> prompt = tok->encode(prompt_text, add_special);
+  std::vector<int> prompt = encode_chat_text(*tok, prompt_text);
   std::vector<int> chosen = tok->encode(chosen_answer, false), rejected = tok->encode(rejected_answer, false);
   if (tok->eos_id() >= 0) {
     chosen.push_back(tok->eos_id());

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/cross_entropy.h"
+#include "tokenizer/conversation.h"
 
 namespace zephyr {
 
@@ -29,11 +30,8 @@ std::vector<int> int_list(const ordered_json& v, const std::string& where, const
 
 TokenizedRow tokenize_conversation(const ChatTemplate& tmpl, const Tokenizer& tok, const ordered_json& row) {
   const ordered_json& messages = row.at("messages");
-  const std::string full = render_chat(tmpl, tok, row, false);
-  // The template's text carries its own BOS when it has one; otherwise the tokenizer adds it.
-  const bool add_special = tok.bos_token().empty() || full.rfind(tok.bos_token(), 0) != 0;
   TokenizedRow out;
-  out.input_ids = tok.encode(full, add_special);
+  out.input_ids = chat_ids(tmpl, tok, row, false);
   out.labels.assign(out.input_ids.size(), kIgnoreIndex);
   const std::string& eos = tok.eos_token();
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -46,8 +44,8 @@ TokenizedRow tokenize_conversation(const ChatTemplate& tmpl, const Tokenizer& to
     // The turn ends with its EOS; whatever the template adds after it (a newline) is not learned.
     const size_t eos_at = eos.empty() ? std::string::npos : turn.rfind(eos);
     if (eos_at != std::string::npos && eos_at >= prompt.size()) turn.resize(eos_at + eos.size());
-    const size_t begin = common_prefix(tok.encode(prompt, add_special), out.input_ids);
-    const size_t end = common_prefix(tok.encode(turn, add_special), out.input_ids);
+    const size_t begin = common_prefix(encode_chat_text(tok, prompt), out.input_ids);
+    const size_t end = common_prefix(encode_chat_text(tok, turn), out.input_ids);
     for (size_t t = begin; t < end; ++t) out.labels[t] = out.input_ids[t];
   }
   return out;

@@ -153,7 +153,7 @@ def main():
     expect("ids not integers", [z, "detokenize", "-m", model], b'{"ids": [1, "x"]}\n', fail, ["stdin:1", "integers"])
     expect("id out of range", [z, "detokenize", "-m", model], b'{"ids": [1, 32000]}\n', fail, ["stdin:1", "32000"])
     expect("unknown role", [z, "template", "-m", good], b'{"messages": [{"role": "wizard", "content": "x"}]}\n', fail, ["stdin:1", "unknown role \"wizard\""])
-    expect("no chat template", [z, "template", "-m", notmpl], b'{"messages": []}\n', fail, ["no chat_template"])
+    expect("no chat template", [z, "template", "-m", notmpl], b'{"messages": []}\n', fail, ["has no chat template"])
     expect("template syntax error", [z, "template", "-m", badtmpl], b'{"messages": [{"role": "user", "content": "x"}]}\n', fail, ["line 2, column"])
     # Models: bad directories and files name the path and the tensor.
     tiny = os.path.join(tmp, "tiny")
@@ -164,7 +164,7 @@ def main():
     expect("init bad shape", [z, "init", "-o", os.path.join(tmp, "x"), "--hidden", "30", "--layers", "1", "--heads", "4",
                               "--intermediate", "48", "--vocab", "10"], b"", fail, ["--hidden", "multiple of --heads"])
     expect("generate: no model dir", [z, "generate", "-m", "/nonexistent/m", "-p", "hi"], b"", fail, ["/nonexistent/m"])
-    expect("generate: --chat without template", [z, "generate", "-m", tiny, "-p", "hi", "--chat", "-n", "2"], b"", fail, ["no chat_template"])
+    expect("generate: --chat without template", [z, "generate", "-m", tiny, "-p", "hi", "--chat", "-n", "2"], b"", fail, ["has no chat template"])
     expect("generate: bad top-p", [z, "generate", "-m", tiny, "-p", "hi", "--top-p", "0"], b"", fail, ["--top-p"])
     expect("generate: works", [z, "generate", "-m", tiny, "-p", "hi", "-n", "3", "--seed", "1"], b"", lambda rc: rc == 0, ["tokens/s"])
     expect("debug logits: not ids", [z, "debug", "logits", "-m", tiny, "--ids", "1 x", "-o", os.path.join(tmp, "l")], b"", fail, ["--ids", "'x'"])

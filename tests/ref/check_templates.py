@@ -1,10 +1,18 @@
 """Compares `zephyr template` with transformers' apply_chat_template (Python Jinja2, the
 original) byte for byte, on the templates of real checkpoints. Errors (raise_exception) must
-agree too: both fail, and ours names the template line and column."""
+agree too: both fail, and ours names the template line and column. Then the one rule from a
+conversation to ids (`zephyr tokenize --chat`, what generation feeds and training trains on):
+tokenizer(apply_chat_template(..., tokenize=False)) as the model cards' pipelines do, without the
+tokenizer's BOS when the rendered text already starts with it (never a doubled BOS). The text's
+ids come from the `tokenizers` library on the model's tokenizer.json, as transformers 4 (Zephyr's
+era) tokenized: transformers 5 rebuilds Llama tokenizers with a Metaspace pre-tokenizer that adds
+no "▁" before a segment that already starts with a space ("</s> [INST]"), unlike tokenizer.json's
+Prepend normalizer."""
 import argparse, json, os, shutil, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 from templates import TEMPLATES, CONVERSATIONS  # noqa: E402
+from tokenizers import Tokenizer  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 failures = 0
@@ -45,6 +53,33 @@ def check(zephyr, name, d):
                 continue
             ok += 1
     print(f"{'ok  ' if ok == 2 * len(CONVERSATIONS) else 'FAIL'} {name}: {ok}/{2 * len(CONVERSATIONS)} renderings match")
+    check_chat_ids(zephyr, name, d, hf)
+
+
+def check_chat_ids(zephyr, name, d, hf):
+    global failures
+    tk = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+    leading = hf("")["input_ids"]  # the specials tokenizer(text) puts before any text (BOS when add_bos_token)
+    for gen in (False, True):
+        convs, want = [], []
+        for conv in CONVERSATIONS:
+            try:
+                text = hf.apply_chat_template(conv, tokenize=False, add_generation_prompt=gen)
+            except Exception:
+                continue
+            own_bos = hf.bos_token is not None and text.startswith(hf.bos_token)
+            convs.append(conv)
+            want.append(([] if own_bos else leading) + tk.encode(text, add_special_tokens=False).ids)
+        args = [zephyr, "tokenize", "--chat", "-m", d] + (["--add-generation-prompt"] if gen else [])
+        p = subprocess.run(args, input="".join(json.dumps({"messages": c}) + "\n" for c in convs), capture_output=True, text=True)
+        got = [json.loads(line)["ids"] for line in p.stdout.splitlines()] if p.returncode == 0 else None
+        if got != want:
+            failures += 1
+            bad = [i for i in range(len(want)) if got is None or i >= len(got) or got[i] != want[i]]
+            print(f"FAIL {name} tokenize --chat gen={gen}: {len(bad)} of {len(want)} differ; first {bad[:1]}: "
+                  f"zephyr {got[bad[0]][:12] if got and bad[0] < len(got) else p.stderr!r} hf {want[bad[0]][:12]}")
+        else:
+            print(f"ok   {name}: tokenize --chat gen={gen}: {len(want)} conversations, ids match")
 
 
 def main():

@@ -13,6 +13,7 @@
 #include "model/training.h"
 #include "train/dpo_data.h"
 #include "train/sft_data.h"
+#include "tokenizer/conversation.h"
 
 using namespace zephyr;
 namespace fs = std::filesystem;
@@ -125,4 +126,41 @@ TEST(DpoData, PromptThroughTheTemplateCompletionIsTheAnswerAndEos) {
     EXPECT_NE(std::string(e.what()).find("pairs.jsonl:9"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("assistant"), std::string::npos);
   }
+}
+
+// The one BOS rule: what training sees for a conversation starts with exactly what generation
+// feeds for each of its prompts, and the assistant's labels start right where that prompt ends.
+TEST(ChatIds, TrainingIdsBeginWithTheGenerationPromptIdsOfEveryTurn) {
+  const Tokenizer tok = Tokenizer::load(zephyr_tokenizer());
+  const ChatTemplate tmpl(tok.chat_template());
+  const ordered_json row = ordered_json::parse(R"({"messages": [
+    {"role": "system", "content": "You are a pirate."},
+    {"role": "user", "content": "How many helicopters can a human eat?"},
+    {"role": "assistant", "content": "Arr, none at all, matey!"},
+    {"role": "user", "content": "Why not?"},
+    {"role": "assistant", "content": "They be made of steel."}]})");
+  const TokenizedRow r = tokenize_conversation(tmpl, tok, row);
+  EXPECT_EQ(r.input_ids, chat_ids(tmpl, tok, row, false));
+  for (size_t turn : {size_t(2), size_t(4)}) {
+    ordered_json prompt = row;
+    prompt["messages"] = ordered_json(row["messages"].begin(), row["messages"].begin() + long(turn));
+    const std::vector<int> gen = chat_ids(tmpl, tok, prompt, true);
+    ASSERT_EQ(gen[0], tok.bos_id());
+    ASSERT_LT(gen.size(), r.input_ids.size());
+    EXPECT_TRUE(std::equal(gen.begin(), gen.end(), r.input_ids.begin())) << "turn " << turn;
+    EXPECT_EQ(r.labels[gen.size() - 1], kIgnoreIndex);
+    EXPECT_NE(r.labels[gen.size()], kIgnoreIndex) << "turn " << turn;
+  }
+}
+
+// A template that writes BOS itself (Mistral-Instruct, Llama-3) gets no second one; a text
+// without it gets the tokenizer's.
+TEST(ChatIds, BosNeverMissingNeverDoubled) {
+  const Tokenizer tok = Tokenizer::load(zephyr_tokenizer());
+  const std::vector<int> plain = encode_chat_text(tok, "[INST] hi [/INST]");
+  const std::vector<int> own = encode_chat_text(tok, "<s>[INST] hi [/INST]");
+  EXPECT_EQ(plain, own);
+  EXPECT_EQ(plain[0], tok.bos_id());
+  EXPECT_NE(plain[1], tok.bos_id());
+  EXPECT_EQ(plain, tok.encode("[INST] hi [/INST]", true));
 }

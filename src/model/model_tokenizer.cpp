@@ -1,0 +1,32 @@
+#include "model/model_tokenizer.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/model_dir.h"
+#include "model/gguf_model.h"
+
+namespace zephyr {
+
+Tokenizer load_tokenizer(const std::string& path) {
+  if (is_gguf_file(path)) return tokenizer_from_gguf(GgufFile(path));
+  return Tokenizer::load(path);
+}
+
+Tokenizer model_tokenizer(const Model& model) {
+  if (model.gguf) return tokenizer_from_gguf(*model.gguf);
+  if (!std::filesystem::exists(model.dir / "tokenizer.json"))
+    fail(model.dir.string(), "has no tokenizer.json (create the model with `zephyr init --tokenizer PATH`, or copy one in)");
+  return Tokenizer::load(model.dir);
+}
+
+OptionalTokenizer load_optional_tokenizer(const std::string& model_path) {
+  OptionalTokenizer t;
+  if (!is_gguf_file(model_path) && !std::filesystem::exists(ModelDir::resolve(model_path) / "tokenizer.json")) return t;
+  t.tok = std::make_unique<Tokenizer>(is_gguf_file(model_path) ? load_tokenizer(model_path)
+                                                               : Tokenizer::load(ModelDir::resolve(model_path)));
+  if (!t.tok->chat_template().empty()) t.tmpl = std::make_unique<ChatTemplate>(t.tok->chat_template());
+  return t;
+}
+
+}  // namespace zephyr

@@ -1,0 +1,89 @@
+#include "train/stage.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "io/model_dir.h"
+#include "kernels/gemm_bf16.h"
+#include "model/model_tokenizer.h"
+#include "train/dataset.h"
+#include "train/dpo.h"
+#include "train/sft_objective.h"
+
+namespace zephyr {
+
+namespace {
+
+std::string skipped_note(size_t skipped) {
+  return skipped ? ", " + std::to_string(skipped) + " bad lines skipped" : "";
+}
+
+TrainSummary run_dpo(const TrainConfig& c, TrainableModel& model, const Tokenizer* tok, const ChatTemplate* tmpl, bool resume) {
+  DpoConfig dc{c.beta, c.loss_type, c.label_smoothing};
+  dc.validate();
+  size_t skipped = 0;
+  auto load = [&](const std::string& path) {
+    LoadedPairs p = load_preference_pairs(path, tok, tmpl, c.max_seq_length, c.max_prompt_length, c.strict);
+    skipped += p.skipped;
+    return std::move(p.pairs);
+  };
+  std::vector<PreferencePair> train_pairs = load(c.dataset_path), eval_pairs;
+  if (!c.eval_dataset_path.empty()) eval_pairs = load(c.eval_dataset_path);
+  else eval_pairs = split_off(train_pairs, c.eval_split_ratio, c.seed);
+  std::fprintf(stderr, "dpo: %zu training pairs, %zu eval pairs%s; beta %g, loss %s\n", train_pairs.size(), eval_pairs.size(),
+               skipped_note(skipped).c_str(), dc.beta, dc.loss_type.c_str());
+  const std::filesystem::path cache = std::filesystem::path(c.output_dir) / "ref_logps.json";
+  std::vector<PairLogps> ref_train, ref_eval;
+  if (resume && std::filesystem::exists(cache)) {
+    read_ref_logps(cache, ref_train, ref_eval);
+  } else {
+    const TrainableModel ref = c.ref_model.empty() ? model : TrainableModel::load(c.ref_model);
+    std::fprintf(stderr, "computing reference log-probs of %zu pairs (%s)\n", train_pairs.size() + eval_pairs.size(),
+                 c.ref_model.empty() ? "the starting policy" : c.ref_model.c_str());
+    ref_train = pair_logps(ref, train_pairs, c.per_device_eval_batch_size, dc.mean_logps());
+    ref_eval = pair_logps(ref, eval_pairs, c.per_device_eval_batch_size, dc.mean_logps());
+    std::filesystem::create_directories(c.output_dir);
+    write_ref_logps(cache, ref_train, ref_eval);
+  }
+  DpoObjective objective(dc, std::move(train_pairs), std::move(eval_pairs), std::move(ref_train), std::move(ref_eval));
+  return train(c, model, objective, resume);
+}
+
+TrainSummary run_sft(const TrainConfig& c, TrainableModel& model, const Tokenizer* tok, const ChatTemplate* tmpl, bool resume,
+                     bool conversations) {
+  auto load = [&](const std::string& path) {
+    if (conversations) return load_sft_rows(path, tok, tmpl, c.max_seq_length, c.strict);
+    if (!tok) fail(ModelDir::resolve(c.model_name_or_path).string(), "pretraining on text needs the model's tokenizer.json");
+    return load_text_rows(path, *tok, c.max_seq_length, c.strict);
+  };
+  LoadedRows rows = load(c.dataset_path);
+  std::vector<TokenizedRow> train_rows = std::move(rows.rows), eval_rows;
+  size_t skipped = rows.skipped;
+  if (!c.eval_dataset_path.empty()) {
+    LoadedRows ev = load(c.eval_dataset_path);
+    eval_rows = std::move(ev.rows);
+    skipped += ev.skipped;
+  } else {
+    eval_rows = split_off(train_rows, c.eval_split_ratio, c.seed);
+  }
+  if (c.packing) train_rows = pack_rows(train_rows, c.max_seq_length);
+  std::fprintf(stderr, "%s: %zu training rows%s, %zu eval rows%s; %.1fM parameters\n", conversations ? "sft" : "pretrain",
+               train_rows.size(), c.packing ? " (packed)" : "", eval_rows.size(), skipped_note(skipped).c_str(),
+               double(model.weights().size()) / 1e6);
+  SftObjective objective(std::move(train_rows), std::move(eval_rows));
+  return train(c, model, objective, resume);
+}
+
+}  // namespace
+
+TrainSummary run_stage(Stage stage, const TrainConfig& c, bool resume) {
+  if (c.bf16 && !gemm_bf16_available())
+    std::fprintf(stderr, "note: this CPU has no AVX512-BF16; bf16: true falls back to fp32 matmuls\n");
+  TrainableModel model = TrainableModel::load(c.model_name_or_path);
+  auto [tok, tmpl] = load_optional_tokenizer(c.model_name_or_path);
+  if (stage == Stage::Dpo) return run_dpo(c, model, tok.get(), tmpl.get(), resume);
+  return run_sft(c, model, tok.get(), tmpl.get(), resume, stage == Stage::Sft);
+}
+
+}  // namespace zephyr
