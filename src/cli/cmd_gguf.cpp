@@ -1,4 +1,5 @@
-// zephyr export-gguf / quantize: models to GGUF (llama.cpp, ollama), and GGUFs re-quantized.
+// zephyr export-gguf / quantize / export-hf: models to GGUF (llama.cpp, ollama), GGUFs re-quantized,
+// and GGUFs back to HF model directories (to fine-tune them).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -72,6 +73,31 @@ Run add_quantize(CLI::App& app) {
   return [a] {
     a->threads.apply();
     return convert(a->in, a->out, a->type);
+  };
+}
+
+Run add_export_hf(CLI::App& app) {
+  auto* cmd = app.add_subcommand("export-hf",
+                                 "Write a GGUF as an HF model directory (weights dequantized; tokenizer and chat template from "
+                                 "the GGUF), so sft and dpo can start from it and transformers loads it");
+  struct Args {
+    std::string in, out, dtype = "f32";
+    ThreadsFlag threads;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("gguf", a->in, "GGUF file")->required();
+  cmd->add_option("output", a->out, "model directory to write (new)")->required();
+  cmd->add_option("--dtype", a->dtype, "weight type: f32 (default) or bf16; norms stay F32")->check(CLI::IsMember({"f32", "bf16"}));
+  a->threads.add(cmd);
+  return [a] {
+    a->threads.apply();
+    if (!is_gguf_file(a->in)) fail(a->in, "is not a GGUF file");
+    const auto t0 = std::chrono::steady_clock::now();
+    export_hf(a->in, a->out, a->dtype == "f32" ? DType::F32 : DType::BF16);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "wrote %s (%s, %.1f MB of weights) in %.1f s\n", a->out.c_str(), a->dtype.c_str(),
+                 double(std::filesystem::file_size(std::filesystem::path(a->out) / "model.safetensors")) / 1e6, s);
+    return 0;
   };
 }
 

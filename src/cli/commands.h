@@ -21,5 +21,6 @@ Run add_pretrain(CLI::App& app);
 Run add_dpo(CLI::App& app);
 Run add_export_gguf(CLI::App& app);
 Run add_quantize(CLI::App& app);
+Run add_export_hf(CLI::App& app);
 
 }  // namespace zephyr::cli

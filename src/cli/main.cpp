@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   reg(zephyr::cli::add_bench);
   reg(zephyr::cli::add_export_gguf);
   reg(zephyr::cli::add_quantize);
+  reg(zephyr::cli::add_export_hf);
   reg(zephyr::cli::add_sft);
   reg(zephyr::cli::add_pretrain);
   reg(zephyr::cli::add_dpo);

@@ -140,4 +140,12 @@ json ModelConfig::to_json() const {
   return j;
 }
 
+json ModelConfig::generation_json() const {
+  json gen = {{"_from_model_config", true}};
+  if (bos_token_id >= 0) gen["bos_token_id"] = bos_token_id;
+  if (eos_token_ids.size() == 1) gen["eos_token_id"] = eos_token_ids[0];
+  else if (!eos_token_ids.empty()) gen["eos_token_id"] = eos_token_ids;
+  return gen;
+}
+
 }  // namespace zephyr

@@ -40,6 +40,8 @@ struct ModelConfig {
   static ModelConfig load(const std::filesystem::path& config_json);
   // config.json as transformers writes it for this architecture.
   json to_json() const;
+  // generation_config.json's token ids, as transformers derives it from the config.
+  json generation_json() const;
 };
 
 }  // namespace zephyr

@@ -59,6 +59,13 @@ std::string pre_name_of(const json& pre) {
   return "";
 }
 
+json bpe_model(const json& vocab, const json& merges, const json& unk, bool byte_fallback, bool ignore_merges) {
+  return {{"type", "BPE"},          {"dropout", nullptr},         {"unk_token", unk},
+          {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", byte_fallback},
+          {"byte_fallback", byte_fallback},       {"ignore_merges", ignore_merges}, {"vocab", vocab},
+          {"merges", merges}};
+}
+
 std::string token_at(const json& tokens, int64_t id) {
   return id >= 0 && size_t(id) < tokens.size() ? tokens[size_t(id)].get<std::string>() : std::string();
 }
@@ -130,7 +137,7 @@ int64_t hf_row_of_gguf_row(int64_t r, int64_t head_dim) {
   return h * head_dim + j * (head_dim / 2) + i;
 }
 
-Tokenizer tokenizer_from_gguf(const GgufFile& f) {
+TokenizerFiles tokenizer_files_from_gguf(const GgufFile& f) {
   const std::string model = f.get_string("tokenizer.ggml.model", "");
   if (model.empty() || model == "no_vocab" || model == "none") fail(f.name(), "has no tokenizer (tokenizer.ggml.model is absent or \"no_vocab\")");
   const json& tokens = f.get_array("tokenizer.ggml.tokens");
@@ -147,9 +154,12 @@ Tokenizer tokenizer_from_gguf(const GgufFile& f) {
     const std::string& s = tokens[i].get_ref<const std::string&>();
     if (!vocab.contains(s)) vocab[s] = int64_t(i);
     if (types[i] == kControl || types[i] == kUserDefined || types[i] == kUnknown)
-      added.push_back({{"id", int64_t(i)}, {"content", s}, {"special", types[i] != kUserDefined}});
+      added.push_back({{"id", int64_t(i)}, {"content", s}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                       {"normalized", types[i] == kUserDefined}, {"special", types[i] != kUserDefined}});
   }
-  json doc = {{"version", "1.0"}, {"added_tokens", added}};
+  // Every field the `tokenizers` library expects, so the documents load there unchanged (export-hf).
+  json doc = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}, {"added_tokens", added},
+              {"normalizer", nullptr}, {"pre_tokenizer", nullptr}, {"post_processor", nullptr}};
   const int64_t unk = f.get_int("tokenizer.ggml.unknown_token_id", -1);
   json config = json::object();
   if (model == "llama") {
@@ -178,8 +188,7 @@ Tokenizer tokenizer_from_gguf(const GgufFile& f) {
     std::sort(cands.begin(), cands.end());
     json merges = json::array();
     for (auto& [s, id, l, r] : cands) merges.push_back({token_at(tokens, l), token_at(tokens, r)});
-    doc["model"] = {{"type", "BPE"},      {"vocab", vocab}, {"merges", merges}, {"byte_fallback", true},
-                    {"fuse_unk", true},   {"unk_token", unk >= 0 ? json(token_at(tokens, unk)) : json(nullptr)}};
+    doc["model"] = bpe_model(vocab, merges, unk >= 0 ? json(token_at(tokens, unk)) : json(nullptr), true, false);
     const bool prefix = f.get_bool("tokenizer.ggml.add_space_prefix", true);
     json replace = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xe2\x96\x81"}};
     doc["normalizer"] = prefix ? json{{"type", "Sequence"},
@@ -194,8 +203,7 @@ Tokenizer tokenizer_from_gguf(const GgufFile& f) {
   } else if (model == "gpt2") {
     const json& merges = f.get_array("tokenizer.ggml.merges");
     const std::string pre = f.get_string("tokenizer.ggml.pre", "default");
-    doc["model"] = {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"byte_fallback", false},
-                    {"ignore_merges", pre == "llama-bpe" || pre == "llama3"}};
+    doc["model"] = bpe_model(vocab, merges, nullptr, false, pre == "llama-bpe" || pre == "llama3");
     doc["pre_tokenizer"] = pre_tokenizer_for(pre, f.name());
     doc["decoder"] = byte_level(true);
     config["add_bos_token"] = f.get_bool("tokenizer.ggml.add_bos_token", false);
@@ -207,7 +215,23 @@ Tokenizer tokenizer_from_gguf(const GgufFile& f) {
   if (bos >= 0) config["bos_token"] = token_at(tokens, bos);
   if (eos >= 0) config["eos_token"] = token_at(tokens, eos);
   if (f.find("tokenizer.chat_template")) config["chat_template"] = f.get_string("tokenizer.chat_template", "");
-  return Tokenizer::from_json(doc, config, f.name() + " (tokenizer)");
+  // tokenizer(text) adds BOS through the post-processor in the `tokenizers` library.
+  if (config["add_bos_token"].get<bool>() && bos >= 0)
+    doc["post_processor"] = {{"type", "TemplateProcessing"},
+                             {"single", {{{"SpecialToken", {{"id", token_at(tokens, bos)}, {"type_id", 0}}}},
+                                         {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+                             {"pair", {{{"SpecialToken", {{"id", token_at(tokens, bos)}, {"type_id", 0}}}},
+                                       {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                                       {{"SpecialToken", {{"id", token_at(tokens, bos)}, {"type_id", 1}}}},
+                                       {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+                             {"special_tokens", {{token_at(tokens, bos), {{"id", token_at(tokens, bos)}, {"ids", {bos}}, {"tokens", {token_at(tokens, bos)}}}}}}};
+  if (unk >= 0) config["unk_token"] = token_at(tokens, unk);
+  return {doc, config};
+}
+
+Tokenizer tokenizer_from_gguf(const GgufFile& f) {
+  const TokenizerFiles t = tokenizer_files_from_gguf(f);
+  return Tokenizer::from_json(t.tokenizer, t.config, f.name() + " (tokenizer)");
 }
 
 namespace {

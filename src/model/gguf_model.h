@@ -33,6 +33,17 @@ int64_t hf_row_of_gguf_row(int64_t r, int64_t head_dim);
 // Tokenizer::from_json (`llama` = sentencepiece-style BPE with byte fallback, `gpt2` = byte-level
 // BPE with the split regex named by tokenizer.ggml.pre).
 Tokenizer tokenizer_from_gguf(const GgufFile& f);
+// The same as the files of an HF model directory: tokenizer.json (every field the `tokenizers`
+// library reads) and tokenizer_config.json (bos/eos/unk, add_bos_token, chat_template).
+struct TokenizerFiles {
+  json tokenizer, config;
+};
+TokenizerFiles tokenizer_files_from_gguf(const GgufFile& f);
+
+// A GGUF as an HF model directory that transformers loads: config.json, generation_config.json,
+// model.safetensors (weights dequantized to `dtype`, F32 or BF16, q/k rows back in HF order),
+// tokenizer.json and tokenizer_config.json from the GGUF's metadata. `out` must not hold a model.
+void export_hf(const std::filesystem::path& gguf, const std::filesystem::path& out, DType dtype);
 
 // Writes an HF model directory (or re-writes a GGUF) as GGUF with every 2-D weight in `type`
 // (norms stay F32; matrices whose rows are not whole blocks stay F16). Tokenizer, chat template

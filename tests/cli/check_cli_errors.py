@@ -49,6 +49,68 @@ def chat_check(z, tiny, tokenizer_dir):
         print("ok   chat: history, /reset, /exit; greedy answer equals generate --chat")
 
 
+def chat_commands_check(z, tiny, tmp):
+    """/system, /save and /load; a trailing backslash continues a message over lines."""
+    global failures
+    saved = os.path.join(tmp, "conv.json")
+    script = "/system Be a pirate.\nhi\\\nthere\n/save " + saved + "\n/reset\n/load " + saved + "\n/load /nonexistent/c.json\n/bogus\n/exit\n"
+    p = subprocess.run([z, "chat", "-m", tiny, "--temp", "0", "-n", "4"], input=script.encode(), capture_output=True)
+    problems = []
+    conv = json.load(open(saved)) if os.path.exists(saved) else {}
+    msgs = conv.get("messages", [])
+    if p.returncode != 0:
+        problems.append(f"exit {p.returncode}: {p.stderr!r}")
+    if [m["role"] for m in msgs] != ["system", "user", "assistant"] or msgs[0]["content"] != "Be a pirate." or msgs[1]["content"] != "hi\nthere":
+        problems.append(f"saved conversation {conv!r}")
+    err = p.stderr.decode()
+    if "/nonexistent/c.json" not in err or "/bogus: unknown command" not in err:
+        problems.append(f"errors for a bad /load and an unknown command: {err!r}")
+    if problems:
+        failures += 1
+        print("FAIL chat commands:", "; ".join(problems))
+    else:
+        print("ok   chat: /system, /save, /load, multi-line messages, errors keep the session")
+
+
+def chat_line_editing_check(z, tiny, tmp):
+    """On a terminal the input line is edited (libedit): the up arrow brings back the last message."""
+    global failures
+    import pty, select, time
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ["HOME"] = tmp  # the history file goes there
+        os.execv(z, [z, "chat", "-m", tiny, "-n", "2", "-t", "1"])
+    out = b""
+
+    def read_for(seconds):
+        nonlocal out
+        end = time.time() + seconds
+        while time.time() < end:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    return
+    read_for(2)
+    os.write(fd, b"/help\r")
+    read_for(1)
+    os.write(fd, b"\x1b[A\r")  # up arrow, Enter: /help again
+    read_for(1)
+    os.write(fd, b"/exit\r")
+    read_for(1)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    helps = out.count(b"/save FILE")
+    if helps == 2 and b"^[[A" not in out and done and os.WEXITSTATUS(status) == 0:
+        print("ok   chat: arrow keys edit and recall input; history saved" if os.path.exists(os.path.join(tmp, ".zephyr_history"))
+              else "ok   chat: arrow keys edit and recall input")
+    else:
+        failures += 1
+        print(f"FAIL chat line editing: /help shown {helps} times, exited={bool(done)}; output {out[-300:]!r}")
+
+
 def chat_interrupt_check(z, tiny):
     """On a terminal, Ctrl-C stops the answer being streamed, not the program."""
     global failures
@@ -154,6 +216,16 @@ def main():
     expect("id out of range", [z, "detokenize", "-m", model], b'{"ids": [1, 32000]}\n', fail, ["stdin:1", "32000"])
     expect("unknown role", [z, "template", "-m", good], b'{"messages": [{"role": "wizard", "content": "x"}]}\n', fail, ["stdin:1", "unknown role \"wizard\""])
     expect("no chat template", [z, "template", "-m", notmpl], b'{"messages": []}\n', fail, ["has no chat template"])
+    expect("tokenize --chat: not a conversation", [z, "tokenize", "--chat", "-m", good], b'{"text": "x"}\n', fail, ["stdin:1", "messages"])
+    expect("tokenize --add-generation-prompt without --chat", [z, "tokenize", "--add-generation-prompt", "-m", good], b"", fail, ["needs --chat"])
+    expect("tokenize --chat: no template", [z, "tokenize", "--chat", "-m", notmpl], b"", fail, ["has no chat template"])
+    jinja = os.path.join(tmp, "jinja")  # transformers >= 4.43 saves the template beside the config
+    os.makedirs(jinja)
+    open(os.path.join(jinja, "tokenizer.json"), "w").write(open(os.path.join(model, "tokenizer.json")).read())
+    json.dump({"eos_token": "</s>"}, open(os.path.join(jinja, "tokenizer_config.json"), "w"))
+    open(os.path.join(jinja, "chat_template.jinja"), "w").write("{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}")
+    expect("chat_template.jinja is read", [z, "template", "-m", jinja], b'{"messages": [{"role": "user", "content": "x"}]}\n',
+           lambda rc: rc == 0, ["[user]x"])
     expect("template syntax error", [z, "template", "-m", badtmpl], b'{"messages": [{"role": "user", "content": "x"}]}\n', fail, ["line 2, column"])
     # Models: bad directories and files name the path and the tensor.
     tiny = os.path.join(tmp, "tiny")
@@ -169,6 +241,11 @@ def main():
     expect("generate: works", [z, "generate", "-m", tiny, "-p", "hi", "-n", "3", "--seed", "1"], b"", lambda rc: rc == 0, ["tokens/s"])
     expect("debug logits: not ids", [z, "debug", "logits", "-m", tiny, "--ids", "1 x", "-o", os.path.join(tmp, "l")], b"", fail, ["--ids", "'x'"])
     expect("debug logits: id outside vocab", [z, "debug", "logits", "-m", tiny, "--ids", "1 99999", "-o", os.path.join(tmp, "l")], b"", fail, ["99999", "vocabulary"])
+    subprocess.run([z, "export-gguf", tiny, os.path.join(tmp, "full.gguf")], check=True, capture_output=True)
+    full = open(os.path.join(tmp, "full.gguf"), "rb").read()
+    open(os.path.join(tmp, "cut.gguf"), "wb").write(full[: len(full) // 2])
+    expect("export-hf: not a GGUF", [z, "export-hf", tiny, os.path.join(tmp, "hf")], b"", fail, ["is not a GGUF file"])
+    expect("export-hf: truncated GGUF", [z, "export-hf", os.path.join(tmp, "cut.gguf"), os.path.join(tmp, "hf")], b"", fail, ["cut.gguf"])
     expect("perplexity: missing file", [z, "perplexity", "-m", tiny, "-f", "/nonexistent/t.txt"], b"", fail, ["/nonexistent/t.txt"])
     notok = os.path.join(tmp, "notok")
     subprocess.run([z, "init", "-o", notok, "--hidden", "32", "--layers", "1", "--heads", "2", "--intermediate", "48", "--vocab", "50"], check=True, capture_output=True)
@@ -193,6 +270,8 @@ def main():
         print("FAIL a failed debug logits left an output file")
     chat_check(z, tiny, good)
     chat_interrupt_check(z, tiny)
+    chat_commands_check(z, tiny, tmp)
+    chat_line_editing_check(z, tiny, tmp)
     bench_check(z, tiny)
     expect("unknown subcommand", [z, "frobnicate"], b"", fail, [])
     expect("--version", [z, "--version"], b"", lambda rc: rc == 0, ["zephyr 0."])

