@@ -37,17 +37,22 @@ fs::path zephyr_tokenizer() {
   return d;
 }
 
-}  // namespace
-
-TEST(SftData, OnlyAssistantTurnsAndTheirEosCarryLoss) {
-  const Tokenizer tok = Tokenizer::load(zephyr_tokenizer());
-  const ChatTemplate tmpl(tok.chat_template());
-  const ordered_json row = ordered_json::parse(R"({"messages": [
+// Two assistant turns, the second over two lines.
+ordered_json pirate_conversation() {
+  return ordered_json::parse(R"({"messages": [
     {"role": "system", "content": "You are a pirate."},
     {"role": "user", "content": "How many helicopters can a human eat?"},
     {"role": "assistant", "content": "Arr, none at all, matey!"},
     {"role": "user", "content": "Why not?"},
     {"role": "assistant", "content": "They be made of steel.\nAnd rotors."}]})");
+}
+
+}  // namespace
+
+TEST(SftData, OnlyAssistantTurnsAndTheirEosCarryLoss) {
+  const Tokenizer tok = Tokenizer::load(zephyr_tokenizer());
+  const ChatTemplate tmpl(tok.chat_template());
+  const ordered_json row = pirate_conversation();
   const TokenizedRow r = tokenize_conversation(tmpl, tok, row);
   ASSERT_EQ(r.input_ids.size(), r.labels.size());
   EXPECT_EQ(r.input_ids[0], tok.bos_id());
@@ -133,12 +138,7 @@ TEST(DpoData, PromptThroughTheTemplateCompletionIsTheAnswerAndEos) {
 TEST(ChatIds, TrainingIdsBeginWithTheGenerationPromptIdsOfEveryTurn) {
   const Tokenizer tok = Tokenizer::load(zephyr_tokenizer());
   const ChatTemplate tmpl(tok.chat_template());
-  const ordered_json row = ordered_json::parse(R"({"messages": [
-    {"role": "system", "content": "You are a pirate."},
-    {"role": "user", "content": "How many helicopters can a human eat?"},
-    {"role": "assistant", "content": "Arr, none at all, matey!"},
-    {"role": "user", "content": "Why not?"},
-    {"role": "assistant", "content": "They be made of steel."}]})");
+  const ordered_json row = pirate_conversation();
   const TokenizedRow r = tokenize_conversation(tmpl, tok, row);
   EXPECT_EQ(r.input_ids, chat_ids(tmpl, tok, row, false));
   for (size_t turn : {size_t(2), size_t(4)}) {
