@@ -2,6 +2,7 @@
 // query at position p sees keys at positions j with p - window < j <= p.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace zephyr {
 
@@ -14,6 +15,13 @@ struct AttentionShape {
 // (the cache, including these n tokens); out: [n, heads, head_dim].
 void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, const float* v,
                        const AttentionShape& s, float* out);
+
+// One query head of one token at position pos: q [head_dim] against the cache k, v [pos+1,
+// kv_heads, head_dim] (kv head g), out [head_dim]; `scores` is scratch. attention_forward runs
+// this for fewer than 16 tokens; the batched engine runs it for every token, so a token's result
+// never depends on how its prompt was cut into chunks or what else shares the step.
+void attention_query(const float* q, int64_t pos, const float* k, const float* v, int64_t g, const AttentionShape& s,
+                     std::vector<float>& scores, float* out);
 
 // Training attention over one sequence of n tokens whose keys are the same tokens: q [n, heads,
 // head_dim], k, v [n, kv_heads, head_dim]. seg_start[t] is the first token of t's packed segment

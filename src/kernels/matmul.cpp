@@ -240,6 +240,38 @@ void matmul(const float* x, int64_t n, const StackedMatrix& w, float* y) {
   }
 }
 
+void matmul_rowwise(const float* x, int64_t n, const StackedMatrix& w, float* y) {
+  int64_t offset = 0;
+  for (const Matrix& m : w.parts) {
+    matmul_rowwise(x, n, m, y + offset, w.rows);
+    offset += m.rows;
+  }
+}
+
+void matmul_rowwise(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
+  if (n <= 0) return;
+  if (ldy == 0) ldy = w.rows;
+  // The interleaved kernels already give every token the same arithmetic for any token count.
+  if (n == 1 || is_interleaved(w.dtype)) return matmul(x, n, w, y, ldy);
+  // One token at a time through the decode kernel, 16 rows (a few KB, kept in L1/L2) at a time.
+  if (!is_quantized(w.dtype)) {
+    parallel_for_balanced(size_t(w.rows), 16, [&](size_t r0, size_t r1) {
+      for (size_t r = r0; r < r1; r += 16)
+        for (int64_t i = 0; i < n; ++i) gemv_rows(x + i * w.cols, w, int64_t(r), int64_t(std::min(r + 16, r1)), y + i * ldy);
+    });
+    return;
+  }
+  std::vector<QuantizedActivations> acts(static_cast<size_t>(n));
+  parallel_for(size_t(n), 1, [&](size_t a, size_t b) {
+    for (size_t t = a; t < b; ++t) quantize_activations(x + t * size_t(w.cols), w.cols, acts[t], w.dtype);
+  });
+  parallel_for_balanced(size_t(w.rows), 16, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r += 16)
+      for (int64_t i = 0; i < n; ++i)
+        quant_gemv_rows(w.dtype, w.data, w.rows, w.cols, acts[size_t(i)], int64_t(r), int64_t(std::min(r + 16, r1)), y + i * ldy);
+  });
+}
+
 void matmul(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
   if (n <= 0) return;
   if (ldy == 0) ldy = w.rows;

@@ -32,6 +32,13 @@ struct StackedMatrix {
 void matmul(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy = 0);
 void matmul(const float* x, int64_t n, const StackedMatrix& w, float* y);
 
+// The same product with every row of y computed exactly as matmul(x_row, 1, ...) computes it,
+// whatever n is: the batched engine's rows are then bit-identical whatever shares their step.
+// Weights stream once per block of rows for all n tokens (the block stays in cache), so this
+// costs little at decode sizes; prompts give up the GEMM paths' speed for the invariance.
+void matmul_rowwise(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy = 0);
+void matmul_rowwise(const float* x, int64_t n, const StackedMatrix& w, float* y);
+
 // The backward of matmul for fp32 weights: dx += dy · w (when dx is not null) and
 // dw += dyᵀ · x, with dy [n, w.rows]; both through BLAS SGEMM.
 void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw);

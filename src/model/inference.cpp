@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/attention.h"
+#include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -17,12 +18,20 @@ namespace {
 // Prompt tokens per forward chunk: large enough for GEMM efficiency, small enough that the
 // activations stay a few MB.
 constexpr int64_t kChunk = 256;
+
+void check_ids(const ModelConfig& c, const int32_t* ids, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= c.vocab_size)
+      fail("", "token id " + std::to_string(ids[i]) + " is outside the vocabulary (size " + std::to_string(c.vocab_size) + ")");
+}
 }  // namespace
 
 InferenceState::InferenceState(const Model& model) : config_(model.config) {
   k_.resize(size_t(config_.num_hidden_layers));
   v_.resize(size_t(config_.num_hidden_layers));
 }
+
+size_t InferenceState::cache_bytes() const { return size_t(2 * capacity_ * config_.kv_dim() * config_.num_hidden_layers) * sizeof(float); }
 
 void InferenceState::reserve(int64_t tokens) {
   if (tokens <= capacity_) return;
@@ -36,67 +45,132 @@ void InferenceState::reserve(int64_t tokens) {
   capacity_ = cap;
 }
 
-void InferenceState::run_layers(const Model& model, const int32_t* ids, int64_t n) {
-  const ModelConfig& c = model.config;
-  const ModelWeights& w = model.weights;
-  const int64_t pos0 = size_, H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
-  const int64_t qkv_dim = qd + 2 * kvd;
-  x_.resize(size_t(n * H));
-  xn_.resize(size_t(n * H));
-  qkv_.resize(size_t(n * qkv_dim));
-  q_.resize(size_t(n * qd));
-  attn_.resize(size_t(n * qd));
-  gate_up_.resize(size_t(n * 2 * I));
-  act_.resize(size_t(n * I));
-  for (int64_t t = 0; t < n; ++t) matrix_row(w.embed, ids[t], x_.data() + t * H);
-  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
-  for (size_t l = 0; l < w.layers.size(); ++l) {
-    const LayerWeights& L = w.layers[l];
-    float* kl = k_[l].data() + pos0 * kvd;
-    float* vl = v_[l].data() + pos0 * kvd;
-    rmsnorm_forward(x_.data(), L.input_norm.data(), n, H, c.rms_norm_eps, xn_.data());
-    matmul(xn_.data(), n, L.qkv, qkv_.data());
-    for (int64_t t = 0; t < n; ++t) {  // split each token's q|k|v row; k and v go to the cache
-      const float* row = qkv_.data() + t * qkv_dim;
-      std::memcpy(q_.data() + t * qd, row, size_t(qd) * sizeof(float));
-      std::memcpy(kl + t * kvd, row + qd, size_t(kvd) * sizeof(float));
-      std::memcpy(vl + t * kvd, row + qd + kvd, size_t(kvd) * sizeof(float));
+// The layers over the new tokens of several sequences at once; leaves the last hidden states of
+// all N tokens (sequence by sequence) in scratch.x. `rowwise`: the batch-invariant kernels.
+struct BatchPass {
+  static void run_layers(const Model& model, std::span<const BatchSequence> batch, ForwardScratch& s, bool rowwise) {
+    const ModelConfig& c = model.config;
+    const ModelWeights& w = model.weights;
+    const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), qkv_dim = qd + 2 * kvd;
+    int64_t n = 0;
+    for (const BatchSequence& b : batch) n += b.n;
+    s.x.resize(size_t(n * H));
+    s.xn.resize(size_t(n * H));
+    s.qkv.resize(size_t(n * qkv_dim));
+    s.q.resize(size_t(n * qd));
+    s.attn.resize(size_t(n * qd));
+    s.gate_up.resize(size_t(n * 2 * I));
+    s.act.resize(size_t(n * I));
+    int64_t row = 0;
+    for (const BatchSequence& b : batch)
+      for (int64_t t = 0; t < b.n; ++t, ++row) matrix_row(w.embed, b.ids[t], s.x.data() + row * H);
+    auto mm = [&](const float* x, const auto& m, float* y) {
+      if (rowwise) matmul_rowwise(x, n, m, y);
+      else matmul(x, n, m, y);
+    };
+    const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
+    for (size_t l = 0; l < w.layers.size(); ++l) {
+      const LayerWeights& L = w.layers[l];
+      rmsnorm_forward(s.x.data(), L.input_norm.data(), n, H, c.rms_norm_eps, s.xn.data());
+      mm(s.xn.data(), L.qkv, s.qkv.data());
+      row = 0;
+      for (const BatchSequence& b : batch) {  // split each token's q|k|v row; k and v go to its cache
+        InferenceState& st = *b.state;
+        float* kl = st.k_[l].data() + st.size_ * kvd;
+        float* vl = st.v_[l].data() + st.size_ * kvd;
+        for (int64_t t = 0; t < b.n; ++t) {
+          const float* r = s.qkv.data() + (row + t) * qkv_dim;
+          std::memcpy(s.q.data() + (row + t) * qd, r, size_t(qd) * sizeof(float));
+          std::memcpy(kl + t * kvd, r + qd, size_t(kvd) * sizeof(float));
+          std::memcpy(vl + t * kvd, r + qd + kvd, size_t(kvd) * sizeof(float));
+        }
+        rope_forward(s.q.data() + row * qd, b.n, c.num_attention_heads, c.head_dim, st.size_, c.rope_theta);
+        rope_forward(kl, b.n, c.num_key_value_heads, c.head_dim, st.size_, c.rope_theta);
+        if (!rowwise) attention_forward(s.q.data() + row * qd, b.n, st.size_, st.k_[l].data(), st.v_[l].data(), shape,
+                                        s.attn.data() + row * qd);
+        row += b.n;
+      }
+      if (rowwise) attend_rowwise(batch, l, shape, s);
+      mm(s.attn.data(), L.o, s.xn.data());
+      for (int64_t i = 0; i < n * H; ++i) s.x[size_t(i)] += s.xn[size_t(i)];
+      rmsnorm_forward(s.x.data(), L.post_attention_norm.data(), n, H, c.rms_norm_eps, s.xn.data());
+      mm(s.xn.data(), L.gate_up, s.gate_up.data());
+      for (int64_t t = 0; t < n; ++t)
+        swiglu_forward(s.gate_up.data() + t * 2 * I, s.gate_up.data() + t * 2 * I + I, I, s.act.data() + t * I);
+      mm(s.act.data(), L.down, s.xn.data());
+      for (int64_t i = 0; i < n * H; ++i) s.x[size_t(i)] += s.xn[size_t(i)];
     }
-    rope_forward(q_.data(), n, c.num_attention_heads, c.head_dim, pos0, c.rope_theta);
-    rope_forward(kl, n, c.num_key_value_heads, c.head_dim, pos0, c.rope_theta);
-    attention_forward(q_.data(), n, pos0, k_[l].data(), v_[l].data(), shape, attn_.data());
-    matmul(attn_.data(), n, L.o, xn_.data());
-    for (int64_t i = 0; i < n * H; ++i) x_[size_t(i)] += xn_[size_t(i)];
-    rmsnorm_forward(x_.data(), L.post_attention_norm.data(), n, H, c.rms_norm_eps, xn_.data());
-    matmul(xn_.data(), n, L.gate_up, gate_up_.data());
-    for (int64_t t = 0; t < n; ++t)
-      swiglu_forward(gate_up_.data() + t * 2 * I, gate_up_.data() + t * 2 * I + I, I, act_.data() + t * I);
-    matmul(act_.data(), n, L.down, xn_.data());
-    for (int64_t i = 0; i < n * H; ++i) x_[size_t(i)] += xn_[size_t(i)];
   }
-}
+
+  // Every (token, head) of every sequence as one task list, each through attention_query.
+  static void attend_rowwise(std::span<const BatchSequence> batch, size_t l, const AttentionShape& shape, ForwardScratch& s) {
+    struct Token {
+      const InferenceState* st;
+      int64_t pos, row;
+    };
+    std::vector<Token> tokens;
+    int64_t row = 0;
+    for (const BatchSequence& b : batch)
+      for (int64_t t = 0; t < b.n; ++t) tokens.push_back({b.state, b.state->size_ + t, row++});
+    const int64_t heads = shape.heads, hd = shape.head_dim, group = shape.heads / shape.kv_heads;
+    parallel_for(tokens.size() * size_t(heads), 1, [&](size_t begin, size_t end) {
+      std::vector<float> scores;
+      for (size_t task = begin; task < end; ++task) {
+        const Token& tk = tokens[task / size_t(heads)];
+        const int64_t h = int64_t(task % size_t(heads));
+        attention_query(s.q.data() + (tk.row * heads + h) * hd, tk.pos, tk.st->k_[l].data(), tk.st->v_[l].data(), h / group,
+                        shape, scores, s.attn.data() + (tk.row * heads + h) * hd);
+      }
+    });
+  }
+};
 
 void forward(const Model& model, const int32_t* ids, int64_t n, InferenceState& st, float* logits, bool all_logits) {
   const ModelConfig& c = model.config;
-  for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= c.vocab_size)
-      fail("", "token id " + std::to_string(ids[i]) + " is outside the vocabulary (size " +
-                   std::to_string(c.vocab_size) + ")");
+  check_ids(c, ids, n);
   if (n <= 0) return;
   st.reserve(st.size_ + n);
   const int64_t H = c.hidden_size, V = c.vocab_size;
+  ForwardScratch& s = st.scratch_;
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t m = std::min(kChunk, n - start);
-    st.run_layers(model, ids + start, m);
+    const BatchSequence one{&st, ids + start, m, nullptr};
+    BatchPass::run_layers(model, {&one, 1}, s, false);
     st.size_ += m;
     const bool last = start + m == n;
     if (!all_logits && !last) continue;
     // Final norm and lm_head only where logits are wanted (the lm_head is ~1/30 of a 7B step).
     const int64_t first = all_logits ? 0 : m - 1, rows = m - first;
-    rmsnorm_forward(st.x_.data() + first * H, model.weights.final_norm.data(), rows, H, c.rms_norm_eps,
-                    st.xn_.data());
-    matmul(st.xn_.data(), rows, model.weights.lm_head, logits + (all_logits ? start * V : 0));
+    rmsnorm_forward(s.x.data() + first * H, model.weights.final_norm.data(), rows, H, c.rms_norm_eps, s.xn.data());
+    matmul(s.xn.data(), rows, model.weights.lm_head, logits + (all_logits ? start * V : 0));
   }
+}
+
+void forward_batch(const Model& model, std::span<const BatchSequence> batch, ForwardScratch& s) {
+  const ModelConfig& c = model.config;
+  const int64_t H = c.hidden_size, V = c.vocab_size;
+  for (const BatchSequence& b : batch) {
+    check_ids(c, b.ids, b.n);
+    if (b.n <= 0) fail("", "a sequence in the batch has no tokens");
+    b.state->reserve(b.state->size_ + b.n);
+  }
+  BatchPass::run_layers(model, batch, s, true);
+  // The last token of each sequence that wants logits, gathered, through the final norm and lm_head.
+  std::vector<int64_t> rows;
+  int64_t row = 0;
+  for (const BatchSequence& b : batch) {
+    row += b.n;
+    if (b.logits) rows.push_back(row - 1);
+    b.state->size_ += b.n;
+  }
+  if (rows.empty()) return;
+  std::vector<float> last(rows.size() * size_t(H)), normed(last.size()), out(rows.size() * size_t(V));
+  for (size_t i = 0; i < rows.size(); ++i) std::memcpy(last.data() + i * size_t(H), s.x.data() + rows[i] * H, size_t(H) * sizeof(float));
+  rmsnorm_forward(last.data(), model.weights.final_norm.data(), int64_t(rows.size()), H, c.rms_norm_eps, normed.data());
+  matmul_rowwise(normed.data(), int64_t(rows.size()), model.weights.lm_head, out.data());
+  size_t i = 0;
+  for (const BatchSequence& b : batch)
+    if (b.logits) std::memcpy(b.logits, out.data() + i++ * size_t(V), size_t(V) * sizeof(float));
 }
 
 }  // namespace zephyr

@@ -1,12 +1,21 @@
 // The inference forward pass with a KV cache: a prompt goes through in chunks (GEMM), then one
-// token per step (GEMV), exactly the network transformers' MistralForCausalLM computes.
+// token per step (GEMV), exactly the network transformers' MistralForCausalLM computes. Several
+// sequences can share one pass (forward_batch): the batched engine's step.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "model/weights.h"
 
 namespace zephyr {
+
+// Activations of one pass, reused across passes.
+struct ForwardScratch {
+  std::vector<float> x, xn, qkv, q, attn, gate_up, act;
+};
+
+struct BatchSequence;
 
 // Keys and values of every layer for the tokens seen so far, plus scratch buffers reused across
 // steps. One per conversation.
@@ -17,18 +26,19 @@ class InferenceState {
   int64_t size() const { return size_; }  // tokens in the cache
   // Forgets all tokens after the first n (n = 0: a fresh conversation).
   void truncate(int64_t n) { size_ = n < size_ ? n : size_; }
+  // Bytes the cache holds now (it grows as tokens arrive).
+  size_t cache_bytes() const;
 
  private:
   friend void forward(const Model&, const int32_t*, int64_t, InferenceState&, float*, bool);
+  friend struct BatchPass;
+  friend void forward_batch(const Model&, std::span<const BatchSequence>, ForwardScratch&);
   void reserve(int64_t tokens);
-  // Runs n tokens through every layer, appending their keys and values; leaves the last
-  // hidden states in x_.
-  void run_layers(const Model& model, const int32_t* ids, int64_t n);
 
   const ModelConfig& config_;
   int64_t size_ = 0, capacity_ = 0;
   std::vector<std::vector<float>> k_, v_;  // per layer: [capacity, kv_heads * head_dim]
-  std::vector<float> x_, xn_, qkv_, q_, attn_, gate_up_, act_;
+  ForwardScratch scratch_;
 };
 
 // Runs ids[0..n) at the positions after the cached ones and appends them to the cache.
@@ -36,5 +46,20 @@ class InferenceState {
 // against the vocabulary; the cache may not grow past max_position_embeddings.
 void forward(const Model& model, const int32_t* ids, int64_t n, InferenceState& state, float* logits,
              bool all_logits = false);
+
+// One sequence's share of a batched pass: n new tokens appended to its own cache, and the
+// logits of its last token ([vocab]) when `logits` is not null.
+struct BatchSequence {
+  InferenceState* state = nullptr;
+  const int32_t* ids = nullptr;
+  int64_t n = 0;
+  float* logits = nullptr;
+};
+
+// Every sequence's tokens in one pass: each matmul reads the weights once for all of them,
+// attention runs per sequence over its own cache. Batch-invariant: every row is computed as for
+// a batch of one token (matmul_rowwise, attention_query), so a sequence's logits are the same
+// bits whatever shares the pass and however its prompt was cut into passes.
+void forward_batch(const Model& model, std::span<const BatchSequence> batch, ForwardScratch& scratch);
 
 }  // namespace zephyr

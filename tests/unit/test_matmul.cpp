@@ -10,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/rng.h"
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 #include "kernels/vec.h"
 
 using namespace zephyr;
@@ -92,4 +93,40 @@ TEST(Vec, SigmoidIsWithinFourUlpForEverySign) {
     }
     ASSERT_NEAR(out[i], ref, 4.8e-7 * ref) << "x = " << x[i];
   }
+}
+
+// The batched engine's promise: a token's row of matmul_rowwise is bit-identical to a batch of
+// one, for every weight type and any number of tokens sharing the call.
+TEST(Matmul, RowwiseRowsAreBitIdenticalToABatchOfOne) {
+  Rng rng(5);
+  const int64_t rows = 64, cols = 512;
+  for (DType t : {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K, DType::Q6_K})
+    for (bool interleave : {false, true}) {
+      const DType fast = interleave ? interleaved_type(t, rows, cols) : t;
+      if (interleave && fast == t) continue;  // no interleaved layout for this type on this CPU
+      std::vector<uint8_t> w(size_t(rows) * row_bytes(t, cols)), wi(w.size());
+      std::vector<float> v(static_cast<size_t>(cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        for (float& e : v) e = rng.normal() * 0.05f;
+        uint8_t* dst = w.data() + size_t(r) * row_bytes(t, cols);
+        for (int64_t i = 0; i < cols; ++i) {
+          if (t == DType::F32) std::memcpy(dst + 4 * i, &v[size_t(i)], 4);
+          if (t == DType::BF16) reinterpret_cast<uint16_t*>(dst)[i] = f32_to_bf16(v[size_t(i)]);
+          if (t == DType::F16) reinterpret_cast<uint16_t*>(dst)[i] = f32_to_f16(v[size_t(i)]);
+        }
+        if (is_quantized(t)) quantize_row(t, v.data(), dst, cols);
+      }
+      if (interleave) interleave_rows(t, w.data(), wi.data(), rows, cols);
+      const Matrix m{fast, rows, cols, interleave ? wi.data() : w.data()};
+      for (int64_t n : {int64_t(2), int64_t(5), int64_t(40), int64_t(300)}) {
+        std::vector<float> x(size_t(n * cols)), y(size_t(n * rows)), one(static_cast<size_t>(rows));
+        for (float& e : x) e = rng.normal();
+        matmul_rowwise(x.data(), n, m, y.data());
+        for (int64_t i = 0; i < n; ++i) {
+          matmul(x.data() + i * cols, 1, m, one.data());
+          ASSERT_EQ(0, std::memcmp(one.data(), y.data() + i * rows, size_t(rows) * 4))
+              << dtype_name(fast) << (interleave ? " interleaved" : "") << " n " << n << " token " << i;
+        }
+      }
+    }
 }

@@ -242,3 +242,48 @@ TEST(Generator, SameSeedSameTextAndEosStops) {
   const auto r4 = g3.generate(longer, opt, [](std::string_view) { return true; });
   EXPECT_EQ(r4.prompt_evaluated, 2);  // the EOS (never run) and the new token
 }
+
+// The batched pass: a sequence's logits are the same bits alone or beside others, however its
+// prompt is cut into passes, and agree with the single-sequence forward to float rounding.
+TEST(BatchForward, LogitsAreBitIdenticalWhateverSharesThePass) {
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    const Model m = Model::load(tiny_model("batch", dtype, 7));
+    const int64_t V = m.config.vocab_size;
+    const std::vector<int> a = random_ids(40, int(V), 1), b = random_ids(23, int(V), 2), c = random_ids(5, int(V), 3);
+    ForwardScratch scratch;
+    // Alone: the whole prompt in one pass, then three decode steps.
+    InferenceState sa(m);
+    std::vector<std::vector<float>> alone;
+    std::vector<float> la(static_cast<size_t>(V));
+    std::vector<int> next = {7, 11, 13};
+    BatchSequence one{&sa, a.data(), int64_t(a.size()), la.data()};
+    forward_batch(m, {&one, 1}, scratch);
+    alone.push_back(la);
+    for (int id : next) {
+      one = {&sa, &id, 1, la.data()};
+      forward_batch(m, {&one, 1}, scratch);
+      alone.push_back(la);
+    }
+    // Shared: the prompt in two passes (17 tokens, then 23) beside two other sequences.
+    InferenceState s1(m), s2(m), s3(m);
+    std::vector<float> l1(static_cast<size_t>(V)), l2(l1), l3(l1);
+    std::vector<BatchSequence> batch = {{&s2, b.data(), 12, nullptr}, {&s1, a.data(), 17, nullptr}, {&s3, c.data(), 5, l3.data()}};
+    forward_batch(m, batch, scratch);
+    batch = {{&s1, a.data() + 17, 23, l1.data()}, {&s2, b.data() + 12, 11, l2.data()}};
+    forward_batch(m, batch, scratch);
+    std::vector<std::vector<float>> shared = {l1};
+    int other = 3;
+    for (int id : next) {
+      batch = {{&s3, &other, 1, l3.data()}, {&s1, &id, 1, l1.data()}, {&s2, &other, 1, l2.data()}};
+      forward_batch(m, batch, scratch);
+      shared.push_back(l1);
+    }
+    for (size_t i = 0; i < alone.size(); ++i)
+      ASSERT_EQ(0, std::memcmp(alone[i].data(), shared[i].data(), size_t(V) * sizeof(float))) << dtype_name(dtype) << " step " << i;
+    // The single-sequence forward (GEMM paths) agrees to rounding.
+    InferenceState sf(m);
+    std::vector<float> lf(static_cast<size_t>(V));
+    forward(m, a.data(), int64_t(a.size()), sf, lf.data());
+    for (int64_t v = 0; v < V; ++v) EXPECT_NEAR(lf[size_t(v)], alone[0][size_t(v)], 1e-4) << v;
+  }
+}
