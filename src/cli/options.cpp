@@ -1,5 +1,6 @@
 #include "cli/options.h"
 
+#include <map>
 #include <random>
 
 #include "core/error.h"
@@ -32,7 +33,15 @@ SamplingParams SamplingFlags::resolve(const Model& model) const {
   if (min_p->count()) p.min_p = given.min_p;
   if (penalty->count()) p.repetition_penalty = given.repetition_penalty;
   p.seed = seed->count() ? given.seed : std::random_device{}();
-  p.validate();
+  try {
+    p.validate();
+  } catch (const Error& e) {  // the library names the setting; the user typed a flag
+    static const std::map<std::string, std::string> flags = {{"temperature", "--temp"}, {"top_k", "--top-k"}, {"top_p", "--top-p"},
+                                                             {"min_p", "--min-p"}, {"repetition_penalty", "--repeat-penalty"}};
+    const auto it = flags.find(e.field());
+    if (it == flags.end()) throw;
+    fail(it->second, std::string(e.what()).substr(e.field().size() + 2));
+  }
   return p;
 }
 

@@ -23,6 +23,26 @@ std::pair<size_t, bool> stop_string_cut(std::string_view text, const std::vector
   return {text.size() - hold, false};
 }
 
+bool CompletionText::push(int id) {
+  pending_ += decoder_.push(id);
+  emit(false);
+  return !stopped_ && !cancelled_;
+}
+
+void CompletionText::finish() {
+  pending_ += decoder_.finish();
+  emit(true);
+}
+
+void CompletionText::emit(bool final) {
+  auto [cut, found] = stop_string_cut(pending_, stops_);
+  if (final && !found) cut = pending_.size();
+  if (cut > 0 && !on_text_(std::string_view(pending_).substr(0, cut))) cancelled_ = true;
+  text_ += pending_.substr(0, cut);
+  pending_.erase(0, cut);
+  if (found) stopped_ = true;
+}
+
 GenerationResult Generator::generate(const std::vector<int>& prompt, const GenerationOptions& opt,
                                      const std::function<bool(std::string_view)>& on_text) {
   using clock = std::chrono::steady_clock;
@@ -50,21 +70,11 @@ GenerationResult Generator::generate(const std::vector<int>& prompt, const Gener
   r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
 
   Sampler sampler(opt.sampling);
-  StreamDecoder decoder(tok_);
+  CompletionText out(tok_, opt.stop_strings, on_text);
   std::vector<int> history = prompt;
-  std::string pending;  // decoded text not yet emitted (may hold the start of a stop string)
-  bool stopped = false, cancelled = false;
-  auto emit = [&](bool final) {
-    auto [cut, found] = stop_string_cut(pending, opt.stop_strings);
-    if (final && !found) cut = pending.size();
-    if (cut > 0 && !on_text(std::string_view(pending).substr(0, cut))) cancelled = true;
-    r.text += pending.substr(0, cut);
-    pending.erase(0, cut);
-    if (found) stopped = true;
-  };
   const int64_t limit = std::min<int64_t>(opt.max_new_tokens, model_.config.max_position_embeddings - int64_t(prompt.size()));
   bool eos = false;
-  for (int64_t step = 0; step < limit && !stopped && !cancelled; ++step) {
+  for (int64_t step = 0; step < limit; ++step) {
     const int next = sampler.sample(logits, history);
     r.tokens.push_back(next);
     history.push_back(next);
@@ -72,18 +82,13 @@ GenerationResult Generator::generate(const std::vector<int>& prompt, const Gener
       eos = true;
       break;
     }
-    pending += decoder.push(next);
-    emit(false);
-    if (stopped || cancelled || step + 1 == limit) break;
+    if (!out.push(next) || step + 1 == limit) break;
     forward(model_, &next, 1, state_, logits.data());
     cached_.push_back(next);
   }
-  if (!stopped && !cancelled) {  // the answer ended by EOS or length: flush what is held back
-    pending += decoder.finish();
-    emit(true);
-  }
-  stopped = stopped || eos;
-  r.finish_reason = cancelled ? "cancelled" : stopped ? "stop" : "length";
+  if (!out.stopped() && !out.cancelled()) out.finish();  // ended by EOS or length: flush what is held back
+  r.text = out.text();
+  r.finish_reason = out.cancelled() ? "cancelled" : out.stopped() || eos ? "stop" : "length";
   r.generation_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return r;
 }

@@ -52,4 +52,28 @@ class Generator {
 // returns {cut, found}; found means text[cut..] begins a full stop string.
 std::pair<size_t, bool> stop_string_cut(std::string_view text, const std::vector<std::string>& stops);
 
+// The text side of one completion: sampled ids in, final text out to on_text — never half a
+// character, and held back while a stop string could still complete (the text ends before it).
+class CompletionText {
+ public:
+  CompletionText(const Tokenizer& tok, const std::vector<std::string>& stops, std::function<bool(std::string_view)> on_text)
+      : decoder_(tok), stops_(stops), on_text_(std::move(on_text)) {}
+  // A sampled id that is not EOS; false once the completion is over (stop string, or on_text
+  // returned false).
+  bool push(int id);
+  // The completion ended by EOS or length: emits what was held back.
+  void finish();
+  bool stopped() const { return stopped_; }
+  bool cancelled() const { return cancelled_; }
+  const std::string& text() const { return text_; }
+
+ private:
+  void emit(bool final);
+  StreamDecoder decoder_;
+  const std::vector<std::string>& stops_;
+  std::function<bool(std::string_view)> on_text_;
+  std::string text_, pending_;  // pending: decoded, not yet emitted (may start a stop string)
+  bool stopped_ = false, cancelled_ = false;
+};
+
 }  // namespace zephyr

@@ -11,12 +11,12 @@
 namespace zephyr {
 
 void SamplingParams::validate() const {
-  if (!(temperature >= 0) || !std::isfinite(temperature)) fail("--temp", "must be >= 0, got " + std::to_string(temperature));
-  if (top_k < 0) fail("--top-k", "must be >= 0 (0 turns it off), got " + std::to_string(top_k));
-  if (!(top_p > 0 && top_p <= 1)) fail("--top-p", "must be in (0, 1], got " + std::to_string(top_p));
-  if (!(min_p >= 0 && min_p <= 1)) fail("--min-p", "must be in [0, 1], got " + std::to_string(min_p));
+  if (!(temperature >= 0) || !std::isfinite(temperature)) fail_field("temperature", "must be >= 0, got " + std::to_string(temperature));
+  if (top_k < 0) fail_field("top_k", "must be >= 0 (0 turns it off), got " + std::to_string(top_k));
+  if (!(top_p > 0 && top_p <= 1)) fail_field("top_p", "must be in (0, 1], got " + std::to_string(top_p));
+  if (!(min_p >= 0 && min_p <= 1)) fail_field("min_p", "must be in [0, 1], got " + std::to_string(min_p));
   if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
-    fail("--repeat-penalty", "must be > 0, got " + std::to_string(repetition_penalty));
+    fail_field("repetition_penalty", "must be > 0, got " + std::to_string(repetition_penalty));
 }
 
 void apply_repetition_penalty(std::span<float> logits, std::span<const int> history, double penalty) {

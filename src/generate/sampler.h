@@ -18,7 +18,8 @@ struct SamplingParams {
   uint64_t seed = 0;
 
   bool greedy() const { return temperature <= 0; }
-  // An Error naming the flag when a value is out of range.
+  // An Error whose field() names the setting (temperature, top_k, top_p, min_p,
+  // repetition_penalty) when a value is out of range.
   void validate() const;
 };
 

@@ -1,0 +1,235 @@
+#include "generate/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include "core/error.h"
+
+namespace zephyr {
+
+using Clock = std::chrono::steady_clock;
+
+struct Engine::Slot {
+  explicit Slot(const Model& m) : state(m) {}
+  InferenceState state;
+  std::vector<int> cached;  // the ids whose keys and values are in `state`
+  uint64_t last_used = 0;
+  // The request being served, when busy.
+  std::shared_ptr<EngineRequest> req;
+  size_t prompt_pos = 0;  // prompt tokens in the cache
+  int next = -1;          // the sampled token to run next
+  int64_t limit = 0;      // most tokens to generate
+  std::optional<Sampler> sampler;
+  std::unique_ptr<CompletionText> text;
+  std::vector<int> history;
+  std::vector<float> logits;
+  GenerationResult result;
+  Clock::time_point t0, t1;
+};
+
+Engine::Engine(const Model& model, const Tokenizer& tok, EngineOptions o) : model_(model), tok_(tok), options_(o) {
+  if (options_.slots < 1) fail_field("parallel", "must be at least 1");
+  if (options_.queue < 0) fail_field("queue", "must be >= 0");
+  const int64_t max_ctx = model.config.max_position_embeddings;
+  if (options_.slot_context <= 0) options_.slot_context = std::min<int64_t>(max_ctx, 4096);
+  if (options_.slot_context < 2 || options_.slot_context > max_ctx)
+    fail_field("ctx", "must be in [2, " + std::to_string(max_ctx) + "] (the model's context), got " + std::to_string(options_.slot_context));
+  if (options_.step_tokens < 1) options_.step_tokens = 256;
+  for (int i = 0; i < options_.slots; ++i) slots_.push_back(std::make_unique<Slot>(model));
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() { shutdown(true); }
+
+bool Engine::submit(std::shared_ptr<EngineRequest> r) {
+  if (r->prompt.empty()) fail_field("prompt", "is empty (no tokens to start from)");
+  const int64_t n = int64_t(r->prompt.size()), ctx = options_.slot_context;
+  if (n >= ctx)
+    fail_field("messages", "the prompt has " + std::to_string(n) + " tokens; a slot holds " + std::to_string(ctx) +
+                               " (prompt and answer; zephyr serve --ctx)");
+  if (n + r->options.max_new_tokens > ctx)
+    fail_field("max_tokens", "the prompt (" + std::to_string(n) + " tokens) and max_tokens (" + std::to_string(r->options.max_new_tokens) +
+                                 ") exceed a slot's context of " + std::to_string(ctx) + " tokens");
+  r->options.sampling.validate();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return false;
+  const int free_slots = options_.slots - busy_.load();
+  if (int(queue_.size()) >= options_.queue + std::max(0, free_slots)) return false;
+  queue_.push_back(std::move(r));
+  wake_.notify_one();
+  return true;
+}
+
+EngineStats Engine::stats() const {
+  EngineStats s;
+  s.slots = options_.slots;
+  s.busy = busy_.load();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.queued = int(queue_.size());
+  }
+  s.cached_tokens = cached_tokens_.load();
+  s.context_tokens = int64_t(options_.slots) * options_.slot_context;
+  s.requests = requests_.load();
+  s.prompt_tokens = prompt_tokens_.load();
+  s.prompt_tokens_evaluated = prompt_evaluated_.load();
+  s.generated_tokens = generated_.load();
+  s.steps = steps_.load();
+  return s;
+}
+
+void Engine::shutdown(bool cancel) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cancel_all_ = cancel_all_ || cancel;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Engine::start(Slot& s, std::shared_ptr<EngineRequest> r) {
+  const std::vector<int>& p = r->prompt;
+  size_t common = 0;
+  while (common < s.cached.size() && common < p.size() && s.cached[common] == p[common]) ++common;
+  common = std::min(common, p.size() - 1);  // the last prompt token runs again for its logits
+  s.state.truncate(int64_t(common));
+  s.cached.resize(common);
+  s.req = std::move(r);
+  s.prompt_pos = common;
+  s.next = -1;
+  s.limit = std::min<int64_t>(s.req->options.max_new_tokens, options_.slot_context - int64_t(p.size()));
+  s.sampler.emplace(s.req->options.sampling);
+  s.text = std::make_unique<CompletionText>(tok_, s.req->options.stop_strings, s.req->on_text);
+  s.history = p;
+  s.logits.resize(size_t(model_.config.vocab_size));
+  s.result = GenerationResult();
+  s.result.prompt_tokens = int64_t(p.size());
+  s.result.prompt_evaluated = int64_t(p.size() - common);
+  s.t0 = Clock::now();
+  requests_ += 1;
+  prompt_tokens_ += p.size();
+  prompt_evaluated_ += p.size() - common;
+  busy_ += 1;
+}
+
+void Engine::finish(Slot& s, const char* reason) {
+  s.result.text = s.text->text();
+  s.result.finish_reason = reason;
+  const auto now = Clock::now();
+  if (s.result.tokens.empty()) s.t1 = now;
+  s.result.prompt_seconds = std::chrono::duration<double>(s.t1 - s.t0).count();
+  s.result.generation_seconds = std::chrono::duration<double>(now - s.t1).count();
+  std::shared_ptr<EngineRequest> r = std::move(s.req);
+  s.text.reset();
+  s.sampler.reset();
+  busy_ -= 1;
+  if (r->on_done) r->on_done(s.result);
+}
+
+void Engine::loop() {
+  uint64_t tick = 0;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || busy_.load() > 0; });
+      if (cancel_all_) {
+        for (auto& r : queue_) r->cancelled = true;
+        for (auto& s : slots_)
+          if (s->req) s->req->cancelled = true;
+      }
+      // Admit waiting requests into free slots: the slot with the longest cached prefix of the
+      // prompt, else the one unused the longest.
+      while (!queue_.empty()) {
+        Slot* best = nullptr;
+        size_t best_common = 0;
+        for (auto& s : slots_) {
+          if (s->req) continue;
+          const std::vector<int>& p = queue_.front()->prompt;
+          size_t c = 0;
+          while (c < s->cached.size() && c < p.size() && s->cached[c] == p[c]) ++c;
+          if (!best || c > best_common || (c == best_common && s->last_used < best->last_used)) best = s.get(), best_common = c;
+        }
+        if (!best) break;
+        std::shared_ptr<EngineRequest> r = std::move(queue_.front());
+        queue_.pop_front();
+        start(*best, std::move(r));
+        best->last_used = ++tick;
+      }
+      if (busy_.load() == 0 && stopping_) return;
+    }
+    for (auto& s : slots_)
+      if (s->req && s->req->cancelled.load()) finish(*s, "cancelled");
+    if (busy_.load() > 0) step();
+  }
+}
+
+void Engine::step() {
+  std::vector<BatchSequence> batch;
+  std::vector<Slot*> owners;
+  int64_t budget = options_.step_tokens;
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (!s.req) continue;
+    const std::vector<int>& p = s.req->prompt;
+    if (s.prompt_pos < p.size()) {  // still reading the prompt: a share of this step's prompt budget
+      const int64_t n = std::min<int64_t>(int64_t(p.size() - s.prompt_pos), budget);
+      if (n <= 0) continue;
+      budget -= n;
+      const bool last = s.prompt_pos + size_t(n) == p.size();
+      batch.push_back({&s.state, p.data() + s.prompt_pos, n, last ? s.logits.data() : nullptr});
+    } else {
+      batch.push_back({&s.state, &s.next, 1, s.logits.data()});
+    }
+    owners.push_back(&s);
+  }
+  if (batch.empty()) return;
+  try {
+    forward_batch(model_, batch, scratch_);
+  } catch (const Error& e) {  // never expected (ids come from the tokenizer); end the requests, keep serving
+    std::fprintf(stderr, "zephyr: engine: %s\n", e.what());
+    for (Slot* s : owners) {
+      s->state.truncate(0);
+      s->cached.clear();
+      finish(*s, "error");
+    }
+    return;
+  }
+  steps_ += 1;
+  int64_t cached = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Slot& s = *owners[i];
+    s.cached.insert(s.cached.end(), batch[i].ids, batch[i].ids + batch[i].n);
+    if (s.prompt_pos < s.req->prompt.size()) {
+      s.prompt_pos += size_t(batch[i].n);
+      if (!batch[i].logits) continue;
+      s.t1 = Clock::now();
+    }
+    if (s.req->cancelled.load()) {
+      finish(s, "cancelled");
+      continue;
+    }
+    const int next = s.sampler->sample(s.logits, s.history);
+    s.result.tokens.push_back(next);
+    s.history.push_back(next);
+    generated_ += 1;
+    const auto& eos = s.req->options.eos_ids;
+    if (std::find(eos.begin(), eos.end(), int64_t(next)) != eos.end()) {
+      s.text->finish();
+      finish(s, "stop");
+    } else if (!s.text->push(next)) {
+      finish(s, s.text->cancelled() ? "cancelled" : "stop");
+    } else if (int64_t(s.result.tokens.size()) >= s.limit) {
+      s.text->finish();
+      finish(s, "length");
+    } else {
+      s.next = next;
+    }
+  }
+  for (auto& s : slots_) cached += s->state.size();
+  cached_tokens_ = cached;
+}
+
+}  // namespace zephyr
