@@ -82,23 +82,25 @@ def chat_line_editing_check(z, tiny, tmp):
         os.execv(z, [z, "chat", "-m", tiny, "-n", "2", "-t", "1"])
     out = b""
 
-    def read_for(seconds):
+    def read_until(done, seconds):  # generous limits: ctest runs other tests beside this one
         nonlocal out
         end = time.time() + seconds
-        while time.time() < end:
+        while time.time() < end and not done():
             if select.select([fd], [], [], 0.05)[0]:
                 try:
                     out += os.read(fd, 65536)
                 except OSError:
                     return
-    read_for(2)
+    read_until(lambda: b"> " in out, 20)
     os.write(fd, b"/help\r")
-    read_for(1)
+    read_until(lambda: out.count(b"/save FILE") == 1 and out.endswith(b"> "), 20)
     os.write(fd, b"\x1b[A\r")  # up arrow, Enter: /help again
-    read_for(1)
+    read_until(lambda: out.count(b"/save FILE") == 2 and out.endswith(b"> "), 20)
     os.write(fd, b"/exit\r")
-    read_for(1)
-    done, status = os.waitpid(pid, os.WNOHANG)
+    done, status, end = 0, 0, time.time() + 20
+    while time.time() < end and not done:
+        read_until(lambda: False, 0.1)
+        done, status = os.waitpid(pid, os.WNOHANG)
     if not done:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
