@@ -35,12 +35,13 @@ int main(int argc, char** argv) {
   reg(zephyr::cli::add_export_gguf);
   reg(zephyr::cli::add_quantize);
   reg(zephyr::cli::add_export_hf);
+  reg(zephyr::cli::add_serve);
   reg(zephyr::cli::add_sft);
   reg(zephyr::cli::add_pretrain);
   reg(zephyr::cli::add_dpo);
   reg(zephyr::cli::add_debug);
   app.footer(
-      "Not built yet: serve, feedback, eval.\n"
+      "Not built yet: feedback, eval.\n"
       "See the project's issues for their status.");
   try {
     app.parse(argc, argv);

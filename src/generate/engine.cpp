@@ -87,7 +87,9 @@ void Engine::shutdown(bool cancel) {
     cancel_all_ = cancel_all_ || cancel;
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  std::call_once(joined_, [this] {
+    if (thread_.joinable()) thread_.join();
+  });
 }
 
 void Engine::start(Slot& s, std::shared_ptr<EngineRequest> r) {

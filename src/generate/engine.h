@@ -57,7 +57,8 @@ class Engine {
   EngineStats stats() const;
   int64_t slot_context() const { return options_.slot_context; }
   // Takes no new requests; with cancel, ends those in flight ("cancelled"), else lets them
-  // finish. Returns when the engine's thread has ended.
+  // finish. Returns when the engine's thread has ended. A second call (say, from a second
+  // signal) may escalate to cancel while the first waits.
   void shutdown(bool cancel);
 
  private:
@@ -79,6 +80,7 @@ class Engine {
   std::atomic<uint64_t> requests_{0}, prompt_tokens_{0}, prompt_evaluated_{0}, generated_{0}, steps_{0};
   std::atomic<int> busy_{0};
   std::atomic<int64_t> cached_tokens_{0};
+  std::once_flag joined_;
   std::thread thread_;
 };
 

@@ -1,0 +1,91 @@
+// zephyr serve: the OpenAI-compatible server. SIGINT/SIGTERM: stop taking requests, finish those
+// in flight, exit; a second signal cancels them.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "core/error.h"
+#include "model/gguf_model.h"
+#include "serve/server.h"
+
+namespace zephyr::cli {
+
+namespace {
+
+std::atomic<int> g_signals{0};
+void on_signal(int) { g_signals.fetch_add(1); }
+
+struct ServeArgs {
+  std::string model;
+  serve::ServerOptions server;
+  ThreadsFlag threads;
+};
+
+}  // namespace
+
+Run add_serve(CLI::App& app) {
+  auto* cmd = app.add_subcommand("serve",
+                                 "Serve a model over the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models) with "
+                                 "a web chat page at /, /health and /metrics");
+  auto a = std::make_shared<ServeArgs>();
+  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout) or GGUF file")->required();
+  cmd->add_option("--host", a->server.host, "address to listen on (default 127.0.0.1: this machine only)");
+  cmd->add_option("--port", a->server.port, "port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--parallel", a->server.engine.slots, "sequences decoded together (default 4)")->check(CLI::Range(1, 256));
+  cmd->add_option("--ctx", a->server.engine.slot_context,
+                  "tokens per sequence, prompt and answer (default: the model's context, at most 4096)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--queue", a->server.engine.queue, "requests that may wait for a free slot; more get 503 (default 64)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--api-key", a->server.api_key, "require Authorization: Bearer KEY on /v1/ requests");
+  cmd->add_option("--model-name", a->server.model_name, "the model id clients see and send (default: the file or directory name)");
+  a->threads.add(cmd);
+  return [a] {
+    a->threads.apply();
+    const Model model = Model::load(a->model);
+    const Tokenizer tok = model_tokenizer(model);
+    if (a->server.model_name.empty()) {
+      std::filesystem::path p(a->model);
+      while (p.has_parent_path() && p.filename().empty()) p = p.parent_path();  // "dir/" names "dir"
+      a->server.model_name = is_gguf_file(a->model) ? p.stem().string() : p.filename().string();
+    }
+    serve::Server server(model, tok, a->server);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::atomic<bool> done{false};
+    std::thread watcher([&] {
+      int handled = 0;
+      while (!done.load()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        const int n = g_signals.load();
+        if (n == handled) continue;
+        handled = n;
+        std::fprintf(stderr, n == 1 ? "zephyr serve: stopping: finishing the requests in flight (again to cancel them)\n"
+                                    : "zephyr serve: cancelling the requests in flight\n");
+        server.stop(n > 1);
+      }
+    });
+    try {
+      server.run([&](int port) {
+        std::fprintf(stderr, "zephyr serve: %s as \"%s\" on http://%s:%d (%d slots of %lld tokens)\n", a->model.c_str(),
+                     a->server.model_name.c_str(), a->server.host.c_str(), port, a->server.engine.slots,
+                     (long long)(a->server.engine.slot_context ? a->server.engine.slot_context
+                                                               : std::min<int64_t>(model.config.max_position_embeddings, 4096)));
+      });
+    } catch (...) {
+      done = true;
+      watcher.join();
+      throw;
+    }
+    done = true;
+    watcher.join();
+    std::fprintf(stderr, "zephyr serve: stopped\n");
+    return 0;
+  };
+}
+
+}  // namespace zephyr::cli

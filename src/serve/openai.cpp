@@ -1,0 +1,221 @@
+#include "serve/openai.h"
+
+#include <cmath>
+#include <random>
+
+namespace zephyr::serve {
+
+json ApiError::body() const {
+  return {{"error", {{"message", what()}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)},
+                     {"code", code.empty() ? json(nullptr) : json(code)}}}};
+}
+
+void bad_request(const std::string& param, const std::string& message) {
+  throw ApiError(400, "invalid_request_error", param.empty() ? message : param + ": " + message, param);
+}
+
+namespace {
+
+double number(const json& body, const char* key, double lo, double hi, double fallback) {
+  if (!body.contains(key) || body[key].is_null()) return fallback;
+  const json& v = body[key];
+  if (!v.is_number()) bad_request(key, "expected a number, got " + std::string(v.type_name()));
+  const double d = v.get<double>();
+  if (!(d >= lo && d <= hi)) bad_request(key, "must be in [" + json(lo).dump() + ", " + json(hi).dump() + "], got " + v.dump());
+  return d;
+}
+
+int64_t integer(const json& body, const char* key, int64_t lo, int64_t hi, int64_t fallback) {
+  if (!body.contains(key) || body[key].is_null()) return fallback;
+  const json& v = body[key];
+  if (!v.is_number_integer()) bad_request(key, "expected an integer, got " + v.dump());
+  const int64_t i = v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX) ? INT64_MAX : v.get<int64_t>();
+  if (i < lo || i > hi) bad_request(key, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v.dump());
+  return i;
+}
+
+bool boolean(const json& body, const char* key) {
+  if (!body.contains(key) || body[key].is_null()) return false;
+  if (!body[key].is_boolean()) bad_request(key, "expected true or false, got " + body[key].dump());
+  return body[key].get<bool>();
+}
+
+// content: a string, or a list of parts of which the text ones count (joined).
+std::string message_content(const json& m, const std::string& where) {
+  if (!m.contains("content") || m["content"].is_null()) return "";
+  const json& c = m["content"];
+  if (c.is_string()) return c.get<std::string>();
+  if (!c.is_array()) bad_request("messages", where + ".content: expected a string or a list of parts");
+  std::string text;
+  for (const json& part : c) {
+    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+      bad_request("messages", where + ".content: only {\"type\": \"text\", \"text\": ...} parts are supported");
+    text += part["text"].get<std::string>();
+  }
+  return text;
+}
+
+ordered_json parse_messages(const json& body) {
+  if (!body.contains("messages")) bad_request("messages", "is required");
+  const json& ms = body["messages"];
+  if (!ms.is_array()) bad_request("messages", "expected a list of {\"role\", \"content\"}");
+  if (ms.empty()) bad_request("messages", "must hold at least one message");
+  ordered_json out = ordered_json::array();
+  for (size_t i = 0; i < ms.size(); ++i) {
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    const json& m = ms[i];
+    if (!m.is_object()) bad_request("messages", where + ": expected an object {\"role\", \"content\"}");
+    if (!m.contains("role") || !m["role"].is_string()) bad_request("messages", where + ": \"role\" must be a string");
+    std::string role = m["role"].get<std::string>();
+    if (role == "developer") role = "system";  // the newer name for the system role
+    out.push_back({{"role", role}, {"content", message_content(m, where)}});
+  }
+  return out;
+}
+
+std::vector<std::string> stops(const json& body) {
+  std::vector<std::string> out;
+  if (!body.contains("stop") || body["stop"].is_null()) return out;
+  const json& s = body["stop"];
+  if (s.is_string()) return {s.get<std::string>()};
+  if (!s.is_array()) bad_request("stop", "expected a string or a list of strings");
+  if (s.size() > 4) bad_request("stop", "at most 4 stop sequences");
+  for (const json& x : s) {
+    if (!x.is_string()) bad_request("stop", "expected a string or a list of strings");
+    if (!x.get<std::string>().empty()) out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+CompletionRequest parse_request(const std::string& text, Endpoint e, const SamplingParams& defaults) {
+  json body;
+  try {
+    body = json::parse(text);
+  } catch (const json::parse_error& err) {
+    bad_request("", "the body is not valid JSON (byte " + std::to_string(err.byte) + ")");
+  }
+  if (!body.is_object()) bad_request("", "the body must be a JSON object");
+  CompletionRequest r;
+  r.endpoint = e;
+  if (body.contains("model") && !body["model"].is_null()) {
+    if (!body["model"].is_string()) bad_request("model", "expected a string");
+    r.model = body["model"].get<std::string>();
+  }
+  if (e == Endpoint::Chat) {
+    r.messages = parse_messages(body);
+  } else {
+    if (!body.contains("prompt")) bad_request("prompt", "is required");
+    const json& p = body["prompt"];
+    if (p.is_string()) {
+      r.prompts = {p.get<std::string>()};
+    } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
+      for (const json& id : p) {
+        if (!id.is_number_integer()) bad_request("prompt", "a token list must hold integers only");
+        r.prompt_ids.push_back(id.get<int>());
+      }
+    } else if (p.is_array() && !p.empty()) {
+      for (const json& s : p) {
+        if (!s.is_string()) bad_request("prompt", "expected a string, a list of strings or a list of token ids");
+        r.prompts.push_back(s.get<std::string>());
+      }
+    } else {
+      bad_request("prompt", "expected a string, a list of strings or a list of token ids");
+    }
+    if (boolean(body, "echo")) bad_request("echo", "is not supported");
+  }
+  if (boolean(body, "logprobs") || (body.contains("logprobs") && body["logprobs"].is_number_integer()))
+    bad_request("logprobs", "log-probabilities are not supported yet");
+  if (body.contains("response_format") && body["response_format"].is_object() &&
+      body["response_format"].value("type", "text") != "text")
+    bad_request("response_format", "structured outputs are not supported yet");
+  if (body.contains("tools") && !body["tools"].is_null() && !body["tools"].empty()) bad_request("tools", "tool calls are not supported");
+  SamplingParams& s = r.options.sampling;
+  s = defaults;
+  s.temperature = number(body, "temperature", 0, 2, defaults.temperature);
+  s.top_p = number(body, "top_p", 0, 1, defaults.top_p);
+  if (s.top_p == 0) bad_request("top_p", "must be greater than 0");
+  s.top_k = integer(body, "top_k", 0, 1 << 30, defaults.top_k);
+  s.min_p = number(body, "min_p", 0, 1, defaults.min_p);
+  s.repetition_penalty = number(body, "repetition_penalty", 1e-6, 100, defaults.repetition_penalty);
+  number(body, "presence_penalty", -2, 2, 0);  // accepted for compatibility, not applied
+  number(body, "frequency_penalty", -2, 2, 0);
+  r.seed_given = body.contains("seed") && !body["seed"].is_null();
+  s.seed = r.seed_given ? uint64_t(integer(body, "seed", INT64_MIN, INT64_MAX, 0)) : std::random_device{}();
+  const int64_t max_tokens = integer(body, "max_tokens", 1, int64_t(1) << 40, -1);
+  r.options.max_new_tokens = integer(body, "max_completion_tokens", 1, int64_t(1) << 40, max_tokens);
+  r.options.stop_strings = stops(body);
+  r.n = int(integer(body, "n", 1, 16, 1));
+  r.stream = boolean(body, "stream");
+  if (body.contains("stream_options") && !body["stream_options"].is_null()) {
+    if (!body["stream_options"].is_object()) bad_request("stream_options", "expected an object");
+    if (!r.stream) bad_request("stream_options", "is only allowed with stream: true");
+    r.include_usage = boolean(body["stream_options"], "include_usage");
+  }
+  return r;
+}
+
+json Usage::to_json() const {
+  return {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens}, {"total_tokens", prompt_tokens + completion_tokens}};
+}
+
+std::string api_finish_reason(const std::string& reason) { return reason == "length" ? "length" : "stop"; }
+
+namespace {
+
+json head(Endpoint e, const ResponseMeta& m, bool chunk) {
+  return {{"id", m.id},
+          {"object", e == Endpoint::Chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion"},
+          {"created", m.created},
+          {"model", m.model},
+          {"system_fingerprint", std::string("zephyr-") + ZEPHYR_VERSION}};
+}
+
+}  // namespace
+
+json completion_response(Endpoint e, const ResponseMeta& meta, const std::vector<GenerationResult>& choices, const Usage& usage) {
+  json r = head(e, meta, false);
+  json list = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    json c = {{"index", i}};
+    if (e == Endpoint::Chat) c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
+    else c["text"] = choices[i].text;
+    c["logprobs"] = nullptr;
+    c["finish_reason"] = api_finish_reason(choices[i].finish_reason);
+    list.push_back(c);
+  }
+  r["choices"] = list;
+  r["usage"] = usage.to_json();
+  return r;
+}
+
+json stream_chunk(Endpoint e, const ResponseMeta& meta, int index, const std::string* text, const std::string* finish, bool role,
+                  bool with_usage_field) {
+  json r = head(e, meta, true);
+  json c = {{"index", index}};
+  if (e == Endpoint::Chat) {
+    json delta = json::object();
+    if (role) delta["role"] = "assistant";
+    if (text) delta["content"] = *text;
+    c["delta"] = delta;
+  } else {
+    c["text"] = text ? *text : "";
+  }
+  c["logprobs"] = nullptr;
+  c["finish_reason"] = finish ? json(api_finish_reason(*finish)) : json(nullptr);
+  r["choices"] = json::array({c});
+  if (with_usage_field) r["usage"] = nullptr;
+  return r;
+}
+
+json usage_chunk(Endpoint e, const ResponseMeta& meta, const Usage& usage) {
+  json r = head(e, meta, true);
+  r["choices"] = json::array();
+  r["usage"] = usage.to_json();
+  return r;
+}
+
+std::string sse(const json& chunk) { return "data: " + chunk.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n"; }
+
+}  // namespace zephyr::serve

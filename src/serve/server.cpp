@@ -1,0 +1,355 @@
+#include "serve/server.h"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "core/error.h"
+#include "generate/generation_defaults.h"
+#include "serve/openai.h"
+#include "serve/web_page.h"
+#include "tokenizer/conversation.h"
+
+namespace zephyr::serve {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string random_id(const char* prefix) {
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}());
+  std::lock_guard<std::mutex> lock(mu);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)rng());
+  return std::string(prefix) + buf;
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(e.body().dump(), "application/json");
+}
+
+// The engine's output for one HTTP request: every choice's text pieces and ends, in order.
+struct Job {
+  struct Event {
+    int choice = 0;
+    std::string text;
+    bool done = false;
+    GenerationResult result;
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Event> events;
+  std::vector<std::shared_ptr<EngineRequest>> requests;
+  int remaining = 0;
+
+  void push(Event e) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (e.done) --remaining;
+      events.push_back(std::move(e));
+    }
+    cv.notify_all();
+  }
+  void cancel() {
+    for (auto& r : requests) r->cancelled = true;
+  }
+};
+
+}  // namespace
+
+struct Server::Impl {
+  const Model& model;
+  const Tokenizer& tok;
+  ServerOptions opt;
+  std::optional<ChatTemplate> tmpl;
+  SamplingParams defaults;
+  Engine engine;
+  httplib::Server http;
+  std::atomic<bool> stopping{false};
+  int64_t started = unix_now();
+  std::mutex stats_mu;
+  std::map<int, uint64_t> by_status;
+  Clock::time_point last_scrape = Clock::now();
+  uint64_t last_generated = 0;
+  std::thread stopper;
+  std::once_flag stop_once;
+
+  Impl(const Model& m, const Tokenizer& t, ServerOptions o)
+      : model(m), tok(t), opt(std::move(o)), defaults(sampling_defaults(m.generation_config)), engine(m, t, opt.engine) {
+    if (!tok.chat_template().empty()) tmpl.emplace(tok.chat_template());
+  }
+
+  void routes();
+  void completion(const httplib::Request& req, httplib::Response& res, Endpoint e);
+  std::string metrics();
+};
+
+void Server::Impl::routes() {
+  const size_t workers = size_t(opt.engine.slots + opt.engine.queue + 4);
+  http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  http.set_payload_max_length(opt.max_body_bytes);
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (opt.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    if (req.get_header_value("Authorization") == "Bearer " + opt.api_key) return httplib::Server::HandlerResponse::Unhandled;
+    send_error(res, ApiError(401, "invalid_request_error", "Incorrect or missing API key (send Authorization: Bearer KEY)", "",
+                             "invalid_api_key"));
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // httplib's own refusals (unknown path, oversized body, wrong method) in the API's error shape.
+  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404) send_error(res, ApiError(404, "invalid_request_error", "Unknown path " + req.path, "", "unknown_url"));
+    else if (res.status == 413) send_error(res, ApiError(413, "invalid_request_error", "The request body is too large", "", "payload_too_large"));
+    else send_error(res, ApiError(res.status, "invalid_request_error", "HTTP " + std::to_string(res.status)));
+  });
+  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      send_error(res, ApiError(500, "server_error", std::string("internal error: ") + e.what()));
+    }
+  });
+  http.set_logger([this](const httplib::Request&, const httplib::Response& res) {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    by_status[res.status] += 1;
+  });
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_content(kWebChatPage, "text/html; charset=utf-8"); });
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    const EngineStats s = engine.stats();
+    res.status = stopping ? 503 : 200;
+    res.set_content(json{{"status", stopping ? "shutting down" : "ok"}, {"slots_idle", s.slots - s.busy}, {"slots_processing", s.busy},
+                         {"queued", s.queued}}
+                        .dump(),
+                    "application/json");
+  });
+  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { res.set_content(metrics(), "text/plain; version=0.0.4"); });
+  const json model_entry = {{"id", opt.model_name}, {"object", "model"}, {"created", started}, {"owned_by", "zephyr"}};
+  http.Get("/v1/models", [model_entry](const httplib::Request&, httplib::Response& res) {
+    res.set_content(json{{"object", "list"}, {"data", {model_entry}}}.dump(), "application/json");
+  });
+  http.Get(R"(/v1/models/(.+))", [this, model_entry](const httplib::Request& req, httplib::Response& res) {
+    if (req.matches[1] != opt.model_name)
+      return send_error(res, ApiError(404, "invalid_request_error", "The model '" + std::string(req.matches[1]) + "' does not exist",
+                                      "model", "model_not_found"));
+    res.set_content(model_entry.dump(), "application/json");
+  });
+  http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, Endpoint::Chat); });
+  http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, Endpoint::Completions); });
+}
+
+void Server::Impl::completion(const httplib::Request& req, httplib::Response& res, Endpoint e) {
+  std::shared_ptr<Job> job = std::make_shared<Job>();
+  CompletionRequest cr;
+  std::vector<std::vector<int>> prompts;
+  try {
+    if (stopping) throw ApiError(503, "server_error", "The server is shutting down");
+    cr = parse_request(req.body, e, defaults);
+    if (cr.model && *cr.model != opt.model_name)
+      throw ApiError(404, "invalid_request_error", "The model '" + *cr.model + "' does not exist; this server serves '" + opt.model_name + "'",
+                     "model", "model_not_found");
+    if (e == Endpoint::Chat) {
+      if (!tmpl) bad_request("messages", "this model has no chat template; use /v1/completions");
+      try {
+        prompts.push_back(chat_ids(*tmpl, tok, {{"messages", cr.messages}}, true));
+      } catch (const Error& err) {
+        bad_request("messages", err.what());
+      }
+    } else if (!cr.prompt_ids.empty()) {
+      for (int id : cr.prompt_ids)
+        if (id < 0 || id >= tok.vocab_size()) bad_request("prompt", "token id " + std::to_string(id) + " is outside the vocabulary");
+      prompts.push_back(cr.prompt_ids);
+    } else {
+      for (const std::string& p : cr.prompts) {
+        try {
+          prompts.push_back(tok.encode(p, true));
+        } catch (const Error& err) {
+          bad_request("prompt", err.what());
+        }
+      }
+    }
+    const int total = int(prompts.size()) * cr.n;
+    job->remaining = total;
+    int index = 0;
+    for (const std::vector<int>& p : prompts)
+      for (int i = 0; i < cr.n; ++i, ++index) {
+        auto r = std::make_shared<EngineRequest>();
+        r->prompt = p;
+        r->options = cr.options;
+        r->options.eos_ids = model.eos_token_ids();
+        if (r->options.max_new_tokens < 0) r->options.max_new_tokens = engine.slot_context() - int64_t(p.size());
+        r->options.sampling.seed = cr.options.sampling.seed + uint64_t(index);  // choices differ, and repeat with the seed
+        Job* j = job.get();
+        r->on_text = [j, index](std::string_view s) {
+          j->push({index, std::string(s), false, {}});
+          return true;
+        };
+        r->on_done = [j, index](const GenerationResult& g) { j->push({index, "", true, g}); };
+        job->requests.push_back(r);
+      }
+    for (auto& r : job->requests) {
+      bool queued = false;
+      try {
+        queued = engine.submit(r);
+      } catch (const Error& err) {  // prompt or max_tokens beyond the context, bad sampling values
+        job->cancel();
+        bad_request(err.field(), std::string(err.what()).substr(err.field().empty() ? 0 : err.field().size() + 2));
+      }
+      if (!queued) {
+        job->cancel();
+        res.set_header("Retry-After", "1");
+        throw ApiError(503, "server_error", "The server is busy (every slot and the queue are full); retry shortly", "", "overloaded");
+      }
+    }
+  } catch (const ApiError& err) {
+    // Requests already queued see `cancelled` and end without running further.
+    return send_error(res, err);
+  }
+  ResponseMeta meta{random_id(e == Endpoint::Chat ? "chatcmpl-" : "cmpl-"), opt.model_name, unix_now()};
+  Usage usage;
+  for (const auto& p : prompts) usage.prompt_tokens += int64_t(p.size());
+  if (!cr.stream) {
+    std::vector<GenerationResult> results(job->requests.size());
+    {
+      std::unique_lock<std::mutex> lock(job->mu);
+      job->cv.wait(lock, [&] { return job->remaining == 0; });
+      for (auto& ev : job->events)
+        if (ev.done) results[size_t(ev.choice)] = ev.result;
+    }
+    for (auto& r : results) usage.completion_tokens += int64_t(r.tokens.size());
+    res.set_content(completion_response(e, meta, results, usage).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    return;
+  }
+  const bool include_usage = cr.include_usage;
+  auto announced = std::make_shared<bool>(false);
+  auto completion_tokens = std::make_shared<int64_t>(0);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [job, meta, e, include_usage, announced, completion_tokens, usage](size_t, httplib::DataSink& sink) mutable {
+        auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
+        if (!*announced && e == Endpoint::Chat) {  // each choice opens with the assistant role
+          for (int i = 0; i < int(job->requests.size()); ++i)
+            if (!write(sse(stream_chunk(e, meta, i, nullptr, nullptr, true, include_usage)))) return job->cancel(), false;
+        }
+        *announced = true;
+        std::deque<Job::Event> events;
+        bool finished = false;
+        {
+          std::unique_lock<std::mutex> lock(job->mu);
+          // Wake now and then to notice a client that went away while nothing was written.
+          while (job->events.empty() && !job->cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return !job->events.empty(); }))
+            if (!sink.is_writable()) {
+              lock.unlock();
+              job->cancel();
+              return false;
+            }
+          events.swap(job->events);
+          finished = job->remaining == 0;
+        }
+        for (const Job::Event& ev : events) {
+          const bool ok = ev.done ? write(sse(stream_chunk(e, meta, ev.choice, nullptr, &ev.result.finish_reason, false, include_usage)))
+                                  : write(sse(stream_chunk(e, meta, ev.choice, &ev.text, nullptr, false, include_usage)));
+          if (!ok) return job->cancel(), false;  // the client disconnected: free its slots now
+          if (ev.done) *completion_tokens += int64_t(ev.result.tokens.size());
+        }
+        if (finished) {
+          if (include_usage) {
+            usage.completion_tokens = *completion_tokens;
+            if (!write(sse(usage_chunk(e, meta, usage)))) return false;
+          }
+          if (!write("data: [DONE]\n\n")) return false;
+          sink.done();
+        }
+        return true;
+      },
+      [job](bool) { job->cancel(); });  // the response ended (or broke): nothing may keep running for it
+}
+
+std::string Server::Impl::metrics() {
+  const EngineStats s = engine.stats();
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, const std::string& samples) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + samples;
+  };
+  auto line = [](const std::string& name, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " %.17g\n", v);
+    return name + buf;
+  };
+  std::string statuses;
+  double rate = 0;
+  {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    for (auto& [status, n] : by_status) statuses += line("zephyr_requests_total{status=\"" + std::to_string(status) + "\"}", double(n));
+    const auto now = Clock::now();
+    const double dt = std::chrono::duration<double>(now - last_scrape).count();
+    if (dt > 0) rate = double(s.generated_tokens - last_generated) / dt;
+    last_scrape = now;
+    last_generated = s.generated_tokens;
+  }
+  metric("zephyr_requests_total", "counter", "HTTP requests answered, by status.", statuses);
+  metric("zephyr_completions_total", "counter", "Completions (choices) the engine started.", line("zephyr_completions_total", double(s.requests)));
+  metric("zephyr_prompt_tokens_total", "counter", "Prompt tokens of started completions.", line("zephyr_prompt_tokens_total", double(s.prompt_tokens)));
+  metric("zephyr_prompt_tokens_evaluated_total", "counter", "Prompt tokens run (the rest came from a slot's cached prefix).",
+         line("zephyr_prompt_tokens_evaluated_total", double(s.prompt_tokens_evaluated)));
+  metric("zephyr_generated_tokens_total", "counter", "Tokens generated.", line("zephyr_generated_tokens_total", double(s.generated_tokens)));
+  metric("zephyr_generated_tokens_per_second", "gauge", "Tokens generated per second since the previous scrape.",
+         line("zephyr_generated_tokens_per_second", rate));
+  metric("zephyr_engine_steps_total", "counter", "Batched forward passes.", line("zephyr_engine_steps_total", double(s.steps)));
+  metric("zephyr_queue_depth", "gauge", "Requests waiting for a slot.", line("zephyr_queue_depth", s.queued));
+  metric("zephyr_slots", "gauge", "Sequences the engine decodes together.", line("zephyr_slots", s.slots));
+  metric("zephyr_slots_busy", "gauge", "Slots serving a request.", line("zephyr_slots_busy", s.busy));
+  metric("zephyr_kv_cache_tokens", "gauge", "Tokens held in the slots' KV caches.", line("zephyr_kv_cache_tokens", double(s.cached_tokens)));
+  metric("zephyr_kv_cache_usage_ratio", "gauge", "KV-cache tokens over slots x slot context.",
+         line("zephyr_kv_cache_usage_ratio", s.context_tokens ? double(s.cached_tokens) / double(s.context_tokens) : 0.0));
+  return out;
+}
+
+Server::Server(const Model& model, const Tokenizer& tok, ServerOptions options)
+    : impl_(std::make_unique<Impl>(model, tok, std::move(options))) {
+  impl_->routes();
+}
+
+Server::~Server() {
+  stop(true);
+  if (impl_->stopper.joinable()) impl_->stopper.join();
+}
+
+void Server::run(const std::function<void(int)>& on_listening) {
+  Impl& s = *impl_;
+  const int port = s.opt.port == 0 ? s.http.bind_to_any_port(s.opt.host) : (s.http.bind_to_port(s.opt.host, s.opt.port) ? s.opt.port : -1);
+  if (port < 0) fail(s.opt.host + ":" + std::to_string(s.opt.port), "cannot listen there (in use, or not an address of this machine)");
+  if (on_listening) on_listening(port);
+  s.http.listen_after_bind();
+  if (s.stopper.joinable()) s.stopper.join();
+}
+
+void Server::stop(bool cancel) {
+  Impl& s = *impl_;
+  s.stopping = true;
+  if (cancel) s.engine.shutdown(true);  // returns at once if a graceful stop is already waiting: it ends sooner now
+  std::call_once(s.stop_once, [&s, cancel] {
+    // Off the caller's thread: the engine finishes (or cancels) what is in flight, the handlers
+    // send their last chunks, then the listener closes.
+    s.stopper = std::thread([&s, cancel] {
+      s.engine.shutdown(cancel);
+      s.http.stop();
+    });
+  });
+}
+
+}  // namespace zephyr::serve

@@ -1,0 +1,39 @@
+// zephyr serve: an OpenAI-compatible HTTP server (cpp-httplib) on the batched engine:
+// /v1/chat/completions and /v1/completions (JSON or SSE streams), /v1/models, /health,
+// /metrics (Prometheus text) and a web chat page at /. Errors are OpenAI-style JSON.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "generate/engine.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+
+namespace zephyr::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                 // 0: any free port (the one taken is passed to on_listening)
+  std::string api_key;             // when set, /v1/ requests need "Authorization: Bearer KEY"
+  std::string model_name;          // the id /v1/models lists and requests may name
+  EngineOptions engine;
+  size_t max_body_bytes = 8 << 20; // larger bodies get 413
+};
+
+class Server {
+ public:
+  Server(const Model& model, const Tokenizer& tok, ServerOptions options);
+  ~Server();
+  // Serves until stop(); on_listening(port) once the socket is bound. An Error if it cannot bind.
+  void run(const std::function<void(int)>& on_listening);
+  // Thread-safe, for a signal watcher: new requests get 503, those in flight finish (cancel:
+  // end now), then run() returns. A second call may escalate to cancel.
+  void stop(bool cancel);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace zephyr::serve
