@@ -192,12 +192,17 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         r->options.eos_ids = model.eos_token_ids();
         if (r->options.max_new_tokens < 0) r->options.max_new_tokens = engine.slot_context() - int64_t(p.size());
         r->options.sampling.seed = cr.options.sampling.seed + uint64_t(index);  // choices differ, and repeat with the seed
-        Job* j = job.get();
-        r->on_text = [j, index](std::string_view s) {
-          j->push({index, std::string(s), false, {}});
-          return true;
+        // Weak: an answered (or refused) HTTP request drops its job while the engine may still
+        // be ending the cancelled completions.
+        std::weak_ptr<Job> weak = job;
+        r->on_text = [weak, index](std::string_view s) {
+          auto j = weak.lock();
+          if (j) j->push({index, std::string(s), false, {}});
+          return j != nullptr;
         };
-        r->on_done = [j, index](const GenerationResult& g) { j->push({index, "", true, g}); };
+        r->on_done = [weak, index](const GenerationResult& g) {
+          if (auto j = weak.lock()) j->push({index, "", true, g});
+        };
         job->requests.push_back(r);
       }
     for (auto& r : job->requests) {

