@@ -253,7 +253,7 @@ void matmul_rowwise(const float* x, int64_t n, const Matrix& w, float* y, int64_
   if (ldy == 0) ldy = w.rows;
   // The interleaved kernels already give every token the same arithmetic for any token count.
   if (n == 1 || is_interleaved(w.dtype)) return matmul(x, n, w, y, ldy);
-  // One token at a time through the decode kernel, 16 rows (a few KB, kept in L1/L2) at a time.
+  // 16 rows (a few KB, kept in L1/L2) at a time through every token's decode kernel.
   if (!is_quantized(w.dtype)) {
     parallel_for_balanced(size_t(w.rows), 16, [&](size_t r0, size_t r1) {
       for (size_t r = r0; r < r1; r += 16)
@@ -267,8 +267,7 @@ void matmul_rowwise(const float* x, int64_t n, const Matrix& w, float* y, int64_
   });
   parallel_for_balanced(size_t(w.rows), 16, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r += 16)
-      for (int64_t i = 0; i < n; ++i)
-        quant_gemv_rows(w.dtype, w.data, w.rows, w.cols, acts[size_t(i)], int64_t(r), int64_t(std::min(r + 16, r1)), y + i * ldy);
+      quant_gemv_rows_tokens(w.dtype, w.data, w.rows, acts.data(), n, int64_t(r), int64_t(std::min(r + 16, r1)), y, ldy);
   });
 }
 

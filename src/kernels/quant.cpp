@@ -309,8 +309,13 @@ Z_VNNI inline __m512 quad_f16(uint16_t a, uint16_t b, uint16_t c, uint16_t d) {
 
 // Q4_0/Q4_1 rows for one token, 4 blocks per step: each block's 16 bytes fill a 128-bit lane, so
 // the nibbles unpack with one shift and two masks, against activations in the same order (q4).
+struct StepQ4x4 {
+  __m512i lo, hi;
+  __m512 s, m;
+};
+
 template <DType T>
-Z_VNNI inline void step_q4x4(const uint8_t* row, const QuantizedActivations& a, int64_t e, __m512& acc_s, __m512& acc_m) {
+Z_VNNI inline StepQ4x4 unpack_q4x4(const uint8_t* row, int64_t e) {
   using B = std::conditional_t<T == DType::Q4_0, BlockQ4_0, BlockQ4_1>;
   const B* b = reinterpret_cast<const B*>(row) + e / 32;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -318,14 +323,28 @@ Z_VNNI inline void step_q4x4(const uint8_t* row, const QuantizedActivations& a, 
   v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].q)), 1);
   v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[2].q)), 2);
   v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[3].q)), 3);
-  const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+  StepQ4x4 st;
+  st.lo = _mm512_and_si512(v, m4);
+  st.hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+  st.s = quad_f16(b[0].d, b[1].d, b[2].d, b[3].d);
+  if constexpr (T == DType::Q4_1) st.m = quad_f16(b[0].m, b[1].m, b[2].m, b[3].m);
+  return st;
+}
+
+template <DType T>
+Z_VNNI inline void accumulate_q4x4(const StepQ4x4& st, const QuantizedActivations& a, int64_t e, __m512& acc_s, __m512& acc_m) {
   const __m512i init = T == DType::Q4_0 ? _mm512_loadu_si512(a.q4_lane_off.data() + e / 8) : _mm512_setzero_si512();
-  __m512i dot = _mm512_dpbusd_epi32(init, lo, _mm512_loadu_si512(a.q4.data() + e));
-  dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(a.q4.data() + e + 64));
-  const __m512 s = quad_f16(b[0].d, b[1].d, b[2].d, b[3].d);
-  acc_s = _mm512_fmadd_ps(s, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(a.q4_lane_d.data() + e / 8)), acc_s);
-  if constexpr (T == DType::Q4_1)
-    acc_m = _mm512_fmadd_ps(quad_f16(b[0].m, b[1].m, b[2].m, b[3].m), _mm512_loadu_ps(a.q4_lane_s.data() + e / 8), acc_m);
+  __m512i dot = _mm512_dpbusd_epi32(init, st.lo, _mm512_loadu_si512(a.q4.data() + e));
+  dot = _mm512_dpbusd_epi32(dot, st.hi, _mm512_loadu_si512(a.q4.data() + e + 64));
+  acc_s = _mm512_fmadd_ps(st.s, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(a.q4_lane_d.data() + e / 8)), acc_s);
+  if constexpr (T == DType::Q4_1) acc_m = _mm512_fmadd_ps(st.m, _mm512_loadu_ps(a.q4_lane_s.data() + e / 8), acc_m);
+}
+
+// Q4_0/Q4_1 rows for one token, 4 blocks per step: each block's 16 bytes fill a 128-bit lane, so
+// the nibbles unpack with one shift and two masks, against activations in the same order (q4).
+template <DType T>
+Z_VNNI inline void step_q4x4(const uint8_t* row, const QuantizedActivations& a, int64_t e, __m512& acc_s, __m512& acc_m) {
+  accumulate_q4x4<T>(unpack_q4x4<T>(row, e), a, e, acc_s, acc_m);
 }
 
 template <DType T>
@@ -338,6 +357,52 @@ Z_VNNI float row_dot_q4x4(const uint8_t* row, const QuantizedActivations& a) {
   }
   for (; e < a.n; e += 128) step_q4x4<T>(row, a, e, s0, m0);
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, m0), _mm512_add_ps(s1, m1)));
+}
+
+// NT tokens through exactly row_dot_q4x4's arithmetic (the same steps into the same accumulators,
+// in the same order, the same final sum), the row unpacked once for all of them: each token's
+// result is bit-identical to a call for it alone (the batched engine's invariance).
+template <DType T, int NT>
+Z_VNNI void row_dot_q4x4_tokens(const uint8_t* row, const QuantizedActivations* const* a, float* out, int64_t out_stride) {
+  __m512 s0[NT], m0[NT], s1[NT], m1[NT];
+  for (int t = 0; t < NT; ++t) s0[t] = m0[t] = s1[t] = m1[t] = _mm512_setzero_ps();
+  const int64_t n = a[0]->n;
+  int64_t e = 0;
+  for (; e + 256 <= n; e += 256) {
+    const StepQ4x4 p = unpack_q4x4<T>(row, e), q = unpack_q4x4<T>(row, e + 128);
+    for (int t = 0; t < NT; ++t) {
+      accumulate_q4x4<T>(p, *a[t], e, s0[t], m0[t]);
+      accumulate_q4x4<T>(q, *a[t], e + 128, s1[t], m1[t]);
+    }
+  }
+  for (; e < n; e += 128) {
+    const StepQ4x4 p = unpack_q4x4<T>(row, e);
+    for (int t = 0; t < NT; ++t) accumulate_q4x4<T>(p, *a[t], e, s0[t], m0[t]);
+  }
+  for (int t = 0; t < NT; ++t)
+    out[t * out_stride] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0[t], m0[t]), _mm512_add_ps(s1[t], m1[t])));
+}
+
+// The same for row_dot_vnni.
+template <DType T, int NT>
+Z_VNNI void row_dot_vnni_same_tokens(const uint8_t* row, const QuantizedActivations* const* a, float* out, int64_t out_stride) {
+  __m512 s0[NT], m0[NT], s1[NT], m1[NT];
+  for (int t = 0; t < NT; ++t) s0[t] = m0[t] = s1[t] = m1[t] = _mm512_setzero_ps();
+  float cache[16];
+  const int64_t n = a[0]->n;
+  int64_t e = 0;
+  for (; e + 128 <= n; e += 128) {
+    const Step512 p = unpack512<T>(row, e, cache);
+    for (int t = 0; t < NT; ++t) step512<T>(p, *a[t], e, s0[t], m0[t]);
+    const Step512 q = unpack512<T>(row, e + 64, cache);
+    for (int t = 0; t < NT; ++t) step512<T>(q, *a[t], e + 64, s1[t], m1[t]);
+  }
+  for (; e < n; e += 64) {
+    const Step512 p = unpack512<T>(row, e, cache);
+    for (int t = 0; t < NT; ++t) step512<T>(p, *a[t], e, s0[t], m0[t]);
+  }
+  for (int t = 0; t < NT; ++t)
+    out[t * out_stride] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0[t], m0[t]), _mm512_add_ps(s1[t], m1[t])));
 }
 
 // ---- Interleaved 8-row layouts. A group of 8 rows is stored as columns, each holding the 8 rows'
@@ -1106,6 +1171,34 @@ void gemv_typed(const uint8_t* w, size_t stride, const QuantizedActivations& x, 
   }
 }
 
+// Every token's rows exactly as gemv_typed computes them for that token alone; where gemv_typed
+// takes the 512-bit one-row kernels, 4 tokens share each row's unpacking.
+template <DType T>
+void gemv_tokens_typed(const uint8_t* w, size_t stride, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1,
+                       float* y, int64_t ldy) {
+  const bool one_row_kernels = g_isa == Isa::Vnni && x[0].n % 64 == 0 &&
+                               !((T == DType::Q4_K || T == DType::Q6_K || T == DType::Q8_0) && x[0].n > 4096);
+  if (!one_row_kernels) {
+    for (int64_t t = 0; t < ntok; ++t) gemv_typed<T>(w, stride, x[t], r0, r1, y + t * ldy);
+    return;
+  }
+  std::vector<const QuantizedActivations*> a(static_cast<size_t>(ntok));
+  for (int64_t t = 0; t < ntok; ++t) a[size_t(t)] = &x[t];
+  const bool q4 = (T == DType::Q4_0 || T == DType::Q4_1) && !x[0].q4.empty();
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + size_t(r) * stride;
+    int64_t t = 0;
+    if constexpr (T == DType::Q4_0 || T == DType::Q4_1)
+      if (q4) {
+        for (; t + 4 <= ntok; t += 4) row_dot_q4x4_tokens<T, 4>(row, a.data() + t, y + t * ldy + r, ldy);
+        for (; t < ntok; ++t) row_dot_q4x4_tokens<T, 1>(row, a.data() + t, y + t * ldy + r, ldy);
+        continue;
+      }
+    for (; t + 4 <= ntok; t += 4) row_dot_vnni_same_tokens<T, 4>(row, a.data() + t, y + t * ldy + r, ldy);
+    for (; t < ntok; ++t) row_dot_vnni_same_tokens<T, 1>(row, a.data() + t, y + t * ldy + r, ldy);
+  }
+}
+
 template <DType T>
 void gemm_typed(const uint8_t* w, size_t stride, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1,
                 float* y, int64_t ldy) {
@@ -1317,6 +1410,21 @@ void quant_gemv_rows(DType t, const void* w, int64_t rows, int64_t n, const Quan
     case DType::Q6_K: return gemv_typed<DType::Q6_K>(base, stride, x, r0, r1, y);
     case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: return gemm_interleaved(t, base, rows, &x, 1, r0, r1, y, 0);
     default: throw Error(std::string("quant_gemv_rows: ") + dtype_name(t) + " is not a block type");
+  }
+}
+
+void quant_gemv_rows_tokens(DType t, const void* w, int64_t rows, const QuantizedActivations* x, int64_t ntok, int64_t r0,
+                            int64_t r1, float* y, int64_t ldy) {
+  const auto* base = static_cast<const uint8_t*>(w);
+  const size_t stride = row_bytes(t, x[0].n);
+  switch (t) {
+    case DType::Q8_0: return gemv_tokens_typed<DType::Q8_0>(base, stride, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_0: return gemv_tokens_typed<DType::Q4_0>(base, stride, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_1: return gemv_tokens_typed<DType::Q4_1>(base, stride, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_K: return gemv_tokens_typed<DType::Q4_K>(base, stride, x, ntok, r0, r1, y, ldy);
+    case DType::Q6_K: return gemv_tokens_typed<DType::Q6_K>(base, stride, x, ntok, r0, r1, y, ldy);
+    default:  // interleaved layouts: their kernel is the same for any token count
+      for (int64_t i = 0; i < ntok; ++i) quant_gemv_rows(t, w, rows, x[0].n, x[i], r0, r1, y + i * ldy);
   }
 }
 

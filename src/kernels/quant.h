@@ -99,6 +99,10 @@ void dequantize_interleaved_row(DType t, const void* base, int64_t rows, int64_t
 // with AVX-512 or AVX2 (bit-identical to dequantize_row): the prefill GEMM's panels.
 void dequantize_rows(DType t, const void* w, int64_t rows, int64_t cols, int64_t r0, int64_t r1, float* out);
 
+// y[t * ldy + r] for ntok tokens, each bit-identical to quant_gemv_rows for that token alone
+// (the batched engine), with tokens sharing each row's unpacking where the kernels allow.
+void quant_gemv_rows_tokens(DType t, const void* w, int64_t rows, const QuantizedActivations* x, int64_t ntok, int64_t r0,
+                            int64_t r1, float* y, int64_t ldy);
 // y[t * ldy + r] = dot(w row r, x[t]) for ntok tokens and rows [r0, r1) (prefill).
 void quant_gemm_rows(DType t, const void* w, int64_t rows, const QuantizedActivations* x, int64_t ntok, int64_t r0, int64_t r1,
                      float* y, int64_t ldy);

@@ -148,6 +148,7 @@ CompletionRequest parse_request(const std::string& text, Endpoint e, const Sampl
   r.options.stop_strings = stops(body);
   r.n = int(integer(body, "n", 1, 16, 1));
   r.stream = boolean(body, "stream");
+  r.ignore_eos = boolean(body, "ignore_eos");
   if (body.contains("stream_options") && !body["stream_options"].is_null()) {
     if (!body["stream_options"].is_object()) bad_request("stream_options", "expected an object");
     if (!r.stream) bad_request("stream_options", "is only allowed with stream: true");

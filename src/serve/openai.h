@@ -40,6 +40,7 @@ struct CompletionRequest {
   bool seed_given = false;
   int n = 1;
   bool stream = false, include_usage = false;
+  bool ignore_eos = false;  // an extension (vLLM, llama.cpp): generate max_tokens whatever the model says
 };
 
 // Parses and checks a body against the endpoint's schema. `defaults` are the server's sampling

@@ -189,7 +189,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         auto r = std::make_shared<EngineRequest>();
         r->prompt = p;
         r->options = cr.options;
-        r->options.eos_ids = model.eos_token_ids();
+        if (!cr.ignore_eos) r->options.eos_ids = model.eos_token_ids();
         if (r->options.max_new_tokens < 0) r->options.max_new_tokens = engine.slot_context() - int64_t(p.size());
         r->options.sampling.seed = cr.options.sampling.seed + uint64_t(index);  // choices differ, and repeat with the seed
         // Weak: an answered (or refused) HTTP request drops its job while the engine may still
