@@ -3,7 +3,8 @@
 # Hugging Face's JavaScript tokenizer, in the same run, with the ratio; then model prefill and
 # decode speed beside the memory-bandwidth bound (bench/model_speed.sh), and the SFT training
 # step beside PyTorch (bench/sft_step.sh); with LLAMA_CPP_BIN set (llama.cpp's bin directory,
-# built outside this repository), the quantized GGUF runs beside llama.cpp.
+# built outside this repository), the quantized GGUF runs beside llama.cpp, and `zephyr serve`
+# beside llama-server under 1-16 concurrent clients.
 set -euo pipefail
 build=${1:-build}
 ref=${2:-.ref}
@@ -34,4 +35,6 @@ bash "$(dirname "$0")/model_speed.sh" "$build"
 if [ -n "${LLAMA_CPP_BIN:-}" ]; then
   echo
   REF="$ref" bash "$(dirname "$0")/gguf_vs_llama_cpp.sh" "$build" "$LLAMA_CPP_BIN"
+  echo
+  REF="$ref" bash "$(dirname "$0")/serve_vs_llama_server.sh" "$build" "$LLAMA_CPP_BIN"
 fi
