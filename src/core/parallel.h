@@ -1,9 +1,14 @@
-// Thread-count control and a parallel loop over the OpenMP pool that OpenBLAS shares (we link its
-// OpenMP build), so BLAS calls and our kernels never fight over the two cores.
+// Thread-count control and parallel loops on zephyr's own pool. Why not OpenMP's parallel for:
+// its end barrier waits for every thread of the team, so on a machine shared with other work (a
+// server beside its clients, two processes on two cores) one descheduled worker stalls each of the
+// ~200 loops of a decode step for a time slice. Here a loop's pieces ("slots") go to whichever
+// thread claims them first, the caller included, and the caller waits only for pieces in progress,
+// never for a thread that has not started. OpenBLAS keeps its own OpenMP threads for GEMMs.
 #pragma once
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace zephyr {
@@ -11,6 +16,13 @@ namespace zephyr {
 // Sets the threads used by kernels and BLAS; 0 means all cores.
 void set_num_threads(int n);
 int num_threads();
+
+namespace detail {
+// Runs task(s) once for every s in [0, slots), on the pool's workers and the calling thread; returns
+// when all have run (an exception from a task is rethrown here). Called from inside a task, runs
+// the slots on the calling thread.
+void run_slots(size_t slots, const std::function<void(size_t)>& task);
+}  // namespace detail
 
 // Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread, each a multiple
 // of `grain` (except the last).
@@ -22,12 +34,11 @@ void parallel_for(size_t n, size_t grain, Fn&& fn) {
     return;
   }
   const size_t blocks = (n + grain - 1) / grain;
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (size_t t = 0; t < threads; ++t) {
+  detail::run_slots(threads, [&](size_t t) {
     const size_t b0 = blocks * t / threads, b1 = blocks * (t + 1) / threads;
     const size_t begin = b0 * grain, end = b1 * grain < n ? b1 * grain : n;
     if (begin < end) fn(begin, end);
-  }
+  });
 }
 
 // Like parallel_for, but a thread that finishes its share early takes pieces from the end of a
@@ -54,8 +65,7 @@ void parallel_for_balanced(size_t n, size_t grain, Fn&& fn) {
   for (size_t t = 0; t < threads; ++t)
     shares[t].range.store((blocks * (t + 1) / threads) << 32 | (blocks * t / threads), std::memory_order_relaxed);
   auto run = [&](size_t b0, size_t b1) { fn(b0 * grain, b1 * grain < n ? b1 * grain : n); };
-#pragma omp parallel for schedule(static) num_threads(threads)
-  for (size_t t = 0; t < threads; ++t) {
+  detail::run_slots(threads, [&](size_t t) {
     for (;;) {  // own share, front to back
       uint64_t r = shares[t].range.load(std::memory_order_acquire);
       size_t f = r & 0xffffffffu, b = r >> 32;
@@ -75,7 +85,7 @@ void parallel_for_balanced(size_t n, size_t grain, Fn&& fn) {
         run(b - take, b);
       }
     }
-  }
+  });
 }
 
 }  // namespace zephyr
