@@ -72,88 +72,84 @@ def chat_commands_check(z, tiny, tmp):
         print("ok   chat: /system, /save, /load, multi-line messages, errors keep the session")
 
 
+class Terminal:
+    """A program on a pseudo-terminal: what it prints accumulates in `out`."""
+
+    def __init__(self, argv, home=None):
+        import pty
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            if home:
+                os.environ["HOME"] = home
+            os.execv(argv[0], argv)
+        self.out = b""
+
+    def read_until(self, done, seconds):  # generous limits: ctest runs other tests beside this one
+        import select, time
+        end = time.time() + seconds
+        while time.time() < end and not done():
+            if select.select([self.fd], [], [], 0.05)[0]:
+                try:
+                    self.out += os.read(self.fd, 65536)
+                except OSError:
+                    return
+
+    def write(self, data):
+        os.write(self.fd, data)
+
+    def wait_exit(self, seconds):
+        """The exit status, or None (and the program killed) when it did not end in time."""
+        import time
+        end = time.time() + seconds
+        while time.time() < end:
+            self.read_until(lambda: False, 0.1)
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        os.kill(self.pid, 9)
+        os.waitpid(self.pid, 0)
+        return None
+
+
 def chat_line_editing_check(z, tiny, tmp):
     """On a terminal the input line is edited (libedit): the up arrow brings back the last message."""
     global failures
-    import pty, select, time
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.environ["HOME"] = tmp  # the history file goes there
-        os.execv(z, [z, "chat", "-m", tiny, "-n", "2", "-t", "1"])
-    out = b""
-
-    def read_until(done, seconds):  # generous limits: ctest runs other tests beside this one
-        nonlocal out
-        end = time.time() + seconds
-        while time.time() < end and not done():
-            if select.select([fd], [], [], 0.05)[0]:
-                try:
-                    out += os.read(fd, 65536)
-                except OSError:
-                    return
-    read_until(lambda: b"> " in out, 20)
-    os.write(fd, b"/help\r")
-    read_until(lambda: out.count(b"/save FILE") == 1 and out.endswith(b"> "), 20)
-    os.write(fd, b"\x1b[A\r")  # up arrow, Enter: /help again
-    read_until(lambda: out.count(b"/save FILE") == 2 and out.endswith(b"> "), 20)
-    os.write(fd, b"/exit\r")
-    done, status, end = 0, 0, time.time() + 20
-    while time.time() < end and not done:
-        read_until(lambda: False, 0.1)
-        done, status = os.waitpid(pid, os.WNOHANG)
-    if not done:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    helps = out.count(b"/save FILE")  # 2: the up arrow recalled /help (read literally, it would have been a message)
-    if helps == 2 and done and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+    t = Terminal([z, "chat", "-m", tiny, "-n", "2", "-t", "1"], home=tmp)  # the history file goes to tmp
+    t.read_until(lambda: b"> " in t.out, 20)
+    t.write(b"/help\r")
+    t.read_until(lambda: t.out.count(b"/save FILE") == 1 and t.out.endswith(b"> "), 20)
+    t.write(b"\x1b[A\r")  # up arrow, Enter: /help again
+    t.read_until(lambda: t.out.count(b"/save FILE") == 2 and t.out.endswith(b"> "), 20)
+    t.write(b"/exit\r")
+    code = t.wait_exit(20)
+    helps = t.out.count(b"/save FILE")  # 2: the up arrow recalled /help (read literally, it would have been a message)
+    if helps == 2 and code == 0:
         print("ok   chat: arrow keys edit and recall input; history saved" if os.path.exists(os.path.join(tmp, ".zephyr_history"))
               else "ok   chat: arrow keys edit and recall input")
     else:
         failures += 1
-        print(f"FAIL chat line editing: /help shown {helps} times, exited={bool(done)} status={status}; output {out[-300:]!r}")
+        print(f"FAIL chat line editing: /help shown {helps} times, exit status {code}; output {t.out[-300:]!r}")
 
 
 def chat_interrupt_check(z, tiny):
     """On a terminal, Ctrl-C stops the answer being streamed, not the program."""
     global failures
-    import pty, select, time
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(z, [z, "chat", "-m", tiny, "-n", "100000", "-t", "1", "--temp", "0"])  # greedy: the same long answer every run
-    out = b""
-
-    def read_until(marker, seconds):  # generous limits: ctest runs other tests beside this one
-        nonlocal out
-        end = time.time() + seconds
-        while time.time() < end and marker not in out:
-            if select.select([fd], [], [], 0.05)[0]:
-                try:
-                    out += os.read(fd, 65536)
-                except OSError:
-                    return
-    read_until(b"> ", 20)
-    os.write(fd, b"Tell me something long\n")
-    read_until(b"Tell me something long\r\n", 10)
-    read_for_answer = time.time() + 1.0
-    while time.time() < read_for_answer:
-        read_until(b"\x00never", 0.1)
-    os.write(fd, b"\x03")
-    read_until(b"[stopped]", 20)
-    read_until(b"> ", 10)
-    os.write(fd, b"/exit\n")
-    done, status = 0, 0
-    end = time.time() + 20
-    while time.time() < end and not done:
-        read_until(b"\x00never", 0.1)
-        done, status = os.waitpid(pid, os.WNOHANG)
-    if not done:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    if b"[stopped]" in out and done and os.WEXITSTATUS(status) == 0:
+    import time
+    t = Terminal([z, "chat", "-m", tiny, "-n", "100000", "-t", "1", "--temp", "0"])  # greedy: the same long answer every run
+    t.read_until(lambda: b"> " in t.out, 20)
+    t.write(b"Tell me something long\n")
+    t.read_until(lambda: b"Tell me something long\r\n" in t.out, 10)
+    t.read_until(lambda: False, 1.0)  # let the answer stream a while
+    t.write(b"\x03")
+    t.read_until(lambda: b"[stopped]" in t.out, 20)
+    t.read_until(lambda: t.out.endswith(b"> "), 10)
+    t.write(b"/exit\n")
+    code = t.wait_exit(20)
+    if b"[stopped]" in t.out and code == 0:
         print("ok   chat: Ctrl-C stops the answer, /exit then quits")
     else:
         failures += 1
-        print(f"FAIL chat Ctrl-C: stopped={b'[stopped]' in out} exited={bool(done)}")
+        print(f"FAIL chat Ctrl-C: stopped={b'[stopped]' in t.out} exit status {code}")
 
 
 def bench_check(z, tiny):
