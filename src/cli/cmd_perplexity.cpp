@@ -40,7 +40,8 @@ Run add_perplexity(CLI::App& app) {
         if (tty) std::fprintf(stderr, "\rwindow %lld/%lld  running perplexity %.4f", (long long)w, (long long)windows, running);
       });
     } catch (const Error& e) {
-      throw Error("--" + std::string(e.what()));  // "ctx: ..." names the flag
+      if (e.field() != "ctx") throw;
+      fail("--ctx", e.reason());
     }
     if (tty) std::fprintf(stderr, "\n");
     std::printf("perplexity: %.6f\ntokens: %lld\n", std::exp(s.nll / double(s.tokens)), (long long)s.tokens);

@@ -73,8 +73,7 @@ Run add_serve(CLI::App& app) {
       server.run([&](int port) {
         std::fprintf(stderr, "zephyr serve: %s as \"%s\" on http://%s:%d (%d slots of %lld tokens)\n", a->model.c_str(),
                      a->server.model_name.c_str(), a->server.host.c_str(), port, a->server.engine.slots,
-                     (long long)(a->server.engine.slot_context ? a->server.engine.slot_context
-                                                               : std::min<int64_t>(model.config.max_position_embeddings, 4096)));
+                     (long long)server.slot_context());
       });
     } catch (...) {
       done = true;

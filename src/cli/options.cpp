@@ -40,7 +40,7 @@ SamplingParams SamplingFlags::resolve(const Model& model) const {
                                                              {"min_p", "--min-p"}, {"repetition_penalty", "--repeat-penalty"}};
     const auto it = flags.find(e.field());
     if (it == flags.end()) throw;
-    fail(it->second, std::string(e.what()).substr(e.field().size() + 2));
+    fail(it->second, e.reason());
   }
   return p;
 }

@@ -11,6 +11,8 @@ class Error : public std::runtime_error {
   // The setting or request field at fault ("temperature"), when one is: the CLI names its flag,
   // the server its JSON field.
   const std::string& field() const { return field_; }
+  // The message without its "FIELD: " prefix (for a caller that names the field its own way).
+  std::string reason() const { return field_.empty() ? what() : std::string(what()).substr(field_.size() + 2); }
 
  private:
   std::string field_;

@@ -13,8 +13,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Engine::Slot {
   explicit Slot(const Model& m) : state(m) {}
-  InferenceState state;
-  std::vector<int> cached;  // the ids whose keys and values are in `state`
+  InferenceState state;  // kept after a request ends: the next one may share its prefix
   uint64_t last_used = 0;
   // The request being served, when busy.
   std::shared_ptr<EngineRequest> req;
@@ -94,11 +93,7 @@ void Engine::shutdown(bool cancel) {
 
 void Engine::start(Slot& s, std::shared_ptr<EngineRequest> r) {
   const std::vector<int>& p = r->prompt;
-  size_t common = 0;
-  while (common < s.cached.size() && common < p.size() && s.cached[common] == p[common]) ++common;
-  common = std::min(common, p.size() - 1);  // the last prompt token runs again for its logits
-  s.state.truncate(int64_t(common));
-  s.cached.resize(common);
+  const size_t common = s.state.reuse_prefix(p);
   s.req = std::move(r);
   s.prompt_pos = common;
   s.next = -1;
@@ -149,9 +144,7 @@ void Engine::loop() {
         size_t best_common = 0;
         for (auto& s : slots_) {
           if (s->req) continue;
-          const std::vector<int>& p = queue_.front()->prompt;
-          size_t c = 0;
-          while (c < s->cached.size() && c < p.size() && s->cached[c] == p[c]) ++c;
+          const size_t c = s->state.shared_prefix(queue_.front()->prompt);
           if (!best || c > best_common || (c == best_common && s->last_used < best->last_used)) best = s.get(), best_common = c;
         }
         if (!best) break;
@@ -194,7 +187,6 @@ void Engine::step() {
     std::fprintf(stderr, "zephyr: engine: %s\n", e.what());
     for (Slot* s : owners) {
       s->state.truncate(0);
-      s->cached.clear();
       finish(*s, "error");
     }
     return;
@@ -203,7 +195,6 @@ void Engine::step() {
   int64_t cached = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     Slot& s = *owners[i];
-    s.cached.insert(s.cached.end(), batch[i].ids, batch[i].ids + batch[i].n);
     if (s.prompt_pos < s.req->prompt.size()) {
       s.prompt_pos += size_t(batch[i].n);
       if (!batch[i].logits) continue;

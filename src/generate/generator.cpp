@@ -54,17 +54,11 @@ GenerationResult Generator::generate(const std::vector<int>& prompt, const Gener
     fail("", "the prompt has " + std::to_string(prompt.size()) + " tokens; the model's context is " +
                  std::to_string(model_.config.max_position_embeddings));
 
-  // Reuse the cached prefix; at least the last prompt token runs again to produce logits.
-  size_t common = 0;
-  while (common < cached_.size() && common < prompt.size() && cached_[common] == prompt[common]) ++common;
-  common = std::min(common, prompt.size() - 1);
-  state_.truncate(int64_t(common));
-  cached_.resize(common);
+  const size_t common = state_.reuse_prefix(prompt);
 
   std::vector<float> logits(size_t(model_.config.vocab_size));
   const auto t0 = clock::now();
   forward(model_, prompt.data() + common, int64_t(prompt.size() - common), state_, logits.data());
-  cached_ = prompt;
   r.prompt_evaluated = int64_t(prompt.size() - common);
   const auto t1 = clock::now();
   r.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
@@ -84,7 +78,6 @@ GenerationResult Generator::generate(const std::vector<int>& prompt, const Gener
     }
     if (!out.push(next) || step + 1 == limit) break;
     forward(model_, &next, 1, state_, logits.data());
-    cached_.push_back(next);
   }
   if (!out.stopped() && !out.cancelled()) out.finish();  // ended by EOS or length: flush what is held back
   r.text = out.text();

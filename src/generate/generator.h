@@ -28,24 +28,20 @@ struct GenerationResult {
   double prompt_seconds = 0, generation_seconds = 0;
 };
 
-// Streams text pieces to on_text; returning false from it cancels. `cached` holds the ids the
-// state already processed (updated on return), so a chat turn only runs its new tokens.
+// Streams text pieces to on_text; returning false from it cancels. The state keeps what it
+// processed, so a chat turn only runs its new tokens.
 class Generator {
  public:
   Generator(const Model& model, const Tokenizer& tokenizer) : model_(model), tok_(tokenizer), state_(model) {}
 
   GenerationResult generate(const std::vector<int>& prompt, const GenerationOptions& options,
                             const std::function<bool(std::string_view)>& on_text);
-  void reset() {
-    state_.truncate(0);
-    cached_.clear();
-  }
+  void reset() { state_.truncate(0); }
 
  private:
   const Model& model_;
   const Tokenizer& tok_;
   InferenceState state_;
-  std::vector<int> cached_;  // ids whose keys/values are in state_
 };
 
 // Where the text to emit must stop so no stop string can still be completed by later text:

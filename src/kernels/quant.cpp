@@ -363,21 +363,21 @@ Z_VNNI float row_dot_q4x4(const uint8_t* row, const QuantizedActivations& a) {
 // in the same order, the same final sum), the row unpacked once for all of them: each token's
 // result is bit-identical to a call for it alone (the batched engine's invariance).
 template <DType T, int NT>
-Z_VNNI void row_dot_q4x4_tokens(const uint8_t* row, const QuantizedActivations* const* a, float* out, int64_t out_stride) {
+Z_VNNI void row_dot_q4x4_tokens(const uint8_t* row, const QuantizedActivations* a, float* out, int64_t out_stride) {
   __m512 s0[NT], m0[NT], s1[NT], m1[NT];
   for (int t = 0; t < NT; ++t) s0[t] = m0[t] = s1[t] = m1[t] = _mm512_setzero_ps();
-  const int64_t n = a[0]->n;
+  const int64_t n = a[0].n;
   int64_t e = 0;
   for (; e + 256 <= n; e += 256) {
     const StepQ4x4 p = unpack_q4x4<T>(row, e), q = unpack_q4x4<T>(row, e + 128);
     for (int t = 0; t < NT; ++t) {
-      accumulate_q4x4<T>(p, *a[t], e, s0[t], m0[t]);
-      accumulate_q4x4<T>(q, *a[t], e + 128, s1[t], m1[t]);
+      accumulate_q4x4<T>(p, a[t], e, s0[t], m0[t]);
+      accumulate_q4x4<T>(q, a[t], e + 128, s1[t], m1[t]);
     }
   }
   for (; e < n; e += 128) {
     const StepQ4x4 p = unpack_q4x4<T>(row, e);
-    for (int t = 0; t < NT; ++t) accumulate_q4x4<T>(p, *a[t], e, s0[t], m0[t]);
+    for (int t = 0; t < NT; ++t) accumulate_q4x4<T>(p, a[t], e, s0[t], m0[t]);
   }
   for (int t = 0; t < NT; ++t)
     out[t * out_stride] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0[t], m0[t]), _mm512_add_ps(s1[t], m1[t])));
@@ -385,21 +385,21 @@ Z_VNNI void row_dot_q4x4_tokens(const uint8_t* row, const QuantizedActivations* 
 
 // The same for row_dot_vnni.
 template <DType T, int NT>
-Z_VNNI void row_dot_vnni_same_tokens(const uint8_t* row, const QuantizedActivations* const* a, float* out, int64_t out_stride) {
+Z_VNNI void row_dot_vnni_same_tokens(const uint8_t* row, const QuantizedActivations* a, float* out, int64_t out_stride) {
   __m512 s0[NT], m0[NT], s1[NT], m1[NT];
   for (int t = 0; t < NT; ++t) s0[t] = m0[t] = s1[t] = m1[t] = _mm512_setzero_ps();
   float cache[16];
-  const int64_t n = a[0]->n;
+  const int64_t n = a[0].n;
   int64_t e = 0;
   for (; e + 128 <= n; e += 128) {
     const Step512 p = unpack512<T>(row, e, cache);
-    for (int t = 0; t < NT; ++t) step512<T>(p, *a[t], e, s0[t], m0[t]);
+    for (int t = 0; t < NT; ++t) step512<T>(p, a[t], e, s0[t], m0[t]);
     const Step512 q = unpack512<T>(row, e + 64, cache);
-    for (int t = 0; t < NT; ++t) step512<T>(q, *a[t], e + 64, s1[t], m1[t]);
+    for (int t = 0; t < NT; ++t) step512<T>(q, a[t], e + 64, s1[t], m1[t]);
   }
   for (; e < n; e += 64) {
     const Step512 p = unpack512<T>(row, e, cache);
-    for (int t = 0; t < NT; ++t) step512<T>(p, *a[t], e, s0[t], m0[t]);
+    for (int t = 0; t < NT; ++t) step512<T>(p, a[t], e, s0[t], m0[t]);
   }
   for (int t = 0; t < NT; ++t)
     out[t * out_stride] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0[t], m0[t]), _mm512_add_ps(s1[t], m1[t])));
@@ -1182,20 +1182,18 @@ void gemv_tokens_typed(const uint8_t* w, size_t stride, const QuantizedActivatio
     for (int64_t t = 0; t < ntok; ++t) gemv_typed<T>(w, stride, x[t], r0, r1, y + t * ldy);
     return;
   }
-  std::vector<const QuantizedActivations*> a(static_cast<size_t>(ntok));
-  for (int64_t t = 0; t < ntok; ++t) a[size_t(t)] = &x[t];
   const bool q4 = (T == DType::Q4_0 || T == DType::Q4_1) && !x[0].q4.empty();
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w + size_t(r) * stride;
     int64_t t = 0;
     if constexpr (T == DType::Q4_0 || T == DType::Q4_1)
       if (q4) {
-        for (; t + 4 <= ntok; t += 4) row_dot_q4x4_tokens<T, 4>(row, a.data() + t, y + t * ldy + r, ldy);
-        for (; t < ntok; ++t) row_dot_q4x4_tokens<T, 1>(row, a.data() + t, y + t * ldy + r, ldy);
+        for (; t + 4 <= ntok; t += 4) row_dot_q4x4_tokens<T, 4>(row, x + t, y + t * ldy + r, ldy);
+        for (; t < ntok; ++t) row_dot_q4x4_tokens<T, 1>(row, x + t, y + t * ldy + r, ldy);
         continue;
       }
-    for (; t + 4 <= ntok; t += 4) row_dot_vnni_same_tokens<T, 4>(row, a.data() + t, y + t * ldy + r, ldy);
-    for (; t < ntok; ++t) row_dot_vnni_same_tokens<T, 1>(row, a.data() + t, y + t * ldy + r, ldy);
+    for (; t + 4 <= ntok; t += 4) row_dot_vnni_same_tokens<T, 4>(row, x + t, y + t * ldy + r, ldy);
+    for (; t < ntok; ++t) row_dot_vnni_same_tokens<T, 1>(row, x + t, y + t * ldy + r, ldy);
   }
 }
 

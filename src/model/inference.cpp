@@ -31,7 +31,16 @@ InferenceState::InferenceState(const Model& model) : config_(model.config) {
   v_.resize(size_t(config_.num_hidden_layers));
 }
 
-size_t InferenceState::cache_bytes() const { return size_t(2 * capacity_ * config_.kv_dim() * config_.num_hidden_layers) * sizeof(float); }
+size_t InferenceState::shared_prefix(const std::vector<int>& prompt) const {
+  const size_t n = std::min(ids_.size(), prompt.size());
+  return size_t(std::mismatch(ids_.begin(), ids_.begin() + long(n), prompt.begin()).first - ids_.begin());
+}
+
+size_t InferenceState::reuse_prefix(const std::vector<int>& prompt) {
+  const size_t keep = std::min(shared_prefix(prompt), prompt.empty() ? 0 : prompt.size() - 1);
+  truncate(int64_t(keep));
+  return keep;
+}
 
 void InferenceState::reserve(int64_t tokens) {
   if (tokens <= capacity_) return;
@@ -48,6 +57,11 @@ void InferenceState::reserve(int64_t tokens) {
 // The layers over the new tokens of several sequences at once; leaves the last hidden states of
 // all N tokens (sequence by sequence) in scratch.x. `rowwise`: the batch-invariant kernels.
 struct BatchPass {
+  struct Token {
+    const InferenceState* st;
+    int64_t pos, row;
+  };
+
   static void run_layers(const Model& model, std::span<const BatchSequence> batch, ForwardScratch& s, bool rowwise) {
     const ModelConfig& c = model.config;
     const ModelWeights& w = model.weights;
@@ -64,6 +78,10 @@ struct BatchPass {
     int64_t row = 0;
     for (const BatchSequence& b : batch)
       for (int64_t t = 0; t < b.n; ++t, ++row) matrix_row(w.embed, b.ids[t], s.x.data() + row * H);
+    std::vector<Token> tokens;  // rowwise attention: every token's sequence and position
+    if (rowwise)
+      for (const BatchSequence& b : batch)
+        for (int64_t t = 0; t < b.n; ++t) tokens.push_back({b.state, b.state->size_ + t, int64_t(tokens.size())});
     auto mm = [&](const float* x, const auto& m, float* y) {
       if (rowwise) matmul_rowwise(x, n, m, y);
       else matmul(x, n, m, y);
@@ -90,7 +108,7 @@ struct BatchPass {
                                         s.attn.data() + row * qd);
         row += b.n;
       }
-      if (rowwise) attend_rowwise(batch, l, shape, s);
+      if (rowwise) attend_rowwise(tokens, l, shape, s);
       mm(s.attn.data(), L.o, s.xn.data());
       for (int64_t i = 0; i < n * H; ++i) s.x[size_t(i)] += s.xn[size_t(i)];
       rmsnorm_forward(s.x.data(), L.post_attention_norm.data(), n, H, c.rms_norm_eps, s.xn.data());
@@ -103,15 +121,7 @@ struct BatchPass {
   }
 
   // Every (token, head) of every sequence as one task list, each through attention_query.
-  static void attend_rowwise(std::span<const BatchSequence> batch, size_t l, const AttentionShape& shape, ForwardScratch& s) {
-    struct Token {
-      const InferenceState* st;
-      int64_t pos, row;
-    };
-    std::vector<Token> tokens;
-    int64_t row = 0;
-    for (const BatchSequence& b : batch)
-      for (int64_t t = 0; t < b.n; ++t) tokens.push_back({b.state, b.state->size_ + t, row++});
+  static void attend_rowwise(const std::vector<Token>& tokens, size_t l, const AttentionShape& shape, ForwardScratch& s) {
     const int64_t heads = shape.heads, hd = shape.head_dim, group = shape.heads / shape.kv_heads;
     parallel_for(tokens.size() * size_t(heads), 1, [&](size_t begin, size_t end) {
       std::vector<float> scores;
@@ -137,6 +147,7 @@ void forward(const Model& model, const int32_t* ids, int64_t n, InferenceState& 
     const BatchSequence one{&st, ids + start, m, nullptr};
     BatchPass::run_layers(model, {&one, 1}, s, false);
     st.size_ += m;
+    st.ids_.insert(st.ids_.end(), ids + start, ids + start + m);
     const bool last = start + m == n;
     if (!all_logits && !last) continue;
     // Final norm and lm_head only where logits are wanted (the lm_head is ~1/30 of a 7B step).
@@ -156,21 +167,21 @@ void forward_batch(const Model& model, std::span<const BatchSequence> batch, For
   }
   BatchPass::run_layers(model, batch, s, true);
   // The last token of each sequence that wants logits, gathered, through the final norm and lm_head.
-  std::vector<int64_t> rows;
-  int64_t row = 0;
+  s.last.clear();
+  int64_t row = 0, wanted = 0;
   for (const BatchSequence& b : batch) {
     row += b.n;
-    if (b.logits) rows.push_back(row - 1);
+    if (b.logits) s.last.insert(s.last.end(), s.x.begin() + (row - 1) * H, s.x.begin() + row * H), ++wanted;
     b.state->size_ += b.n;
+    b.state->ids_.insert(b.state->ids_.end(), b.ids, b.ids + b.n);
   }
-  if (rows.empty()) return;
-  std::vector<float> last(rows.size() * size_t(H)), normed(last.size()), out(rows.size() * size_t(V));
-  for (size_t i = 0; i < rows.size(); ++i) std::memcpy(last.data() + i * size_t(H), s.x.data() + rows[i] * H, size_t(H) * sizeof(float));
-  rmsnorm_forward(last.data(), model.weights.final_norm.data(), int64_t(rows.size()), H, c.rms_norm_eps, normed.data());
-  matmul_rowwise(normed.data(), int64_t(rows.size()), model.weights.lm_head, out.data());
-  size_t i = 0;
+  if (wanted == 0) return;
+  s.logits.resize(size_t(wanted * V));
+  rmsnorm_forward(s.last.data(), model.weights.final_norm.data(), wanted, H, c.rms_norm_eps, s.xn.data());
+  matmul_rowwise(s.xn.data(), wanted, model.weights.lm_head, s.logits.data());
+  int64_t i = 0;
   for (const BatchSequence& b : batch)
-    if (b.logits) std::memcpy(b.logits, out.data() + i++ * size_t(V), size_t(V) * sizeof(float));
+    if (b.logits) std::memcpy(b.logits, s.logits.data() + i++ * V, size_t(V) * sizeof(float));
 }
 
 }  // namespace zephyr

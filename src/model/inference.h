@@ -13,6 +13,7 @@ namespace zephyr {
 // Activations of one pass, reused across passes.
 struct ForwardScratch {
   std::vector<float> x, xn, qkv, q, attn, gate_up, act;
+  std::vector<float> last, logits;  // forward_batch: the rows that want logits, and theirs
 };
 
 struct BatchSequence;
@@ -24,10 +25,17 @@ class InferenceState {
   explicit InferenceState(const Model& model);
 
   int64_t size() const { return size_; }  // tokens in the cache
+  const std::vector<int>& ids() const { return ids_; }  // those tokens
   // Forgets all tokens after the first n (n = 0: a fresh conversation).
-  void truncate(int64_t n) { size_ = n < size_ ? n : size_; }
-  // Bytes the cache holds now (it grows as tokens arrive).
-  size_t cache_bytes() const;
+  void truncate(int64_t n) {
+    size_ = n < size_ ? n : size_;
+    ids_.resize(size_t(size_));
+  }
+  // How many leading tokens of `prompt` the cache already holds.
+  size_t shared_prefix(const std::vector<int>& prompt) const;
+  // Keeps the cached prefix of `prompt` (all but its last token at most, which must run again for
+  // its logits) and forgets the rest; returns how many tokens were kept.
+  size_t reuse_prefix(const std::vector<int>& prompt);
 
  private:
   friend void forward(const Model&, const int32_t*, int64_t, InferenceState&, float*, bool);
@@ -37,6 +45,7 @@ class InferenceState {
 
   const ModelConfig& config_;
   int64_t size_ = 0, capacity_ = 0;
+  std::vector<int> ids_;
   std::vector<std::vector<float>> k_, v_;  // per layer: [capacity, kv_heads * head_dim]
   ForwardScratch scratch_;
 };

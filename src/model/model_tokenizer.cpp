@@ -22,9 +22,10 @@ Tokenizer model_tokenizer(const Model& model) {
 
 OptionalTokenizer load_optional_tokenizer(const std::string& model_path) {
   OptionalTokenizer t;
-  if (!is_gguf_file(model_path) && !std::filesystem::exists(ModelDir::resolve(model_path) / "tokenizer.json")) return t;
-  t.tok = std::make_unique<Tokenizer>(is_gguf_file(model_path) ? load_tokenizer(model_path)
-                                                               : Tokenizer::load(ModelDir::resolve(model_path)));
+  const bool gguf = is_gguf_file(model_path);
+  const std::filesystem::path dir = gguf ? std::filesystem::path() : ModelDir::resolve(model_path);
+  if (!gguf && !std::filesystem::exists(dir / "tokenizer.json")) return t;
+  t.tok = std::make_unique<Tokenizer>(gguf ? load_tokenizer(model_path) : Tokenizer::load(dir));
   if (!t.tok->chat_template().empty()) t.tmpl = std::make_unique<ChatTemplate>(t.tok->chat_template());
   return t;
 }

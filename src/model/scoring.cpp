@@ -27,9 +27,9 @@ SequenceScore score_sequence(const Model& model, InferenceState& state, const st
 
 SequenceScore score_windows(const Model& model, const std::vector<int>& ids, int bos, int64_t ctx,
                             const std::function<void(int64_t, int64_t, double)>& progress) {
-  if (ctx < 2) fail("ctx", "must be at least 2 (BOS and one scored token)");
+  if (ctx < 2) fail_field("ctx", "must be at least 2 (BOS and one scored token)");
   if (ctx > model.config.max_position_embeddings)
-    fail("ctx", "is larger than the model's context (" + std::to_string(model.config.max_position_embeddings) + ")");
+    fail_field("ctx", "is larger than the model's context (" + std::to_string(model.config.max_position_embeddings) + ")");
   InferenceState state(model);
   SequenceScore total;
   const int64_t window = ctx - 1, windows = (int64_t(ids.size()) + window - 1) / window;

@@ -141,8 +141,8 @@ CompletionRequest parse_request(const std::string& text, Endpoint e, const Sampl
   s.repetition_penalty = number(body, "repetition_penalty", 1e-6, 100, defaults.repetition_penalty);
   number(body, "presence_penalty", -2, 2, 0);  // accepted for compatibility, not applied
   number(body, "frequency_penalty", -2, 2, 0);
-  r.seed_given = body.contains("seed") && !body["seed"].is_null();
-  s.seed = r.seed_given ? uint64_t(integer(body, "seed", INT64_MIN, INT64_MAX, 0)) : std::random_device{}();
+  const bool seeded = body.contains("seed") && !body["seed"].is_null();
+  s.seed = seeded ? uint64_t(integer(body, "seed", INT64_MIN, INT64_MAX, 0)) : std::random_device{}();
   const int64_t max_tokens = integer(body, "max_tokens", 1, int64_t(1) << 40, -1);
   r.options.max_new_tokens = integer(body, "max_completion_tokens", 1, int64_t(1) << 40, max_tokens);
   r.options.stop_strings = stops(body);

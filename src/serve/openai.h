@@ -37,7 +37,6 @@ struct CompletionRequest {
   std::vector<std::string> prompts;
   std::vector<int> prompt_ids;
   GenerationOptions options;    // sampling (seed: given or random), max_new_tokens (-1: up to the context), stops
-  bool seed_given = false;
   int n = 1;
   bool stream = false, include_usage = false;
   bool ignore_eos = false;  // an extension (vLLM, llama.cpp): generate max_tokens whatever the model says

@@ -211,7 +211,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         queued = engine.submit(r);
       } catch (const Error& err) {  // prompt or max_tokens beyond the context, bad sampling values
         job->cancel();
-        bad_request(err.field(), std::string(err.what()).substr(err.field().empty() ? 0 : err.field().size() + 2));
+        bad_request(err.field(), err.reason());
       }
       if (!queued) {
         job->cancel();
@@ -342,6 +342,8 @@ void Server::run(const std::function<void(int)>& on_listening) {
   s.http.listen_after_bind();
   if (s.stopper.joinable()) s.stopper.join();
 }
+
+int64_t Server::slot_context() const { return impl_->engine.slot_context(); }
 
 void Server::stop(bool cancel) {
   Impl& s = *impl_;

@@ -30,6 +30,8 @@ class Server {
   // Thread-safe, for a signal watcher: new requests get 503, those in flight finish (cancel:
   // end now), then run() returns. A second call may escalate to cancel.
   void stop(bool cancel);
+  // Tokens per slot, prompt and answer (ServerOptions::engine.slot_context, or its default).
+  int64_t slot_context() const;
 
  private:
   struct Impl;

@@ -244,6 +244,9 @@ def main():
     open(os.path.join(tmp, "cut.gguf"), "wb").write(full[: len(full) // 2])
     expect("export-hf: not a GGUF", [z, "export-hf", tiny, os.path.join(tmp, "hf")], b"", fail, ["is not a GGUF file"])
     expect("export-hf: truncated GGUF", [z, "export-hf", os.path.join(tmp, "cut.gguf"), os.path.join(tmp, "hf")], b"", fail, ["cut.gguf"])
+    open(os.path.join(tmp, "text.txt"), "w").write("hello world\n")
+    expect("perplexity: --ctx beyond the model's context", [z, "perplexity", "-m", tiny, "-f", os.path.join(tmp, "text.txt"),
+                                                            "--ctx", "1000000"], b"", fail, ["--ctx: is larger than the model's context"])
     expect("perplexity: missing file", [z, "perplexity", "-m", tiny, "-f", "/nonexistent/t.txt"], b"", fail, ["/nonexistent/t.txt"])
     notok = os.path.join(tmp, "notok")
     subprocess.run([z, "init", "-o", notok, "--hidden", "32", "--layers", "1", "--heads", "2", "--intermediate", "48", "--vocab", "50"], check=True, capture_output=True)

@@ -39,8 +39,8 @@ try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
   await page.goto(base + "/");
   check((await page.title()) === "zephyr chat", "the page loads from the binary");
-  await page.waitForFunction(() => document.getElementById("model").textContent.includes("smollm2"));
-  check(true, "it names the served model (from /v1/models)");
+  await page.waitForFunction(() => document.getElementById("model").textContent !== "model: …", null, { timeout: 10000 });
+  check((await page.textContent("#model")) === "model: smollm2", "it names the served model (from /v1/models)");
   await page.fill("#system", "You are a friendly chatbot who always responds in the style of a pirate");
   await page.fill("#temperature", "0.7");
   await page.fill("#max_tokens", "40");

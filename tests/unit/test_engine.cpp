@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <atomic>
 #include <future>
+#include <thread>
 
 #include "core/error.h"
 #include "generate/engine.h"
@@ -142,10 +144,18 @@ TEST(Engine, LimitsAreErrorsNamingTheField) {
   } catch (const Error& err) {
     EXPECT_EQ(err.field(), "top_p");
   }
-  // One slot, no queue: a second request while the first runs is refused.
+  // One slot, no queue: a second request while the first runs is refused. The first holds its
+  // slot (its text callback waits) until it is cancelled.
   auto a = request(tok, "hi", 0, 1, 50, d1, &s1), b = request(tok, "hi", 0, 1, 5, d2, &s2);
+  std::atomic<bool> streaming{false};
+  EngineRequest* held = a.get();
+  a->on_text = [&streaming, held](std::string_view) {
+    streaming = true;
+    while (!held->cancelled.load()) std::this_thread::yield();
+    return false;
+  };
   ASSERT_TRUE(e.submit(a));
-  while (e.stats().busy == 0) std::this_thread::yield();
+  while (!streaming.load()) std::this_thread::yield();
   EXPECT_FALSE(e.submit(b));
   a->cancelled = true;
   EXPECT_EQ(d1.get_future().get().finish, "cancelled");
