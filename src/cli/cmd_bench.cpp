@@ -37,6 +37,7 @@ Run add_bench(CLI::App& app) {
     std::string model;
     int64_t prompt = 512, gen = 128;
     int reps = 3;
+    int64_t batch = 1;
     bool json = false, paired_read = false;
     ThreadsFlag threads;
   };
@@ -49,11 +50,17 @@ Run add_bench(CLI::App& app) {
   cmd->add_flag("--paired-read", a->paired_read,
                 "after each generated token, time a plain read of the same weights and report decode as a share of it "
                 "(the memory-bandwidth bound, measured under the same conditions as each token)");
+  cmd->add_option("-b,--batch", a->batch,
+                 "decode this many sequences together, as the server batches its clients, and report their aggregate "
+                 "tokens/s (default 1: the single-stream tg)")
+      ->check(CLI::PositiveNumber);
   a->threads.add(cmd);
   return [a] {
     a->threads.apply();
     const Model model = Model::load(a->model);
-    const SpeedRun run = measure_speed(model, a->prompt, a->gen, a->reps, a->paired_read);
+    if (a->batch > 1 && a->paired_read) throw Error("--paired-read measures single-stream decode; leave out --batch");
+    SpeedRun run = measure_speed(model, a->prompt, a->batch > 1 ? 0 : a->gen, a->reps, a->paired_read);
+    if (a->batch > 1 && a->gen > 0) run.gen_tps = measure_batched_decode(model, a->batch, a->gen, a->reps);
     const auto [pp, pp_sd] = mean_sd(run.prompt_tps);
     const auto [tg, tg_sd] = mean_sd(run.gen_tps);
     struct rusage ru {};
@@ -73,10 +80,10 @@ Run add_bench(CLI::App& app) {
         paired = ", \"paired_tokens\": " + std::to_string(share.size()) + ", \"tg_share_of_read\": " + std::to_string(median(share)) +
                  ", \"tg_gb_per_s\": " + std::to_string(median(token_gbps)) + ", \"read_gb_per_s\": " + std::to_string(median(read_gbps));
       std::printf("{\"model\": \"%s\", \"type\": \"%s\", \"params\": %lld, \"weight_gb_per_token\": %.4f, \"threads\": %d, "
-                  "\"pp\": %lld, \"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg\": %lld, \"tg_tps\": %.3f, \"tg_sd\": %.3f, "
+                  "\"pp\": %lld, \"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg\": %lld, \"batch\": %lld, \"tg_tps\": %.3f, \"tg_sd\": %.3f, "
                   "\"peak_rss_gb\": %.3f, \"gemv\": \"%s\"%s}\n",
                   a->model.c_str(), type.c_str(), (long long)model.config.num_parameters(), gb, num_threads(),
-                  (long long)a->prompt, pp, pp_sd, (long long)a->gen, tg, tg_sd, rss,
+                  (long long)a->prompt, pp, pp_sd, (long long)a->gen, (long long)a->batch, tg, tg_sd, rss,
                   decode_isa(model), paired.c_str());
       return 0;
     }
@@ -86,8 +93,8 @@ Run add_bench(CLI::App& app) {
       std::printf("| %s | %s | %.2fB | %d | pp%lld | %.2f ± %.2f |\n", a->model.c_str(), type.c_str(), params, num_threads(),
                   (long long)a->prompt, pp, pp_sd);
     if (a->gen > 0)
-      std::printf("| %s | %s | %.2fB | %d | tg%lld | %.2f ± %.2f |\n", a->model.c_str(), type.c_str(), params, num_threads(),
-                  (long long)a->gen, tg, tg_sd);
+      std::printf("| %s | %s | %.2fB | %d | tg%lld%s | %.2f ± %.2f |\n", a->model.c_str(), type.c_str(), params, num_threads(),
+                  (long long)a->gen, a->batch > 1 ? (" x" + std::to_string(a->batch)).c_str() : "", tg, tg_sd);
     std::printf("weights read per token: %.2f GB; peak RSS %.2f GB\n", gb, rss);
     if (!share.empty())
       std::printf("decode against a plain read of the same weights after each token (medians of %zu): %.0f%% "

@@ -9,13 +9,13 @@
 
 namespace zephyr {
 
-// Q4_0x8 / Q8_0x8 / Q4_Kx8 / Q6_Kx8: Q4_0 / Q8_0 / Q4_K / Q6_K matrices re-laid out in memory
-// with 8 rows interleaved (see kernels/quant.h); never stored in files.
-enum class DType { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, Q4_0x8, Q8_0x8, Q4_Kx8, Q6_Kx8 };
+// Q4_0x8 / Q8_0x8 / Q4_1x8 / Q4_Kx8 / Q6_Kx8: Q4_0 / Q8_0 / Q4_1 / Q4_K / Q6_K matrices re-laid
+// out in memory with 8 rows interleaved (see kernels/quant.h); never stored in files.
+enum class DType { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, Q4_0x8, Q8_0x8, Q4_Kx8, Q6_Kx8, Q4_1x8 };
 
 inline bool is_quantized(DType t) { return t != DType::F32 && t != DType::F16 && t != DType::BF16; }
 inline bool is_interleaved(DType t) {
-  return t == DType::Q4_0x8 || t == DType::Q8_0x8 || t == DType::Q4_Kx8 || t == DType::Q6_Kx8;
+  return t == DType::Q4_0x8 || t == DType::Q8_0x8 || t == DType::Q4_1x8 || t == DType::Q4_Kx8 || t == DType::Q6_Kx8;
 }
 // Elements per block and bytes per block (a float type is a block of one element).
 inline int64_t block_elements(DType t) {
@@ -27,7 +27,7 @@ inline size_t block_bytes(DType t) {
     case DType::F16: case DType::BF16: return 2;
     case DType::Q8_0: case DType::Q8_0x8: return 34;
     case DType::Q4_0: case DType::Q4_0x8: return 18;
-    case DType::Q4_1: return 20;
+    case DType::Q4_1: case DType::Q4_1x8: return 20;
     case DType::Q4_K: case DType::Q4_Kx8: return 144;
     case DType::Q6_K: case DType::Q6_Kx8: return 210;
   }
@@ -49,6 +49,7 @@ inline const char* dtype_name(DType t) {
     case DType::Q6_K: return "Q6_K";
     case DType::Q4_0x8: return "Q4_0";
     case DType::Q8_0x8: return "Q8_0";
+    case DType::Q4_1x8: return "Q4_1";
     case DType::Q4_Kx8: return "Q4_K";
     case DType::Q6_Kx8: return "Q6_K";
   }

@@ -100,6 +100,32 @@ SpeedRun measure_speed(const Model& model, int64_t prompt_tokens, int64_t gen_to
   return run;
 }
 
+std::vector<double> measure_batched_decode(const Model& model, int64_t batch, int64_t gen_tokens, int reps, uint64_t seed) {
+  using clock = std::chrono::steady_clock;
+  Rng rng(seed);
+  const int64_t V = model.config.vocab_size;
+  std::vector<InferenceState> states;
+  for (int64_t b = 0; b < batch; ++b) states.emplace_back(model);
+  std::vector<int> ids(size_t(batch), 1);
+  std::vector<float> logits(size_t(batch * V));
+  std::vector<BatchSequence> seqs(static_cast<size_t>(batch));
+  ForwardScratch scratch;
+  const auto step = [&] {
+    for (int64_t b = 0; b < batch; ++b) seqs[size_t(b)] = {&states[size_t(b)], &ids[size_t(b)], 1, logits.data() + b * V};
+    forward_batch(model, seqs, scratch);
+    for (int& id : ids) id = int(rng.next() % uint64_t(V));
+  };
+  step();  // untimed warm-up: touches every weight page, sizes the buffers
+  std::vector<double> tps;
+  for (int r = 0; r < reps; ++r) {
+    for (auto& s : states) s.truncate(0);
+    const auto t0 = clock::now();
+    for (int64_t i = 0; i < gen_tokens; ++i) step();
+    tps.push_back(double(batch * gen_tokens) / std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  return tps;
+}
+
 int64_t weight_bytes_per_token(const Model& model) {
   const Matrix& embed = model.weights.embed;
   int64_t bytes = int64_t(embed.nbytes() / size_t(embed.rows));

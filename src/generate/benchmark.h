@@ -19,6 +19,9 @@ struct SpeedRun {
 
 SpeedRun measure_speed(const Model& model, int64_t prompt_tokens, int64_t gen_tokens, int reps, bool paired_read = false,
                        uint64_t seed = 1);
+// Generation with `batch` sequences decoded together (forward_batch, the server's step): per
+// repetition the aggregate tokens/s of gen_tokens steps of one token per sequence.
+std::vector<double> measure_batched_decode(const Model& model, int64_t batch, int64_t gen_tokens, int reps, uint64_t seed = 1);
 
 // Bytes of weights one decode step reads: every matrix but the embedding (one row of it).
 int64_t weight_bytes_per_token(const Model& model);

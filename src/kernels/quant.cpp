@@ -406,20 +406,21 @@ Z_VNNI void row_dot_vnni_same_tokens(const uint8_t* row, const QuantizedActivati
 }
 
 // ---- Interleaved 8-row layouts. A group of 8 rows is stored as columns, each holding the 8 rows'
-// bytes of one segment of elements: 4 blocks (128 elements) of Q4_0, one block of Q8_0, one
+// bytes of one segment of elements: 4 blocks (128 elements) of Q4_0, one block of Q8_0 / Q4_1, one
 // super-block (256) of Q4_K / Q6_K; same bytes in total as the plain rows.
-constexpr size_t kX8Q4 = 8 * 4 * 18, kX8Q8 = 8 * 34, kX8Q4K = 8 * 144, kX8Q6K = 8 * 210;  // bytes per column
+constexpr size_t kX8Q4 = 8 * 4 * 18, kX8Q8 = 8 * 34, kX8Q41 = 8 * 20, kX8Q4K = 8 * 144, kX8Q6K = 8 * 210;  // bytes per column
 
 DType plain_type(DType t) {
   switch (t) {
     case DType::Q4_0x8: return DType::Q4_0;
     case DType::Q8_0x8: return DType::Q8_0;
+    case DType::Q4_1x8: return DType::Q4_1;
     case DType::Q4_Kx8: return DType::Q4_K;
     case DType::Q6_Kx8: return DType::Q6_K;
     default: return t;
   }
 }
-int64_t segment_elements(DType plain) { return plain == DType::Q4_0 ? 128 : plain == DType::Q8_0 ? 32 : 256; }
+int64_t segment_elements(DType plain) { return plain == DType::Q4_0 ? 128 : plain == DType::Q8_0 || plain == DType::Q4_1 ? 32 : 256; }
 
 // Rows longer than kChunkElements are cut into column chunks of that many elements, stored one
 // after the other, each holding all the groups' columns in it: a thread's rows still stream
@@ -458,6 +459,20 @@ void q8x8_put(const uint8_t* blk, int r, uint8_t* col) {
 void q8x8_get(const uint8_t* col, int r, uint8_t* blk) {
   std::memcpy(blk, col + 2 * r, 2);
   for (int h = 0; h < 2; ++h) std::memcpy(blk + 2 + 16 * h, col + 16 + 128 * h + 16 * r, 16);
+}
+
+// Q4_1x8 (160 bytes): the 8 f16 d, the 8 f16 m, then the 8 rows' 16 bytes of nibbles, as in the
+// plain block (byte j: element j low, j + 16 high), so a vector holds 4 rows' whole blocks. Q4_1
+// rows are often not a multiple of Q4_0x8's 128 (SmolLM2's 576), hence one block per column.
+void q41x8_put(const uint8_t* blk, int r, uint8_t* col) {
+  std::memcpy(col + 2 * r, blk, 2);
+  std::memcpy(col + 16 + 2 * r, blk + 2, 2);
+  std::memcpy(col + 32 + 16 * r, blk + 4, 16);
+}
+void q41x8_get(const uint8_t* col, int r, uint8_t* blk) {
+  std::memcpy(blk, col + 2 * r, 2);
+  std::memcpy(blk + 2, col + 16 + 2 * r, 2);
+  std::memcpy(blk + 4, col + 32 + 16 * r, 16);
 }
 
 // In the other layouts a vector holds rows 4h..4h+3 (h = r / 4) 16 bytes each, and lane i (bytes
@@ -596,11 +611,13 @@ void kx8_get(DType plain, const uint8_t* col, int r, uint8_t* blk) {
 void x8_put(DType plain, const uint8_t* seg, int r, uint8_t* col) {
   if (plain == DType::Q4_K || plain == DType::Q6_K) return kx8_put(plain, seg, r, col);
   if (plain == DType::Q8_0) return q8x8_put(seg, r, col);
+  if (plain == DType::Q4_1) return q41x8_put(seg, r, col);
   q4x8_put(seg, r, col);
 }
 void x8_get(DType plain, const uint8_t* col, int r, uint8_t* seg) {
   if (plain == DType::Q4_K || plain == DType::Q6_K) return kx8_get(plain, col, r, seg);
   if (plain == DType::Q8_0) return q8x8_get(col, r, seg);
+  if (plain == DType::Q4_1) return q41x8_get(col, r, seg);
   q4x8_get(col, r, seg);
 }
 
@@ -707,6 +724,48 @@ Z_VNNI void group_q8x8(const uint8_t* g, const QuantizedActivations* a, int64_t 
     }
   }
   for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], add, y + t * ldy);
+}
+
+// Q4_1x8, per block column: vectors of 4 rows × 16 bytes, their low nibbles (elements 0-15) and
+// high ones (16-31, shifted down once for all tokens) against each token's low and high 16
+// activations broadcast to every row; the offsets m·d·Σq meet the 8 rows' m in one 8-wide FMA per
+// block, kept apart and added to each row's sum at the end.
+template <int NT>
+Z_VNNI void group_q41x8(const uint8_t* g, const QuantizedActivations* a, int64_t c0, int64_t c1, bool add, float* y, int64_t ldy) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const __m512i hi_idx = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
+  __m512 acc[NT][2];
+  __m256 accm[NT];
+  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps(), accm[t] = _mm256_setzero_ps();
+  for (int64_t b = c0; b < c1; ++b, g += kX8Q41) {
+    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    const __m256 m8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
+    __m512i u[2][2];  // [rows 0-3, 4-7][elements 0-15, 16-31]
+    for (int h = 0; h < 2; ++h) {
+      const __m512i v = load_weights<NT>(g + 32 + 64 * h);
+      u[h][0] = _mm512_and_si512(v, m4);
+      u[h][1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    }
+    for (int t = 0; t < NT; ++t) {
+      const QuantizedActivations& x = a[t];
+      const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_set1_ps(x.block_d[size_t(b)])));
+      const __m512i xl = bcast16(x.q.data() + 32 * b), xh = bcast16(x.q.data() + 32 * b + 16);
+      const __m512i zero = _mm512_setzero_si512();
+      const __m512i d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, u[0][0], xl), u[0][1], xh);
+      const __m512i d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, u[1][0], xl), u[1][1], xh);
+      acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(lo_idx, sc), acc[t][0]);
+      acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi_idx, sc), acc[t][1]);
+      accm[t] = _mm256_fmadd_ps(m8, _mm256_set1_ps(x.block_s[size_t(b)]), accm[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    alignas(32) float m[8];
+    _mm256_store_ps(m, accm[t]);
+    float* yt = y + t * ldy;
+    store_rows(acc[t][0], acc[t][1], add, yt);
+    for (int r = 0; r < 8; ++r) yt[r] += m[r];
+  }
 }
 
 // Q4_0x8, per column of 4 blocks: the chains start from −8·Σq of each lane's block, so
@@ -822,6 +881,7 @@ void group_tokens(DType t, const uint8_t* g, const QuantizedActivations* a, int6
   if (t == DType::Q4_0x8) group_q4x8<NT>(g, a, c0, c1, add, y, ldy);
   else if (t == DType::Q4_Kx8) group_q4kx8<NT>(g, a, c0, c1, add, y, ldy);
   else if (t == DType::Q6_Kx8) group_q6kx8<NT>(g, a, c0, c1, add, y, ldy);
+  else if (t == DType::Q4_1x8) group_q41x8<NT>(g, a, c0, c1, add, y, ldy);
   else group_q8x8<NT>(g, a, c0, c1, add, y, ldy);
 }
 
@@ -1290,7 +1350,7 @@ void quantize_row(DType t, const float* x, void* dst, int64_t n) {
     case DType::Q4_1: return quantize_q4_1(x, static_cast<BlockQ4_1*>(dst), nb);
     case DType::Q4_K: return quantize_q4_k(x, static_cast<BlockQ4_K*>(dst), nb);
     case DType::Q6_K: return quantize_q6_k(x, static_cast<BlockQ6_K*>(dst), nb);
-    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: throw Error("quantize_row: interleaved layouts are made by interleave_rows");
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_1x8: case DType::Q4_Kx8: case DType::Q6_Kx8: throw Error("quantize_row: interleaved layouts are made by interleave_rows");
     case DType::F32: std::memcpy(dst, x, size_t(n) * 4); return;
     case DType::F16:
       for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = f32_to_f16(x[i]);
@@ -1320,7 +1380,8 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a, DT
   const auto wants = [&](DType t) { return all || weights == t; };
   const bool groups_of_128 = n % 128 == 0;  // the interleaved and nibble orders need whole groups
   [](auto&... v) { (v.clear(), ...); }(a.lane_d, a.lane_s, a.lane_off[0], a.lane_off[1], a.lane_off[2], a.k_sums, a.q4_lane_off,
-                                        a.q4, a.q4_lane_d, a.q4_lane_s, a.k32, a.k16, a.off32, a.d16, a.off16);
+                                        a.q4, a.q4_lane_d, a.q4_lane_s, a.k32, a.k16, a.off32, a.d16, a.off16,
+                                        a.block_s);
   if (wants(DType::Q4_Kx8)) {
     a.k_sums.assign(n % 256 == 0 ? size_t(n / 16) : 0, 0.0f);
     for (size_t j = 0; j < a.k_sums.size() / 16 * 8; ++j) {  // sub-block j: lanes 8j..8j+7
@@ -1364,6 +1425,10 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a, DT
     for (size_t b = 0; b < a.off32.size(); ++b) a.off32[b] = -8 * std::accumulate(&sums[8 * b], &sums[8 * b + 8], 0);
   }
   // Lane j of a 4-bit block pairs elements 4j..4j+3 with 16+4j..16+4j+3 (lanes j and j + 4).
+  if (wants(DType::Q4_1x8)) {
+    a.block_s.resize(size_t(n / 32));
+    for (size_t b = 0; b < a.block_s.size(); ++b) a.block_s[b] = d[b] * float(std::accumulate(&sums[8 * b], &sums[8 * b + 8], 0));
+  }
   if (wants(DType::Q8_0x8)) {
     a.q4_lane_off.resize(size_t(n / 8));
     for (size_t b = 0; b < size_t(n / 32); ++b)
@@ -1406,7 +1471,8 @@ void quant_gemv_rows(DType t, const void* w, int64_t rows, int64_t n, const Quan
     case DType::Q4_1: return gemv_typed<DType::Q4_1>(base, stride, x, r0, r1, y);
     case DType::Q4_K: return gemv_typed<DType::Q4_K>(base, stride, x, r0, r1, y);
     case DType::Q6_K: return gemv_typed<DType::Q6_K>(base, stride, x, r0, r1, y);
-    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: return gemm_interleaved(t, base, rows, &x, 1, r0, r1, y, 0);
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_1x8: case DType::Q4_Kx8: case DType::Q6_Kx8:
+      return gemm_interleaved(t, base, rows, &x, 1, r0, r1, y, 0);
     default: throw Error(std::string("quant_gemv_rows: ") + dtype_name(t) + " is not a block type");
   }
 }
@@ -1436,7 +1502,8 @@ void quant_gemm_rows(DType t, const void* w, int64_t rows, const QuantizedActiva
     case DType::Q4_1: return gemm_typed<DType::Q4_1>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q4_K: return gemm_typed<DType::Q4_K>(base, stride, x, ntok, r0, r1, y, ldy);
     case DType::Q6_K: return gemm_typed<DType::Q6_K>(base, stride, x, ntok, r0, r1, y, ldy);
-    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_Kx8: case DType::Q6_Kx8: return gemm_interleaved(t, base, rows, x, ntok, r0, r1, y, ldy);
+    case DType::Q4_0x8: case DType::Q8_0x8: case DType::Q4_1x8: case DType::Q4_Kx8: case DType::Q6_Kx8:
+      return gemm_interleaved(t, base, rows, x, ntok, r0, r1, y, ldy);
     default: throw Error(std::string("quant_gemm_rows: ") + dtype_name(t) + " is not a block type");
   }
 }
@@ -1446,6 +1513,7 @@ DType interleaved_type(DType t, int64_t rows, int64_t cols) {
   switch (t) {
     case DType::Q4_0: fast = DType::Q4_0x8; break;
     case DType::Q8_0: fast = DType::Q8_0x8; break;
+    case DType::Q4_1: fast = DType::Q4_1x8; break;
     case DType::Q4_K: fast = DType::Q4_Kx8; break;
     case DType::Q6_K: fast = DType::Q6_Kx8; break;
     default: return t;

@@ -242,13 +242,16 @@ TEST(Quant, ActivationsQuantizeAsDefinedUnderEveryIsa) {
 }
 
 TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
-  // Q4_0 / Q8_0 / Q4_K / Q6_K re-laid out 8 rows at a time: same rows back, same dot products;
-  // rows of 2560 are stored in a column chunk of 2048 and one of 512.
+  // Q4_0 / Q8_0 / Q4_1 / Q4_K / Q6_K re-laid out 8 rows at a time: same rows back, same dot
+  // products; rows of 2560 are stored in a column chunk of 2048 and one of 512; 576 (SmolLM2's
+  // rows) only where a column is one block.
   Rng rng(21);
-  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K})
-  for (int64_t n : {int64_t(512), int64_t(2560)}) {
+  for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_1, DType::Q4_K, DType::Q6_K})
+  for (int64_t n : {int64_t(512), int64_t(2560), int64_t(576)}) {
+    if (n == 576 && block_elements(t) == 256) continue;
     const int64_t rows = 24;
     const DType fast = interleaved_type(t, rows, n);
+    if (fast == t && n == 576) continue;  // Q4_0x8's columns are 128 wide
     if (fast == t) GTEST_SKIP() << "no AVX-512 VNNI: the interleaved layout is not used";
     std::vector<uint8_t> w(size_t(rows) * row_bytes(t, n)), wi(w.size()), parts(w.size());
     for (int64_t r = 0; r < rows; ++r) {
