@@ -17,6 +17,8 @@ struct GenerateArgs {
   bool chat = false;
   int64_t max_new_tokens = 256;
   std::vector<std::string> stops;
+  std::string json_schema;
+  bool json = false;
   SamplingFlags sampling;
   ThreadsFlag threads;
 };
@@ -32,10 +34,31 @@ Run add_generate(CLI::App& app) {
   cmd->add_option("--system", a->system, "system message (with --chat)");
   cmd->add_option("-n,--max-new-tokens", a->max_new_tokens, "most tokens to generate (default 256)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--stop", a->stops, "stop before this text (repeatable)");
+  cmd->add_flag("--json", a->json, "answer with a JSON object (constrained decoding; ends when the object is complete)");
+  cmd->add_option("--json-schema", a->json_schema,
+                  "answer with a JSON value valid against the schema in FILE (the subset of OpenAI's structured outputs; "
+                  "see README)");
   a->sampling.add(cmd);
   a->threads.add(cmd);
   return [a] {
     if (!a->system.empty() && !a->chat) fail("--system", "needs --chat (the system message goes through the chat template)");
+    if (a->json && !a->json_schema.empty()) fail("--json", "give --json or --json-schema, not both");
+    std::shared_ptr<const StructuredOutput> structured;
+    if (a->json) structured = StructuredOutput::from(JsonGrammar::any_object());
+    if (!a->json_schema.empty()) {
+      const std::string text = read_file(a->json_schema);
+      ordered_json schema;
+      try {
+        schema = ordered_json::parse(text);
+      } catch (const ordered_json::parse_error& e) {
+        fail("--json-schema " + a->json_schema, "invalid JSON at byte " + std::to_string(e.byte));
+      }
+      try {
+        structured = StructuredOutput::from(JsonGrammar::from_schema(schema));
+      } catch (const Error& e) {
+        fail("--json-schema " + a->json_schema, e.reason());
+      }
+    }
     a->threads.apply();
     const Model model = Model::load(a->model);
     const Tokenizer tok = model_tokenizer(model);
@@ -53,6 +76,7 @@ Run add_generate(CLI::App& app) {
     opt.max_new_tokens = a->max_new_tokens;
     opt.eos_ids = model.eos_token_ids();
     opt.stop_strings = a->stops;
+    opt.structured = structured;
     Generator gen(model, tok);
     const GenerationResult r = gen.generate(prompt, opt, [](std::string_view piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);

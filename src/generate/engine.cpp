@@ -21,6 +21,7 @@ struct Engine::Slot {
   int next = -1;          // the sampled token to run next
   int64_t limit = 0;      // most tokens to generate
   std::optional<Sampler> sampler;
+  std::optional<JsonConstraint> constraint;
   std::unique_ptr<CompletionText> text;
   std::vector<int> history;
   std::vector<float> logits;
@@ -99,6 +100,9 @@ void Engine::start(Slot& s, std::shared_ptr<EngineRequest> r) {
   s.next = -1;
   s.limit = std::min<int64_t>(s.req->options.max_new_tokens, options_.slot_context - int64_t(p.size()));
   s.sampler.emplace(s.req->options.sampling);
+  s.constraint.reset();
+  if (const auto& so = s.req->options.structured)
+    s.constraint.emplace(so->grammar, token_vocabulary(tok_), s.req->options.eos_ids, so->cache);
   s.text = std::make_unique<CompletionText>(tok_, s.req->options.stop_strings, s.req->on_text);
   s.history = p;
   s.logits.resize(size_t(model_.config.vocab_size));
@@ -122,6 +126,7 @@ void Engine::finish(Slot& s, const char* reason) {
   std::shared_ptr<EngineRequest> r = std::move(s.req);
   s.text.reset();
   s.sampler.reset();
+  s.constraint.reset();
   busy_ -= 1;
   if (r->on_done) r->on_done(s.result);
 }
@@ -204,16 +209,32 @@ void Engine::step() {
       finish(s, "cancelled");
       continue;
     }
-    const int next = s.sampler->sample(s.logits, s.history);
+    if (s.constraint && !s.constraint->apply(s.logits, s.limit - int64_t(s.result.tokens.size()))) {
+      s.text->finish();  // no completion of the value fits the tokens left
+      finish(s, "length");
+      continue;
+    }
+    const int top = s.req->options.top_logprobs;
+    TokenLogprob lp;
+    const int next = s.sampler->sample(s.logits, s.history, top >= 0 ? &lp : nullptr, top);
     s.result.tokens.push_back(next);
     s.history.push_back(next);
     generated_ += 1;
     const auto& eos = s.req->options.eos_ids;
-    if (std::find(eos.begin(), eos.end(), int64_t(next)) != eos.end()) {
+    const bool is_eos = std::find(eos.begin(), eos.end(), int64_t(next)) != eos.end();
+    if (top >= 0 && !is_eos) {
+      if (s.req->on_logprob) s.req->on_logprob(lp);
+      s.result.logprobs.push_back(std::move(lp));
+    }
+    if (s.constraint) s.constraint->accept(next);
+    if (is_eos) {
       s.text->finish();
       finish(s, "stop");
     } else if (!s.text->push(next)) {
       finish(s, s.text->cancelled() ? "cancelled" : "stop");
+    } else if (s.constraint && s.constraint->finished()) {
+      s.text->finish();
+      finish(s, "stop");
     } else if (int64_t(s.result.tokens.size()) >= s.limit) {
       s.text->finish();
       finish(s, "length");

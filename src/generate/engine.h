@@ -34,6 +34,7 @@ struct EngineRequest {
   std::vector<int> prompt;
   GenerationOptions options;
   std::function<bool(std::string_view)> on_text;          // final text pieces; false cancels
+  std::function<void(const TokenLogprob&)> on_logprob;    // with options.top_logprobs >= 0: each token (not EOS), before its text
   std::function<void(const GenerationResult&)> on_done;   // once, at the end (finish_reason set)
   std::atomic<bool> cancelled{false};                     // any thread may set it (client gone)
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "core/error.h"
 
@@ -67,21 +68,32 @@ GenerationResult Generator::generate(const std::vector<int>& prompt, const Gener
   CompletionText out(tok_, opt.stop_strings, on_text);
   std::vector<int> history = prompt;
   const int64_t limit = std::min<int64_t>(opt.max_new_tokens, model_.config.max_position_embeddings - int64_t(prompt.size()));
-  bool eos = false;
+  std::optional<JsonConstraint> constraint;
+  if (opt.structured)
+    constraint.emplace(opt.structured->grammar, token_vocabulary(tok_), opt.eos_ids, opt.structured->cache);
+  bool eos = false, complete = false;
   for (int64_t step = 0; step < limit; ++step) {
-    const int next = sampler.sample(logits, history);
+    if (constraint && !constraint->apply(logits, limit - step)) break;  // no completion fits what is left
+    TokenLogprob lp;
+    const int next = sampler.sample(logits, history, opt.top_logprobs >= 0 ? &lp : nullptr, opt.top_logprobs);
     r.tokens.push_back(next);
     history.push_back(next);
     if (std::find(opt.eos_ids.begin(), opt.eos_ids.end(), int64_t(next)) != opt.eos_ids.end()) {
       eos = true;
       break;
     }
+    if (opt.top_logprobs >= 0) r.logprobs.push_back(std::move(lp));
+    if (constraint) constraint->accept(next);
     if (!out.push(next) || step + 1 == limit) break;
+    if (constraint && constraint->finished()) {
+      complete = true;
+      break;
+    }
     forward(model_, &next, 1, state_, logits.data());
   }
   if (!out.stopped() && !out.cancelled()) out.finish();  // ended by EOS or length: flush what is held back
   r.text = out.text();
-  r.finish_reason = out.cancelled() ? "cancelled" : out.stopped() || eos ? "stop" : "length";
+  r.finish_reason = out.cancelled() ? "cancelled" : out.stopped() || eos || complete ? "stop" : "length";
   r.generation_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   return r;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "generate/sampler.h"
+#include "generate/token_mask.h"
 #include "model/inference.h"
 #include "tokenizer/tokenizer.h"
 
@@ -17,11 +18,18 @@ struct GenerationOptions {
   int64_t max_new_tokens = 256;
   std::vector<int64_t> eos_ids;          // any of them ends the answer (not part of the text)
   std::vector<std::string> stop_strings; // the text ends before the first one that appears
+  // The answer must be a JSON value of this grammar (structured outputs); null: free text. It
+  // ends as soon as the value is complete, and always completes within max_new_tokens when the
+  // schema's shortest value fits in them.
+  std::shared_ptr<const StructuredOutput> structured;
+  // >= 0: record each generated token's log-probability and this many most likely alternatives.
+  int top_logprobs = -1;
 };
 
 struct GenerationResult {
   std::string text;
   std::vector<int> tokens;      // generated ids, EOS included when it ended the answer
+  std::vector<TokenLogprob> logprobs;  // with top_logprobs >= 0: per generated token, EOS not included
   std::string finish_reason;    // "stop" (EOS or stop string), "length", or "cancelled"
   int64_t prompt_tokens = 0;    // prompt length
   int64_t prompt_evaluated = 0; // prompt tokens actually run (the rest came from the cache)

@@ -85,10 +85,45 @@ void apply_min_p(std::span<float> logits, double min_p) {
     if (i != top && probs[i] < threshold) logits[i] = -INFINITY;
 }
 
-int Sampler::sample(std::span<float> logits, std::span<const int> history) {
+namespace {
+
+// log Σ exp(x) over the logits, in double.
+double log_sum_exp(std::span<const float> x) {
+  double m = -INFINITY, sum = 0;
+  for (float v : x) m = std::max(m, double(v));
+  if (std::isinf(m)) return m;
+  for (float v : x) sum += std::exp(double(v) - m);
+  return m + std::log(sum);
+}
+
+// The k largest logits' ids, largest first, ties by lower id.
+std::vector<int> top_ids(std::span<const float> x, int k) {
+  std::vector<int> ids(x.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int(i);
+  const auto before = [&](int a, int b) { return x[size_t(a)] > x[size_t(b)] || (x[size_t(a)] == x[size_t(b)] && a < b); };
+  k = std::min<int>(k, int(ids.size()));
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), before);
+  ids.resize(size_t(k));
+  return ids;
+}
+
+}  // namespace
+
+int Sampler::sample(std::span<float> logits, std::span<const int> history, TokenLogprob* lp, int top) {
   apply_repetition_penalty(logits, history, params_.repetition_penalty);
+  double lse = 0;
+  if (lp) {
+    lse = log_sum_exp(logits);
+    lp->top.clear();
+    for (int id : top_ids(logits, top)) lp->top.emplace_back(id, double(logits[size_t(id)]) - lse);
+    if (!params_.greedy()) kept_.assign(logits.begin(), logits.end());  // the draw rewrites them
+  }
+  const auto record = [&](int id) {
+    if (lp) lp->id = id, lp->logprob = double(params_.greedy() ? logits[size_t(id)] : kept_[size_t(id)]) - lse;
+    return id;
+  };
   if (params_.greedy())  // first index of the maximum, as torch.argmax
-    return int(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    return record(int(std::max_element(logits.begin(), logits.end()) - logits.begin()));
   apply_temperature(logits, params_.temperature);
   apply_top_k(logits, params_.top_k);
   apply_top_p(logits, params_.top_p);
@@ -105,9 +140,9 @@ int Sampler::sample(std::span<float> logits, std::span<const int> history) {
     if (probs_[i] <= 0) continue;
     cum += probs_[i];
     last = int(i);
-    if (u < cum) return int(i);
+    if (u < cum) return record(int(i));
   }
-  return last;
+  return record(last);
 }
 
 }  // namespace zephyr

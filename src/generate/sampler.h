@@ -31,17 +31,27 @@ void apply_top_k(std::span<float> logits, int64_t k);
 void apply_top_p(std::span<float> logits, double p);
 void apply_min_p(std::span<float> logits, double min_p);
 
+// The log-probability of a chosen token and of the most likely ones, under the distribution the
+// sampler drew from after the repetition penalty (and a structured-output mask), before
+// temperature, top-k, top-p and min-p: the model's own distribution, as OpenAI reports it.
+struct TokenLogprob {
+  int id = -1;
+  double logprob = 0;
+  std::vector<std::pair<int, double>> top;  // most likely first (ties: lower id first)
+};
+
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
   // Picks a token; `logits` is used as scratch. `history`: prompt and generated ids so far.
-  int sample(std::span<float> logits, std::span<const int> history);
+  // With `lp`, also its log-probability and the `top` most likely tokens'.
+  int sample(std::span<float> logits, std::span<const int> history, TokenLogprob* lp = nullptr, int top = 0);
   const SamplingParams& params() const { return params_; }
 
  private:
   SamplingParams params_;
   Rng rng_;
-  std::vector<float> probs_;
+  std::vector<float> probs_, kept_;
 };
 
 }  // namespace zephyr

@@ -1,6 +1,8 @@
 #include "serve/openai.h"
 
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <random>
 
 namespace zephyr::serve {
@@ -87,6 +89,48 @@ std::vector<std::string> stops(const json& body) {
   return out;
 }
 
+// Compiled grammars by schema text: a judge sends the same schema with every request, and its
+// masks (cached in the grammar's StructuredOutput) then serve them all.
+std::shared_ptr<const StructuredOutput> compiled(const ordered_json& schema, bool any_object) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const StructuredOutput>> cache;
+  const std::string key = any_object ? "" : schema.dump();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  std::shared_ptr<const StructuredOutput> so;
+  try {
+    so = StructuredOutput::from(any_object ? JsonGrammar::any_object() : JsonGrammar::from_schema(schema));
+  } catch (const Error& e) {
+    bad_request("response_format", e.reason());
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() >= 64) cache.clear();
+  cache.emplace(key, so);
+  return so;
+}
+
+// response_format: text (none), json_object, or json_schema {name, schema, strict}. The schema is
+// read from the body again in order-keeping form: properties are written in the order declared.
+std::shared_ptr<const StructuredOutput> response_format(const json& body, const std::string& text) {
+  if (!body.contains("response_format") || body["response_format"].is_null()) return nullptr;
+  const json& rf = body["response_format"];
+  if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+    bad_request("response_format", "expected {\"type\": \"text\" | \"json_object\" | \"json_schema\", ...}");
+  const std::string type = rf["type"].get<std::string>();
+  if (type == "text") return nullptr;
+  if (type == "json_object") return compiled(ordered_json(), true);
+  if (type != "json_schema") bad_request("response_format", "type must be text, json_object or json_schema, got \"" + type + "\"");
+  if (!rf.contains("json_schema") || !rf["json_schema"].is_object())
+    bad_request("response_format", "json_schema: expected an object {\"name\", \"schema\", \"strict\"}");
+  const json& js = rf["json_schema"];
+  if (js.contains("name") && !js["name"].is_string()) bad_request("response_format", "json_schema.name: expected a string");
+  if (!js.contains("schema") || !js["schema"].is_object()) bad_request("response_format", "json_schema.schema: expected a JSON schema object");
+  const ordered_json ordered = ordered_json::parse(text);
+  return compiled(ordered["response_format"]["json_schema"]["schema"], false);
+}
+
 }  // namespace
 
 CompletionRequest parse_request(const std::string& text, Endpoint e, const SamplingParams& defaults) {
@@ -125,11 +169,15 @@ CompletionRequest parse_request(const std::string& text, Endpoint e, const Sampl
     }
     if (boolean(body, "echo")) bad_request("echo", "is not supported");
   }
-  if (boolean(body, "logprobs") || (body.contains("logprobs") && body["logprobs"].is_number_integer()))
-    bad_request("logprobs", "log-probabilities are not supported yet");
-  if (body.contains("response_format") && body["response_format"].is_object() &&
-      body["response_format"].value("type", "text") != "text")
-    bad_request("response_format", "structured outputs are not supported yet");
+  if (e == Endpoint::Chat) {
+    const bool want = boolean(body, "logprobs");
+    const int64_t top = integer(body, "top_logprobs", 0, 20, -1);
+    if (top >= 0 && !want) bad_request("top_logprobs", "needs \"logprobs\": true");
+    r.options.top_logprobs = want ? int(std::max<int64_t>(top, 0)) : -1;
+  } else {
+    r.options.top_logprobs = int(integer(body, "logprobs", 0, 20, -1));
+  }
+  r.options.structured = response_format(body, text);
   if (body.contains("tools") && !body["tools"].is_null() && !body["tools"].empty()) bad_request("tools", "tool calls are not supported");
   SamplingParams& s = r.options.sampling;
   s = defaults;
@@ -175,14 +223,48 @@ json head(Endpoint e, const ResponseMeta& m, bool chunk) {
 
 }  // namespace
 
-json completion_response(Endpoint e, const ResponseMeta& meta, const std::vector<GenerationResult>& choices, const Usage& usage) {
+json logprobs_json(Endpoint e, const Tokenizer& tok, const std::vector<TokenLogprob>& lps, int64_t offset) {
+  const auto bytes_of = [](const std::string& s) {
+    json b = json::array();
+    for (char c : s) b.push_back(int(uint8_t(c)));
+    return b;
+  };
+  if (e == Endpoint::Chat) {
+    json content = json::array();
+    for (const TokenLogprob& lp : lps) {
+      const std::string t = tok.token_bytes(lp.id);
+      json top = json::array();
+      for (const auto& [id, v] : lp.top) {
+        const std::string s = tok.token_bytes(id);
+        top.push_back({{"token", s}, {"logprob", v}, {"bytes", bytes_of(s)}});
+      }
+      content.push_back({{"token", t}, {"logprob", lp.logprob}, {"bytes", bytes_of(t)}, {"top_logprobs", top}});
+    }
+    return {{"content", content}, {"refusal", nullptr}};
+  }
+  json tokens = json::array(), values = json::array(), tops = json::array(), offsets = json::array();
+  for (const TokenLogprob& lp : lps) {
+    const std::string t = tok.token_bytes(lp.id);
+    tokens.push_back(t);
+    values.push_back(lp.logprob);
+    json top = json::object();
+    for (const auto& [id, v] : lp.top) top[tok.token_bytes(id)] = v;
+    tops.push_back(top);
+    offsets.push_back(offset);
+    offset += int64_t(t.size());
+  }
+  return {{"tokens", tokens}, {"token_logprobs", values}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+json completion_response(Endpoint e, const ResponseMeta& meta, const std::vector<GenerationResult>& choices, const Usage& usage,
+                         const Tokenizer& tok, bool logprobs) {
   json r = head(e, meta, false);
   json list = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     json c = {{"index", i}};
     if (e == Endpoint::Chat) c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
     else c["text"] = choices[i].text;
-    c["logprobs"] = nullptr;
+    c["logprobs"] = logprobs ? logprobs_json(e, tok, choices[i].logprobs) : json(nullptr);
     c["finish_reason"] = api_finish_reason(choices[i].finish_reason);
     list.push_back(c);
   }
@@ -192,7 +274,7 @@ json completion_response(Endpoint e, const ResponseMeta& meta, const std::vector
 }
 
 json stream_chunk(Endpoint e, const ResponseMeta& meta, int index, const std::string* text, const std::string* finish, bool role,
-                  bool with_usage_field) {
+                  bool with_usage_field, const json* logprobs) {
   json r = head(e, meta, true);
   json c = {{"index", index}};
   if (e == Endpoint::Chat) {
@@ -203,7 +285,7 @@ json stream_chunk(Endpoint e, const ResponseMeta& meta, int index, const std::st
   } else {
     c["text"] = text ? *text : "";
   }
-  c["logprobs"] = nullptr;
+  c["logprobs"] = logprobs ? *logprobs : json(nullptr);
   c["finish_reason"] = finish ? json(api_finish_reason(*finish)) : json(nullptr);
   r["choices"] = json::array({c});
   if (with_usage_field) r["usage"] = nullptr;

@@ -11,6 +11,7 @@
 
 #include "generate/generator.h"
 #include "io/json_file.h"
+#include "tokenizer/tokenizer.h"
 
 namespace zephyr::serve {
 
@@ -58,10 +59,18 @@ struct Usage {
 // finish_reason as the API says it: "stop", "length" (a cancelled choice reads "stop").
 std::string api_finish_reason(const std::string& engine_reason);
 
-json completion_response(Endpoint e, const ResponseMeta& meta, const std::vector<GenerationResult>& choices, const Usage& usage);
-// One stream chunk: text for choice `index` (role announced first for chat), or its finish.
+// OpenAI's logprobs object for these tokens: chat {"content": [{token, logprob, bytes,
+// top_logprobs}]}, completions {tokens, token_logprobs, top_logprobs, text_offset} with offsets
+// counted from `offset` (the bytes of the completion before them).
+json logprobs_json(Endpoint e, const Tokenizer& tok, const std::vector<TokenLogprob>& lps, int64_t offset = 0);
+
+// logprobs: the request asked for them (each choice's result.logprobs are then sent).
+json completion_response(Endpoint e, const ResponseMeta& meta, const std::vector<GenerationResult>& choices, const Usage& usage,
+                         const Tokenizer& tok, bool logprobs);
+// One stream chunk: text for choice `index` (role announced first for chat), or its finish;
+// `logprobs` (null: the field is null) for the tokens of this chunk.
 json stream_chunk(Endpoint e, const ResponseMeta& meta, int index, const std::string* text, const std::string* finish, bool role,
-                  bool with_usage_field);
+                  bool with_usage_field, const json* logprobs = nullptr);
 json usage_chunk(Endpoint e, const ResponseMeta& meta, const Usage& usage);
 // "data: JSON\n\n"
 std::string sse(const json& chunk);

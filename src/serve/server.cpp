@@ -49,16 +49,23 @@ struct Job {
     std::string text;
     bool done = false;
     GenerationResult result;
+    std::vector<TokenLogprob> logprobs;  // the tokens behind this piece (the rest come with the end)
   };
   std::mutex mu;
   std::condition_variable cv;
   std::deque<Event> events;
   std::vector<std::shared_ptr<EngineRequest>> requests;
   int remaining = 0;
+  std::vector<std::vector<TokenLogprob>> pending;  // per choice: tokens sampled, text not yet sent
 
+  void add_logprob(int choice, const TokenLogprob& lp) {
+    std::lock_guard<std::mutex> lock(mu);
+    pending[size_t(choice)].push_back(lp);
+  }
   void push(Event e) {
     {
       std::lock_guard<std::mutex> lock(mu);
+      e.logprobs.swap(pending[size_t(e.choice)]);
       if (e.done) --remaining;
       events.push_back(std::move(e));
     }
@@ -183,6 +190,7 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
     }
     const int total = int(prompts.size()) * cr.n;
     job->remaining = total;
+    job->pending.resize(size_t(total));
     int index = 0;
     for (const std::vector<int>& p : prompts)
       for (int i = 0; i < cr.n; ++i, ++index) {
@@ -197,11 +205,15 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         std::weak_ptr<Job> weak = job;
         r->on_text = [weak, index](std::string_view s) {
           auto j = weak.lock();
-          if (j) j->push({index, std::string(s), false, {}});
+          if (j) j->push({index, std::string(s), false, {}, {}});
           return j != nullptr;
         };
+        if (cr.options.top_logprobs >= 0)
+          r->on_logprob = [weak, index](const TokenLogprob& lp) {
+            if (auto j = weak.lock()) j->add_logprob(index, lp);
+          };
         r->on_done = [weak, index](const GenerationResult& g) {
-          if (auto j = weak.lock()) j->push({index, "", true, g});
+          if (auto j = weak.lock()) j->push({index, "", true, g, {}});
         };
         job->requests.push_back(r);
       }
@@ -235,16 +247,19 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         if (ev.done) results[size_t(ev.choice)] = ev.result;
     }
     for (auto& r : results) usage.completion_tokens += int64_t(r.tokens.size());
-    res.set_content(completion_response(e, meta, results, usage).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    res.set_content(completion_response(e, meta, results, usage, tok, cr.options.top_logprobs >= 0).dump(-1, ' ', false, json::error_handler_t::replace),
+                    "application/json");
     return;
   }
-  const bool include_usage = cr.include_usage;
+  const bool include_usage = cr.include_usage, logprobs = cr.options.top_logprobs >= 0;
+  auto offsets = std::make_shared<std::vector<int64_t>>(job->requests.size(), 0);  // completions' text_offset
+  const Tokenizer* tokenizer = &tok;
   auto announced = std::make_shared<bool>(false);
   auto completion_tokens = std::make_shared<int64_t>(0);
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [job, meta, e, include_usage, announced, completion_tokens, usage](size_t, httplib::DataSink& sink) mutable {
+      [job, meta, e, include_usage, logprobs, offsets, tokenizer, announced, completion_tokens, usage](size_t, httplib::DataSink& sink) mutable {
         auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
         if (!*announced && e == Endpoint::Chat) {  // each choice opens with the assistant role
           for (int i = 0; i < int(job->requests.size()); ++i)
@@ -266,8 +281,15 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
           finished = job->remaining == 0;
         }
         for (const Job::Event& ev : events) {
-          const bool ok = ev.done ? write(sse(stream_chunk(e, meta, ev.choice, nullptr, &ev.result.finish_reason, false, include_usage)))
-                                  : write(sse(stream_chunk(e, meta, ev.choice, &ev.text, nullptr, false, include_usage)));
+          json lp;
+          if (logprobs) {
+            int64_t& offset = (*offsets)[size_t(ev.choice)];
+            lp = logprobs_json(e, *tokenizer, ev.logprobs, offset);
+            for (const TokenLogprob& t : ev.logprobs) offset += int64_t(tokenizer->token_bytes(t.id).size());
+          }
+          const json* lpp = logprobs && (!ev.done || !ev.logprobs.empty()) ? &lp : nullptr;
+          const bool ok = ev.done ? write(sse(stream_chunk(e, meta, ev.choice, nullptr, &ev.result.finish_reason, false, include_usage, lpp)))
+                                  : write(sse(stream_chunk(e, meta, ev.choice, &ev.text, nullptr, false, include_usage, lpp)));
           if (!ok) return job->cancel(), false;  // the client disconnected: free its slots now
           if (ev.done) *completion_tokens += int64_t(ev.result.tokens.size());
         }

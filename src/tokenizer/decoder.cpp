@@ -145,4 +145,28 @@ std::string Decoder::decode(std::vector<std::string> tokens) const {
   return out;
 }
 
+std::string Decoder::token_bytes(const std::string& token) const {
+  std::string t = token;
+  bool fused = false;
+  for (const Step& s : steps_) {
+    switch (s.kind) {
+      case Kind::Replace: t = s.pattern.regex ? replace_regex(t, *s.pattern.regex, s.content) : replace_all(t, s.pattern.literal, s.content); break;
+      case Kind::ByteFallback:
+        if (const int b = byte_token(t); b >= 0) t = std::string(1, char(b));
+        break;
+      case Kind::Fuse: fused = true; break;
+      case Kind::Strip:  // after Fuse it strips the start and end of the whole text only
+        if (!fused) strip(t, s.content, s.start, s.stop);
+        break;
+      case Kind::ByteLevel: {
+        std::string bytes;
+        if (byte_level::decode(t, bytes)) t = std::move(bytes);
+        break;
+      }
+      case Kind::Metaspace: t = replace_all(t, s.content, " "); break;
+    }
+  }
+  return t;
+}
+
 }  // namespace zephyr

@@ -12,6 +12,10 @@ class Decoder {
  public:
   static Decoder from_json(const json& spec, const std::string& where);
   std::string decode(std::vector<std::string> tokens) const;
+  // The raw bytes one token adds in the middle of a text (no start-of-text stripping, byte
+  // tokens as their byte even when alone they are not valid UTF-8): what constrained decoding
+  // matches against.
+  std::string token_bytes(const std::string& token) const;
 
  private:
   enum class Kind { Replace, ByteFallback, Fuse, Strip, ByteLevel, Metaspace };

@@ -36,6 +36,8 @@ class Tokenizer {
   int token_id(const std::string& token) const;  // -1 when absent
   const std::string& token(int id) const;
   bool is_special(int id) const;
+  // The bytes token `id` adds in the middle of a text (Decoder::token_bytes).
+  std::string token_bytes(int id) const { return decoder_.token_bytes(token(id)); }
 
   const std::string& bos_token() const { return bos_token_; }  // "" when the model has none
   const std::string& eos_token() const { return eos_token_; }
