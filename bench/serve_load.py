@@ -3,7 +3,9 @@ max_tokens tokens (ignore_eos, so every runner generates the same count) through
 /v1/completions. Prints JSON: aggregate generated tokens/s over the wall time, p50/p95 time to
 first token, each stream's decode rate after its first token (median), and the tokens counted
 (SSE chunks with text, or usage when sent).
-usage: python3 serve_load.py PORT CLIENTS REQUESTS_PER_CLIENT MAX_TOKENS"""
+usage: python3 serve_load.py PORT CLIENTS REQUESTS_PER_CLIENT MAX_TOKENS [SCHEMA.json]
+With a schema the answers are constrained to it: sent both as OpenAI's response_format and as
+llama-server's json_schema field (each server reads its own)."""
 import http.client
 import json
 import statistics
@@ -12,15 +14,21 @@ import threading
 import time
 
 port, clients, per_client, max_tokens = (int(x) for x in sys.argv[1:5])
+schema = json.load(open(sys.argv[5])) if len(sys.argv) > 5 else None
 ttft, tokens, errors, decode = [], [], [], []
 lock = threading.Lock()
 
 
 def client(i):
     for k in range(per_client):
-        body = json.dumps({"prompt": f"Request {i}.{k}: write a long story about the sea and the ships that sail on it.",
-                           "max_tokens": max_tokens, "temperature": 0.7, "seed": i * 1000 + k, "stream": True,
-                           "ignore_eos": True, "stream_options": {"include_usage": True}})
+        req = {"prompt": f"Request {i}.{k}: write a long story about the sea and the ships that sail on it.",
+               "max_tokens": max_tokens, "temperature": 0.7, "seed": i * 1000 + k, "stream": True,
+               "ignore_eos": True, "stream_options": {"include_usage": True}}
+        if schema:
+            req["response_format"] = {"type": "json_schema", "json_schema": {"name": "bench", "schema": schema}}
+            req["json_schema"] = schema
+            req["ignore_eos"] = False  # the answer ends with the value (llama-server fails past a finished grammar)
+        body = json.dumps(req)
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         t0 = time.time()
         c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})

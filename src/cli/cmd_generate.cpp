@@ -78,11 +78,17 @@ Run add_generate(CLI::App& app) {
     opt.stop_strings = a->stops;
     opt.structured = structured;
     Generator gen(model, tok);
-    const GenerationResult r = gen.generate(prompt, opt, [](std::string_view piece) {
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-      std::fflush(stdout);
-      return true;
-    });
+    GenerationResult r;
+    try {
+      r = gen.generate(prompt, opt, [](std::string_view piece) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+        return true;
+      });
+    } catch (const Error& e) {
+      if (e.field() != "max_tokens") throw;
+      fail("--max-new-tokens", e.reason());
+    }
     std::fputc('\n', stdout);
     std::fflush(stdout);
     const int64_t n = int64_t(r.tokens.size());

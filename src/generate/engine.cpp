@@ -53,6 +53,7 @@ bool Engine::submit(std::shared_ptr<EngineRequest> r) {
     fail_field("max_tokens", "the prompt (" + std::to_string(n) + " tokens) and max_tokens (" + std::to_string(r->options.max_new_tokens) +
                                  ") exceed a slot's context of " + std::to_string(ctx) + " tokens");
   r->options.sampling.validate();
+  if (r->options.structured) r->options.structured->check_fits(r->options.max_new_tokens);
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) return false;
   const int free_slots = options_.slots - busy_.load();

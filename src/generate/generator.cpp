@@ -69,6 +69,7 @@ GenerationResult Generator::generate(const std::vector<int>& prompt, const Gener
   std::vector<int> history = prompt;
   const int64_t limit = std::min<int64_t>(opt.max_new_tokens, model_.config.max_position_embeddings - int64_t(prompt.size()));
   std::optional<JsonConstraint> constraint;
+  if (opt.structured) opt.structured->check_fits(limit);
   if (opt.structured)
     constraint.emplace(opt.structured->grammar, token_vocabulary(tok_), opt.eos_ids, opt.structured->cache);
   bool eos = false, complete = false;

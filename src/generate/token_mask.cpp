@@ -6,6 +6,8 @@
 #include <map>
 #include <mutex>
 
+#include "core/error.h"
+
 namespace zephyr {
 
 namespace {
@@ -198,6 +200,13 @@ std::shared_ptr<const StructuredOutput> StructuredOutput::from(JsonGrammar g) {
   s->grammar = std::make_shared<const JsonGrammar>(std::move(g));
   s->cache = std::make_shared<JsonConstraint::Cache>();
   return s;
+}
+
+void StructuredOutput::check_fits(int64_t max_tokens) const {
+  const int64_t need = grammar->node(grammar->root()).min_bytes;
+  if (need > max_tokens)
+    fail_field("max_tokens", "the schema's shortest answer is " + std::to_string(need) + " bytes, which may need as many tokens; max_tokens is " +
+                                 std::to_string(max_tokens));
 }
 
 std::shared_ptr<const TokenVocabulary> token_vocabulary(const Tokenizer& tok) {

@@ -86,6 +86,9 @@ struct StructuredOutput {
   std::shared_ptr<const JsonGrammar> grammar;
   std::shared_ptr<JsonConstraint::Cache> cache;
   static std::shared_ptr<const StructuredOutput> from(JsonGrammar g);
+  // An Error (field "max_tokens") when the schema's shortest value may not fit in max_tokens: the
+  // masks keep room to finish counting a token per byte.
+  void check_fits(int64_t max_tokens) const;
 };
 
 // The vocabulary of a tokenizer, built on first use and kept (one per tokenizer object).

