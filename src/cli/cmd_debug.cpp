@@ -108,6 +108,10 @@ Run add_debug(CLI::App& app) {
   logits->add_option("-m,--model", *model_path, "model directory or GGUF file")->required();
   logits->add_option("--ids", *ids_text, "token ids separated by spaces")->required();
   logits->add_option("-o,--output", *out, "file to write")->required();
+  auto one_by_one = std::make_shared<bool>(false);
+  logits->add_flag("--one-by-one", *one_by_one,
+                   "run the ids one pass each, as decoding and the server's engine do (whose kernels differ from a prompt's "
+                   "on quantized models): the logits the server's log-probs come from");
   threads->add(logits);
   auto* grads = cmd->add_subcommand("sft-grads", "Loss and gradients of one batch made of every row of a JSONL file "
                                                  "({\"messages\"} or {\"input_ids\", \"labels\"}), padded and masked "
@@ -142,7 +146,10 @@ Run add_debug(CLI::App& app) {
     const Model model = Model::load(*model_path);
     InferenceState state(model);
     std::vector<float> result(ids.size() * size_t(model.config.vocab_size));
-    forward(model, ids.data(), int64_t(ids.size()), state, result.data(), true);
+    if (*one_by_one)
+      for (size_t i = 0; i < ids.size(); ++i) forward(model, &ids[i], 1, state, result.data() + i * size_t(model.config.vocab_size));
+    else
+      forward(model, ids.data(), int64_t(ids.size()), state, result.data(), true);
     write_file_atomic(*out, std::string(reinterpret_cast<const char*>(result.data()), result.size() * sizeof(float)));
     std::fprintf(stderr, "wrote %s: [%zu, %lld] fp32\n", out->c_str(), ids.size(), (long long)model.config.vocab_size);
     return 0;

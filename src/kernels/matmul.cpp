@@ -187,8 +187,12 @@ void panel_gemm(const float* x, int64_t n, const Matrix& w, float* y, int64_t ld
 // balanced (with a static split, 7B decode GEMVs waited 5-19% of their time for the later
 // thread); 32 when several tokens share each row's unpacking; whole ranges for the interleaved
 // kernels.
-void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
-  if (n >= kQuantGemmTokens && !is_interleaved(w.dtype)) {
+// rowwise: every row as for n = 1 (the batched engine), so never the GEMM.
+// Q4_1x8 prompts take the GEMM too: SmolLM2 (the Q4_1 model we ship) carries activations of
+// several hundred on a few channels, and the int8 activations of the integer kernels put its
+// prompt logits up to 2.2 from a float reference where the fp32/bf16 panels stay within 0.43.
+void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy, bool rowwise = false) {
+  if (!rowwise && n >= kQuantGemmTokens && (!is_interleaved(w.dtype) || w.dtype == DType::Q4_1x8)) {
     // The bf16 GEMM re-packs x for every panel, so it gets fewer, larger ones (~16 MB); sgemm's
     // stay in L2/L3 (~2 MB).
     const bool bf16 = gemm_bf16_available();
@@ -252,7 +256,8 @@ void matmul_rowwise(const float* x, int64_t n, const Matrix& w, float* y, int64_
   if (n <= 0) return;
   if (ldy == 0) ldy = w.rows;
   // The interleaved kernels already give every token the same arithmetic for any token count.
-  if (n == 1 || is_interleaved(w.dtype)) return matmul(x, n, w, y, ldy);
+  if (n == 1) return matmul(x, n, w, y, ldy);
+  if (is_interleaved(w.dtype)) return matmul_quantized(x, n, w, y, ldy, true);
   // 16 rows (a few KB, kept in L1/L2) at a time through every token's decode kernel.
   if (!is_quantized(w.dtype)) {
     parallel_for_balanced(size_t(w.rows), 16, [&](size_t r0, size_t r1) {

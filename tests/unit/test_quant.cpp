@@ -285,7 +285,9 @@ TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
     for (int64_t ntok : {int64_t(1), int64_t(3), int64_t(6), int64_t(45)}) {
       auto xs = randn(rng, size_t(ntok * n));
       std::vector<float> y(size_t(ntok * rows));
-      matmul(xs.data(), ntok, inter, y.data());
+      std::vector<QuantizedActivations> acts(static_cast<size_t>(ntok));  // the kernels (matmul may take a GEMM)
+      for (int64_t k = 0; k < ntok; ++k) quantize_activations(xs.data() + k * n, n, acts[size_t(k)], fast);
+      quant_gemm_rows(fast, wi.data(), rows, acts.data(), ntok, 0, rows, y.data(), rows);
       for (int64_t k = 0; k < ntok; ++k) {
         quantize_activations(xs.data() + k * n, n, q);
         for (int64_t r = 0; r < rows; ++r) {
