@@ -4,6 +4,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include "cli/commands.h"
@@ -20,7 +22,7 @@ std::atomic<int> g_signals{0};
 void on_signal(int) { g_signals.fetch_add(1); }
 
 struct ServeArgs {
-  std::string model;
+  std::string model, filter_prompt;
   serve::ServerOptions server;
   ThreadsFlag threads;
 };
@@ -43,9 +45,25 @@ Run add_serve(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--api-key", a->server.api_key, "require Authorization: Bearer KEY on /v1/ requests");
   cmd->add_option("--model-name", a->server.model_name, "the model id clients see and send (default: the file or directory name)");
+  cmd->add_option("--filter", a->server.filter.spec,
+                  "check requests and answers with a content filter: exec:PATH (a program: a JSON line in, "
+                  "{\"flagged\", \"category\"} out), model:PATH (a local model) or http://HOST:PORT/v1 (an OpenAI-compatible server)");
+  cmd->add_option("--filter-every", a->server.filter_every, "check the answer every N tokens while generating, and at its end (default 32)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--filter-fail", a->server.filter_fail_closed,
+                  "when a check fails (the filter crashed, timed out or answered nonsense): open lets the text through, "
+                  "closed treats it as flagged (default open)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, bool>{{"open", false}, {"closed", true}}));
+  cmd->add_option("--filter-prompt", a->filter_prompt, "model:/http: filters: a file with the classification instructions "
+                                                       "(default: built in; the text to judge comes as the user message)");
+  cmd->add_option("--filter-model", a->server.filter.model_name, "http: filters: the model name to ask for (default \"default\")");
   a->threads.add(cmd);
   return [a] {
     a->threads.apply();
+    if (!a->filter_prompt.empty()) {
+      if (a->server.filter.spec.empty()) fail("--filter-prompt", "needs --filter");
+      a->server.filter.prompt = read_file(a->filter_prompt);
+    }
     const Model model = Model::load(a->model);
     const Tokenizer tok = model_tokenizer(model);
     if (a->server.model_name.empty()) {
@@ -53,7 +71,14 @@ Run add_serve(CLI::App& app) {
       while (p.has_parent_path() && p.filename().empty()) p = p.parent_path();  // "dir/" names "dir"
       a->server.model_name = is_gguf_file(a->model) ? p.stem().string() : p.filename().string();
     }
-    serve::Server server(model, tok, a->server);
+    std::optional<serve::Server> built;
+    try {
+      built.emplace(model, tok, a->server);
+    } catch (const Error& e) {
+      if (e.field().rfind("filter", 0) != 0) throw;
+      fail("--" + e.field(), e.reason());
+    }
+    serve::Server& server = *built;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     std::atomic<bool> done{false};

@@ -221,6 +221,7 @@ void Engine::step() {
     s.result.tokens.push_back(next);
     s.history.push_back(next);
     generated_ += 1;
+    s.req->generated += 1;
     const auto& eos = s.req->options.eos_ids;
     const bool is_eos = std::find(eos.begin(), eos.end(), int64_t(next)) != eos.end();
     if (top >= 0 && !is_eos) {

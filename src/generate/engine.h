@@ -37,6 +37,7 @@ struct EngineRequest {
   std::function<void(const TokenLogprob&)> on_logprob;    // with options.top_logprobs >= 0: each token (not EOS), before its text
   std::function<void(const GenerationResult&)> on_done;   // once, at the end (finish_reason set)
   std::atomic<bool> cancelled{false};                     // any thread may set it (client gone)
+  std::atomic<int64_t> generated{0};                      // tokens sampled so far (EOS included)
 };
 
 struct EngineStats {

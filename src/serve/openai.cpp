@@ -209,7 +209,9 @@ json Usage::to_json() const {
   return {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens}, {"total_tokens", prompt_tokens + completion_tokens}};
 }
 
-std::string api_finish_reason(const std::string& reason) { return reason == "length" ? "length" : "stop"; }
+std::string api_finish_reason(const std::string& reason) {
+  return reason == "length" || reason == "content_filter" ? reason : "stop";
+}
 
 namespace {
 
@@ -257,12 +259,15 @@ json logprobs_json(Endpoint e, const Tokenizer& tok, const std::vector<TokenLogp
 }
 
 json completion_response(Endpoint e, const ResponseMeta& meta, const std::vector<GenerationResult>& choices, const Usage& usage,
-                         const Tokenizer& tok, bool logprobs) {
+                         const Tokenizer& tok, bool logprobs, const std::vector<std::string>* refusals) {
   json r = head(e, meta, false);
   json list = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     json c = {{"index", i}};
-    if (e == Endpoint::Chat) c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
+    if (e == Endpoint::Chat) {
+      c["message"] = {{"role", "assistant"}, {"content", choices[i].text}};
+      if (refusals && !(*refusals)[i].empty()) c["message"]["refusal"] = (*refusals)[i];
+    }
     else c["text"] = choices[i].text;
     c["logprobs"] = logprobs ? logprobs_json(e, tok, choices[i].logprobs) : json(nullptr);
     c["finish_reason"] = api_finish_reason(choices[i].finish_reason);

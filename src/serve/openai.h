@@ -56,7 +56,8 @@ struct Usage {
   int64_t prompt_tokens = 0, completion_tokens = 0;
   json to_json() const;
 };
-// finish_reason as the API says it: "stop", "length" (a cancelled choice reads "stop").
+// finish_reason as the API says it: "stop", "length", "content_filter" (a cancelled choice reads
+// "stop").
 std::string api_finish_reason(const std::string& engine_reason);
 
 // OpenAI's logprobs object for these tokens: chat {"content": [{token, logprob, bytes,
@@ -65,8 +66,9 @@ std::string api_finish_reason(const std::string& engine_reason);
 json logprobs_json(Endpoint e, const Tokenizer& tok, const std::vector<TokenLogprob>& lps, int64_t offset = 0);
 
 // logprobs: the request asked for them (each choice's result.logprobs are then sent).
+// refusals (chat, when given): per choice a refusal message, or "".
 json completion_response(Endpoint e, const ResponseMeta& meta, const std::vector<GenerationResult>& choices, const Usage& usage,
-                         const Tokenizer& tok, bool logprobs);
+                         const Tokenizer& tok, bool logprobs, const std::vector<std::string>* refusals = nullptr);
 // One stream chunk: text for choice `index` (role announced first for chat), or its finish;
 // `logprobs` (null: the field is null) for the tokens of this chunk.
 json stream_chunk(Endpoint e, const ResponseMeta& meta, int index, const std::string* text, const std::string* finish, bool role,

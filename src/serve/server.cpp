@@ -76,6 +76,22 @@ struct Job {
   }
 };
 
+// One choice's answer on its way to the client: with a filter, text is held until a check passes
+// it (every filter_every tokens and at the end), so a flagged answer stops before its flagged part.
+struct Gate {
+  std::string held, sent;
+  std::vector<TokenLogprob> held_logprobs;
+  int64_t checked = 0;  // tokens generated at the last check
+  bool ended = false;
+};
+// What goes to the client: text (with its tokens' log-probs), then maybe the choice's end.
+struct Out {
+  int choice = 0;
+  std::string text;
+  std::vector<TokenLogprob> logprobs;
+  std::string finish;
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -94,14 +110,21 @@ struct Server::Impl {
   uint64_t last_generated = 0;
   std::thread stopper;
   std::once_flag stop_once;
+  std::unique_ptr<ContentFilter> filter;
+  std::atomic<uint64_t> filter_passed{0}, filter_flagged{0}, filter_errors{0};
 
   Impl(const Model& m, const Tokenizer& t, ServerOptions o)
       : model(m), tok(t), opt(std::move(o)), defaults(sampling_defaults(m.generation_config)), engine(m, t, opt.engine) {
     if (!tok.chat_template().empty()) tmpl.emplace(tok.chat_template());
+    if (!opt.filter.spec.empty()) filter = make_content_filter(opt.filter);
+    if (opt.filter_every < 1) fail_field("filter-every", "must be at least 1");
   }
 
   void routes();
   void completion(const httplib::Request& req, httplib::Response& res, Endpoint e);
+  // The filter's verdict on a text, counted; a failing check follows --filter-fail.
+  bool flagged(const std::string& role, const std::string& text, const ordered_json& conversation, std::string& category);
+  void gate(const Job::Event& ev, Gate& g, EngineRequest& req, const ordered_json& conversation, std::vector<Out>& out);
   std::string metrics();
 };
 
@@ -161,6 +184,9 @@ void Server::Impl::routes() {
 void Server::Impl::completion(const httplib::Request& req, httplib::Response& res, Endpoint e) {
   std::shared_ptr<Job> job = std::make_shared<Job>();
   CompletionRequest cr;
+  bool refused = false;
+  std::string refused_category;
+  struct Refused {};
   std::vector<std::vector<int>> prompts;
   try {
     if (stopping) throw ApiError(503, "server_error", "The server is shutting down");
@@ -188,6 +214,19 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         }
       }
     }
+    // The user's message (or the prompt) goes to the filter before anything is generated.
+    if (filter) {
+      std::string text;
+      if (e == Endpoint::Chat) {
+        for (auto it = cr.messages.rbegin(); it != cr.messages.rend() && text.empty(); ++it)
+          if ((*it)["role"] == "user") text = (*it)["content"].get<std::string>();
+      } else {
+        for (const std::string& p : cr.prompts) text += p;
+        if (cr.prompts.empty()) text = tok.decode(cr.prompt_ids);
+      }
+      refused = !text.empty() && flagged("user", text, cr.messages.is_null() ? ordered_json::array() : cr.messages, refused_category);
+    }
+    if (refused) throw Refused{};
     const int total = int(prompts.size()) * cr.n;
     job->remaining = total;
     job->pending.resize(size_t(total));
@@ -234,32 +273,71 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
   } catch (const ApiError& err) {
     // Requests already queued see `cancelled` and end without running further.
     return send_error(res, err);
+  } catch (const Refused&) {
   }
   ResponseMeta meta{random_id(e == Endpoint::Chat ? "chatcmpl-" : "cmpl-"), opt.model_name, unix_now()};
   Usage usage;
   for (const auto& p : prompts) usage.prompt_tokens += int64_t(p.size());
+  const bool logprobs = cr.options.top_logprobs >= 0;
+  if (refused) {  // a refusal: no generation, every choice ends with content_filter
+    const int n = int(prompts.size()) * cr.n;
+    const std::string why = "The request was flagged by the content filter" + (refused_category.empty() ? "" : " (" + refused_category + ")") + ".";
+    std::vector<GenerationResult> results(static_cast<size_t>(n));
+    for (auto& r : results) r.finish_reason = "content_filter";
+    if (!cr.stream) {
+      const std::vector<std::string> refusals(static_cast<size_t>(n), why);
+      res.set_content(completion_response(e, meta, results, usage, tok, logprobs, &refusals).dump(), "application/json");
+      return;
+    }
+    std::string body;
+    const std::string finish = "content_filter";
+    for (int i = 0; i < n; ++i) {
+      if (e == Endpoint::Chat) body += sse(stream_chunk(e, meta, i, nullptr, nullptr, true, cr.include_usage));
+      body += sse(stream_chunk(e, meta, i, nullptr, &finish, false, cr.include_usage));
+    }
+    if (cr.include_usage) body += sse(usage_chunk(e, meta, usage));
+    res.set_content(body + "data: [DONE]\n\n", "text/event-stream");
+    return;
+  }
+  const int choices = int(job->requests.size());
+  auto gates = std::make_shared<std::vector<Gate>>(static_cast<size_t>(choices));
+  const ordered_json conversation = cr.messages.is_null() ? ordered_json::array() : cr.messages;
   if (!cr.stream) {
-    std::vector<GenerationResult> results(job->requests.size());
-    {
-      std::unique_lock<std::mutex> lock(job->mu);
-      job->cv.wait(lock, [&] { return job->remaining == 0; });
-      for (auto& ev : job->events)
-        if (ev.done) results[size_t(ev.choice)] = ev.result;
+    std::vector<GenerationResult> results(static_cast<size_t>(choices));
+    for (bool finished = false; !finished;) {
+      std::deque<Job::Event> events;
+      {
+        std::unique_lock<std::mutex> lock(job->mu);
+        job->cv.wait(lock, [&] { return !job->events.empty() || job->remaining == 0; });
+        events.swap(job->events);
+        finished = job->remaining == 0;
+      }
+      std::vector<Out> outs;
+      for (Job::Event& ev : events) {
+        gate(ev, (*gates)[size_t(ev.choice)], *job->requests[size_t(ev.choice)], conversation, outs);
+        if (ev.done) results[size_t(ev.choice)].tokens = ev.result.tokens;
+      }
+      for (Out& o : outs) {
+        GenerationResult& r = results[size_t(o.choice)];
+        r.text += o.text;
+        r.logprobs.insert(r.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
+        if (!o.finish.empty()) r.finish_reason = o.finish;
+      }
     }
     for (auto& r : results) usage.completion_tokens += int64_t(r.tokens.size());
-    res.set_content(completion_response(e, meta, results, usage, tok, cr.options.top_logprobs >= 0).dump(-1, ' ', false, json::error_handler_t::replace),
+    res.set_content(completion_response(e, meta, results, usage, tok, logprobs).dump(-1, ' ', false, json::error_handler_t::replace),
                     "application/json");
     return;
   }
-  const bool include_usage = cr.include_usage, logprobs = cr.options.top_logprobs >= 0;
-  auto offsets = std::make_shared<std::vector<int64_t>>(job->requests.size(), 0);  // completions' text_offset
-  const Tokenizer* tokenizer = &tok;
+  const bool include_usage = cr.include_usage;
+  auto offsets = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(choices), 0);  // completions' text_offset
   auto announced = std::make_shared<bool>(false);
   auto completion_tokens = std::make_shared<int64_t>(0);
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [job, meta, e, include_usage, logprobs, offsets, tokenizer, announced, completion_tokens, usage](size_t, httplib::DataSink& sink) mutable {
+      [this, job, gates, conversation, meta, e, include_usage, logprobs, offsets, announced, completion_tokens, usage](
+          size_t, httplib::DataSink& sink) mutable {
         auto write = [&](const std::string& s) { return sink.write(s.data(), s.size()); };
         if (!*announced && e == Endpoint::Chat) {  // each choice opens with the assistant role
           for (int i = 0; i < int(job->requests.size()); ++i)
@@ -280,18 +358,23 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
           events.swap(job->events);
           finished = job->remaining == 0;
         }
-        for (const Job::Event& ev : events) {
+        std::vector<Out> outs;
+        for (Job::Event& ev : events) {
+          gate(ev, (*gates)[size_t(ev.choice)], *job->requests[size_t(ev.choice)], conversation, outs);
+          if (ev.done) *completion_tokens += int64_t(ev.result.tokens.size());
+        }
+        for (const Out& o : outs) {
           json lp;
           if (logprobs) {
-            int64_t& offset = (*offsets)[size_t(ev.choice)];
-            lp = logprobs_json(e, *tokenizer, ev.logprobs, offset);
-            for (const TokenLogprob& t : ev.logprobs) offset += int64_t(tokenizer->token_bytes(t.id).size());
+            int64_t& offset = (*offsets)[size_t(o.choice)];
+            lp = logprobs_json(e, tok, o.logprobs, offset);
+            for (const TokenLogprob& t : o.logprobs) offset += int64_t(tok.token_bytes(t.id).size());
           }
-          const json* lpp = logprobs && (!ev.done || !ev.logprobs.empty()) ? &lp : nullptr;
-          const bool ok = ev.done ? write(sse(stream_chunk(e, meta, ev.choice, nullptr, &ev.result.finish_reason, false, include_usage, lpp)))
-                                  : write(sse(stream_chunk(e, meta, ev.choice, &ev.text, nullptr, false, include_usage, lpp)));
+          const json* lpp = logprobs && !o.logprobs.empty() ? &lp : nullptr;
+          bool ok = true;
+          if (!o.text.empty() || lpp) ok = write(sse(stream_chunk(e, meta, o.choice, &o.text, nullptr, false, include_usage, lpp)));
+          if (ok && !o.finish.empty()) ok = write(sse(stream_chunk(e, meta, o.choice, nullptr, &o.finish, false, include_usage)));
           if (!ok) return job->cancel(), false;  // the client disconnected: free its slots now
-          if (ev.done) *completion_tokens += int64_t(ev.result.tokens.size());
         }
         if (finished) {
           if (include_usage) {
@@ -304,6 +387,53 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
         return true;
       },
       [job](bool) { job->cancel(); });  // the response ended (or broke): nothing may keep running for it
+}
+
+bool Server::Impl::flagged(const std::string& role, const std::string& text, const ordered_json& conversation, std::string& category) {
+  const FilterVerdict v = filter->check(role, text, conversation);
+  if (!v.error.empty()) {
+    filter_errors += 1;
+    std::fprintf(stderr, "zephyr: filter: %s (counted as %s)\n", v.error.c_str(), opt.filter_fail_closed ? "flagged" : "clean");
+    category = "filter_error";
+    return opt.filter_fail_closed;
+  }
+  (v.flagged ? filter_flagged : filter_passed) += 1;
+  category = v.category;
+  return v.flagged;
+}
+
+void Server::Impl::gate(const Job::Event& ev, Gate& g, EngineRequest& req, const ordered_json& conversation, std::vector<Out>& out) {
+  if (g.ended) return;  // cut by the filter: this is the engine's end of the cancelled choice
+  const auto release = [&] {
+    if (g.held.empty() && g.held_logprobs.empty()) return;
+    out.push_back({ev.choice, std::move(g.held), std::move(g.held_logprobs), ""});
+    g.held.clear();
+    g.held_logprobs.clear();
+  };
+  g.held += ev.text;
+  g.held_logprobs.insert(g.held_logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
+  if (filter) {
+    const int64_t n = req.generated.load();
+    // Every filter_every tokens, and at the end whatever was not checked yet.
+    if (ev.done ? !g.held.empty() : n - g.checked >= opt.filter_every) {
+      g.checked = n;
+      std::string category;
+      if (flagged("assistant", g.sent + g.held, conversation, category)) {
+        g.ended = true;
+        req.cancelled = true;
+        out.push_back({ev.choice, "", {}, "content_filter"});
+        return;
+      }
+      g.sent += g.held;
+    } else if (!ev.done) {
+      return;  // held until checked
+    }
+  }
+  release();
+  if (ev.done) {
+    g.ended = true;
+    out.push_back({ev.choice, "", {}, ev.result.finish_reason});
+  }
 }
 
 std::string Server::Impl::metrics() {
@@ -341,6 +471,11 @@ std::string Server::Impl::metrics() {
   metric("zephyr_slots", "gauge", "Sequences the engine decodes together.", line("zephyr_slots", s.slots));
   metric("zephyr_slots_busy", "gauge", "Slots serving a request.", line("zephyr_slots_busy", s.busy));
   metric("zephyr_kv_cache_tokens", "gauge", "Tokens held in the slots' KV caches.", line("zephyr_kv_cache_tokens", double(s.cached_tokens)));
+  if (filter)
+    metric("zephyr_filter_checks_total", "counter", "Content-filter checks by result (error: the check failed; see --filter-fail).",
+           line("zephyr_filter_checks_total{result=\"clean\"}", double(filter_passed)) +
+               line("zephyr_filter_checks_total{result=\"flagged\"}", double(filter_flagged)) +
+               line("zephyr_filter_checks_total{result=\"error\"}", double(filter_errors)));
   metric("zephyr_kv_cache_usage_ratio", "gauge", "KV-cache tokens over slots x slot context.",
          line("zephyr_kv_cache_usage_ratio", s.context_tokens ? double(s.cached_tokens) / double(s.context_tokens) : 0.0));
   return out;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "generate/engine.h"
+#include "serve/content_filter.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,6 +20,9 @@ struct ServerOptions {
   std::string model_name;          // the id /v1/models lists and requests may name
   EngineOptions engine;
   size_t max_body_bytes = 8 << 20; // larger bodies get 413
+  FilterOptions filter;            // spec "": no filter
+  int filter_every = 32;           // check the answer every this many tokens (and at its end)
+  bool filter_fail_closed = false; // a failing check counts as flagged (else as clean)
 };
 
 class Server {
