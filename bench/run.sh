@@ -37,4 +37,6 @@ if [ -n "${LLAMA_CPP_BIN:-}" ]; then
   REF="$ref" bash "$(dirname "$0")/gguf_vs_llama_cpp.sh" "$build" "$LLAMA_CPP_BIN"
   echo
   REF="$ref" bash "$(dirname "$0")/serve_vs_llama_server.sh" "$build" "$LLAMA_CPP_BIN"
+  echo
+  bash "$(dirname "$0")/structured_decode.sh" "$build" "$LLAMA_CPP_BIN"
 fi

@@ -204,6 +204,39 @@ def client_checks(s, name):
     check(status == 400 and err.get("param") == "max_tokens", f"max_tokens below the schema's shortest answer: 400 ({err.get('message')})")
 
 
+def cli_checks(z, gguf, schemas):
+    with tempfile.TemporaryDirectory() as d:
+        bad = []
+        for i, schema in enumerate(schemas):
+            path = os.path.join(d, f"s{i}.json")
+            with open(path, "w") as f:
+                json.dump(schema, f)
+            p = subprocess.run([z, "generate", "-m", gguf, "--chat", "-p", "Answer in JSON.", "--json-schema", path, "-n", "1500",
+                                "--seed", str(i), "--temp", "0.8"], capture_output=True, text=True, timeout=300)
+            try:
+                jsonschema.validate(json.loads(p.stdout), schema)
+            except Exception as e:  # noqa: BLE001
+                bad.append(f"{json.dumps(schema)} -> {p.stdout!r} {p.stderr[-200:]!r}: {str(e)[:120]}")
+        check(not bad, f"zephyr generate --json-schema: {len(schemas)} schemas answered with JSON that validates"
+              + "".join("\n     " + b for b in bad[:3]))
+        p = subprocess.run([z, "generate", "-m", gguf, "-p", "x", "--json"], capture_output=True, text=True, timeout=300)
+        try:
+            ok = isinstance(json.loads(p.stdout), dict)
+        except ValueError:
+            ok = False
+        check(ok and p.returncode == 0, f"zephyr generate --json: a JSON object ({p.stdout.strip()[:80]!r})")
+        path = os.path.join(d, "bad.json")
+        with open(path, "w") as f:
+            json.dump({"type": "object", "properties": {"when": {"type": "string", "format": "date-time"}}}, f)
+        p = subprocess.run([z, "generate", "-m", gguf, "-p", "x", "--json-schema", path], capture_output=True, text=True, timeout=300)
+        check(p.returncode != 0 and path in p.stderr and "/properties/when" in p.stderr and "\"format\"" in p.stderr,
+              f"a schema outside the subset names the file, the place and the keyword: {p.stderr.strip()}")
+        with open(path, "w") as f:
+            f.write('{"type": "object",')
+        p = subprocess.run([z, "generate", "-m", gguf, "-p", "x", "--json-schema", path], capture_output=True, text=True, timeout=300)
+        check(p.returncode != 0 and path in p.stderr and "byte" in p.stderr, f"a schema file that is not JSON: {p.stderr.strip()}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--zephyr", required=True)
@@ -226,6 +259,7 @@ def main():
     try:
         structured_answers(s, schemas[:40], "SmolLM2-135M-Instruct (byte-level vocabulary)", 1500)
         client_checks(s, "smollm2")
+        cli_checks(a.zephyr, a.gguf, schemas[40:50])
         logprob_checks(s, a.zephyr, a.gguf)
     finally:
         s.close()
