@@ -31,6 +31,8 @@ echo
 bash "$(dirname "$0")/sft_step.sh" "$build"
 bash "$(dirname "$0")/dpo_step.sh" "$build"
 echo
+bash "$(dirname "$0")/feedback_generate.sh" "$build"
+echo
 bash "$(dirname "$0")/model_speed.sh" "$build"
 if [ -n "${LLAMA_CPP_BIN:-}" ]; then
   echo

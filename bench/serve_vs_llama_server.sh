@@ -24,14 +24,7 @@ if [ ! -f "$models/1b-q4_0.gguf" ]; then
   echo '{"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true}' > "$models/1b/tokenizer_config.json"
   "$z" export-gguf "$models/1b" "$models/1b-q4_0.gguf" --type q4_0 >&2
 fi
-wait_port() {  # pid, port: until /health answers
-  for _ in $(seq 600); do
-    curl -sf "http://127.0.0.1:$2/health" >/dev/null 2>&1 && return 0
-    kill -0 "$1" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
+source "$(dirname "$0")/serve_common.sh"
 run_load() {  # runner name, port, model label
   for c in 1 4 8 16; do
     python3 "$here/serve_load.py" "$2" "$c" $(( c == 1 ? 4 : 2 )) "$tokens" | python3 -c "

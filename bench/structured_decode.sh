@@ -21,14 +21,7 @@ cat > "$schema" <<'JSON'
  "tags": {"type": "array", "items": {"type": "string"}}}, "required": ["name", "age", "city", "tags"]}}
 JSON
 [ -f "$build/bench-models/1b-q4_0.gguf" ] || { echo "run bench/serve_vs_llama_server.sh first (it makes the 1B model)" >&2; exit 1; }
-wait_port() {
-  for _ in $(seq 600); do
-    curl -sf "http://127.0.0.1:$2/health" >/dev/null 2>&1 && return 0
-    kill -0 "$1" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
+source "$(dirname "$0")/serve_common.sh"
 rate() {  # port, [schema]: per-stream decode tok/s
   python3 "$here/serve_load.py" "$1" 1 3 "$tokens" ${2:-} | python3 -c "
 import json, sys

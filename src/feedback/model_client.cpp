@@ -1,10 +1,7 @@
 #include "feedback/model_client.h"
 
-#include <fcntl.h>
 #include <httplib.h>
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,11 +14,10 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/subprocess.h"
 #include "generate/engine.h"
 #include "model/model_tokenizer.h"
 #include "tokenizer/conversation.h"
-
-extern char** environ;
 
 namespace zephyr {
 
@@ -60,31 +56,17 @@ ordered_json ModelClient::run(const ordered_json&, std::string& error) {
 }
 
 bool run_json_program(const std::string& path, const ordered_json& input, int timeout_s, ordered_json& output, std::string& error) {
-  int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return error = std::strerror(errno), false;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  char* argv[] = {const_cast<char*>(path.c_str()), nullptr};
-  pid_t pid;
-  const int rc = posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(in[0]);
-  ::close(out[1]);
-  if (rc != 0) {
-    ::close(in[1]), ::close(out[0]);
-    return error = "cannot start " + path + ": " + std::strerror(rc), false;
-  }
-  ::signal(SIGPIPE, SIG_IGN);  // a program that exits without reading is its failure, not ours
+  PipedChild child;
+  if (!spawn_piped(path, child, error)) return false;
+  const pid_t pid = child.pid;
   const std::string data = input.dump(-1, ' ', false, ordered_json::error_handler_t::replace) + "\n";
   std::string got;
   size_t written = 0;
-  int to = in[1];
+  int to = child.to;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   bool timed_out = false;
   for (;;) {  // write and read together: a program may answer before it has read everything
-    pollfd p[2] = {{out[0], POLLIN, 0}, {to, POLLOUT, 0}};
+    pollfd p[2] = {{child.from, POLLIN, 0}, {to, POLLOUT, 0}};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
     if (left <= 0) {
       timed_out = true;
@@ -98,13 +80,13 @@ bool run_json_program(const std::string& path, const ordered_json& input, int ti
     }
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       char buf[65536];
-      const ssize_t n = ::read(out[0], buf, sizeof buf);
+      const ssize_t n = ::read(child.from, buf, sizeof buf);
       if (n <= 0) break;
       got.append(buf, size_t(n));
     }
   }
   if (to >= 0) ::close(to);
-  ::close(out[0]);
+  ::close(child.from);
   if (timed_out) ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);

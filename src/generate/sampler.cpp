@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <string>
 #include <unordered_set>
@@ -57,12 +58,43 @@ void softmax_f32(std::span<const float> logits, std::vector<float>& probs) {
 }
 }  // namespace
 
+namespace {
+// The finite logits' ids in ascending order, ties in id order (what a stable sort gives): an LSD
+// radix sort on the float bits, 4 passes of 8 bits. A comparison stable_sort of a 49k vocabulary
+// took ~3 ms a token, a quarter of SmolLM2's decode whenever top-k was off.
+void ascending_order(std::span<const float> x, std::vector<int>& order) {
+  std::vector<uint32_t> keys, keys2;
+  std::vector<int> ids2;
+  order.clear();
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!(x[i] > -INFINITY)) continue;
+    uint32_t b;
+    std::memcpy(&b, &x[i], 4);
+    if (b == 0x80000000u) b = 0;  // -0 ties with +0, as in a comparison sort
+    keys.push_back(b & 0x80000000u ? ~b : b | 0x80000000u);  // unsigned order = float order
+    order.push_back(int(i));
+  }
+  keys2.resize(keys.size());
+  ids2.resize(order.size());
+  for (int shift = 0; shift < 32; shift += 8) {
+    size_t count[257] = {};
+    for (uint32_t k : keys) ++count[((k >> shift) & 0xFF) + 1];
+    for (int d = 0; d < 256; ++d) count[d + 1] += count[d];
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const size_t at = count[(keys[i] >> shift) & 0xFF]++;
+      keys2[at] = keys[i];
+      ids2[at] = order[i];
+    }
+    keys.swap(keys2);
+    order.swap(ids2);
+  }
+}
+}  // namespace
+
 void apply_top_p(std::span<float> logits, double p) {
   if (p >= 1.0) return;
   std::vector<int> order;
-  for (size_t i = 0; i < logits.size(); ++i)
-    if (logits[i] > -INFINITY) order.push_back(int(i));
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[size_t(a)] < logits[size_t(b)]; });
+  ascending_order(logits, order);
   std::vector<float> finite(order.size()), probs;
   for (size_t i = 0; i < order.size(); ++i) finite[i] = logits[size_t(order[i])];
   softmax_f32(finite, probs);

@@ -1,10 +1,8 @@
 #include "serve/content_filter.h"
 
-#include <fcntl.h>
 #include <httplib.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,11 +12,10 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "core/subprocess.h"
 #include "generate/generator.h"
 #include "model/model_tokenizer.h"
 #include "tokenizer/conversation.h"
-
-extern char** environ;
 
 namespace zephyr::serve {
 
@@ -78,29 +75,9 @@ class ExecFilter : public ContentFilter {
 
  private:
   bool start(std::string& error) {
-    int in[2], out[2];
-    if (::pipe2(in, O_CLOEXEC) != 0) return error = std::strerror(errno), false;
-    if (::pipe2(out, O_CLOEXEC) != 0) {
-      ::close(in[0]), ::close(in[1]);
-      return error = std::strerror(errno), false;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    char* argv[] = {const_cast<char*>(path_.c_str()), nullptr};
-    const int rc = posix_spawn(&pid_, path_.c_str(), &fa, nullptr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(in[0]);
-    ::close(out[1]);
-    if (rc != 0) {
-      ::close(in[1]), ::close(out[0]);
-      pid_ = -1;
-      error = "exec:" + path_ + ": cannot start: " + std::strerror(rc);
-      return false;
-    }
-    to_ = in[1];
-    from_ = out[0];
+    PipedChild c;
+    if (!spawn_piped(path_, c, error)) return error = "exec:" + error, false;
+    pid_ = c.pid, to_ = c.to, from_ = c.from;
     buf_.clear();
     return true;
   }
@@ -234,7 +211,6 @@ const std::string& default_filter_prompt() {
 }
 
 std::unique_ptr<ContentFilter> make_content_filter(const FilterOptions& o) {
-  ::signal(SIGPIPE, SIG_IGN);  // a filter program that died must be an error, not the server's end
   const std::string& s = o.spec;
   if (s.rfind("exec:", 0) == 0) return std::make_unique<ExecFilter>(s.substr(5));
   if (s.rfind("model:", 0) == 0) {

@@ -8,7 +8,6 @@
 - the API key appears in no output and no log; `zephyr dpo` trains on the pairs as written;
 - SmolLM2 as a model judge through `zephyr serve` (structured outputs): every judgment parses.
 Run with the reference venv."""
-import argparse
 import hashlib
 import http.server
 import json
@@ -96,11 +95,7 @@ class Flaky(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--zephyr", required=True)
-    ap.add_argument("--gguf", required=True)
-    ap.add_argument("--models", required=True)
-    a = ap.parse_args()
+    a = check_server.parse_args(models=True)
     z = a.zephyr
     with tempfile.TemporaryDirectory() as tmp:
         tok = mistral_tokenizer_dir(a.models, os.path.join(tmp, "tok"))
@@ -229,10 +224,7 @@ def main():
                   f"(e.g. {got[0]['completions'][0]['scores'] if got else None})")
         finally:
             s.close()
-    if check_server.failures:
-        print(f"{check_server.failures} check(s) failed")
-        sys.exit(1)
-    print("all feedback checks passed")
+    check_server.finish("feedback")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@
   zephyr server as the judge) give verdicts without errors;
 - a malformed --filter is a clear CLI error.
 Run with the reference venv."""
-import argparse
 import json
 import os
 import stat
@@ -49,10 +48,7 @@ def chat(s, messages, stream=False, **kw):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--zephyr", required=True)
-    ap.add_argument("--gguf", required=True)
-    a = ap.parse_args()
+    a = check_server.parse_args(models=False)
     z, m = a.zephyr, a.gguf
     with tempfile.TemporaryDirectory() as tmp:
         kw = script(tmp, "keyword.py", KEYWORD_FILTER)
@@ -124,10 +120,7 @@ def main():
         for spec, word in [("bogus", "expected exec:PATH"), (f"exec:{tmp}/missing", "not an executable"), ("https://x", "https")]:
             p = subprocess.run([z, "serve", "-m", m, "--port", "0", "--filter", spec], capture_output=True, text=True, timeout=120)
             check(p.returncode != 0 and "--filter" in p.stderr and word in p.stderr, f"--filter {spec}: {p.stderr.strip()}")
-    if check_server.failures:
-        print(f"{check_server.failures} check(s) failed")
-        sys.exit(1)
-    print("all content-filter checks passed")
+    check_server.finish("content-filter")
 
 
 if __name__ == "__main__":

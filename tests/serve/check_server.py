@@ -63,6 +63,27 @@ class Server:
                 self.p.kill()
 
 
+def parse_args(models=False):
+    """--zephyr and --gguf (the packaged SmolLM2), and --models (the npm tokenizers) when asked."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zephyr", required=True)
+    ap.add_argument("--gguf", required=True)
+    if models:
+        ap.add_argument("--models", required=True)
+    a = ap.parse_args()
+    if not os.path.exists(a.gguf):
+        raise SystemExit(f"FAIL {a.gguf} is missing: `make models` fetches it (make test does)")
+    return a
+
+
+def finish(what):
+    """Exits 1 when a check failed, else says all passed."""
+    if failures:
+        print(f"{failures} {what} check(s) failed")
+        sys.exit(1)
+    print(f"all {what} checks passed")
+
+
 def error_of(status_headers_body):
     status, headers, body = status_headers_body
     try:
@@ -225,13 +246,8 @@ def lifecycle_tests(zephyr, model):
 
 def main():
     global Z, MODEL
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--zephyr", required=True)
-    ap.add_argument("--gguf", required=True)
-    a = ap.parse_args()
+    a = parse_args()
     Z, MODEL = a.zephyr, a.gguf
-    if not os.path.exists(MODEL):
-        raise SystemExit(f"FAIL {MODEL} is missing: `make models` fetches it (make test does)")
     s = Server(Z, MODEL, "--api-key", KEY, "--ctx", "1024", "--parallel", "8", "--model-name", "smollm2")
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{s.port}/v1", api_key=KEY, max_retries=0)
@@ -241,10 +257,7 @@ def main():
     finally:
         s.close()
     lifecycle_tests(Z, MODEL)
-    if failures:
-        print(f"{failures} server checks failed")
-        sys.exit(1)
-    print("zephyr serve passes every check")
+    finish("server")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@
 - log-probs equal the log-softmax of `zephyr debug logits` at the same positions, top lists sorted
   and complete; streamed log-probs equal the whole response's; completions' `logprobs: N` shape.
 Run with the reference venv."""
-import argparse
 import json
 import os
 import random
@@ -238,11 +237,7 @@ def cli_checks(z, gguf, schemas):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--zephyr", required=True)
-    ap.add_argument("--gguf", required=True)
-    ap.add_argument("--models", required=True)
-    a = ap.parse_args()
+    a = check_server.parse_args(models=True)
     rng = random.Random(2026)
     schemas = [top_schema(rng) for _ in range(200)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -263,10 +258,7 @@ def main():
         logprob_checks(s, a.zephyr, a.gguf)
     finally:
         s.close()
-    if check_server.failures:
-        print(f"{check_server.failures} check(s) failed")
-        sys.exit(1)
-    print("all structured-output and log-prob checks passed")
+    check_server.finish("structured-output and log-prob")
 
 
 if __name__ == "__main__":

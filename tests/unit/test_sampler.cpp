@@ -2,12 +2,15 @@
 // distributions, and the draw follows the distribution and the seed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "generate/generator.h"
 #include "generate/sampler.h"
 #include "core/error.h"
+#include "core/rng.h"
 
 using namespace zephyr;
 
@@ -149,4 +152,32 @@ TEST(StopStrings, HoldsBackAPossibleStartAndCutsAtAMatch) {
   EXPECT_EQ(stop_string_cut("a</s>b User:", stops), (std::pair<size_t, bool>{1, true}));
   EXPECT_EQ(stop_string_cut("plain", stops), (std::pair<size_t, bool>{5, false}));
   EXPECT_EQ(stop_string_cut("plain", {}), (std::pair<size_t, bool>{5, false}));
+}
+
+// The radix-sorted top-p removes exactly what transformers' stable ascending sort removes, ties
+// (and -0 against +0) included.
+TEST(Sampler, TopPMatchesAStableSortWithTies) {
+  Rng rng(11);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<float> l(size_t(50 + trial * 7));
+    for (float& v : l) v = float(int(rng.normal() * 4)) / 2;  // many ties
+    l[0] = -0.0f, l[1] = 0.0f, l[2] = -INFINITY;
+    const double p = 0.05 + 0.9 * rng.uniform();
+    std::vector<float> want = l;
+    {
+      std::vector<int> order;
+      for (size_t i = 0; i < want.size(); ++i)
+        if (want[i] > -INFINITY) order.push_back(int(i));
+      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return want[size_t(a)] < want[size_t(b)]; });
+      float m = -INFINITY, sum = 0, cum = 0;
+      for (int i : order) m = std::max(m, want[size_t(i)]);
+      std::vector<float> pr;
+      for (int i : order) pr.push_back(std::exp(want[size_t(i)] - m)), sum += pr.back();
+      for (float& x : pr) x /= sum;
+      for (size_t i = 0; i + 1 < order.size(); ++i)
+        if ((cum += pr[i]) <= float(1.0 - p)) want[size_t(order[i])] = -INFINITY;
+    }
+    apply_top_p(l, p);
+    ASSERT_EQ(0, std::memcmp(l.data(), want.data(), l.size() * 4)) << "trial " << trial;
+  }
 }
