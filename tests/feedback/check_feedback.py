@@ -147,11 +147,41 @@ def main():
             check(p.returncode == 0 and 0 < partial < 78 and canon(killed) == canon(full),
                   f"SIGKILL after {partial} rows (and a torn line), rerun: the same {len(rows(killed))} rows as an uninterrupted run, none twice")
 
+            # A config listing generators with their own settings; the flags fill in the rest.
+            cfg = os.path.join(tmp, "gen.yaml")
+            with open(cfg, "w") as f:
+                f.write(f"prompts: {prompts}\ngenerators:\n"
+                        f"  - model: http://127.0.0.1:{servers[0].port}/v1#gen-a\n    api_key_env: ZEPHYR_FB_KEY\n    completions: 3\n"
+                        f"    temperature: 0\n    max_tokens: 8\n"
+                        f"  - model: {tiny[2]}\n")
+            cfg_out = os.path.join(tmp, "c_cfg.jsonl")
+            p = run([z, "feedback", "generate", "--config", cfg, "--out", cfg_out, "--max-tokens", "12"])
+            got = rows(cfg_out)
+            by = {m: [r for r in got if r["model"] == m] for m in {r["model"] for r in got}}
+            a_rows = next(v for k, v in by.items() if k.endswith("#gen-a"))
+            b_rows = next(v for k, v in by.items() if k == tiny[2])
+            check(p.returncode == 0 and len(a_rows) == 13 * 3 and len(b_rows) == 13 and
+                  all(r["usage"]["completion_tokens"] <= 8 for r in a_rows) and max(r["usage"]["completion_tokens"] for r in b_rows) > 8,
+                  "--config: each generator's completions and max_tokens, the flags for the rest")
+            bad = os.path.join(tmp, "bad.yaml")
+            with open(bad, "w") as f:
+                f.write("generators:\n  - completions: 2\n")
+            p = run([z, "feedback", "generate", "--config", bad, "--prompts", prompts, "--out", os.path.join(tmp, "y.jsonl")])
+            check(p.returncode != 0 and "generators[0]" in p.stderr and "model" in p.stderr, f"a generator without a model: {p.stderr.strip()}")
+
             reviews = os.path.join(tmp, "r.jsonl")
             p = run([z, "feedback", "judge", "--in", full, "--judge", f"exec:{judge}", "--out", reviews])
             judged = rows(reviews)
             check(p.returncode == 0 and len(judged) == 13 and all(r["error"] is None for r in judged),
                   f"exec judge: {len(judged)} prompts rated")
+            lines = open(reviews).read().splitlines(True)
+            with open(reviews, "w") as f:
+                f.writelines(lines[:5])
+                f.write(lines[5][:30])  # killed while writing row 6
+            p = run([z, "feedback", "judge", "--in", full, "--judge", f"exec:{judge}", "--out", reviews])
+            check(p.returncode == 0 and sorted(open(reviews).read().splitlines()) == sorted(x.rstrip("\n") for x in lines) and
+                  "5 done (0 from an earlier run)" not in p.stderr and "(5 from an earlier run)" in p.stderr,
+                  "judge resumed after a torn row: the 5 whole rows kept, the rest judged once")
             exact = all(c["scores"]["overall"] == (5 if "TIE" in r["messages"][-1]["content"] else known_score(c["completion"]))
                         for r in judged for c in r["completions"])
             check(exact, "the judge's scores are recorded per completion")
