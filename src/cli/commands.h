@@ -24,5 +24,6 @@ Run add_quantize(CLI::App& app);
 Run add_export_hf(CLI::App& app);
 Run add_serve(CLI::App& app);
 Run add_feedback(CLI::App& app);
+Run add_eval(CLI::App& app);
 
 }  // namespace zephyr::cli

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   reg(zephyr::cli::add_export_hf);
   reg(zephyr::cli::add_serve);
   reg(zephyr::cli::add_feedback);
+  reg(zephyr::cli::add_eval);
   reg(zephyr::cli::add_sft);
   reg(zephyr::cli::add_pretrain);
   reg(zephyr::cli::add_dpo);

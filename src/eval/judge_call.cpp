@@ -1,0 +1,57 @@
+#include "eval/judge_call.h"
+
+#include <cstdlib>
+
+namespace zephyr {
+
+double bracketed_number(const std::string& text) {
+  for (size_t a = text.find("[["); a != std::string::npos; a = text.find("[[", a + 2)) {
+    const size_t b = text.find("]]", a + 2);
+    if (b == std::string::npos) break;
+    const std::string inner = text.substr(a + 2, b - a - 2);
+    char* end = nullptr;
+    const double v = std::strtod(inner.c_str(), &end);
+    if (!inner.empty() && end == inner.c_str() + inner.size()) return v;
+  }
+  return -1;
+}
+
+Verdict ask_judge(ModelClient& judge, const JudgeSettings& s, const std::string& prompt, const ordered_json& schema,
+                  const ordered_json& exec_task, uint64_t seed, const std::function<bool(const std::string&, ordered_json&)>& parse) {
+  Verdict v;
+  for (int attempt = 0; attempt <= s.retries; ++attempt) {
+    if (attempt > 0) v.retries += 1;
+    std::string text, error;
+    if (judge.spec().kind == ModelSpec::Kind::Exec) {
+      const ordered_json out = judge.run(exec_task, error);
+      if (!error.empty()) {
+        v.error = error;
+        continue;
+      }
+      text = out.dump();
+    } else {
+      ChatCall call;
+      call.messages = ordered_json::array({{{"role", "user"}, {"content", prompt}}});
+      call.sampling.temperature = attempt == 0 ? 0.0 : 0.7;  // a retry samples another reply
+      call.sampling.seed = seed + uint64_t(attempt);
+      call.max_tokens = s.max_tokens;
+      call.json_schema = schema;
+      const ChatReply r = judge.complete(call);
+      v.tokens += r.completion_tokens;
+      if (!r.error.empty()) {
+        v.error = r.error;
+        continue;
+      }
+      text = r.text;
+    }
+    if (parse(text, v.value)) {
+      v.error.clear();
+      return v;
+    }
+    v.error = "unparsable verdict: " + text.substr(0, 200);
+  }
+  v.value = nullptr;
+  return v;
+}
+
+}  // namespace zephyr
