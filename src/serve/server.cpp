@@ -43,7 +43,7 @@ void send_error(httplib::Response& res, const ApiError& e) {
 }
 
 // The engine's output for one HTTP request: every choice's text pieces and ends, in order.
-struct Job {
+struct Job : std::enable_shared_from_this<Job> {
   struct Event {
     int choice = 0;
     std::string text;
@@ -122,6 +122,17 @@ struct Server::Impl {
 
   void routes();
   void completion(const httplib::Request& req, httplib::Response& res, Endpoint e);
+  // The steps of a completion request: its prompts as ids, the filter's look at it, the engine
+  // requests, and the answer (a refusal, one JSON body, or an SSE stream).
+  std::vector<std::vector<int>> prompt_ids(const CompletionRequest& cr, Endpoint e);
+  bool request_flagged(const CompletionRequest& cr, Endpoint e, std::string& category);
+  void submit(const CompletionRequest& cr, const std::vector<std::vector<int>>& prompts, Job& job, httplib::Response& res);
+  void send_refusal(httplib::Response& res, Endpoint e, const CompletionRequest& cr, const ResponseMeta& meta, const Usage& usage,
+                    int choices, const std::string& category);
+  void send_whole(httplib::Response& res, Endpoint e, const CompletionRequest& cr, const ResponseMeta& meta, Usage usage,
+                  const std::shared_ptr<Job>& job);
+  void send_stream(httplib::Response& res, Endpoint e, const CompletionRequest& cr, const ResponseMeta& meta, Usage usage,
+                   const std::shared_ptr<Job>& job);
   // The filter's verdict on a text, counted; a failing check follows --filter-fail.
   bool flagged(const std::string& role, const std::string& text, const ordered_json& conversation, std::string& category);
   void gate(const Job::Event& ev, Gate& g, EngineRequest& req, const ordered_json& conversation, std::vector<Out>& out);
@@ -184,153 +195,172 @@ void Server::Impl::routes() {
 void Server::Impl::completion(const httplib::Request& req, httplib::Response& res, Endpoint e) {
   std::shared_ptr<Job> job = std::make_shared<Job>();
   CompletionRequest cr;
-  bool refused = false;
-  std::string refused_category;
-  struct Refused {};
   std::vector<std::vector<int>> prompts;
+  std::string refused;  // the filter's category when it flagged the request ("" when it did not)
+  bool flagged_request = false;
   try {
     if (stopping) throw ApiError(503, "server_error", "The server is shutting down");
     cr = parse_request(req.body, e, defaults);
     if (cr.model && *cr.model != opt.model_name)
       throw ApiError(404, "invalid_request_error", "The model '" + *cr.model + "' does not exist; this server serves '" + opt.model_name + "'",
                      "model", "model_not_found");
-    if (e == Endpoint::Chat) {
-      if (!tmpl) bad_request("messages", "this model has no chat template; use /v1/completions");
-      try {
-        prompts.push_back(chat_ids(*tmpl, tok, {{"messages", cr.messages}}, true));
-      } catch (const Error& err) {
-        bad_request("messages", err.what());
-      }
-    } else if (!cr.prompt_ids.empty()) {
-      for (int id : cr.prompt_ids)
-        if (id < 0 || id >= tok.vocab_size()) bad_request("prompt", "token id " + std::to_string(id) + " is outside the vocabulary");
-      prompts.push_back(cr.prompt_ids);
-    } else {
-      for (const std::string& p : cr.prompts) {
-        try {
-          prompts.push_back(tok.encode(p, true));
-        } catch (const Error& err) {
-          bad_request("prompt", err.what());
-        }
-      }
-    }
-    // The user's message (or the prompt) goes to the filter before anything is generated.
-    if (filter) {
-      std::string text;
-      if (e == Endpoint::Chat) {
-        for (auto it = cr.messages.rbegin(); it != cr.messages.rend() && text.empty(); ++it)
-          if ((*it)["role"] == "user") text = (*it)["content"].get<std::string>();
-      } else {
-        for (const std::string& p : cr.prompts) text += p;
-        if (cr.prompts.empty()) text = tok.decode(cr.prompt_ids);
-      }
-      refused = !text.empty() && flagged("user", text, cr.messages.is_null() ? ordered_json::array() : cr.messages, refused_category);
-    }
-    if (refused) throw Refused{};
-    const int total = int(prompts.size()) * cr.n;
-    job->remaining = total;
-    job->pending.resize(size_t(total));
-    int index = 0;
-    for (const std::vector<int>& p : prompts)
-      for (int i = 0; i < cr.n; ++i, ++index) {
-        auto r = std::make_shared<EngineRequest>();
-        r->prompt = p;
-        r->options = cr.options;
-        if (!cr.ignore_eos) r->options.eos_ids = model.eos_token_ids();
-        if (r->options.max_new_tokens < 0) r->options.max_new_tokens = engine.slot_context() - int64_t(p.size());
-        r->options.sampling.seed = cr.options.sampling.seed + uint64_t(index);  // choices differ, and repeat with the seed
-        // Weak: an answered (or refused) HTTP request drops its job while the engine may still
-        // be ending the cancelled completions.
-        std::weak_ptr<Job> weak = job;
-        r->on_text = [weak, index](std::string_view s) {
-          auto j = weak.lock();
-          if (j) j->push({index, std::string(s), false, {}, {}});
-          return j != nullptr;
-        };
-        if (cr.options.top_logprobs >= 0)
-          r->on_logprob = [weak, index](const TokenLogprob& lp) {
-            if (auto j = weak.lock()) j->add_logprob(index, lp);
-          };
-        r->on_done = [weak, index](const GenerationResult& g) {
-          if (auto j = weak.lock()) j->push({index, "", true, g, {}});
-        };
-        job->requests.push_back(r);
-      }
-    for (auto& r : job->requests) {
-      bool queued = false;
-      try {
-        queued = engine.submit(r);
-      } catch (const Error& err) {  // prompt or max_tokens beyond the context, bad sampling values
-        job->cancel();
-        bad_request(err.field(), err.reason());
-      }
-      if (!queued) {
-        job->cancel();
-        res.set_header("Retry-After", "1");
-        throw ApiError(503, "server_error", "The server is busy (every slot and the queue are full); retry shortly", "", "overloaded");
-      }
-    }
+    prompts = prompt_ids(cr, e);
+    flagged_request = filter && request_flagged(cr, e, refused);
+    if (!flagged_request) submit(cr, prompts, *job, res);
   } catch (const ApiError& err) {
     // Requests already queued see `cancelled` and end without running further.
     return send_error(res, err);
-  } catch (const Refused&) {
   }
-  ResponseMeta meta{random_id(e == Endpoint::Chat ? "chatcmpl-" : "cmpl-"), opt.model_name, unix_now()};
+  const ResponseMeta meta{random_id(e == Endpoint::Chat ? "chatcmpl-" : "cmpl-"), opt.model_name, unix_now()};
   Usage usage;
   for (const auto& p : prompts) usage.prompt_tokens += int64_t(p.size());
-  const bool logprobs = cr.options.top_logprobs >= 0;
-  if (refused) {  // a refusal: no generation, every choice ends with content_filter
-    const int n = int(prompts.size()) * cr.n;
-    const std::string why = "The request was flagged by the content filter" + (refused_category.empty() ? "" : " (" + refused_category + ")") + ".";
-    std::vector<GenerationResult> results(static_cast<size_t>(n));
-    for (auto& r : results) r.finish_reason = "content_filter";
-    if (!cr.stream) {
-      const std::vector<std::string> refusals(static_cast<size_t>(n), why);
-      res.set_content(completion_response(e, meta, results, usage, tok, logprobs, &refusals).dump(), "application/json");
-      return;
+  if (flagged_request) return send_refusal(res, e, cr, meta, usage, int(prompts.size()) * cr.n, refused);
+  if (!cr.stream) return send_whole(res, e, cr, meta, usage, job);
+  send_stream(res, e, cr, meta, usage, job);
+}
+
+std::vector<std::vector<int>> Server::Impl::prompt_ids(const CompletionRequest& cr, Endpoint e) {
+  std::vector<std::vector<int>> prompts;
+  if (e == Endpoint::Chat) {
+    if (!tmpl) bad_request("messages", "this model has no chat template; use /v1/completions");
+    try {
+      prompts.push_back(chat_ids(*tmpl, tok, {{"messages", cr.messages}}, true));
+    } catch (const Error& err) {
+      bad_request("messages", err.what());
     }
-    std::string body;
-    const std::string finish = "content_filter";
-    for (int i = 0; i < n; ++i) {
-      if (e == Endpoint::Chat) body += sse(stream_chunk(e, meta, i, nullptr, nullptr, true, cr.include_usage));
-      body += sse(stream_chunk(e, meta, i, nullptr, &finish, false, cr.include_usage));
+  } else if (!cr.prompt_ids.empty()) {
+    for (int id : cr.prompt_ids)
+      if (id < 0 || id >= tok.vocab_size()) bad_request("prompt", "token id " + std::to_string(id) + " is outside the vocabulary");
+    prompts.push_back(cr.prompt_ids);
+  } else {
+    for (const std::string& p : cr.prompts) {
+      try {
+        prompts.push_back(tok.encode(p, true));
+      } catch (const Error& err) {
+        bad_request("prompt", err.what());
+      }
     }
-    if (cr.include_usage) body += sse(usage_chunk(e, meta, usage));
-    res.set_content(body + "data: [DONE]\n\n", "text/event-stream");
-    return;
   }
-  const int choices = int(job->requests.size());
-  auto gates = std::make_shared<std::vector<Gate>>(static_cast<size_t>(choices));
-  const ordered_json conversation = cr.messages.is_null() ? ordered_json::array() : cr.messages;
+  return prompts;
+}
+
+bool Server::Impl::request_flagged(const CompletionRequest& cr, Endpoint e, std::string& category) {
+  std::string text;  // the user's last message, or the prompt
+  if (e == Endpoint::Chat) {
+    for (auto it = cr.messages.rbegin(); it != cr.messages.rend() && text.empty(); ++it)
+      if ((*it)["role"] == "user") text = (*it)["content"].get<std::string>();
+  } else {
+    for (const std::string& p : cr.prompts) text += p;
+    if (cr.prompts.empty()) text = tok.decode(cr.prompt_ids);
+  }
+  return !text.empty() && flagged("user", text, cr.messages.is_null() ? ordered_json::array() : cr.messages, category);
+}
+
+void Server::Impl::submit(const CompletionRequest& cr, const std::vector<std::vector<int>>& prompts, Job& job, httplib::Response& res) {
+  const int total = int(prompts.size()) * cr.n;
+  job.remaining = total;
+  job.pending.resize(size_t(total));
+  std::weak_ptr<Job> weak = job.weak_from_this();
+  int index = 0;
+  for (const std::vector<int>& p : prompts)
+    for (int i = 0; i < cr.n; ++i, ++index) {
+      auto r = std::make_shared<EngineRequest>();
+      r->prompt = p;
+      r->options = cr.options;
+      if (!cr.ignore_eos) r->options.eos_ids = model.eos_token_ids();
+      if (r->options.max_new_tokens < 0) r->options.max_new_tokens = engine.slot_context() - int64_t(p.size());
+      r->options.sampling.seed = cr.options.sampling.seed + uint64_t(index);  // choices differ, and repeat with the seed
+      // Weak: an answered (or refused) HTTP request drops its job while the engine may still be
+      // ending the cancelled completions.
+      r->on_text = [weak, index](std::string_view s) {
+        auto j = weak.lock();
+        if (j) j->push({index, std::string(s), false, {}, {}});
+        return j != nullptr;
+      };
+      if (cr.options.top_logprobs >= 0)
+        r->on_logprob = [weak, index](const TokenLogprob& lp) {
+          if (auto j = weak.lock()) j->add_logprob(index, lp);
+        };
+      r->on_done = [weak, index](const GenerationResult& g) {
+        if (auto j = weak.lock()) j->push({index, "", true, g, {}});
+      };
+      job.requests.push_back(r);
+    }
+  for (auto& r : job.requests) {
+    bool queued = false;
+    try {
+      queued = engine.submit(r);
+    } catch (const Error& err) {  // prompt or max_tokens beyond the context, bad sampling values
+      job.cancel();
+      bad_request(err.field(), err.reason());
+    }
+    if (!queued) {
+      job.cancel();
+      res.set_header("Retry-After", "1");
+      throw ApiError(503, "server_error", "The server is busy (every slot and the queue are full); retry shortly", "", "overloaded");
+    }
+  }
+}
+
+void Server::Impl::send_refusal(httplib::Response& res, Endpoint e, const CompletionRequest& cr, const ResponseMeta& meta,
+                                const Usage& usage, int choices, const std::string& category) {
+  const std::string why = "The request was flagged by the content filter" + (category.empty() ? "" : " (" + category + ")") + ".";
+  std::vector<GenerationResult> results(static_cast<size_t>(choices));
+  for (auto& r : results) r.finish_reason = "content_filter";
   if (!cr.stream) {
-    std::vector<GenerationResult> results(static_cast<size_t>(choices));
-    for (bool finished = false; !finished;) {
-      std::deque<Job::Event> events;
-      {
-        std::unique_lock<std::mutex> lock(job->mu);
-        job->cv.wait(lock, [&] { return !job->events.empty() || job->remaining == 0; });
-        events.swap(job->events);
-        finished = job->remaining == 0;
-      }
-      std::vector<Out> outs;
-      for (Job::Event& ev : events) {
-        gate(ev, (*gates)[size_t(ev.choice)], *job->requests[size_t(ev.choice)], conversation, outs);
-        if (ev.done) results[size_t(ev.choice)].tokens = ev.result.tokens;
-      }
-      for (Out& o : outs) {
-        GenerationResult& r = results[size_t(o.choice)];
-        r.text += o.text;
-        r.logprobs.insert(r.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
-        if (!o.finish.empty()) r.finish_reason = o.finish;
-      }
-    }
-    for (auto& r : results) usage.completion_tokens += int64_t(r.tokens.size());
-    res.set_content(completion_response(e, meta, results, usage, tok, logprobs).dump(-1, ' ', false, json::error_handler_t::replace),
-                    "application/json");
+    const std::vector<std::string> refusals(static_cast<size_t>(choices), why);
+    res.set_content(completion_response(e, meta, results, usage, tok, cr.options.top_logprobs >= 0, &refusals).dump(), "application/json");
     return;
   }
-  const bool include_usage = cr.include_usage;
-  auto offsets = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(choices), 0);  // completions' text_offset
+  std::string body;
+  const std::string finish = "content_filter";
+  for (int i = 0; i < choices; ++i) {
+    if (e == Endpoint::Chat) body += sse(stream_chunk(e, meta, i, nullptr, nullptr, true, cr.include_usage));
+    body += sse(stream_chunk(e, meta, i, nullptr, &finish, false, cr.include_usage));
+  }
+  if (cr.include_usage) body += sse(usage_chunk(e, meta, usage));
+  res.set_content(body + "data: [DONE]\n\n", "text/event-stream");
+}
+
+void Server::Impl::send_whole(httplib::Response& res, Endpoint e, const CompletionRequest& cr, const ResponseMeta& meta, Usage usage,
+                              const std::shared_ptr<Job>& job) {
+  const size_t choices = job->requests.size();
+  std::vector<Gate> gates(choices);
+  const ordered_json conversation = cr.messages.is_null() ? ordered_json::array() : cr.messages;
+  std::vector<GenerationResult> results(choices);
+  for (bool finished = false; !finished;) {
+    std::deque<Job::Event> events;
+    {
+      std::unique_lock<std::mutex> lock(job->mu);
+      job->cv.wait(lock, [&] { return !job->events.empty() || job->remaining == 0; });
+      events.swap(job->events);
+      finished = job->remaining == 0;
+    }
+    std::vector<Out> outs;
+    for (Job::Event& ev : events) {
+      gate(ev, gates[size_t(ev.choice)], *job->requests[size_t(ev.choice)], conversation, outs);
+      if (ev.done) results[size_t(ev.choice)].tokens = ev.result.tokens;
+    }
+    for (Out& o : outs) {
+      GenerationResult& r = results[size_t(o.choice)];
+      r.text += o.text;
+      r.logprobs.insert(r.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
+      if (!o.finish.empty()) r.finish_reason = o.finish;
+    }
+  }
+  for (auto& r : results) usage.completion_tokens += int64_t(r.tokens.size());
+  res.set_content(completion_response(e, meta, results, usage, tok, cr.options.top_logprobs >= 0)
+                      .dump(-1, ' ', false, json::error_handler_t::replace),
+                  "application/json");
+}
+
+void Server::Impl::send_stream(httplib::Response& res, Endpoint e, const CompletionRequest& cr, const ResponseMeta& meta, Usage usage,
+                               const std::shared_ptr<Job>& job) {
+  const size_t choices = job->requests.size();
+  auto gates = std::make_shared<std::vector<Gate>>(choices);
+  const ordered_json conversation = cr.messages.is_null() ? ordered_json::array() : cr.messages;
+  const bool include_usage = cr.include_usage, logprobs = cr.options.top_logprobs >= 0;
+  auto offsets = std::make_shared<std::vector<int64_t>>(choices, 0);  // completions' text_offset
   auto announced = std::make_shared<bool>(false);
   auto completion_tokens = std::make_shared<int64_t>(0);
   res.set_header("Cache-Control", "no-cache");
