@@ -51,18 +51,34 @@ bench: deps build models
 clean:
 	rm -rf $(BUILD)
 
-# The GGUF reader under libFuzzer with ASan/UBSan for FUZZ_SECONDS, seeded with small GGUF
-# files zephyr writes (clang is needed only for this target).
+# Parsers of outside input under libFuzzer with ASan/UBSan for FUZZ_SECONDS each (clang is needed
+# only for this target): the GGUF reader, seeded with small GGUF files zephyr writes, and the
+# server's request parser with response_format schemas run through the JSON matcher, seeded from
+# fuzz/seeds/ with fuzz/json.dict. Inputs that once crashed stay in fuzz/regressions/ and run first.
 FUZZ_SECONDS ?= 20
+FUZZ_CXX := clang++-16 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc
 FUZZ_BIN := $(BUILD)/fuzz/gguf_reader_fuzz
 FUZZ_SRC := fuzz/gguf_reader_fuzz.cpp src/io/gguf.cpp src/io/mapped_file.cpp src/core/dtype.cpp src/kernels/quant.cpp
 $(FUZZ_BIN): $(FUZZ_SRC) src/io/gguf.h src/kernels/quant.h src/core/dtype.h
 	@mkdir -p $(dir $@)
-	clang++-16 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc $(FUZZ_SRC) -o $@
-fuzz: build $(FUZZ_BIN)
+	$(FUZZ_CXX) $(FUZZ_SRC) -o $@
+REQUEST_FUZZ_BIN := $(BUILD)/fuzz/openai_request_fuzz
+REQUEST_FUZZ_SRC := fuzz/openai_request_fuzz.cpp src/serve/openai.cpp src/generate/json_grammar.cpp src/generate/token_mask.cpp \
+  src/generate/sampler.cpp $(wildcard src/tokenizer/*.cpp) src/core/utf8.cpp src/core/dtype.cpp src/io/json_file.cpp
+$(REQUEST_FUZZ_BIN): $(REQUEST_FUZZ_SRC) $(wildcard src/serve/*.h src/generate/*.h src/tokenizer/*.h src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) -DZEPHYR_VERSION='"fuzz"' $(REQUEST_FUZZ_SRC) -lpcre2-8 -lutf8proc -o $@
+fuzz: build $(FUZZ_BIN) $(REQUEST_FUZZ_BIN)
 	@rm -rf $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seed-model && mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus
 	$(BUILD)/bin/zephyr init -o $(BUILD)/fuzz/seed-model --hidden 32 --layers 1 --heads 2 --intermediate 64 --vocab 64 >/dev/null
 	for t in f16 q8_0 q4_0 q4_1; do $(BUILD)/bin/zephyr export-gguf $(BUILD)/fuzz/seed-model $(BUILD)/fuzz/seeds/$$t.gguf --type $$t 2>/dev/null; done
 	@$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds \
 	  > $(BUILD)/fuzz/log 2>&1 || { tail -40 $(BUILD)/fuzz/log; echo "fuzz: the GGUF reader failed (crash input saved in ./crash-*)"; exit 1; }
 	@echo "fuzz: GGUF reader: $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/log) without a crash"
+	@rm -rf $(BUILD)/fuzz/request-corpus && mkdir -p $(BUILD)/fuzz/request-corpus
+	@$(REQUEST_FUZZ_BIN) fuzz/regressions/openai_request/* > $(BUILD)/fuzz/request-log 2>&1 || { tail -40 $(BUILD)/fuzz/request-log; \
+	  echo "fuzz: a saved request crashes again"; exit 1; }
+	@$(REQUEST_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -dict=fuzz/json.dict $(BUILD)/fuzz/request-corpus \
+	  fuzz/seeds/openai_request > $(BUILD)/fuzz/request-log 2>&1 || { tail -40 $(BUILD)/fuzz/request-log; \
+	  echo "fuzz: the request parser failed (crash input saved in ./crash-*)"; exit 1; }
+	@echo "fuzz: request parser and JSON schemas: $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/request-log) without a crash"

@@ -1,6 +1,7 @@
 #include "serve/openai.h"
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <random>
@@ -139,6 +140,8 @@ CompletionRequest parse_request(const std::string& text, Endpoint e, const Sampl
     body = json::parse(text);
   } catch (const json::parse_error& err) {
     bad_request("", "the body is not valid JSON (byte " + std::to_string(err.byte) + ")");
+  } catch (const json::exception& err) {  // a number beyond double's range (found by fuzzing)
+    bad_request("", std::string("the body is not usable JSON: ") + (std::strchr(err.what(), ']') ? std::strchr(err.what(), ']') + 2 : err.what()));
   }
   if (!body.is_object()) bad_request("", "the body must be a JSON object");
   CompletionRequest r;

@@ -137,6 +137,8 @@ def error_tests(s, name):
     cases = [
         ("malformed JSON", dict(raw=b'{"messages": [', method="POST", path="/v1/chat/completions"), 400, None),
         ("not an object", dict(raw=b'[1, 2]', method="POST", path="/v1/chat/completions"), 400, None),
+        ("a number beyond double's range", dict(raw=b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e555}',
+                                                method="POST", path="/v1/chat/completions"), 400, None),
         ("empty messages", dict(body={"messages": []}), 400, "messages"),
         ("messages of the wrong type", dict(body={"messages": "hi"}), 400, "messages"),
         ("a message without role", dict(body={"messages": [{"content": "hi"}]}), 400, "messages"),
