@@ -67,34 +67,32 @@ Run add_eval(CLI::App& app) {
       std::fprintf(stderr, "wrote %s\n", a->out.c_str());
       return 0;
     }
-    if (mt->parsed()) {
-      MtBenchConfig c;
-      c.questions = a->questions;
-      c.reference = a->reference;
+    // What both take the same way: the model, the judge, the output and the run settings.
+    const auto common = [&](auto& c) {
       c.out_dir = a->out;
       c.model = parse_model_spec(a->model, a->api_key_env);
       c.judge = judge_settings(*a);
-      c.temperature = a->temperature;
       c.max_tokens = a->max_tokens;
       c.concurrency = a->concurrency;
       c.seed = a->seed;
       c.client = a->client;
+    };
+    if (mt->parsed()) {
+      MtBenchConfig c;
+      common(c);
+      c.questions = a->questions;
+      c.reference = a->reference;
+      c.temperature = a->temperature;
       eval_mt_bench(c);
       std::fputs(read_file(a->out + "/summary.md").c_str(), stdout);
       std::fprintf(stderr, "wrote %s/{answers,judgments}.jsonl, summary.{json,md}, radar.svg\n", a->out.c_str());
       return 0;
     }
     WinrateConfig c;
+    common(c);
     c.instructions = a->instructions;
-    c.out_dir = a->out;
-    c.model = parse_model_spec(a->model, a->api_key_env);
     c.baseline = a->baseline;
-    c.judge = judge_settings(*a);
     c.temperature = a->temperature >= 0 ? a->temperature : 0.7;
-    c.max_tokens = a->max_tokens;
-    c.concurrency = a->concurrency;
-    c.seed = a->seed;
-    c.client = a->client;
     eval_winrate(c);
     std::fputs(read_file(a->out + "/summary.md").c_str(), stdout);
     return 0;
