@@ -46,13 +46,7 @@ Run add_generate(CLI::App& app) {
     std::shared_ptr<const StructuredOutput> structured;
     if (a->json) structured = StructuredOutput::from(JsonGrammar::any_object());
     if (!a->json_schema.empty()) {
-      const std::string text = read_file(a->json_schema);
-      ordered_json schema;
-      try {
-        schema = ordered_json::parse(text);
-      } catch (const ordered_json::parse_error& e) {
-        fail("--json-schema " + a->json_schema, "invalid JSON at byte " + std::to_string(e.byte));
-      }
+      const ordered_json schema = parse_ordered_json(read_file(a->json_schema), "--json-schema " + a->json_schema);
       try {
         structured = StructuredOutput::from(JsonGrammar::from_schema(schema));
       } catch (const Error& e) {

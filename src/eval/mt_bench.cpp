@@ -91,7 +91,9 @@ void write_summary(const std::string& dir, const MtBenchResult& r) {
   const ordered_json overall = row("**overall**", r.overall);
   write_file_atomic(dir + "/summary.json",
                     ordered_json{{"model", r.model}, {"categories", cats}, {"overall", overall}, {"failures", r.failures}}.dump(2) + "\n");
-  write_file_atomic(dir + "/summary.md", "MT-Bench: " + r.model + "\n\n" + md + (r.failures ? "\n" + std::to_string(r.failures) + " judgments failed (not scored)\n" : ""));
+  std::string text = "MT-Bench: " + r.model + "\n\n" + md;
+  if (r.failures) text.append("\n").append(std::to_string(r.failures)).append(" judgments failed (not scored)\n");
+  write_file_atomic(dir + "/summary.md", text);
   std::vector<double> both;
   for (const auto& c : r.categories) both.push_back(r.by_category.at(c).both);
   write_file_atomic(dir + "/radar.svg", radar_svg(r.categories, {{r.model, both}}));
@@ -293,9 +295,9 @@ std::string eval_chart(const std::vector<std::string>& dirs, const std::string& 
     for (const auto& c : categories) {
       const bool has = s["categories"].contains(c);
       v.push_back(has ? s["categories"][c]["both"].get<double>() : 0.0);
-      md += " " + (has ? fmt(v.back()) : std::string("-")) + " |";
+      md.append(" ").append(has ? fmt(v.back()) : "-").append(" |");
     }
-    md += " " + fmt(s["overall"]["both"].get<double>()) + " |\n";
+    md.append(" ").append(fmt(s["overall"]["both"].get<double>())).append(" |\n");
     models.emplace_back(name, v);
   }
   write_file_atomic(out_svg, radar_svg(categories, models));

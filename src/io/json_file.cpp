@@ -18,14 +18,29 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-json read_json_file(const std::filesystem::path& path) {
-  const std::string text = read_file(path);
+std::string json_error_text(const std::exception& e) {
+  const std::string w = e.what();
+  const size_t close = w.rfind("] ", w.find(']') == std::string::npos ? 0 : w.find(']'));
+  return w.rfind("[json.exception", 0) == 0 && close != std::string::npos ? w.substr(close + 2) : w;
+}
+
+namespace {
+template <class J>
+J parse_any(std::string_view text, const std::string& where) {
   try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(path.string(), "invalid JSON at byte " + std::to_string(e.byte) + ": " + e.what());
+    return J::parse(text);
+  } catch (const typename J::parse_error& e) {
+    fail(where, "invalid JSON at byte " + std::to_string(e.byte) + ": " + json_error_text(e));
+  } catch (const typename J::exception& e) {  // e.g. a number beyond double's range
+    fail(where, "unusable JSON: " + json_error_text(e));
   }
 }
+}  // namespace
+
+json parse_json(std::string_view text, const std::string& where) { return parse_any<json>(text, where); }
+ordered_json parse_ordered_json(std::string_view text, const std::string& where) { return parse_any<ordered_json>(text, where); }
+
+json read_json_file(const std::filesystem::path& path) { return parse_json(read_file(path), path.string()); }
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents) {
   const auto tmp = std::filesystem::path(path.string() + ".tmp");
@@ -53,18 +68,13 @@ void for_each_jsonl(std::istream& in, const std::string& name,
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = name + ":" + std::to_string(n);
     try {
-      ordered_json value;
-      try {
-        value = ordered_json::parse(line);
-      } catch (const json::parse_error& e) {
-        fail(where, std::string("invalid JSON at byte ") + std::to_string(e.byte) + ": " + e.what());
-      }
+      const ordered_json value = parse_ordered_json(line, where);
       try {
         fn(value, n);
       } catch (const Error& e) {
         fail(where, e.what());
       } catch (const json::exception& e) {
-        fail(where, e.what());
+        fail(where, json_error_text(e));
       }
     } catch (const Error& e) {
       if (!on_error) throw;

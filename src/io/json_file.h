@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include <string>
+#include <string_view>
 
 namespace zephyr {
 
@@ -19,6 +20,13 @@ std::string read_file(const std::filesystem::path& path);
 
 // Parses a JSON file; a syntax error names the file and the byte offset.
 json read_json_file(const std::filesystem::path& path);
+
+// Parses JSON text; any failure, a syntax error (with its byte) or a number beyond double's range,
+// is an Error "WHERE: ..." — never the library's own exception.
+json parse_json(std::string_view text, const std::string& where);
+ordered_json parse_ordered_json(std::string_view text, const std::string& where);
+// A JSON library exception's message without its "[json.exception.…] " prefix.
+std::string json_error_text(const std::exception& e);
 
 // Writes to PATH.tmp and renames, so readers never see a half-written file.
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents);

@@ -50,6 +50,8 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path)
     header = json::parse(base + 8, base + 8 + header_len);
   } catch (const json::parse_error& e) {
     fail(where, "header is not valid JSON at byte " + std::to_string(8 + e.byte - 1));
+  } catch (const json::exception& e) {  // a number beyond double's range
+    fail(where, "header is not usable JSON: " + json_error_text(e));
   }
   if (!header.is_object()) fail(where, "header is not a JSON object");
   const uint8_t* data = base + 8 + header_len;

@@ -141,7 +141,7 @@ CompletionRequest parse_request(const std::string& text, Endpoint e, const Sampl
   } catch (const json::parse_error& err) {
     bad_request("", "the body is not valid JSON (byte " + std::to_string(err.byte) + ")");
   } catch (const json::exception& err) {  // a number beyond double's range (found by fuzzing)
-    bad_request("", std::string("the body is not usable JSON: ") + (std::strchr(err.what(), ']') ? std::strchr(err.what(), ']') + 2 : err.what()));
+    bad_request("", "the body is not usable JSON: " + json_error_text(err));
   }
   if (!body.is_object()) bad_request("", "the body must be a JSON object");
   CompletionRequest r;
