@@ -174,12 +174,15 @@ def main():
             judged = rows(reviews)
             check(p.returncode == 0 and len(judged) == 13 and all(r["error"] is None for r in judged),
                   f"exec judge: {len(judged)} prompts rated")
-            lines = open(reviews).read().splitlines(True)
-            with open(reviews, "w") as f:
+            # Rows split on "\n" only: str.splitlines() also splits on U+2028 and U+0085, which the
+            # JSON rows carry raw when a model writes them (a random tiny model did).
+            lines = [x + "\n" for x in open(reviews, encoding="utf-8", newline="").read().split("\n")[:-1]]
+            with open(reviews, "w", encoding="utf-8", newline="") as f:
                 f.writelines(lines[:5])
                 f.write(lines[5][:30])  # killed while writing row 6
             p = run([z, "feedback", "judge", "--in", full, "--judge", f"exec:{judge}", "--out", reviews])
-            check(p.returncode == 0 and sorted(open(reviews).read().splitlines()) == sorted(x.rstrip("\n") for x in lines) and
+            check(p.returncode == 0 and sorted(open(reviews, encoding="utf-8", newline="").read().split("\n")[:-1]) ==
+                  sorted(x[:-1] for x in lines) and
                   "5 done (0 from an earlier run)" not in p.stderr and "(5 from an earlier run)" in p.stderr,
                   "judge resumed after a torn row: the 5 whole rows kept, the rest judged once")
             exact = all(c["scores"]["overall"] == (5 if "TIE" in r["messages"][-1]["content"] else known_score(c["completion"]))

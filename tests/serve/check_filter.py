@@ -43,7 +43,7 @@ def chat(s, messages, stream=False, **kw):
     status, _, data = s.request("POST", "/v1/chat/completions", body)
     if not stream:
         return status, json.loads(data)
-    chunks = [json.loads(line[6:]) for line in data.decode().splitlines() if line.startswith("data: {")]
+    chunks = [json.loads(line[6:]) for line in data.decode().split("\n") if line.startswith("data: {")]
     return status, chunks, data.decode()
 
 

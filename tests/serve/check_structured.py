@@ -149,7 +149,7 @@ def logprob_checks(s, z, gguf):
     stream = s.request("POST", "/v1/chat/completions", {"messages": msgs, "max_tokens": 10, "temperature": 0, "repetition_penalty": 1.0,
                                                          "logprobs": True, "top_logprobs": 5, "stream": True})
     streamed = []
-    for line in stream[2].decode().splitlines():
+    for line in stream[2].decode().split("\n"):
         if line.startswith("data: {"):
             c = json.loads(line[6:])
             for ch in c["choices"]:
