@@ -245,16 +245,20 @@ def main():
         s = Server(z, a.gguf, "--model-name", "smollm2", "--ctx", "4096")
         try:
             small = os.path.join(tmp, "small.jsonl")
-            with open(small, "w") as f:
-                for r in rows(full)[:12]:
-                    f.write(json.dumps(r) + "\n")
+            with open(small, "w") as f:  # the same 3 prompts x 2 completions whatever order generate wrote
+                picked = sorted(rows(full), key=lambda r: (r["prompt_id"], r["model"], r["sample"]))
+                ids = sorted({r["prompt_id"] for r in picked})[:3]
+                for pid in ids:
+                    for r in [r for r in picked if r["prompt_id"] == pid][:2]:
+                        f.write(json.dumps(r) + "\n")
             rev = os.path.join(tmp, "smol_r.jsonl")
             p = run([z, "feedback", "judge", "--in", small, "--judge", f"http://127.0.0.1:{s.port}/v1", "--out", rev, "--max-tokens", "1024"])
             got = rows(rev)
             check(p.returncode == 0 and got and all(r["error"] is None for r in got) and
                   all(1 <= c["scores"]["overall"] <= 10 and 1 <= c["scores"]["helpfulness"] <= 5 for r in got for c in r["completions"]),
                   f"SmolLM2 judging through zephyr serve: {len(got)} judgments, every one parsed "
-                  f"(e.g. {got[0]['completions'][0]['scores'] if got else None})")
+                  f"(e.g. {got[0]['completions'][0]['scores'] if got else None}; errors: {[r['error'] for r in got if r['error']]}; "
+                  f"{p.stderr.strip()[-300:]})")
         finally:
             s.close()
     check_server.finish("feedback")
