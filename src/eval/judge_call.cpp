@@ -1,8 +1,15 @@
 #include "eval/judge_call.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 namespace zephyr {
+
+std::string two_decimals(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2f", v);
+  return b;
+}
 
 double bracketed_number(const std::string& text) {
   for (size_t a = text.find("[["); a != std::string::npos; a = text.find("[[", a + 2)) {

@@ -20,6 +20,9 @@ struct Verdict {
 Verdict ask_judge(ModelClient& judge, const JudgeSettings& s, const std::string& prompt, const ordered_json& schema,
                   const ordered_json& exec_task, uint64_t seed, const std::function<bool(const std::string&, ordered_json&)>& parse);
 
+// A score for the summaries' tables: two decimals.
+std::string two_decimals(double v);
+
 // "[[7]]" / "[[7.5]]" in a text: the number, or -1.
 double bracketed_number(const std::string& text);
 

@@ -73,18 +73,12 @@ std::vector<Question> read_questions(const std::string& path, const std::string&
   return qs;
 }
 
-std::string fmt(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f", v);
-  return b;
-}
-
 void write_summary(const std::string& dir, const MtBenchResult& r) {
   ordered_json cats = ordered_json::object();
   std::string md = "| category | turn 1 | turn 2 | both |\n|---|---|---|---|\n";
   const auto row = [&](const std::string& name, const TurnMeans& m) {
-    md += "| " + name + " | " + (m.n1 ? fmt(m.turn1) : "-") + " | " + (m.n2 ? fmt(m.turn2) : "-") + " | " +
-          (m.n1 + m.n2 ? fmt(m.both) : "-") + " |\n";
+    md += "| " + name + " | " + (m.n1 ? two_decimals(m.turn1) : "-") + " | " + (m.n2 ? two_decimals(m.turn2) : "-") + " | " +
+          (m.n1 + m.n2 ? two_decimals(m.both) : "-") + " |\n";
     return ordered_json{{"turn1", m.turn1}, {"turn2", m.turn2}, {"both", m.both}, {"n_turn1", m.n1}, {"n_turn2", m.n2}};
   };
   for (const auto& c : r.categories) cats[c] = row(c, r.by_category.at(c));
@@ -295,9 +289,9 @@ std::string eval_chart(const std::vector<std::string>& dirs, const std::string& 
     for (const auto& c : categories) {
       const bool has = s["categories"].contains(c);
       v.push_back(has ? s["categories"][c]["both"].get<double>() : 0.0);
-      md.append(" ").append(has ? fmt(v.back()) : "-").append(" |");
+      md.append(" ").append(has ? two_decimals(v.back()) : "-").append(" |");
     }
-    md.append(" ").append(fmt(s["overall"]["both"].get<double>())).append(" |\n");
+    md.append(" ").append(two_decimals(s["overall"]["both"].get<double>())).append(" |\n");
     models.emplace_back(name, v);
   }
   write_file_atomic(out_svg, radar_svg(categories, models));

@@ -117,12 +117,6 @@ std::map<std::string, Output> read_outputs(const std::string& path) {
   return got;
 }
 
-std::string fmt(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.2f", v);
-  return b;
-}
-
 }  // namespace
 
 WinrateResult eval_winrate(const WinrateConfig& c) {
@@ -252,8 +246,8 @@ WinrateResult eval_winrate(const WinrateConfig& c) {
                             .dump(2) + "\n");
   write_file_atomic(c.out_dir + "/summary.md",
                     "| model | baseline | win rate | standard error | length-controlled | avg length | baseline avg length | instructions |\n"
-                    "|---|---|---|---|---|---|---|---|\n| " + c.model.label() + " | " + baseline_name + " | " + fmt(r.win_rate) + "% | " +
-                        fmt(r.standard_error) + " | " + fmt(r.length_controlled) + "% | " + fmt(r.model_length) + " | " + fmt(r.baseline_length) +
+                    "|---|---|---|---|---|---|---|---|\n| " + c.model.label() + " | " + baseline_name + " | " + two_decimals(r.win_rate) + "% | " +
+                        two_decimals(r.standard_error) + " | " + two_decimals(r.length_controlled) + "% | " + two_decimals(r.model_length) + " | " + two_decimals(r.baseline_length) +
                         " | " + std::to_string(r.instructions) + " |\n");
   return r;
 }
