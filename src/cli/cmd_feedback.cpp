@@ -73,6 +73,7 @@ std::vector<GeneratorConfig> generators(const FeedbackArgs& a, GenerateConfig& c
     if (!n["model"]) fail(where, "needs \"model\" (a path, http(s)://HOST:PORT/v1[#NAME] or exec:PATH)");
     GeneratorConfig g = base;
     g.spec = parse_model_spec(n["model"].as<std::string>(), yaml_value<std::string>(n, "api_key_env", a.api_key_env, where));
+    g.name = yaml_value<std::string>(n, "name", "", where);
     g.completions = yaml_value<int>(n, "completions", g.completions, where);
     g.sampling.temperature = yaml_value<double>(n, "temperature", g.sampling.temperature, where);
     g.sampling.top_p = yaml_value<double>(n, "top_p", g.sampling.top_p, where);
@@ -99,7 +100,7 @@ Run add_feedback(CLI::App& app) {
   gen->add_option("--prompts", a->prompts, "JSONL of {\"prompt\": ...} or {\"messages\": [...]} rows (an optional \"prompt_id\" is kept)");
   gen->add_option("--model", a->models, "a generator: a model path, http(s)://HOST:PORT/v1[#NAME] or exec:PATH (repeatable)");
   gen->add_option("--out", a->out, "output JSONL (rows already there are kept and skipped)");
-  gen->add_option("--config", a->config, "YAML: prompts, out, and generators [{model, completions, temperature, top_p, max_tokens, api_key_env}]");
+  gen->add_option("--config", a->config, "YAML: prompts, out, and generators [{model, name, completions, temperature, top_p, max_tokens, api_key_env}]");
   gen->add_option("--completions-per-model", a->completions, "samples per prompt and model (default 1)")->check(CLI::PositiveNumber);
   gen->add_option("--temperature", a->temperature, "sampling temperature (default 0.7)")->check(CLI::Range(0.0, 2.0));
   gen->add_option("--top-p", a->top_p, "nucleus sampling (default 0.95)")->check(CLI::Range(0.0, 1.0));

@@ -25,5 +25,7 @@ Run add_export_hf(CLI::App& app);
 Run add_serve(CLI::App& app);
 Run add_feedback(CLI::App& app);
 Run add_eval(CLI::App& app);
+Run add_data(CLI::App& app);
+Run add_recipe(CLI::App& app);
 
 }  // namespace zephyr::cli

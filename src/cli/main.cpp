@@ -38,13 +38,15 @@ int main(int argc, char** argv) {
   reg(zephyr::cli::add_serve);
   reg(zephyr::cli::add_feedback);
   reg(zephyr::cli::add_eval);
+  reg(zephyr::cli::add_data);
+  reg(zephyr::cli::add_recipe);
   reg(zephyr::cli::add_sft);
   reg(zephyr::cli::add_pretrain);
   reg(zephyr::cli::add_dpo);
   reg(zephyr::cli::add_debug);
   app.footer(
-      "Not built yet: feedback, eval.\n"
-      "See the project's issues for their status.");
+      "The whole recipe (dSFT, AI feedback, dDPO, evaluation) end to end: zephyr recipe run recipes/smol\n"
+      "(make demo). README.md describes every command.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -50,6 +50,8 @@ MtBenchResult mt_bench_means(const std::vector<ordered_json>& judgments, const s
 
 // Several runs' summary.json in one radar chart (SVG) and one Markdown table (returned).
 std::string eval_chart(const std::vector<std::string>& dirs, const std::string& out_svg);
+// Text for SVG/XML attributes and elements.
+std::string xml_escape(const std::string& s);
 // A radar chart: one axis per category (0-10), one polygon per model.
 std::string radar_svg(const std::vector<std::string>& categories, const std::vector<std::pair<std::string, std::vector<double>>>& models);
 

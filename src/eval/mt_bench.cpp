@@ -29,7 +29,7 @@ double category_temperature(const std::string& c) {
 bool wants_reference(const std::string& c) { return c == "math" || c == "reasoning" || c == "coding"; }
 
 struct Question {
-  std::string id, category;
+  std::string id, category, system;  // system: an optional system prompt before the turns
   std::vector<std::string> turns, reference;
 };
 
@@ -42,10 +42,14 @@ std::vector<Question> read_questions(const std::string& path, const std::string&
   for_each_jsonl(in, path, [&](const ordered_json& r, size_t line) {
     const std::string where = path + ":" + std::to_string(line);
     if (!r.is_object() || !r.contains("question_id") || !r.contains("turns") || !r["turns"].is_array() || r["turns"].size() != 2)
-      fail(where, "expected {\"question_id\", \"category\", \"turns\": [two strings], \"reference\"?}");
+      fail(where, "expected {\"question_id\", \"category\", \"turns\": [two strings], \"reference\"?, \"system\"?}");
     Question q;
     q.id = id_text(r["question_id"]);
     q.category = r.value("category", "general");
+    if (r.contains("system")) {
+      if (!r["system"].is_string()) fail(where, "\"system\" must be a string");
+      q.system = r["system"].get<std::string>();
+    }
     for (const auto& t : r["turns"]) {
       if (!t.is_string()) fail(where, "turns must be strings");
       q.turns.push_back(t.get<std::string>());
@@ -143,6 +147,7 @@ MtBenchResult eval_mt_bench(const MtBenchConfig& c) {
     run_parallel(todo.size(), c.concurrency, [&](size_t i) {
       const Question& q = *todo[i];
       ordered_json messages = ordered_json::array();
+      if (!q.system.empty()) messages.push_back({{"role", "system"}, {"content", q.system}});
       ordered_json turns = ordered_json::array();
       std::string error;
       int64_t tokens = 0;
@@ -209,7 +214,9 @@ MtBenchResult eval_mt_bench(const MtBenchConfig& c) {
     const Question& q = *todo[i].q;
     const int turn = todo[i].turn;
     const ordered_json& a = answers[q.id];
-    ordered_json messages = ordered_json::array({{{"role", "user"}, {"content", q.turns[0]}}});
+    ordered_json messages = ordered_json::array();
+    if (!q.system.empty()) messages.push_back({{"role", "system"}, {"content", q.system}});
+    messages.push_back({{"role", "user"}, {"content", q.turns[0]}});
     if (turn == 2) {
       messages.push_back({{"role", "assistant"}, {"content", a["turns"][0]}});
       messages.push_back({{"role", "user"}, {"content", q.turns[1]}});

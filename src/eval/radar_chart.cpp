@@ -8,8 +8,6 @@
 
 namespace zephyr {
 
-namespace {
-
 std::string xml_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -21,6 +19,8 @@ std::string xml_escape(const std::string& s) {
   }
   return o;
 }
+
+namespace {
 
 std::string num(double v) {
   char b[32];

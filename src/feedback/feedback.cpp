@@ -86,6 +86,10 @@ std::vector<PromptRow> read_prompts(const std::string& path) {
 
 FeedbackSummary feedback_generate(const GenerateConfig& c) {
   if (c.generators.empty()) fail_field("model", "no generator (give --model SPEC or a config listing generators)");
+  std::set<std::string> labels;
+  for (const GeneratorConfig& g : c.generators)
+    if (!labels.insert(g.label()).second)
+      fail_field("model", "two generators are both called \"" + g.label() + "\"; give them distinct names (a config's \"name\")");
   const std::vector<PromptRow> prompts = read_prompts(c.prompts);
   std::set<std::string> done;
   ResumableJsonl out(c.out, [&](const ordered_json& r) {
@@ -98,17 +102,22 @@ FeedbackSummary feedback_generate(const GenerateConfig& c) {
   };
   std::vector<Task> tasks;
   FeedbackSummary sum;
-  for (const PromptRow& p : prompts)
-    for (size_t g = 0; g < c.generators.size(); ++g)
+  // Generator by generator, so the calls in flight mostly share a model and decode as one batch.
+  for (size_t g = 0; g < c.generators.size(); ++g)
+    for (const PromptRow& p : prompts)
       for (int k = 0; k < c.generators[g].completions; ++k) {
-        if (done.count(key3(p.id, c.generators[g].spec.label(), k))) ++sum.skipped;
+        if (done.count(key3(p.id, c.generators[g].label(), k))) ++sum.skipped;
         else tasks.push_back({&p, g, k});
       }
-  std::vector<std::unique_ptr<ModelClient>> clients;
+  // One client per model: generators that sample one model at two temperatures share it.
+  std::map<std::string, std::shared_ptr<ModelClient>> by_spec;
+  std::vector<std::shared_ptr<ModelClient>> clients;
   for (const GeneratorConfig& g : c.generators) {
     ClientOptions o = c.client;
     o.parallel = std::max(o.parallel, c.concurrency);
-    clients.push_back(make_model_client(g.spec, o));
+    std::shared_ptr<ModelClient>& client = by_spec[g.spec.label()];
+    if (!client) client = make_model_client(g.spec, o);
+    clients.push_back(client);
   }
   if (sum.skipped) std::fprintf(stderr, "feedback generate: %lld completions already in %s, %zu to go\n", (long long)sum.skipped, c.out.c_str(), tasks.size());
   Progress bar("generate", int64_t(tasks.size()));
@@ -120,10 +129,10 @@ FeedbackSummary feedback_generate(const GenerateConfig& c) {
     ChatCall call;
     call.messages = t.prompt->messages;
     call.sampling = g.sampling;
-    call.sampling.seed = fnv1a(t.prompt->id + '\x1f' + g.spec.label() + '\x1f' + std::to_string(t.sample), c.seed * 0x9E3779B97F4A7C15ULL + 1);
+    call.sampling.seed = fnv1a(t.prompt->id + '\x1f' + g.label() + '\x1f' + std::to_string(t.sample), c.seed * 0x9E3779B97F4A7C15ULL + 1);
     call.max_tokens = g.max_tokens;
     const ChatReply r = clients[t.gen]->complete(call);
-    ordered_json row = {{"prompt_id", t.prompt->id}, {"messages", t.prompt->messages}, {"model", g.spec.label()}, {"sample", t.sample}};
+    ordered_json row = {{"prompt_id", t.prompt->id}, {"messages", t.prompt->messages}, {"model", g.label()}, {"sample", t.sample}};
     if (r.error.empty()) {
       row["completion"] = r.text;
       row["finish_reason"] = r.finish_reason;
@@ -276,6 +285,7 @@ FeedbackSummary feedback_binarize(const BinarizeConfig& c) {
   if (!in) fail(c.in, "cannot open");
   FeedbackSummary sum;
   std::string text;
+  std::vector<std::pair<std::string, std::string>> rows;  // prompt_id, line
   for_each_jsonl(in, c.in, [&](const ordered_json& r, size_t line) {
     if (!r.is_object() || !r.contains("completions") || !r["completions"].is_array())
       fail(c.in + ":" + std::to_string(line), "expected a row of `zephyr feedback judge` ({\"prompt_id\", \"messages\", \"completions\"})");
@@ -317,10 +327,15 @@ FeedbackSummary feedback_binarize(const BinarizeConfig& c) {
     ordered_json chosen = messages, rejected = messages;
     chosen.push_back({{"role", "assistant"}, {"content", scored[best].text}});
     rejected.push_back({{"role", "assistant"}, {"content", scored[worse].text}});
-    text += line_of({{"prompt_id", r.value("prompt_id", "")}, {"prompt", prompt}, {"chosen", chosen}, {"rejected", rejected},
-                     {"score_chosen", scored[best].overall}, {"score_rejected", scored[worse].overall}});
+    rows.emplace_back(r.value("prompt_id", ""), line_of({{"prompt_id", r.value("prompt_id", "")}, {"prompt", prompt}, {"chosen", chosen},
+                                                        {"rejected", rejected}, {"score_chosen", scored[best].overall},
+                                                        {"score_rejected", scored[worse].overall}}));
     sum.pairs += 1;
   });
+  // In prompt_id order: judge appends rows as its calls finish, so the input's order varies from
+  // run to run, and the pairs' order (dpo's data order) must not.
+  std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [_, line] : rows) text += line;
   write_file_atomic(c.out, text);
   return sum;
 }

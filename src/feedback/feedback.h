@@ -14,6 +14,8 @@ namespace zephyr {
 
 struct GeneratorConfig {
   ModelSpec spec;
+  std::string name;  // what rows record as "model" ("" = the spec's label); distinct per generator
+  std::string label() const { return name.empty() ? spec.label() : name; }
   int completions = 1;  // samples per prompt
   SamplingParams sampling;
   int64_t max_tokens = 512;
