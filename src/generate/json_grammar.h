@@ -96,7 +96,6 @@ class JsonMatcher {
   int fast_step(uint8_t byte);
   void step(const JsonThread& t, uint8_t byte, std::vector<JsonThread>& out) const;
   void start_value(JsonThread t, int node, uint8_t byte, std::vector<JsonThread>& out) const;
-  void after_child(JsonThread& t) const;
   int64_t thread_min(const JsonThread& t) const;
   const JsonGrammar* g_;
   std::vector<JsonThread> threads_;
