@@ -5,7 +5,6 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "model/init.h"
-#include "tokenizer/tokenizer.h"
 
 namespace zephyr::cli {
 
@@ -59,12 +58,7 @@ Run add_init(CLI::App& app) {
     c.tie_word_embeddings = a->tie;
     c.vocab_size = a->vocab;
     if (!a->tokenizer.empty()) {
-      const Tokenizer tok = Tokenizer::load(a->tokenizer);
-      if (c.vocab_size == 0) c.vocab_size = tok.vocab_size();
-      if (c.vocab_size < tok.vocab_size())
-        fail("--vocab", std::to_string(c.vocab_size) + " is smaller than the tokenizer's " + std::to_string(tok.vocab_size()) + " tokens");
-      if (tok.bos_id() >= 0) c.bos_token_id = tok.bos_id();
-      if (tok.eos_id() >= 0) c.eos_token_ids = {tok.eos_id()};
+      fill_from_tokenizer(c, a->tokenizer);
     } else if (c.vocab_size == 0) {
       fail("--vocab", "is required without --tokenizer");
     }

@@ -7,6 +7,7 @@
 #include "core/rng.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
+#include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -63,6 +64,15 @@ void copy_tokenizer(const fs::path& from, const fs::path& out) {
 }
 
 }  // namespace
+
+void fill_from_tokenizer(ModelConfig& c, const fs::path& tokenizer) {
+  const Tokenizer tok = Tokenizer::load(tokenizer);
+  if (c.vocab_size == 0) c.vocab_size = tok.vocab_size();
+  if (c.vocab_size < tok.vocab_size())
+    fail_field("vocab", std::to_string(c.vocab_size) + " is smaller than the tokenizer's " + std::to_string(tok.vocab_size()) + " tokens");
+  if (tok.bos_id() >= 0) c.bos_token_id = tok.bos_id();
+  if (tok.eos_id() >= 0) c.eos_token_ids = {tok.eos_id()};
+}
 
 void init_model(const fs::path& out, const InitOptions& o) {
   o.config.validate("init");

@@ -17,6 +17,10 @@ struct InitOptions {
   std::filesystem::path tokenizer;  // tokenizer.json or a directory with it; copied when set
 };
 
+// The vocabulary size (when 0) and the BOS/EOS ids from a tokenizer.json or a directory with one;
+// an Error (field "vocab") when vocab_size is set below the tokenizer's.
+void fill_from_tokenizer(ModelConfig& config, const std::filesystem::path& tokenizer);
+
 // Writes the model to `out` (created; must not already hold a model). Generation is split into
 // fixed blocks with their own seeds, so the weights do not depend on the thread count.
 void init_model(const std::filesystem::path& out, const InitOptions& options);

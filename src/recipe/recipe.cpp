@@ -13,6 +13,7 @@
 #include "eval/evaluation.h"
 #include "feedback/feedback.h"
 #include "model/gguf_model.h"
+#include "model/init.h"
 #include "recipe/report.h"
 #include "train/stage.h"
 
@@ -52,9 +53,20 @@ void check_keys(const YAML::Node& n, const std::string& where, std::initializer_
 
 // Applies one mapping of recipe.yaml (the top level, or its quick block) onto r.
 void apply(Recipe& r, const YAML::Node& root, const std::string& file) {
-  check_keys(root, file, {"base", "data", "filter", "sft", "sft_overrides", "dpo", "dpo_overrides", "feedback", "judge", "eval", "seed", "showcase", "quick"});
+  check_keys(root, file, {"base", "fallback_base", "data", "filter", "sft", "sft_overrides", "dpo", "dpo_overrides", "feedback", "judge", "eval",
+                          "seed", "showcase", "quick"});
   const fs::path dir(r.dir);
   if (root["base"]) r.base = as<std::string>(root["base"], file + ": base");
+  if (const YAML::Node f = root["fallback_base"]) {
+    const std::string w = file + ": fallback_base";
+    check_keys(f, w, {"tokenizer", "hidden", "layers", "heads", "kv_heads", "intermediate"});
+    Recipe::FallbackBase& b = r.fallback_base;
+    if (!f["tokenizer"]) fail(w, "needs \"tokenizer\" (a tokenizer.json or a directory with one, in the recipe directory)");
+    b.tokenizer = (dir / as<std::string>(f["tokenizer"], w + ".tokenizer")).string();
+    for (auto [key, v] : {std::pair{"hidden", &b.hidden}, std::pair{"layers", &b.layers}, std::pair{"heads", &b.heads},
+                          std::pair{"kv_heads", &b.kv_heads}, std::pair{"intermediate", &b.intermediate}})
+      if (f[key]) *v = as<int64_t>(f[key], w + "." + key);
+  }
   if (const YAML::Node d = root["data"]) {
     check_keys(d, file + ": data", {"dir", "synth"});
     if (d["dir"]) r.data_dir = as<std::string>(d["dir"], file + ": data.dir");
@@ -204,18 +216,34 @@ std::string run_recipe(const RecipeOptions& o) {
 
   // 1. The base model as an HF directory (sft and dpo start from one; transformers loads it).
   fs::path base = r.base;
-  if (!fs::exists(base)) fail(r.base, "the base model does not exist (run `make models`, or give --base)");
-  const bool gguf = fs::is_regular_file(base);
-  stages.run("base", gguf ? "export-hf of " + r.base : "the HF directory " + r.base + " as it is", [&]() -> std::string {
-    if (!gguf) return "";
+  const bool missing = !fs::exists(base), gguf = fs::is_regular_file(base), made = gguf || missing;
+  if (missing && r.fallback_base.tokenizer.empty()) fail(r.base, "the base model does not exist (run `make models`, or give --base)");
+  const std::string how = missing ? r.base + " is missing: a tiny random model with " + r.fallback_base.tokenizer + " (fallback_base) instead"
+                          : gguf  ? "export-hf of " + r.base
+                                  : "the HF directory " + r.base + " as it is";
+  stages.run("base", how, [&]() -> std::string {
+    if (!made) return "";
     const fs::path tmp = out / "base.tmp";
     fs::remove_all(tmp);
-    export_hf(base, tmp, DType::F32);
+    if (gguf) {
+      export_hf(base, tmp, DType::F32);
+    } else {
+      const Recipe::FallbackBase& f = r.fallback_base;
+      InitOptions io;
+      io.config.architecture = "LlamaForCausalLM";
+      io.config.hidden_size = f.hidden, io.config.num_hidden_layers = f.layers, io.config.intermediate_size = f.intermediate;
+      io.config.num_attention_heads = f.heads, io.config.num_key_value_heads = f.kv_heads, io.config.head_dim = f.heads ? f.hidden / f.heads : 0;
+      io.config.max_position_embeddings = 2048;
+      fill_from_tokenizer(io.config, f.tokenizer);
+      io.tokenizer = f.tokenizer;
+      io.seed = r.seed;
+      init_model(tmp, io);
+    }
     fs::remove_all(out / "base");
     fs::rename(tmp, out / "base");
-    return "";
+    return missing ? "a tiny random model (" + r.base + " was missing)" : "";
   });
-  if (gguf) base = out / "base";
+  if (made) base = out / "base";
   if (!is_complete_model(base)) fail(base.string(), "not an HF model directory (config.json and model.safetensors)");
 
   // 2-3. Teacher data and Zephyr-beta's filter.

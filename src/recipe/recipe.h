@@ -24,6 +24,12 @@ struct GeneratorEntry {
 struct Recipe {
   std::string dir;           // the recipe directory (sft/dpo/filter files are relative to it)
   std::string base;          // GGUF (exported to HF first) or HF model directory
+  // A tiny random model standing in for a base that is missing (the quick block's, for machines
+  // without the model package); tokenizer "" = none configured.
+  struct FallbackBase {
+    std::string tokenizer;
+    int64_t hidden = 64, layers = 2, heads = 4, kv_heads = 2, intermediate = 128;
+  } fallback_base;
   std::string data_dir;      // "" = the teacher writes the data (synth)
   SynthConfig synth;
   std::string filter_rules;  // YAML of data filter rules ("" = the built-in ones)

@@ -11,7 +11,9 @@
 - a rerun with the same --out skips every stage and prints the same report;
 - the same recipe unchanged on a user's paths (--base: a tiny random model, --data: another data
   set, --judge: a user's exec: judge): killed with SIGKILL mid-run and rerun, its report equals
-  an uninterrupted run's (deterministic under the seed, resumable).
+  an uninterrupted run's (deterministic under the seed, resumable);
+- without the model package, --quick runs on a tiny random base (fallback_base); without --quick
+  a missing base is a clear error.
 Run with the reference venv from anywhere; the recipe runs from the repository root."""
 import argparse
 import json
@@ -50,8 +52,8 @@ def check(ok, what):
     failures += 0 if ok else 1
 
 
-def run_recipe(zephyr, out, *extra, kill_after=None):
-    cmd = [zephyr, "recipe", "run", "recipes/smol", "--quick", "--out", out, *extra]
+def run_recipe(zephyr, out, *extra, kill_after=None, quick=True):
+    cmd = [zephyr, "recipe", "run", "recipes/smol", *(["--quick"] if quick else []), "--out", out, *extra]
     t0 = time.time()
     if kill_after is None:
         p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -206,6 +208,12 @@ def main():
         check(report_a == report_b and report_a, "killed-and-resumed and uninterrupted runs write the same report")
         if report_a:
             check_report(report_a, os.path.join(tmp, "user-a"), "user's model and data", pirate=False)
+        # Without the model package: --quick puts a tiny random model (fallback_base) in its place.
+        rc, report_c, err, secs = run_recipe(zephyr, os.path.join(tmp, "no-model"), "--base", os.path.join(tmp, "missing.gguf"))
+        check(rc == 0 and "a tiny random model" in err and table(report_c)[1] and [r[0] for r in table(report_c)[1][:4]] == LABELS,
+              f"--quick without the base model runs on a tiny random one ({secs:.0f} s){'' if rc == 0 else ': ' + err[-800:]}")
+        rc, _, err, _ = run_recipe(zephyr, os.path.join(tmp, "no-model-full"), "--base", os.path.join(tmp, "missing.gguf"), quick=False)
+        check(rc != 0 and "missing.gguf: the base model does not exist" in err, f"without --quick a missing base is an error: {err.strip()[-200:]}")
         prompts = {json.loads(l)["prompt_id"] for l in open(os.path.join(data, "feedback_prompts.jsonl"))}
         used = {json.loads(l)["prompt_id"] for l in open(os.path.join(tmp, "user-a", "feedback", "completions.jsonl"))}
         check(used == prompts, "the user's feedback prompts were the ones answered")
