@@ -16,6 +16,7 @@
 #include "model/init.h"
 #include "recipe/report.h"
 #include "train/stage.h"
+#include "train/trainer.h"
 
 namespace zephyr {
 
@@ -134,8 +135,6 @@ std::string rule_judge_path() {
   return judge.string();
 }
 
-bool is_complete_model(const fs::path& dir) { return fs::exists(dir / "config.json") && fs::exists(dir / "model.safetensors"); }
-
 class Stages {
  public:
   Stages(fs::path out, int total) : marks_(std::move(out) / ".stages"), total_(total) { fs::create_directories(marks_); }
@@ -144,6 +143,7 @@ class Stages {
   // beside the mark for the report.
   void run(const std::string& name, const std::string& what, const std::function<std::string()>& fn) {
     ++index_;
+    names_.push_back(name);
     const fs::path mark = marks_ / name;
     if (fs::exists(mark)) {
       std::fprintf(stderr, "[%d/%d] %s: complete in an earlier run, skipped\n", index_, total_, name.c_str());
@@ -157,20 +157,22 @@ class Stages {
     std::fprintf(stderr, "[%d/%d] %s: done in %.1f s%s%s\n", index_, total_, name.c_str(), s, note.empty() ? "" : " — ", note.c_str());
   }
 
+  // "stage: note" for each stage run so far (now or earlier) that left a note, in run order.
   std::vector<std::string> notes() const {
     std::vector<std::string> out;
-    for (const char* n : {"data", "filter", "feedback-generate", "feedback-judge", "feedback-binarize"}) {
+    for (const std::string& n : names_) {
       const fs::path p = marks_ / n;
       if (!fs::exists(p)) continue;
       std::string t = read_file(p);
       while (!t.empty() && t.back() == '\n') t.pop_back();
-      if (!t.empty()) out.push_back(std::string(n) + ": " + t);
+      if (!t.empty()) out.push_back(n + ": " + t);
     }
     return out;
   }
 
  private:
   fs::path marks_;
+  std::vector<std::string> names_;
   int total_, index_ = 0;
 };
 
@@ -244,7 +246,7 @@ std::string run_recipe(const RecipeOptions& o) {
     return missing ? "a tiny random model (" + r.base + " was missing)" : "";
   });
   if (made) base = out / "base";
-  if (!is_complete_model(base)) fail(base.string(), "not an HF model directory (config.json and model.safetensors)");
+  if (!fs::exists(base / "config.json") || !fs::exists(base / "model.safetensors")) fail(base.string(), "not an HF model directory (config.json and model.safetensors)");
 
   // 2-3. Teacher data and Zephyr-beta's filter.
   const fs::path data = r.data_dir.empty() ? out / "data" : fs::path(r.data_dir);
@@ -286,23 +288,15 @@ std::string run_recipe(const RecipeOptions& o) {
   auto train_stage = [&](Stage kind, const std::string& config, std::vector<std::pair<std::string, std::string>> overrides, const fs::path& from,
                          const std::string& dataset, const fs::path& to) {
     overrides.insert(overrides.begin(), {{"model_name_or_path", from.string()}, {"dataset_path", dataset}, {"output_dir", to.string()}});
-    TrainConfig tc = TrainConfig::load(config, overrides);
-    bool resume = false;
-    if (fs::exists(to))
-      for (auto& e : fs::directory_iterator(to))
-        if (e.path().filename().string().rfind("checkpoint-", 0) == 0 && fs::exists(e.path() / "trainer_state.json")) resume = true;
-    const TrainSummary s = run_stage(kind, tc, resume);
-    return "last loss " + std::to_string(s.final_loss).substr(0, 6) + " after " + std::to_string(s.steps) + " steps";
+    const TrainSummary s = run_stage(kind, TrainConfig::load(config, overrides), !list_checkpoints(to).empty());
+    char note[96];
+    std::snprintf(note, sizeof note, "last loss %.4f after %lld steps", s.final_loss, (long long)s.steps);
+    return std::string(note);
   };
   stages.run("sft", "dSFT of the base on the filtered teacher dialogues (" + r.sft_config + ")",
              [&] { return train_stage(Stage::Sft, r.sft_config, r.sft_overrides, base, sft_data.string(), dsft); });
-  fs::path early;
-  for (auto& e : fs::directory_iterator(dsft)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind("checkpoint-", 0) == 0 && n.find(".tmp") == std::string::npos && is_complete_model(e.path()) &&
-        (early.empty() || std::stoll(n.substr(11)) < std::stoll(early.filename().string().substr(11))))
-      early = e.path();
-  }
+  const std::vector<fs::path> checkpoints = list_checkpoints(dsft);
+  const fs::path early = checkpoints.empty() ? fs::path() : checkpoints.front();
 
   // 5-7. AI feedback: completions from the generators, the judge's scores, chosen/rejected pairs.
   auto model_path = [&](const std::string& name) -> std::string {

@@ -84,30 +84,9 @@ void save_checkpoint(const fs::path& out, const TrainableModel& model, AdamW& op
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
   if (keep > 0) {  // drop the oldest beyond save_total_limit
-    std::vector<std::pair<int64_t, fs::path>> cps;
-    for (auto& e : fs::directory_iterator(out)) {
-      const std::string n = e.path().filename().string();
-      if (n.rfind("checkpoint-", 0) == 0 && n.find(".tmp") == std::string::npos)
-        cps.emplace_back(std::stoll(n.substr(11)), e.path());
-    }
-    std::sort(cps.begin(), cps.end());
-    for (size_t i = 0; i + size_t(keep) < cps.size(); ++i) fs::remove_all(cps[i].second);
+    const std::vector<fs::path> cps = list_checkpoints(out);
+    for (size_t i = 0; i + size_t(keep) < cps.size(); ++i) fs::remove_all(cps[i]);
   }
-}
-
-// The newest complete checkpoint (a .tmp one was interrupted mid-write and is ignored).
-fs::path newest_checkpoint(const fs::path& out) {
-  int64_t best = -1;
-  fs::path path;
-  if (!fs::exists(out)) return path;
-  for (auto& e : fs::directory_iterator(out)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind("checkpoint-", 0) != 0 || n.find(".tmp") != std::string::npos) continue;
-    if (!fs::exists(e.path() / "trainer_state.json")) continue;
-    const int64_t s = std::stoll(n.substr(11));
-    if (s > best) best = s, path = e.path();
-  }
-  return path;
 }
 
 void restore(const fs::path& cp, TrainableModel& model, AdamW& opt, State& st) {
@@ -150,6 +129,20 @@ std::string hms(double s) {
 
 }  // namespace
 
+std::vector<fs::path> list_checkpoints(const fs::path& out) {
+  std::vector<std::pair<int64_t, fs::path>> found;
+  if (fs::exists(out))
+    for (auto& e : fs::directory_iterator(out)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("checkpoint-", 0) != 0 || n.size() == 11 || n.find_first_not_of("0123456789", 11) != std::string::npos) continue;
+      if (fs::exists(e.path() / "trainer_state.json")) found.emplace_back(std::stoll(n.substr(11)), e.path());
+    }
+  std::sort(found.begin(), found.end());
+  std::vector<fs::path> paths;
+  for (auto& [_, p] : found) paths.push_back(p);
+  return paths;
+}
+
 TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, bool resume) {
   const size_t n_train = obj.train_size();
   if (n_train == 0) fail(c.dataset_path, "no training rows");
@@ -162,8 +155,9 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
   AdamW opt(model);
   State st;
   if (resume) {
-    const fs::path cp = newest_checkpoint(out);
-    if (cp.empty()) fail(out.string(), "--resume: no checkpoint-N directory to resume from");
+    const std::vector<fs::path> cps = list_checkpoints(out);
+    if (cps.empty()) fail(out.string(), "--resume: no checkpoint-N directory to resume from");
+    const fs::path cp = cps.back();
     restore(cp, model, opt, st);
     std::fprintf(stderr, "resuming from %s (step %lld of %lld)\n", cp.string().c_str(), (long long)st.step, (long long)total);
   }

@@ -17,6 +17,10 @@ struct TrainSummary {
   double final_loss = 0, eval_loss = -1;
 };
 
+// The complete checkpoint-N directories in output_dir, oldest first (a checkpoint-N.tmp was
+// interrupted mid-write and is not one).
+std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& output_dir);
+
 // Trains `model` in place and writes the final model to cfg.output_dir. With resume, continues
 // from the newest checkpoint-N in output_dir (an Error when there is none).
 TrainSummary train(const TrainConfig& cfg, TrainableModel& model, Objective& objective, bool resume);

@@ -29,7 +29,9 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-failures = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "serve"))
+from check_server import check, finish  # noqa: E402
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 LABELS = ["base", "dSFT", "dDPO only", "dSFT+dDPO"]
 LENGTH_JUDGE = """#!/usr/bin/env python3
@@ -44,12 +46,6 @@ else:
     a, b = score(t["answer_a"]), score(t["answer_b"])
     print(json.dumps({"winner": "A" if a > b else "B" if b > a else "tie"}))
 """
-
-
-def check(ok, what):
-    global failures
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    failures += 0 if ok else 1
 
 
 def run_recipe(zephyr, out, *extra, kill_after=None, quick=True):
@@ -154,7 +150,7 @@ def main():
         rc, report, err, secs = run_recipe(zephyr, out)
         check(rc == 0, f"recipes/smol --quick runs on SmolLM2 ({secs:.0f} s){'' if rc == 0 else ': ' + err[-1500:]}")
         if rc != 0:
-            return
+            finish("recipe")  # exits 1: nothing else can be checked (a bare return here exited 0)
         print(report)
         check_report(report, out, "smol --quick")
         check(len(re.findall(r"^\[\d+/14\] \S+: done in", err, re.M)) == 14, "each of the 14 stages prints its progress line")
@@ -219,10 +215,7 @@ def main():
         check(used == prompts, "the user's feedback prompts were the ones answered")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print(f"{failures} recipe check(s) failed")
-        sys.exit(1)
-    print("all recipe checks passed")
+    finish("recipe")
 
 
 if __name__ == "__main__":
