@@ -120,9 +120,9 @@ void Bpe::initial_symbols(const std::string& word, std::vector<int>& ids) const 
         continue;
       }
     }
-    if (unk_id_ < 0)
-      fail("tokenizer", "character \"" + word.substr(start, i - start) +
-                            "\" is not in the vocabulary and the model has no unk_token");
+    // Without an unk_token HF's BPE drops the character (SmolLM2's byte-level vocabulary lacks six
+    // control bytes, e.g. 0x06); an error here made any text holding one unservable.
+    if (unk_id_ < 0) continue;
     if (!(fuse_unk_ && last_unk)) ids.push_back(unk_id_);
     last_unk = true;
   }
