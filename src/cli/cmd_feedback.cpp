@@ -1,5 +1,4 @@
 // zephyr feedback generate | judge | binarize: the AI-feedback stage (see feedback/feedback.h).
-#include <yaml-cpp/yaml.h>
 
 #include <cstdio>
 
@@ -7,6 +6,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "feedback/feedback.h"
+#include "io/yaml_file.h"
 
 namespace zephyr::cli {
 
@@ -57,12 +57,7 @@ std::vector<GeneratorConfig> generators(const FeedbackArgs& a, GenerateConfig& c
     out.push_back(g);
   }
   if (a.config.empty()) return out;
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(a.config);
-  } catch (const YAML::Exception& e) {
-    fail(a.config, std::string("cannot read the YAML: ") + e.what());
-  }
+  const YAML::Node root = load_yaml_file(a.config);
   if (root["prompts"] && c.prompts.empty()) c.prompts = root["prompts"].as<std::string>();
   if (root["out"] && c.out.empty()) c.out = root["out"].as<std::string>();
   const YAML::Node list = root["generators"];

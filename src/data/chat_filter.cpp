@@ -1,6 +1,5 @@
 #include "data/chat_filter.h"
 
-#include <yaml-cpp/yaml.h>
 
 #include <cctype>
 #include <fstream>
@@ -8,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/json_file.h"
+#include "io/yaml_file.h"
 
 namespace zephyr {
 
@@ -102,12 +102,7 @@ std::string prompt_key(const ordered_json& messages) {
 
 FilterRules FilterRules::load(const std::string& path) {
   FilterRules r;
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    fail(path, std::string("cannot read the YAML: ") + e.what());
-  }
+  const YAML::Node root = load_yaml_file(path);
   if (!root.IsMap()) fail(path, "expected a mapping of lowercase_start, min_caps_run, openers, duplicates");
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();

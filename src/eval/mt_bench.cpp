@@ -199,10 +199,9 @@ MtBenchResult eval_mt_bench(const MtBenchConfig& c) {
                                {"additionalProperties", false}};
   const auto parse = [](const std::string& text, ordered_json& value) {
     double v = -1;
-    try {
-      const ordered_json j = ordered_json::parse(text);
-      if (j.is_object() && j.contains("rating") && j["rating"].is_number()) v = j["rating"].get<double>();
-    } catch (const ordered_json::exception&) {
+    if (const std::optional<ordered_json> j = try_parse_ordered_json(text)) {
+      if (j->is_object() && j->contains("rating") && (*j)["rating"].is_number()) v = (*j)["rating"].get<double>();
+    } else {
       v = bracketed_number(text);
     }
     if (!(v >= 1 && v <= 10)) return false;
@@ -236,16 +235,12 @@ MtBenchResult eval_mt_bench(const MtBenchConfig& c) {
     const Verdict v = ask_judge(*judge, c.judge, prompt, schema, task, fnv1a(q.id, uint64_t(turn)),
                                 [&](const std::string& text, ordered_json& value) {
                                   if (c.judge.judge.kind == ModelSpec::Kind::Exec) {  // {"rating": N}
-                                    try {
-                                      const ordered_json j = ordered_json::parse(text);
-                                      if (!j.is_object() || !j.contains("rating") || !j["rating"].is_number()) return false;
-                                      const double r = j["rating"].get<double>();
-                                      if (!(r >= 1 && r <= 10)) return false;
-                                      value = r;
-                                      return true;
-                                    } catch (const ordered_json::exception&) {
-                                      return false;
-                                    }
+                                    const std::optional<ordered_json> j = try_parse_ordered_json(text);
+                                    if (!j || !j->is_object() || !j->contains("rating") || !(*j)["rating"].is_number()) return false;
+                                    const double r = (*j)["rating"].get<double>();
+                                    if (!(r >= 1 && r <= 10)) return false;
+                                    value = r;
+                                    return true;
                                   }
                                   return parse(text, value);
                                 });
@@ -273,12 +268,8 @@ std::string eval_chart(const std::vector<std::string>& dirs, const std::string& 
   std::vector<std::pair<std::string, ordered_json>> runs;
   for (const std::string& d : dirs) {
     const std::string path = d + "/summary.json";
-    ordered_json s;
-    try {
-      s = ordered_json::parse(read_file(path));
-    } catch (const ordered_json::exception&) {
-      fail(path, "not JSON (is it `zephyr eval mt-bench`'s summary?)");
-    }
+    const ordered_json s = try_parse_ordered_json(read_file(path)).value_or(ordered_json());
+    if (!s.is_object()) fail(path, "not a JSON object (is it `zephyr eval mt-bench`'s summary?)");
     if (!s.contains("categories") || !s["categories"].is_object()) fail(path, "expected \"categories\" (zephyr eval mt-bench's summary)");
     for (const auto& [c, v] : s["categories"].items())
       if (std::find(categories.begin(), categories.end(), c) == categories.end()) categories.push_back(c);

@@ -170,10 +170,9 @@ WinrateResult eval_winrate(const WinrateConfig& c) {
                                {"answer_a", a}, {"answer_b", b}};
     const Verdict v = ask_judge(*judge, c.judge, prompt, schema, task, fnv1a(ins, uint64_t(order)), [](const std::string& text, ordered_json& value) {
       std::string w;
-      try {
-        const ordered_json j = ordered_json::parse(text);
-        if (j.is_object() && j.contains("winner") && j["winner"].is_string()) w = j["winner"].get<std::string>();
-      } catch (const ordered_json::exception&) {
+      if (const std::optional<ordered_json> j = try_parse_ordered_json(text)) {
+        if (j->is_object() && j->contains("winner") && (*j)["winner"].is_string()) w = (*j)["winner"].get<std::string>();
+      } else {
         if (text.find("[[A]]") != std::string::npos) w = "A";
         else if (text.find("[[B]]") != std::string::npos) w = "B";
         else if (text.find("[[C]]") != std::string::npos) w = "tie";

@@ -93,11 +93,9 @@ bool run_json_program(const std::string& path, const ordered_json& input, int ti
   if (timed_out) return error = path + ": no answer within " + std::to_string(timeout_s) + " s", false;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return error = path + ": exited with " + (WIFEXITED(status) ? "status " + std::to_string(WEXITSTATUS(status)) : "a signal"), false;
-  try {
-    output = ordered_json::parse(got);
-  } catch (const ordered_json::exception&) {
-    return error = path + ": its output is not one JSON object: " + got.substr(0, 200), false;
-  }
+  std::optional<ordered_json> parsed = try_parse_ordered_json(got);
+  if (!parsed) return error = path + ": its output is not one JSON object: " + got.substr(0, 200), false;
+  output = std::move(*parsed);
   return true;
 }
 
@@ -191,7 +189,7 @@ class EndpointClient : public ModelClient {
         why = httplib::to_string(res.error());
       } else if (res->status == 200) {
         try {
-          const json r = json::parse(res->body);
+          const json r = try_parse_json(res->body).value_or(json());
           const json& c = r.at("choices").at(0);
           reply.text = c.at("message").at("content").get<std::string>();
           reply.finish_reason = c.value("finish_reason", "");
@@ -238,7 +236,7 @@ class EndpointClient : public ModelClient {
     if (!listed_.empty()) return listed_;
     auto res = client()->Get(base_ + "/models");
     try {
-      if (res && res->status == 200) return listed_ = json::parse(res->body).at("data").at(0).at("id").get<std::string>();
+      if (res && res->status == 200) return listed_ = try_parse_json(res->body).value_or(json()).at("data").at(0).at("id").get<std::string>();
     } catch (const json::exception&) {
     }
     error = spec_.label() + ": cannot list its models (" + (res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error())) +

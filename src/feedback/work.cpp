@@ -26,11 +26,12 @@ ResumableJsonl::ResumableJsonl(const std::string& path, const std::function<void
       const std::string l = text.substr(i, nl - i);
       i = nl + 1;
       if (l.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::optional<ordered_json> row = try_parse_ordered_json(l);
       try {
-        existing(ordered_json::parse(l));
+        if (row) existing(*row);
       } catch (const ordered_json::exception&) {
-        fail(path + ":" + std::to_string(line), "not a JSON row (is this the output of an earlier run of the same command?)");
       }
+      if (!row) fail(path + ":" + std::to_string(line), "not a JSON row (is this the output of an earlier run of the same command?)");
     }
   }
   f_ = std::fopen(path.c_str(), "ab");

@@ -24,9 +24,30 @@ std::string json_error_text(const std::exception& e) {
   return w.rfind("[json.exception", 0) == 0 && close != std::string::npos ? w.substr(close + 2) : w;
 }
 
+size_t json_depth_overflow(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return std::string_view::npos;
+}
+
 namespace {
 template <class J>
 J parse_any(std::string_view text, const std::string& where) {
+  if (const size_t at = json_depth_overflow(text); at != std::string_view::npos)
+    fail(where, "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels at byte " + std::to_string(at));
   try {
     return J::parse(text);
   } catch (const typename J::parse_error& e) {
@@ -39,6 +60,22 @@ J parse_any(std::string_view text, const std::string& where) {
 
 json parse_json(std::string_view text, const std::string& where) { return parse_any<json>(text, where); }
 ordered_json parse_ordered_json(std::string_view text, const std::string& where) { return parse_any<ordered_json>(text, where); }
+
+std::optional<json> try_parse_json(std::string_view text) {
+  try {
+    return parse_any<json>(text, "");
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<ordered_json> try_parse_ordered_json(std::string_view text) {
+  try {
+    return parse_any<ordered_json>(text, "");
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
 
 json read_json_file(const std::filesystem::path& path) { return parse_json(read_file(path), path.string()); }
 

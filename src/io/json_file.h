@@ -4,6 +4,7 @@
 #include <functional>
 #include <istream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
 #include <string>
@@ -21,10 +22,21 @@ std::string read_file(const std::filesystem::path& path);
 // Parses a JSON file; a syntax error names the file and the byte offset.
 json read_json_file(const std::filesystem::path& path);
 
-// Parses JSON text; any failure, a syntax error (with its byte) or a number beyond double's range,
-// is an Error "WHERE: ..." — never the library's own exception.
+// Deeper nesting is refused before parsing: whatever walks a JSON value (dump, comparisons, the
+// templates' conversion, schema compilation) recurses once per level, so 100k brackets in any
+// field, even one nothing reads, would overflow the stack. Real documents stay far below this.
+constexpr int kMaxJsonDepth = 512;
+// The byte offset where TEXT's nesting first exceeds kMaxJsonDepth (brackets in strings do not
+// count), or npos.
+size_t json_depth_overflow(std::string_view text);
+
+// Parses JSON text; any failure, a syntax error (with its byte), nesting beyond kMaxJsonDepth or a
+// number beyond double's range, is an Error "WHERE: ..." — never the library's own exception.
 json parse_json(std::string_view text, const std::string& where);
 ordered_json parse_ordered_json(std::string_view text, const std::string& where);
+// For text that may or may not be JSON (a judge's or a server's reply): nullopt where parse_json fails.
+std::optional<json> try_parse_json(std::string_view text);
+std::optional<ordered_json> try_parse_ordered_json(std::string_view text);
 // A JSON library exception's message without its "[json.exception.…] " prefix.
 std::string json_error_text(const std::exception& e);
 

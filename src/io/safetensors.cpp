@@ -46,6 +46,9 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path)
     fail(where, "header length " + std::to_string(header_len) + " runs past the end of the file (" +
                     std::to_string(size) + " bytes)");
   json header;
+  const std::string_view header_text(reinterpret_cast<const char*>(base) + 8, header_len);
+  if (const size_t at = json_depth_overflow(header_text); at != std::string_view::npos)
+    fail(where, "header nests deeper than " + std::to_string(kMaxJsonDepth) + " levels at byte " + std::to_string(8 + at));
   try {
     header = json::parse(base + 8, base + 8 + header_len);
   } catch (const json::parse_error& e) {

@@ -1,7 +1,6 @@
 #include "recipe/recipe.h"
 
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +11,7 @@
 #include "data/chat_filter.h"
 #include "eval/evaluation.h"
 #include "feedback/feedback.h"
+#include "io/yaml_file.h"
 #include "model/gguf_model.h"
 #include "model/init.h"
 #include "recipe/report.h"
@@ -188,12 +188,7 @@ Recipe Recipe::load(const std::string& dir, bool quick) {
   r.dir = dir;
   const std::string file = (fs::path(dir) / "recipe.yaml").string();
   if (!fs::exists(file)) fail(dir, "not a recipe directory (no recipe.yaml)");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file);
-  } catch (const YAML::Exception& e) {
-    fail(file, std::string("cannot read the YAML: ") + e.what());
-  }
+  const YAML::Node root = load_yaml_file(file);
   apply(r, root, file);
   if (quick && root["quick"]) apply(r, root["quick"], file + ": quick");
   if (r.base.empty()) fail(file + ": base", "is required (a GGUF file or an HF model directory)");

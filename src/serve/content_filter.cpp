@@ -28,13 +28,12 @@ const char* kVerdictSchema = R"({"type": "object", "properties": {"flagged": {"t
 
 FilterVerdict parse_verdict(const std::string& text, const std::string& who) {
   FilterVerdict v;
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception&) {
+  const std::optional<json> parsed = try_parse_json(text);
+  if (!parsed) {
     v.error = who + " answered something that is not JSON: " + text.substr(0, 200);
     return v;
   }
+  const json& j = *parsed;
   if (!j.is_object() || !j.contains("flagged") || !j["flagged"].is_boolean()) {
     v.error = who + " answered without a boolean \"flagged\": " + text.substr(0, 200);
     return v;
@@ -189,7 +188,7 @@ class EndpointFilter : public ContentFilter {
     if (!res) return v.error = who + ": " + httplib::to_string(res.error()), v;
     if (res->status != 200) return v.error = who + ": HTTP " + std::to_string(res->status) + " " + res->body.substr(0, 200), v;
     try {
-      const json r = json::parse(res->body);
+      const json r = try_parse_json(res->body).value_or(json());
       return parse_verdict(r.at("choices").at(0).at("message").at("content").get<std::string>(), who);
     } catch (const json::exception&) {
       return v.error = who + ": not an OpenAI chat completion: " + res->body.substr(0, 200), v;

@@ -136,6 +136,8 @@ std::shared_ptr<const StructuredOutput> response_format(const json& body, const 
 
 CompletionRequest parse_request(const std::string& text, Endpoint e, const SamplingParams& defaults) {
   json body;
+  if (const size_t at = json_depth_overflow(text); at != std::string::npos)
+    bad_request("", "the body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels (byte " + std::to_string(at) + ")");
   try {
     body = json::parse(text);
   } catch (const json::parse_error& err) {

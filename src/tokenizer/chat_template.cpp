@@ -49,8 +49,16 @@ List slice_items(const List& items, const Value* start, const Value* stop, const
   return out;
 }
 
+// Python has big integers; a template's int64 arithmetic that would wrap is an error instead.
+[[noreturn]] void int_overflow(const std::string& op) { throw Error("integer overflow in " + op + " (beyond 64 bits)"); }
+
+int64_t as_int(const Value& v) { return v.type == Value::Type::Bool ? v.b : v.i; }
+
 class Interpreter {
  public:
+  // Macro calls nest at most this deep: each level costs native stack.
+  static constexpr int kMaxCallDepth = 64;
+
   explicit Interpreter(Value globals) { scopes_.push_back(std::move(globals)); }
 
   enum class Flow { Normal, Break, Continue };
@@ -64,10 +72,27 @@ class Interpreter {
   }
 
  private:
+  static void append(std::string& out, const std::string& piece) {
+    check_string_size(out.size() + piece.size());
+    out += piece;
+  }
+
+  // An error without a position (the work budget, the output's size) takes the statement's.
   Flow exec(const Node& n, std::string& out) {
+    try {
+      return exec_inner(n, out);
+    } catch (const LocatedError&) {
+      throw;
+    } catch (const Error& e) {
+      error_at(n.line, n.col, e.what());
+    }
+  }
+
+  Flow exec_inner(const Node& n, std::string& out) {
+    WorkBudget::charge(1);
     switch (n.kind) {
-      case Node::Kind::Text: out += n.text; break;
-      case Node::Kind::Output: out += to_str(eval(*n.exprs[0])); break;
+      case Node::Kind::Text: append(out, n.text); break;
+      case Node::Kind::Output: append(out, to_str(eval(*n.exprs[0]))); break;
       case Node::Kind::If:
         for (const auto& [cond, body] : n.branches)
           if (truthy(eval(*cond))) return exec(body, out);
@@ -155,6 +180,13 @@ class Interpreter {
   Value make_macro(const Node& n) {
     const Node* node = &n;
     return Value::function([this, node](Args& a) {
+      if (calls_ >= kMaxCallDepth)
+        throw Error("macro \"" + node->text + "\" called " + std::to_string(kMaxCallDepth) + " levels deep (endless recursion?)");
+      ++calls_;
+      struct Leave {
+        int& calls;
+        ~Leave() { --calls; }
+      } leave{calls_};
       Value scope = Value::make_dict();
       for (size_t k = 0; k < node->targets.size(); ++k) {
         const Value* arg = a.get(k, node->targets[k].c_str());
@@ -185,6 +217,7 @@ class Interpreter {
  public:
   Value eval(const Expr& e) {
     try {
+      WorkBudget::charge(1);
       return eval_inner(e);
     } catch (const LocatedError&) {
       throw;
@@ -276,7 +309,11 @@ class Interpreter {
         const Value x = eval(*e.args[0]);
         if (e.name == "not") return Value::boolean(!truthy(x));
         if (!x.is_number() && x.type != Value::Type::Bool) throw Error("bad operand type for unary " + e.name + ": " + type_name(x));
-        if (e.name == "-") return x.type == Value::Type::Float ? Value::number(-x.f) : Value::integer(-static_cast<int64_t>(x.as_double()));
+        if (e.name == "-") {
+          if (x.type == Value::Type::Float) return Value::number(-x.f);
+          if (as_int(x) == INT64_MIN) int_overflow("unary -");
+          return Value::integer(-as_int(x));
+        }
         return x;
       }
       case K::And: {
@@ -307,28 +344,49 @@ class Interpreter {
       args.pos.push_back(b);
       return Value::boolean(apply_test("in", a, args) == (op == "in"));
     }
-    if (op == "~") return Value::string(to_str(a) + to_str(b));
+    if (op == "~") {
+      const std::string x = to_str(a), y = to_str(b);
+      check_string_size(x.size() + y.size());
+      return Value::string(x + y);
+    }
     const bool nums = (a.is_number() || a.type == Value::Type::Bool) && (b.is_number() || b.type == Value::Type::Bool);
     const bool ints = nums && a.type != Value::Type::Float && b.type != Value::Type::Float;
+    int64_t r = 0;
     if (op == "+") {
-      if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
+      if (a.is_string() && b.is_string()) {
+        check_string_size(a.s.size() + b.s.size());
+        return Value::string(a.s + b.s);
+      }
       if (a.is_list() && b.is_list()) {
         List items = *a.list;
         items.insert(items.end(), b.list->begin(), b.list->end());
         return Value::make_list(std::move(items));
       }
-      if (ints) return Value::integer(static_cast<int64_t>(a.as_double()) + static_cast<int64_t>(b.as_double()));
+      if (ints) {
+        if (__builtin_add_overflow(as_int(a), as_int(b), &r)) int_overflow("+");
+        return Value::integer(r);
+      }
       if (nums) return Value::number(a.as_double() + b.as_double());
     } else if (op == "-") {
-      if (ints) return Value::integer(static_cast<int64_t>(a.as_double()) - static_cast<int64_t>(b.as_double()));
+      if (ints) {
+        if (__builtin_sub_overflow(as_int(a), as_int(b), &r)) int_overflow("-");
+        return Value::integer(r);
+      }
       if (nums) return Value::number(a.as_double() - b.as_double());
     } else if (op == "*") {
-      if (a.is_string() && b.type == Value::Type::Int) {
+      if (a.is_string() && b.type == Value::Type::Int) {  // Python's str * n; n <= 0 gives ""
+        const size_t n = size_t(std::max<int64_t>(b.i, 0));
+        if (!a.s.empty() && n > kMaxStringBytes / a.s.size()) check_string_size(kMaxStringBytes + 1);
+        check_string_size(a.s.size() * n);
         std::string out;
-        for (int64_t k = 0; k < b.i && k < 1000000; ++k) out += a.s;
-        return Value::string(out);
+        out.reserve(a.s.size() * n);
+        for (size_t k = 0; k < n; ++k) out += a.s;
+        return Value::string(std::move(out));
       }
-      if (ints) return Value::integer(static_cast<int64_t>(a.as_double()) * static_cast<int64_t>(b.as_double()));
+      if (ints) {
+        if (__builtin_mul_overflow(as_int(a), as_int(b), &r)) int_overflow("*");
+        return Value::integer(r);
+      }
       if (nums) return Value::number(a.as_double() * b.as_double());
     } else if (op == "/") {
       if (nums) {
@@ -337,8 +395,12 @@ class Interpreter {
       }
     } else if (op == "//" || op == "%") {
       if (ints) {
-        const auto x = static_cast<int64_t>(a.as_double()), y = static_cast<int64_t>(b.as_double());
+        const int64_t x = as_int(a), y = as_int(b);
         if (y == 0) throw Error("integer division or modulo by zero");
+        if (x == INT64_MIN && y == -1) {  // the one quotient int64 cannot hold (a hardware trap)
+          if (op == "%") return Value::integer(0);
+          int_overflow("//");
+        }
         return Value::integer(op == "%" ? py_mod(x, y) : py_floordiv(x, y));
       }
       if (nums) {
@@ -347,13 +409,21 @@ class Interpreter {
         return Value::number(op == "//" ? q : a.as_double() - q * b.as_double());
       }
     } else if (op == "**") {
-      if (ints && b.as_double() >= 0) return Value::integer(static_cast<int64_t>(std::pow(a.as_double(), b.as_double())));
+      if (ints && as_int(b) >= 0) {  // exact by repeated squaring, an error past int64
+        int64_t base = as_int(a), result = 1;
+        for (int64_t e = as_int(b); e > 0; e >>= 1) {
+          if ((e & 1) && __builtin_mul_overflow(result, base, &result)) int_overflow("**");
+          if (e > 1 && __builtin_mul_overflow(base, base, &base)) int_overflow("**");
+        }
+        return Value::integer(result);
+      }
       if (nums) return Value::number(std::pow(a.as_double(), b.as_double()));
     }
     throw Error("unsupported operand types for " + op + ": " + type_name(a) + " and " + type_name(b));
   }
 
   std::vector<Value> scopes_;  // dicts, innermost last
+  int calls_ = 0;              // macro calls in progress
 };
 
 }  // namespace
@@ -374,6 +444,7 @@ std::string ChatTemplate::render(const ordered_json& variables) const {
   jinja::Value globals = jinja::from_json(variables.is_object() ? variables : ordered_json::object());
   jinja::Interpreter interp(std::move(globals));
   std::string out;
+  const jinja::WorkBudget budget(kMaxTemplateWork);
   try {
     interp.exec(*body_, out);
   } catch (const Error& e) {

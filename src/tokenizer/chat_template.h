@@ -1,6 +1,7 @@
 // Chat templates: the Jinja "chat_template" of tokenizer_config.json, rendered as
 // transformers' apply_chat_template renders it.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,12 @@ namespace zephyr {
 
 class Tokenizer;
 namespace jinja { struct Node; }
+
+// A template is code from the internet, so one render's work is bounded (jinja::WorkBudget): units
+// are expressions evaluated, list/dict items and 64-byte string pieces built. Strings stay under
+// 64 MiB, macro calls under 64 levels, and parsing refuses blocks or expressions nested deeper than
+// 100 — each a clear error instead of a hang, runaway memory or a stack overflow.
+constexpr int64_t kMaxTemplateWork = 10'000'000;
 
 class ChatTemplate {
  public:

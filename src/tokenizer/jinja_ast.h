@@ -24,6 +24,7 @@ struct Expr {
   std::vector<ExprPtr> args;     // operands, items, call/filter/test arguments (first is the subject)
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   bool negated = false;          // Test: "is not"
+  int depth = 1;                 // levels of the tree below and including this node
 };
 
 struct Node;

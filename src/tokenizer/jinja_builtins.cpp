@@ -124,6 +124,7 @@ std::string replace_count(const std::string& s, const std::string& from, const s
   for (size_t hit; (count < 0 || n < count) && (hit = s.find(from, pos)) != std::string::npos; pos = hit + from.size(), ++n) {
     out.append(s, pos, hit - pos);
     out += to;
+    check_string_size(out.size());
   }
   out.append(s, pos, std::string::npos);
   return out;
@@ -238,7 +239,9 @@ Value apply_filter(const std::string& name, const Value& v, Args& args) {
   if (name == "safe") return v;
   if (name == "tojson") {
     const Value* indent = args.get(0, "indent");
-    return Value::string(to_json(v, indent && !indent->is_none() ? static_cast<int>(need_int(indent, 0, "tojson")) : -1));
+    const int64_t width = indent && !indent->is_none() ? need_int(indent, 0, "tojson") : -1;
+    check_string_size(size_t(std::max<int64_t>(width, 0)));  // before it becomes an int
+    return Value::string(to_json(v, static_cast<int>(width)));
   }
   if (name == "default" || name == "d") {
     const Value* def = args.get(0, "default_value");
@@ -271,6 +274,7 @@ Value apply_filter(const std::string& name, const Value& v, Args& args) {
       if (!first && sep) out += to_str(*sep);
       first = false;
       out += to_str(attr ? attribute(x, to_str(*attr)) : x);
+      check_string_size(out.size());
     }
     return Value::string(out);
   }
@@ -370,8 +374,11 @@ Value apply_filter(const std::string& name, const Value& v, Args& args) {
   if (name == "indent") {
     const int64_t width = need_int(args.get(0, "width"), 4, "indent");
     const Value* first = args.get(1, "first");
-    const std::string pad(static_cast<size_t>(std::max<int64_t>(0, width)), ' ');
     const std::string& s = need_string(v, "indent");
+    const size_t pads = size_t(std::count(s.begin(), s.end(), '\n')) + 1, w = size_t(std::max<int64_t>(0, width));
+    if (w > 0 && pads > kMaxStringBytes / w) check_string_size(kMaxStringBytes + 1);
+    check_string_size(s.size() + pads * w);
+    const std::string pad(w, ' ');
     std::string out = first && truthy(*first) ? pad : "";
     for (size_t i = 0; i < s.size(); ++i) {
       out += s[i];
@@ -432,6 +439,7 @@ Value bound_method(const Value& obj, const std::string& name) {
           if (!first) out += o.s;
           first = false;
           out += need_string(item, "join");
+          check_string_size(out.size());
         }
         return Value::string(out);
       });
@@ -481,9 +489,12 @@ Value global_function(const std::string& name) {
         if (a.pos.size() > 2) step = need_int(&a.pos[2], 1, "range");
       }
       if (step == 0) throw Error("range() step must not be zero");
-      if ((stop - start) / step > 1000000) throw Error("range() is too long");
+      // In 128 bits: the extremes of int64 would overflow the difference.
+      if ((__int128(stop) - start) / step > 1000000) throw Error("range() is too long (over 1000000 items)");
       List out;
-      for (int64_t x = start; step > 0 ? x < stop : x > stop; x += step) out.push_back(Value::integer(x));
+      const __int128 span = __int128(stop) - start;
+      const int64_t n = (step > 0 ? span > 0 : span < 0) ? int64_t((span + (step > 0 ? step - 1 : step + 1)) / step) : 0;
+      for (int64_t k = 0; k < n; ++k) out.push_back(Value::integer(int64_t(start + __int128(k) * step)));
       return Value::make_list(std::move(out));
     });
   if (name == "namespace" || name == "dict")

@@ -206,6 +206,20 @@ std::vector<Tok> lex_expr(const Chunk& ch) {
   return toks;
 }
 
+// Deeper nesting of blocks, expressions or parentheses is a syntax error: parsing, evaluating and
+// freeing the tree each recurse once per level.
+constexpr int kMaxNesting = 100;
+
+// Adds an operand; a tree deeper than kMaxNesting ("1+1+...+1", "x|f|f|...") is a syntax error.
+void adopt(Expr& parent, ExprPtr child) {
+  if (child) {
+    parent.depth = std::max(parent.depth, child->depth + 1);
+    if (parent.depth > kMaxNesting)
+      syntax_error(child->line, child->col, "expression nested deeper than " + std::to_string(kMaxNesting) + " levels");
+  }
+  parent.args.push_back(std::move(child));
+}
+
 class ExprParser {
  public:
   explicit ExprParser(std::vector<Tok> toks) : t_(std::move(toks)) {}
@@ -230,15 +244,16 @@ class ExprParser {
 
   // `allow_cond` is false where a trailing "if" belongs to the statement ("for x in xs if c").
   ExprPtr expression(bool allow_cond = true) {
+    const Nest nest(*this);
     ExprPtr e = or_expr();
     if (allow_cond && is_name("if")) {
       auto c = node(Expr::Kind::Cond);
       next();
       ExprPtr cond = or_expr();
       ExprPtr other = accept_name("else") ? expression() : nullptr;
-      c->args.push_back(std::move(e));
-      c->args.push_back(std::move(cond));
-      c->args.push_back(std::move(other));
+      adopt(*c, std::move(e));
+      adopt(*c, std::move(cond));
+      adopt(*c, std::move(other));
       return c;
     }
     return e;
@@ -249,12 +264,21 @@ class ExprParser {
     ExprPtr first = expression(allow_cond);
     if (!is_op(",")) return first;
     auto t = node(Expr::Kind::Tuple);
-    t->args.push_back(std::move(first));
-    while (accept_op(",") && !at_end()) t->args.push_back(expression(allow_cond));
+    adopt(*t, std::move(first));
+    while (accept_op(",") && !at_end()) adopt(*t, expression(allow_cond));
     return t;
   }
 
  private:
+  // Held by each recursive descent ("((((", "not not not", "- - -"): bounded before the stack is.
+  struct Nest {
+    ExprParser& p;
+    explicit Nest(ExprParser& parser) : p(parser) {
+      if (++p.nesting_ > kMaxNesting) p.error("expression nested deeper than " + std::to_string(kMaxNesting) + " levels");
+    }
+    ~Nest() { --p.nesting_; }
+  };
+
   ExprPtr node(Expr::Kind k) {
     auto e = std::make_unique<Expr>();
     e->kind = k;
@@ -268,8 +292,8 @@ class ExprParser {
     e->line = a->line;
     e->col = a->col;
     e->name = std::move(op);
-    e->args.push_back(std::move(a));
-    e->args.push_back(std::move(b));
+    adopt(*e, std::move(a));
+    adopt(*e, std::move(b));
     return e;
   }
 
@@ -288,7 +312,8 @@ class ExprParser {
       auto e = node(Expr::Kind::Unary);
       next();
       e->name = "not";
-      e->args.push_back(not_expr());
+      const Nest nest(*this);
+      adopt(*e, not_expr());
       return e;
     }
     return compare();
@@ -342,7 +367,8 @@ class ExprParser {
     if (is_op("-") || is_op("+")) {
       auto e = node(Expr::Kind::Unary);
       e->name = next().text;
-      e->args.push_back(unary());
+      const Nest nest(*this);
+      adopt(*e, unary());
       return filters(std::move(e));
     }
     return filters(postfix(primary()));
@@ -354,9 +380,11 @@ class ExprParser {
       if (peek().kind == Tok::Kind::Name && is_op("=", 1)) {
         std::string key = next().text;
         next();
-        e.kwargs.emplace_back(std::move(key), expression());
+        ExprPtr value = expression();
+        e.depth = std::max(e.depth, value->depth + 1);
+        e.kwargs.emplace_back(std::move(key), std::move(value));
       } else {
-        e.args.push_back(expression());
+        adopt(e, expression());
       }
       if (!accept_op(",")) {
         expect_op(")");
@@ -370,7 +398,7 @@ class ExprParser {
       if (accept_op("|")) {
         auto f = node(Expr::Kind::Filter);
         f->name = expect_name();
-        f->args.push_back(std::move(e));
+        adopt(*f, std::move(e));
         if (accept_op("(")) call_args(*f);
         e = std::move(f);
       } else if (is_name("is")) {
@@ -378,13 +406,13 @@ class ExprParser {
         auto t = node(Expr::Kind::Test);
         t->negated = accept_name("not");
         t->name = expect_name();
-        t->args.push_back(std::move(e));
+        adopt(*t, std::move(e));
         if (accept_op("(")) {
           call_args(*t);
         } else if (peek().kind == Tok::Kind::String || peek().kind == Tok::Kind::Int || peek().kind == Tok::Kind::Float ||
                    (peek().kind == Tok::Kind::Name && !is_name("and") && !is_name("or") && !is_name("else") &&
                     !is_name("if") && !is_name("in") && !is_name("not") && !is_name("is"))) {
-          t->args.push_back(primary());  // "x is divisibleby 3", "x is sameas none"
+          adopt(*t, primary());  // "x is divisibleby 3", "x is sameas none"
         }
         e = std::move(t);
       } else {
@@ -402,13 +430,13 @@ class ExprParser {
         a->col = e->col;
         if (peek().kind == Tok::Kind::Int) {
           a->kind = Expr::Kind::Index;
-          a->args.push_back(std::move(e));
+          adopt(*a, std::move(e));
           auto lit = node(Expr::Kind::Literal);
           lit->literal = Value::integer(std::stoll(next().text));
-          a->args.push_back(std::move(lit));
+          adopt(*a, std::move(lit));
         } else {
           a->name = expect_name();
-          a->args.push_back(std::move(e));
+          adopt(*a, std::move(e));
         }
         e = std::move(a);
       } else if (is_op("[")) {
@@ -416,7 +444,7 @@ class ExprParser {
         auto ix = node(Expr::Kind::Index);
         ix->line = e->line;
         ix->col = e->col;
-        ix->args.push_back(std::move(e));
+        adopt(*ix, std::move(e));
         ExprPtr parts[3];
         bool slice = false;
         for (int k = 0; k < 3; ++k) {
@@ -430,10 +458,10 @@ class ExprParser {
         expect_op("]");
         if (slice) {
           ix->kind = Expr::Kind::Slice;
-          for (auto& p : parts) ix->args.push_back(std::move(p));
+          for (auto& p : parts) adopt(*ix, std::move(p));
         } else {
           if (!parts[0]) error("expected an index");
-          ix->args.push_back(std::move(parts[0]));
+          adopt(*ix, std::move(parts[0]));
         }
         e = std::move(ix);
       } else if (is_op("(")) {
@@ -441,7 +469,7 @@ class ExprParser {
         c->line = e->line;
         c->col = e->col;
         next();
-        c->args.push_back(std::move(e));
+        adopt(*c, std::move(e));
         call_args(*c);
         e = std::move(c);
       } else {
@@ -482,8 +510,8 @@ class ExprParser {
           ExprPtr inner = expression();
           if (is_op(",")) {
             e->kind = Expr::Kind::Tuple;
-            e->args.push_back(std::move(inner));
-            while (accept_op(",") && !is_op(")")) e->args.push_back(expression());
+            adopt(*e, std::move(inner));
+            while (accept_op(",") && !is_op(")")) adopt(*e, expression());
             expect_op(")");
             return e;
           }
@@ -493,7 +521,7 @@ class ExprParser {
         if (accept_op("[")) {
           e->kind = Expr::Kind::List;
           while (!accept_op("]")) {
-            e->args.push_back(expression());
+            adopt(*e, expression());
             if (!accept_op(",")) { expect_op("]"); break; }
           }
           return e;
@@ -501,9 +529,9 @@ class ExprParser {
         if (accept_op("{")) {
           e->kind = Expr::Kind::Dict;
           while (!accept_op("}")) {
-            e->args.push_back(expression());
+            adopt(*e, expression());
             expect_op(":");
-            e->args.push_back(expression());
+            adopt(*e, expression());
             if (!accept_op(",")) { expect_op("}"); break; }
           }
           return e;
@@ -516,6 +544,7 @@ class ExprParser {
 
   std::vector<Tok> t_;
   size_t p_ = 0;
+  int nesting_ = 0;  // expression() calls in progress (parentheses, arguments)
 };
 
 // ---- Statements ---------------------------------------------------------------------------
@@ -584,6 +613,7 @@ class Parser {
         n.kind = Node::Kind::Text;
     n.line = ch.line;
     n.col = ch.col;
+    if (++depth_ > kMaxNesting) syntax_error(ch.line, ch.col, "blocks nested deeper than " + std::to_string(kMaxNesting) + " levels");
     const int saved_line = open_line_, saved_col = open_col_;
     open_line_ = ch.line;
     open_col_ = ch.col;
@@ -666,6 +696,7 @@ class Parser {
     }
     open_line_ = saved_line;
     open_col_ = saved_col;
+    --depth_;
     return n;
   }
 
@@ -673,6 +704,7 @@ class Parser {
   size_t i_ = 0;
   std::unique_ptr<ExprParser> tag_;  // the closing tag just reached by parse_body
   int open_line_ = 1, open_col_ = 1;  // the block being parsed, for "unclosed" errors
+  int depth_ = 0;                     // blocks open around the statement being parsed
 };
 
 }  // namespace

@@ -7,6 +7,68 @@
 
 namespace zephyr::jinja {
 
+void check_string_size(size_t bytes) {
+  if (bytes > kMaxStringBytes)
+    throw Error("a string of " + std::to_string(bytes) + " bytes is over the template limit of " +
+                std::to_string(kMaxStringBytes >> 20) + " MiB");
+}
+
+namespace {
+thread_local WorkBudget* current_budget = nullptr;
+}  // namespace
+
+WorkBudget::WorkBudget(int64_t limit) : limit_(limit), outer_(current_budget) { current_budget = this; }
+WorkBudget::~WorkBudget() { current_budget = outer_; }
+
+void WorkBudget::charge(int64_t units) {
+  WorkBudget* b = current_budget;
+  if (!b || (b->used_ += units) <= b->limit_) return;
+  const int64_t limit = b->limit_;
+  b->limit_ = INT64_MAX;  // the error's own strings must not fail again
+  throw Error("the template did more than " + std::to_string(limit) +
+              " units of work (a loop that does not end, or a string or list that keeps doubling?)");
+}
+
+namespace {
+void check_depth(int depth) {
+  if (depth > kMaxValueDepth) throw Error("lists and dicts nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+}
+
+// Bounds the recursion of printing and comparing: the depth recorded at construction does not see
+// a namespace that was later given itself (or an ancestor) as an attribute.
+thread_local int walk_depth = 0;
+struct WalkGuard {
+  WalkGuard() { check_depth(++walk_depth); }
+  ~WalkGuard() { --walk_depth; }
+  WalkGuard(const WalkGuard&) = delete;
+  WalkGuard& operator=(const WalkGuard&) = delete;
+};
+}  // namespace
+
+// An item costs 4 units: copying lists (a list doubling in a loop) is ~100x slower than a unit's
+// evaluation, so the limit stays near a second however the work is spent.
+Value Value::make_list(List items) {
+  WorkBudget::charge(4 * int64_t(items.size()));
+  Value v;
+  v.type = Type::List;
+  for (const auto& x : items) v.depth = std::max(v.depth, x.depth + 1);
+  v.depth = std::max(v.depth, 1);
+  check_depth(v.depth);
+  v.list = std::make_shared<List>(std::move(items));
+  return v;
+}
+
+Value Value::make_dict(Dict items) {
+  WorkBudget::charge(4 * int64_t(items.size()));
+  Value v;
+  v.type = Type::Dict;
+  for (const auto& [k, x] : items) v.depth = std::max(v.depth, x.depth + 1);
+  v.depth = std::max(v.depth, 1);
+  check_depth(v.depth);
+  v.dict = std::make_shared<Dict>(std::move(items));
+  return v;
+}
+
 const Value* Value::get(const std::string& key) const {
   if (type != Type::Dict) return nullptr;
   for (const auto& [k, v] : *dict)
@@ -15,6 +77,8 @@ const Value* Value::get(const std::string& key) const {
 }
 
 void Value::set(const std::string& key, Value v) {
+  depth = std::max(depth, v.depth + 1);
+  check_depth(depth);
   for (auto& [k, old] : *dict)
     if (k == key) {
       old = std::move(v);
@@ -39,6 +103,8 @@ bool truthy(const Value& v) {
 }
 
 bool equal(const Value& a, const Value& b) {
+  const WalkGuard guard;
+  if (a.type == Value::Type::Int && b.type == Value::Type::Int) return a.i == b.i;  // exact past 2^53
   const bool an = a.is_number() || a.type == Value::Type::Bool, bn = b.is_number() || b.type == Value::Type::Bool;
   if (an && bn) return a.as_double() == b.as_double();
   if (a.type != b.type) return false;
@@ -63,6 +129,8 @@ bool equal(const Value& a, const Value& b) {
 }
 
 int compare(const Value& a, const Value& b) {
+  const WalkGuard guard;
+  if (a.type == Value::Type::Int && b.type == Value::Type::Int) return a.i < b.i ? -1 : a.i > b.i ? 1 : 0;
   const bool an = a.is_number() || a.type == Value::Type::Bool, bn = b.is_number() || b.type == Value::Type::Bool;
   if (an && bn) return a.as_double() < b.as_double() ? -1 : a.as_double() > b.as_double() ? 1 : 0;
   if (a.is_string() && b.is_string()) return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;  // UTF-8 byte order = code point order
@@ -132,10 +200,12 @@ void json_string(std::string& out, const std::string& s) {
 }
 
 void json_dump(std::string& out, const Value& v, int indent, int depth) {
+  const WalkGuard guard;
   auto newline = [&](int d) {
     if (indent < 0) return;
+    check_string_size(out.size() + 1 + size_t(indent) * size_t(d));
     out += '\n';
-    out.append(static_cast<size_t>(indent * d), ' ');
+    out.append(size_t(indent) * size_t(d), ' ');
   };
   const char* item_sep = indent < 0 ? ", " : ",";
   switch (v.type) {
@@ -154,6 +224,7 @@ void json_dump(std::string& out, const Value& v, int indent, int depth) {
         if (k) out += item_sep;
         newline(depth + 1);
         json_dump(out, (*v.list)[k], indent, depth + 1);
+        check_string_size(out.size());
       }
       newline(depth);
       out += ']';
@@ -167,6 +238,7 @@ void json_dump(std::string& out, const Value& v, int indent, int depth) {
         json_string(out, (*v.dict)[k].first);
         out += ": ";
         json_dump(out, (*v.dict)[k].second, indent, depth + 1);
+        check_string_size(out.size());
       }
       newline(depth);
       out += '}';
@@ -178,17 +250,23 @@ void json_dump(std::string& out, const Value& v, int indent, int depth) {
 }  // namespace
 
 std::string repr(const Value& v) {
+  const WalkGuard guard;
   switch (v.type) {
     case Value::Type::String: return quote_python(v.s);
     case Value::Type::List: {
       std::string out = "[";
-      for (size_t k = 0; k < v.list->size(); ++k) out += (k ? ", " : "") + repr((*v.list)[k]);
+      for (size_t k = 0; k < v.list->size(); ++k) {
+        out += (k ? ", " : "") + repr((*v.list)[k]);
+        check_string_size(out.size());
+      }
       return out + "]";
     }
     case Value::Type::Dict: {
       std::string out = "{";
-      for (size_t k = 0; k < v.dict->size(); ++k)
+      for (size_t k = 0; k < v.dict->size(); ++k) {
         out += (k ? ", " : "") + quote_python((*v.dict)[k].first) + ": " + repr((*v.dict)[k].second);
+        check_string_size(out.size());
+      }
       return out + "}";
     }
     default: return to_str(v);
@@ -233,8 +311,9 @@ Value from_json(const ordered_json& j) {
   switch (j.type()) {
     case ordered_json::value_t::null: return Value::none();
     case ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case ordered_json::value_t::number_integer:
-    case ordered_json::value_t::number_unsigned: return Value::integer(j.get<int64_t>());
+    case ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case ordered_json::value_t::number_unsigned:  // past int64 it would wrap negative; Python keeps it, a float comes closest
+      return j.get<uint64_t>() > uint64_t(INT64_MAX) ? Value::number(double(j.get<uint64_t>())) : Value::integer(j.get<int64_t>());
     case ordered_json::value_t::number_float: return Value::number(j.get<double>());
     case ordered_json::value_t::string: return Value::string(j.get<std::string>());
     case ordered_json::value_t::array: {

@@ -18,6 +18,32 @@ using Dict = std::vector<std::pair<std::string, Value>>;  // insertion-ordered, 
 struct Args;
 using Function = std::function<Value(Args&)>;
 
+// Limits on what one render may build: a chat template is code from the internet. Strings (the
+// output too) stay under kMaxStringBytes; lists and dicts nest at most kMaxValueDepth deep (JSON
+// input nests at most kMaxJsonDepth), so printing, comparing and freeing them cannot overflow the
+// stack, and a namespace holding itself is an error instead of endless recursion.
+constexpr size_t kMaxStringBytes = size_t(64) << 20;
+constexpr int kMaxValueDepth = kMaxJsonDepth + 64;
+// Throws Error when a string of BYTES would pass kMaxStringBytes; called before building one.
+void check_string_size(size_t bytes);
+
+// The work of one render on this thread: each expression evaluated and each 64 string bytes built
+// cost a unit, each list or dict item built 4; past the limit, Error. That bounds time (a loop of 1e9,
+// nested loops) and memory (strings or lists doubling in a loop) alike. Values built outside a
+// budget's lifetime (the template's variables) are free.
+class WorkBudget {
+ public:
+  explicit WorkBudget(int64_t limit);
+  ~WorkBudget();
+  WorkBudget(const WorkBudget&) = delete;
+  WorkBudget& operator=(const WorkBudget&) = delete;
+  static void charge(int64_t units);
+
+ private:
+  int64_t used_ = 0, limit_;
+  WorkBudget* outer_;
+};
+
 struct Value {
   enum class Type { Undefined, None, Bool, Int, Float, String, List, Dict, Function };
   Type type = Type::Undefined;
@@ -29,15 +55,17 @@ struct Value {
   std::shared_ptr<Dict> dict;
   std::shared_ptr<Function> fn;
   bool is_namespace = false;        // a namespace() object: its attributes may be assigned
+  int depth = 0;                    // List/Dict: 1 + the deepest item's depth when it was built
 
   static Value undefined(std::string name = "") { Value v; v.s = std::move(name); return v; }
   static Value none() { Value v; v.type = Type::None; return v; }
   static Value boolean(bool x) { Value v; v.type = Type::Bool; v.b = x; return v; }
   static Value integer(int64_t x) { Value v; v.type = Type::Int; v.i = x; return v; }
   static Value number(double x) { Value v; v.type = Type::Float; v.f = x; return v; }
-  static Value string(std::string x) { Value v; v.type = Type::String; v.s = std::move(x); return v; }
-  static Value make_list(List items = {}) { Value v; v.type = Type::List; v.list = std::make_shared<List>(std::move(items)); return v; }
-  static Value make_dict(Dict items = {}) { Value v; v.type = Type::Dict; v.dict = std::make_shared<Dict>(std::move(items)); return v; }
+  static Value string(std::string x) { WorkBudget::charge(int64_t(x.size() >> 6)); Value v; v.type = Type::String; v.s = std::move(x); return v; }
+  // Both throw Error past kMaxValueDepth.
+  static Value make_list(List items = {});
+  static Value make_dict(Dict items = {});
   static Value function(Function f) { Value v; v.type = Type::Function; v.fn = std::make_shared<Function>(std::move(f)); return v; }
 
   bool is_undefined() const { return type == Type::Undefined; }

@@ -1,12 +1,12 @@
 #include "train/train_config.h"
 
-#include <yaml-cpp/yaml.h>
 
 #include <functional>
 #include <map>
 #include <set>
 
 #include "core/error.h"
+#include "io/yaml_file.h"
 
 namespace zephyr {
 
@@ -123,14 +123,7 @@ TrainConfig TrainConfig::load(const std::filesystem::path& file, const std::vect
   TrainConfig c;
   if (!file.empty()) {
     c.source = file.string();
-    YAML::Node root;
-    try {
-      root = YAML::LoadFile(file.string());
-    } catch (const YAML::BadFile&) {
-      fail(file.string(), "cannot open");
-    } catch (const YAML::Exception& e) {
-      fail(file.string() + ":" + std::to_string(e.mark.line + 1), "not valid YAML: " + e.msg);
-    }
+    const YAML::Node root = load_yaml_file(file.string());
     if (!root.IsMap()) fail(file.string(), "expected a mapping of recipe keys");
     for (auto it = root.begin(); it != root.end(); ++it) {
       const std::string key = it->first.as<std::string>();

@@ -89,10 +89,24 @@ void save_checkpoint(const fs::path& out, const TrainableModel& model, AdamW& op
   }
 }
 
+// A counter of trainer_state.json, checked: the file may have been edited or damaged, and a
+// negative step would train with a negative learning rate.
+int64_t saved_counter(const json& ts, const char* key, int64_t max, const fs::path& file) {
+  const json* v = ts.is_object() && ts.contains(key) ? &ts[key] : nullptr;
+  if (!v || !v->is_number_integer()) fail(file.string(), std::string("\"") + key + "\": expected an integer");
+  const int64_t n = v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX) ? -1 : v->get<int64_t>();
+  if (n < 0 || n > max)
+    fail(file.string(), std::string("\"") + key + "\": " + v->dump() + " is outside 0.." + std::to_string(max));
+  return n;
+}
+
 void restore(const fs::path& cp, TrainableModel& model, AdamW& opt, State& st) {
-  const json ts = read_json_file(cp / "trainer_state.json");
-  st.step = ts.at("global_step").get<int64_t>();
-  st.cursor = ts.at("micro_batches_consumed").get<int64_t>();
+  const fs::path file = cp / "trainer_state.json";
+  const json ts = read_json_file(file);
+  constexpr int64_t kMaxCounter = int64_t(1) << 40;  // far beyond any run, far from overflow
+  st.step = saved_counter(ts, "global_step", kMaxCounter, file);
+  st.cursor = saved_counter(ts, "micro_batches_consumed", kMaxCounter, file);
+  const int64_t optimizer_steps = saved_counter(ts, "optimizer_steps", st.step, file);
   model.load_weights(cp);
   const SafetensorsFile f(cp / "optimizer.safetensors");
   for (const ParamInfo& p : model.params()) {
@@ -102,7 +116,7 @@ void restore(const fs::path& cp, TrainableModel& model, AdamW& opt, State& st) {
       std::memcpy(buf->data() + p.offset, t->data, t->nbytes);
     }
   }
-  opt.set_steps(ts.at("optimizer_steps").get<int64_t>());
+  opt.set_steps(optimizer_steps);
 }
 
 // Keeps the metrics lines up to `step` (a resumed run rewrites what came after).
@@ -134,7 +148,7 @@ std::vector<fs::path> list_checkpoints(const fs::path& out) {
   if (fs::exists(out))
     for (auto& e : fs::directory_iterator(out)) {
       const std::string n = e.path().filename().string();
-      if (n.rfind("checkpoint-", 0) != 0 || n.size() == 11 || n.find_first_not_of("0123456789", 11) != std::string::npos) continue;
+      if (n.rfind("checkpoint-", 0) != 0 || n.size() == 11 || n.size() > 11 + 18 || n.find_first_not_of("0123456789", 11) != std::string::npos) continue;
       if (fs::exists(e.path() / "trainer_state.json")) found.emplace_back(std::stoll(n.substr(11)), e.path());
     }
   std::sort(found.begin(), found.end());

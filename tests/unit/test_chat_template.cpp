@@ -27,6 +27,19 @@ TEST(ChatTemplate, python_semantics_of_values) {
   EXPECT_EQ(render("{{ 'x' if 0 else 'y' }}{{ '' or 'z' }}{{ 0 and 1 }}"), "yz0");
 }
 
+// Python's exact integers where int64 holds the result (no detour through double), an error where
+// it does not; the one quotient that traps in C.
+TEST(ChatTemplate, integer_arithmetic_is_exact_or_an_error) {
+  EXPECT_EQ(render("{{ 2 ** 62 }} {{ 3 ** 39 }} {{ (-2) ** 63 }} {{ 9007199254740993 + 0 }}"),
+            "4611686018427387904 4052555153018976267 -9223372036854775808 9007199254740993");
+  EXPECT_EQ(render("{{ (-9223372036854775807 - 1) % -1 }} {{ 9007199254740993 == 9007199254740992 }}"), "0 False");
+  EXPECT_EQ(render("{{ 'ab' * 3 }}|{{ 'ab' * -2 }}|{{ range(9223372036854775800, 9223372036854775807, 5)|list }}"),
+            "ababab||[9223372036854775800, 9223372036854775805]");
+  for (const char* bad : {"{{ 2 ** 63 }}", "{{ -(-9223372036854775807 - 1) }}", "{{ 4611686018427387904 * 2 }}",
+                          "{{ (-9223372036854775807 - 1) - 1 }}", "{{ (-9223372036854775807 - 1) // -1 }}"})
+    EXPECT_NE(error_of(bad).find("integer overflow"), std::string::npos) << bad;
+}
+
 TEST(ChatTemplate, trim_blocks_and_lstrip_blocks_as_transformers_sets_them) {
   EXPECT_EQ(render("{% if true %}\n  yes\n{% endif %}\nend"), "  yes\nend");
   EXPECT_EQ(render("a\n    {% if true %}b{% endif %}"), "a\nb");
