@@ -9,7 +9,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev python3-torch \
   clang-16 libclang-rt-16-dev chromium
 
-.PHONY: deps apt-deps refs models build build-cli test demo bench clean fuzz
+.PHONY: deps apt-deps refs models build build-cli test demo bench clean fuzz fuzz-build
 
 deps: apt-deps refs
 
@@ -61,34 +61,44 @@ bench: deps build models
 clean:
 	rm -rf $(BUILD)
 
-# Parsers of outside input under libFuzzer with ASan/UBSan for FUZZ_SECONDS each (clang is needed
-# only for this target): the GGUF reader, seeded with small GGUF files zephyr writes, and the
-# server's request parser with response_format schemas run through the JSON matcher, seeded from
-# fuzz/seeds/ with fuzz/json.dict. Inputs that once crashed stay in fuzz/regressions/ and run first.
+# Parsers of outside input under libFuzzer with ASan/UBSan, FUZZ_SECONDS each (clang is needed only
+# here): GGUF files (seeded with small GGUFs zephyr writes), server request bodies with their
+# response_format schemas, chat templates with their variables, tokenizer.json with text and ids,
+# and training data (SFT/DPO/text JSONL rows, training-config YAML, config.json). Seeds are in
+# fuzz/seeds/TARGET, dictionaries in fuzz/TARGET.dict; inputs that once crashed stay in
+# fuzz/regressions/TARGET and are replayed first. Objects are compiled once and shared.
 FUZZ_SECONDS ?= 20
-FUZZ_CXX := clang++-16 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc
-FUZZ_BIN := $(BUILD)/fuzz/gguf_reader_fuzz
-FUZZ_SRC := fuzz/gguf_reader_fuzz.cpp src/io/gguf.cpp src/io/mapped_file.cpp src/core/dtype.cpp src/kernels/quant.cpp
-$(FUZZ_BIN): $(FUZZ_SRC) src/io/gguf.h src/kernels/quant.h src/core/dtype.h
+FUZZ_TARGETS := gguf_reader openai_request chat_template tokenizer training_data
+FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -Isrc -DZEPHYR_VERSION='"fuzz"'
+FUZZ_OBJ := $(BUILD)/fuzz/obj
+FUZZ_COMMON := src/core/utf8.cpp src/core/dtype.cpp src/io/json_file.cpp src/io/yaml_file.cpp $(wildcard src/tokenizer/*.cpp)
+FUZZ_SRC_gguf_reader := src/io/gguf.cpp src/io/mapped_file.cpp src/core/dtype.cpp src/kernels/quant.cpp
+FUZZ_SRC_openai_request := src/serve/openai.cpp src/generate/json_grammar.cpp src/generate/token_mask.cpp src/generate/sampler.cpp $(FUZZ_COMMON)
+FUZZ_SRC_chat_template := $(FUZZ_COMMON)
+FUZZ_SRC_tokenizer := $(FUZZ_COMMON)
+FUZZ_SRC_training_data := src/train/sft_data.cpp src/train/dpo_data.cpp src/train/train_config.cpp src/model/config.cpp $(FUZZ_COMMON)
+FUZZ_BINS := $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t)_fuzz)
+$(FUZZ_OBJ)/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(FUZZ_SRC) -o $@
-REQUEST_FUZZ_BIN := $(BUILD)/fuzz/openai_request_fuzz
-REQUEST_FUZZ_SRC := fuzz/openai_request_fuzz.cpp src/serve/openai.cpp src/generate/json_grammar.cpp src/generate/token_mask.cpp \
-  src/generate/sampler.cpp $(wildcard src/tokenizer/*.cpp) src/core/utf8.cpp src/core/dtype.cpp src/io/json_file.cpp
-$(REQUEST_FUZZ_BIN): $(REQUEST_FUZZ_SRC) $(wildcard src/serve/*.h src/generate/*.h src/tokenizer/*.h src/core/*.h)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) -DZEPHYR_VERSION='"fuzz"' $(REQUEST_FUZZ_SRC) -lpcre2-8 -lutf8proc -o $@
-fuzz: build $(FUZZ_BIN) $(REQUEST_FUZZ_BIN)
-	@rm -rf $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seed-model && mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus
-	$(BUILD)/bin/zephyr init -o $(BUILD)/fuzz/seed-model --hidden 32 --layers 1 --heads 2 --intermediate 64 --vocab 64 >/dev/null
-	for t in f16 q8_0 q4_0 q4_1; do $(BUILD)/bin/zephyr export-gguf $(BUILD)/fuzz/seed-model $(BUILD)/fuzz/seeds/$$t.gguf --type $$t 2>/dev/null; done
-	@$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds \
-	  > $(BUILD)/fuzz/log 2>&1 || { tail -40 $(BUILD)/fuzz/log; echo "fuzz: the GGUF reader failed (crash input saved in ./crash-*)"; exit 1; }
-	@echo "fuzz: GGUF reader: $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/log) without a crash"
-	@rm -rf $(BUILD)/fuzz/request-corpus && mkdir -p $(BUILD)/fuzz/request-corpus
-	@$(REQUEST_FUZZ_BIN) fuzz/regressions/openai_request/* > $(BUILD)/fuzz/request-log 2>&1 || { tail -40 $(BUILD)/fuzz/request-log; \
-	  echo "fuzz: a saved request crashes again"; exit 1; }
-	@$(REQUEST_FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -dict=fuzz/json.dict $(BUILD)/fuzz/request-corpus \
-	  fuzz/seeds/openai_request > $(BUILD)/fuzz/request-log 2>&1 || { tail -40 $(BUILD)/fuzz/request-log; \
-	  echo "fuzz: the request parser failed (crash input saved in ./crash-*)"; exit 1; }
-	@echo "fuzz: request parser and JSON schemas: $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/request-log) without a crash"
+	clang++-16 $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+-include $(wildcard $(FUZZ_OBJ)/*/*.d $(FUZZ_OBJ)/*/*/*.d)
+define fuzz_target
+$(BUILD)/fuzz/$(1)_fuzz: $(FUZZ_OBJ)/fuzz/$(1)_fuzz.o $(patsubst %.cpp,$(FUZZ_OBJ)/%.o,$(sort $(FUZZ_SRC_$(1))))
+	clang++-16 $(FUZZ_FLAGS) -fsanitize=fuzzer $$^ -lpcre2-8 -lutf8proc -lyaml-cpp -o $$@
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
+fuzz-build:
+	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_BINS)
+fuzz: build fuzz-build
+	@rm -rf $(BUILD)/fuzz/seed-model $(BUILD)/fuzz/gguf-seeds && mkdir -p $(BUILD)/fuzz/gguf-seeds
+	@$(BUILD)/bin/zephyr init -o $(BUILD)/fuzz/seed-model --hidden 32 --layers 1 --heads 2 --intermediate 64 --vocab 64 >/dev/null
+	@for t in f16 q8_0 q4_0 q4_1; do $(BUILD)/bin/zephyr export-gguf $(BUILD)/fuzz/seed-model $(BUILD)/fuzz/gguf-seeds/$$t.gguf --type $$t 2>/dev/null; done
+	@for t in $(FUZZ_TARGETS); do \
+	  bin=$(BUILD)/fuzz/$${t}_fuzz; log=$(BUILD)/fuzz/$$t.log; corpus=$(BUILD)/fuzz/corpus/$$t; rm -rf $$corpus; mkdir -p $$corpus; \
+	  seeds=fuzz/seeds/$$t; [ $$t = gguf_reader ] && seeds=$(BUILD)/fuzz/gguf-seeds; \
+	  dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+	  if [ -d fuzz/regressions/$$t ]; then $$bin fuzz/regressions/$$t/* > $$log 2>&1 || { tail -40 $$log; echo "fuzz: $$t: a saved input fails again"; exit 1; }; fi; \
+	  $$bin -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 -rss_limit_mb=4096 $$dict $$corpus $$seeds > $$log 2>&1 \
+	    || { tail -40 $$log; echo "fuzz: $$t failed (the input is saved in ./crash-*, ./timeout-* or ./oom-*)"; exit 1; }; \
+	  echo "fuzz: $$t: $$(grep -o 'Done [0-9]* runs' $$log) without a finding"; \
+	done

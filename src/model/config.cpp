@@ -15,6 +15,12 @@ int64_t get_int(const json& j, const std::string& key, const std::string& where,
   return j[key].get<int64_t>();
 }
 
+std::string get_string(const json& j, const std::string& key, const std::string& where, const std::string& fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_string()) fail(where, "\"" + key + "\" must be a string, got " + j[key].dump());
+  return j[key].get<std::string>();
+}
+
 double get_number(const json& j, const std::string& key, const std::string& where, double fallback) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   if (!j[key].is_number()) fail(where, "\"" + key + "\" must be a number, got " + j[key].dump());
@@ -50,20 +56,20 @@ void ModelConfig::validate(const std::string& where) const {
   if (!(rope_theta > 0)) fail(where, "\"rope_theta\" must be positive");
 }
 
-ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
-  if (!j.is_object()) fail(where, "expected a JSON object");
+namespace {
+ModelConfig read_object(const json& j, const std::string& where) {
   ModelConfig c;
   std::string arch;
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string())
     arch = j["architectures"][0].get<std::string>();
-  const std::string model_type = j.value("model_type", std::string());
+  const std::string model_type = get_string(j, "model_type", where, "");
   if (arch.empty()) arch = model_type == "llama" ? "LlamaForCausalLM" : model_type == "mistral" ? "MistralForCausalLM" : "";
   if (arch != "MistralForCausalLM" && arch != "LlamaForCausalLM")
     fail(where, "unsupported architecture '" + (arch.empty() ? model_type : arch) +
                     "'; expected MistralForCausalLM or LlamaForCausalLM");
   c.architecture = arch;
-  const std::string act = j.value("hidden_act", std::string("silu"));
+  const std::string act = get_string(j, "hidden_act", where, "silu");
   if (act != "silu") fail(where, "unsupported hidden_act '" + act + "'; expected silu");
   for (const char* key : {"attention_bias", "mlp_bias"})
     if (j.contains(key) && j[key].is_boolean() && j[key].get<bool>())
@@ -84,7 +90,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
     if (!j.contains(key) || j[key].is_null()) continue;
     const json& rp = j[key];
     if (!rp.is_object()) fail(where, std::string("\"") + key + "\" must be an object");
-    const std::string type = rp.value("rope_type", rp.value("type", std::string("default")));
+    const std::string type = get_string(rp, "rope_type", where, get_string(rp, "type", where, "default"));
     if (type != "default")
       fail(where, std::string("\"") + key + "\": rope_type '" + type + "' is not supported (only default RoPE)");
     c.rope_theta = get_number(rp, "rope_theta", where, c.rope_theta);
@@ -92,7 +98,10 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   if (arch == "MistralForCausalLM" && j.contains("sliding_window") && !j["sliding_window"].is_null())
     c.sliding_window = get_int(j, "sliding_window", where);
   if (arch == "LlamaForCausalLM" || model_type == "llama") c.sliding_window = 0;
-  c.tie_word_embeddings = j.value("tie_word_embeddings", false);
+  if (j.contains("tie_word_embeddings") && !j["tie_word_embeddings"].is_null()) {
+    if (!j["tie_word_embeddings"].is_boolean()) fail(where, "\"tie_word_embeddings\" must be true or false, got " + j["tie_word_embeddings"].dump());
+    c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
+  }
   if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) c.bos_token_id = j["bos_token_id"];
   if (j.contains("eos_token_id")) {
     const json& e = j["eos_token_id"];
@@ -105,6 +114,16 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
     if (j.contains(key) && j[key].is_string()) c.torch_dtype = j[key].get<std::string>();
   c.validate(where);
   return c;
+}
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
+  if (!j.is_object()) fail(where, "expected a JSON object");
+  try {
+    return read_object(j, where);
+  } catch (const json::exception& e) {  // a field of a type the reads below did not check first
+    fail(where, json_error_text(e));
+  }
 }
 
 ModelConfig ModelConfig::load(const std::filesystem::path& config_json) {

@@ -51,7 +51,7 @@ std::string message_content(const json& m, const std::string& where) {
   if (!c.is_array()) bad_request("messages", where + ".content: expected a string or a list of parts");
   std::string text;
   for (const json& part : c) {
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+    if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") || !part["text"].is_string())
       bad_request("messages", where + ".content: only {\"type\": \"text\", \"text\": ...} parts are supported");
     text += part["text"].get<std::string>();
   }
@@ -134,7 +134,8 @@ std::shared_ptr<const StructuredOutput> response_format(const json& body, const 
 
 }  // namespace
 
-CompletionRequest parse_request(const std::string& text, Endpoint e, const SamplingParams& defaults) {
+namespace {
+CompletionRequest read_request(const std::string& text, Endpoint e, const SamplingParams& defaults) {
   json body;
   if (const size_t at = json_depth_overflow(text); at != std::string::npos)
     bad_request("", "the body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels (byte " + std::to_string(at) + ")");
@@ -208,6 +209,15 @@ CompletionRequest parse_request(const std::string& text, Endpoint e, const Sampl
     r.include_usage = boolean(body["stream_options"], "include_usage");
   }
   return r;
+}
+}  // namespace
+
+CompletionRequest parse_request(const std::string& text, Endpoint e, const SamplingParams& defaults) {
+  try {
+    return read_request(text, e, defaults);
+  } catch (const json::exception& err) {  // a field of a type the checks above missed: still the client's error
+    bad_request("", "unusable request: " + json_error_text(err));
+  }
 }
 
 json Usage::to_json() const {

@@ -501,6 +501,7 @@ Value global_function(const std::string& name) {
     return Value::function([name](Args& a) {
       Value d = Value::make_dict();
       d.is_namespace = name == "namespace";
+      if (d.is_namespace) WorkBudget::track_namespace(d.dict);
       for (const auto& p : a.pos)
         if (p.is_dict()) for (const auto& [k, x] : *p.dict) d.set(k, x);
       for (const auto& [k, x] : a.kw) d.set(k, x);

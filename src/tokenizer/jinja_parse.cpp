@@ -1,6 +1,8 @@
 // Lexer and parser for chat-template Jinja, with the environment transformers uses:
 // trim_blocks and lstrip_blocks on, "{%-"/"-%}" whitespace control, loop controls.
 #include <cctype>
+#include <charconv>
+#include <cstdlib>
 #include <set>
 
 #include "core/error.h"
@@ -209,6 +211,15 @@ std::vector<Tok> lex_expr(const Chunk& ch) {
 // Deeper nesting of blocks, expressions or parentheses is a syntax error: parsing, evaluating and
 // freeing the tree each recurse once per level.
 constexpr int kMaxNesting = 100;
+
+// Python's integers are unbounded; a literal beyond int64 is a syntax error rather than a wrap.
+int64_t int_literal(const Tok& t) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(t.text.data(), t.text.data() + t.text.size(), v);
+  if (ec != std::errc() || end != t.text.data() + t.text.size())
+    syntax_error(t.line, t.col, "integer " + t.text.substr(0, 40) + " does not fit in 64 bits");
+  return v;
+}
 
 // Adds an operand; a tree deeper than kMaxNesting ("1+1+...+1", "x|f|f|...") is a syntax error.
 void adopt(Expr& parent, ExprPtr child) {
@@ -432,7 +443,7 @@ class ExprParser {
           a->kind = Expr::Kind::Index;
           adopt(*a, std::move(e));
           auto lit = node(Expr::Kind::Literal);
-          lit->literal = Value::integer(std::stoll(next().text));
+          lit->literal = Value::integer(int_literal(next()));
           adopt(*a, std::move(lit));
         } else {
           a->name = expect_name();
@@ -488,14 +499,8 @@ class ExprParser {
         e->literal = Value::string(std::move(s));
         return e;
       }
-      case Tok::Kind::Int:
-        try {
-          e->literal = Value::integer(std::stoll(next().text));
-        } catch (const std::exception&) {
-          syntax_error(t.line, t.col, "integer literal out of range");
-        }
-        return e;
-      case Tok::Kind::Float: e->literal = Value::number(std::stod(next().text)); return e;
+      case Tok::Kind::Int: e->literal = Value::integer(int_literal(next())); return e;
+      case Tok::Kind::Float: e->literal = Value::number(std::strtod(next().text.c_str(), nullptr)); return e;  // 1e999: inf, as Python
       case Tok::Kind::Name: {
         const std::string n = next().text;
         if (n == "true" || n == "True") e->literal = Value::boolean(true);

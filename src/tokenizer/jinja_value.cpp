@@ -18,7 +18,17 @@ thread_local WorkBudget* current_budget = nullptr;
 }  // namespace
 
 WorkBudget::WorkBudget(int64_t limit) : limit_(limit), outer_(current_budget) { current_budget = this; }
-WorkBudget::~WorkBudget() { current_budget = outer_; }
+WorkBudget::~WorkBudget() {
+  current_budget = outer_;
+  for (const auto& d : namespaces_) {
+    Dict items;
+    items.swap(*d);  // freed here, after the namespace no longer holds them
+  }
+}
+
+void WorkBudget::track_namespace(const std::shared_ptr<Dict>& dict) {
+  if (current_budget) current_budget->namespaces_.push_back(dict);
+}
 
 void WorkBudget::charge(int64_t units) {
   WorkBudget* b = current_budget;

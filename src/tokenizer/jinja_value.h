@@ -38,10 +38,15 @@ class WorkBudget {
   WorkBudget(const WorkBudget&) = delete;
   WorkBudget& operator=(const WorkBudget&) = delete;
   static void charge(int64_t units);
+  // Namespaces are the only values a template can mutate, so the only ones that can hold
+  // themselves (ns.me = ns): shared pointers in a cycle are never freed. The budget outlives the
+  // render's values and empties every namespace at its end, which breaks any cycle.
+  static void track_namespace(const std::shared_ptr<Dict>& dict);
 
  private:
   int64_t used_ = 0, limit_;
   WorkBudget* outer_;
+  std::vector<std::shared_ptr<Dict>> namespaces_;
 };
 
 struct Value {
