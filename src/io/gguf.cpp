@@ -2,9 +2,9 @@
 
 #include <cstdio>
 #include <cstring>
-#include <unistd.h>
 
 #include "core/error.h"
+#include "io/json_file.h"
 
 namespace zephyr {
 
@@ -367,7 +367,8 @@ void GgufWriter::write(const std::filesystem::path& path) const {
   }
   head.resize((head.size() + kDefaultAlignment - 1) / kDefaultAlignment * kDefaultAlignment, '\0');
 
-  const std::filesystem::path tmp = path.string() + ".tmp" + std::to_string(getpid());
+  // A fixed temp name: a run killed mid-write leaves PATH.tmp, which the next run overwrites.
+  const std::filesystem::path tmp = path.string() + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(tmp.string(), "cannot create file");
   try {
@@ -380,10 +381,10 @@ void GgufWriter::write(const std::filesystem::path& path) const {
       write_bytes(f, buf.data(), buf.size(), tmp.string());
       write_bytes(f, zeros, (kDefaultAlignment - sizes[i] % kDefaultAlignment) % kDefaultAlignment, tmp.string());
     }
-    if (std::fflush(f) != 0 || fsync(fileno(f)) != 0) fail(tmp.string(), "write failed (disk full?)");
+    if (std::fflush(f) != 0) fail(tmp.string(), "write failed (disk full?)");
     std::fclose(f);
     f = nullptr;
-    std::filesystem::rename(tmp, path);
+    commit_file(tmp, path);
   } catch (...) {
     if (f) std::fclose(f);
     std::error_code ec;

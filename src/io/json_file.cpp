@@ -1,5 +1,8 @@
 #include "io/json_file.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -79,6 +82,26 @@ std::optional<ordered_json> try_parse_ordered_json(std::string_view text) {
 
 json read_json_file(const std::filesystem::path& path) { return parse_json(read_file(path), path.string()); }
 
+void commit_file(const std::filesystem::path& tmp, const std::filesystem::path& path) {
+  auto sync = [](const std::filesystem::path& p, int flags) {
+    const int fd = ::open(p.c_str(), flags);
+    if (fd < 0) return false;
+    const bool ok = ::fsync(fd) == 0;
+    ::close(fd);
+    return ok;
+  };
+  if (!sync(tmp, O_RDONLY)) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    fail(tmp.string(), std::string("cannot sync to disk: ") + std::strerror(errno));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) fail(path.string(), "cannot rename from " + tmp.string() + ": " + ec.message());
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  sync(dir, O_RDONLY | O_DIRECTORY);  // best effort: some filesystems refuse to sync a directory
+}
+
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents) {
   const auto tmp = std::filesystem::path(path.string() + ".tmp");
   {
@@ -86,11 +109,14 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
     if (!out) fail(tmp.string(), std::string("cannot create: ") + std::strerror(errno));
     out << contents;
     out.flush();
-    if (!out) fail(tmp.string(), "write error");
+    if (!out) {
+      out.close();
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
+      fail(tmp.string(), "write error (disk full?)");
+    }
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) fail(path.string(), "cannot rename from " + tmp.string() + ": " + ec.message());
+  commit_file(tmp, path);
 }
 
 }  // namespace zephyr

@@ -40,8 +40,13 @@ std::optional<ordered_json> try_parse_ordered_json(std::string_view text);
 // A JSON library exception's message without its "[json.exception.…] " prefix.
 std::string json_error_text(const std::exception& e);
 
-// Writes to PATH.tmp and renames, so readers never see a half-written file.
+// Writes to PATH.tmp and renames, so readers never see a half-written file; a failed write removes
+// the temp file.
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents);
+// Renames a finished TMP over PATH durably: TMP's data reaches the disk first (fsync), then the
+// rename, then the directory entry (fsync of the directory), so a power cut leaves the old file or
+// the whole new one — a SIGKILL alone needs only the rename.
+void commit_file(const std::filesystem::path& tmp, const std::filesystem::path& path);
 
 }  // namespace zephyr
 

@@ -174,7 +174,7 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
       fail(tmp.string(), "write failed (disk full?)");
     }
   }
-  std::filesystem::rename(tmp, path);
+  commit_file(tmp, path);
 }
 
 }  // namespace zephyr

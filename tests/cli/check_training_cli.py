@@ -6,6 +6,7 @@ import argparse
 import atexit
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -86,6 +87,72 @@ def main():
         check(same, f"killed {delay}s after the first checkpoint, resumed: bit-identical weights", r.stderr.decode()[-400:])
         kept = sorted(n for n in os.listdir(run) if n.startswith("checkpoint-"))
         check(len(kept) <= 2, f"save_total_limit keeps at most 2 checkpoints ({kept})")
+
+    # 2b. Killed again and again at random moments (before, during and after checkpoints and the
+    # final write), restarted each time as a user would (--resume once a checkpoint exists): after
+    # every kill each file is complete or absent — every .safetensors and .json outside a temp name
+    # parses whole, metrics.jsonl may only lose its last line — and the run ends bit-identical to
+    # the uninterrupted one with no temp file left behind.
+    def torn_files(root):
+        bad = []
+        for d, dirs, files in os.walk(root):
+            if d.endswith(".tmp"):
+                continue
+            for n in files:
+                path = os.path.join(d, n)
+                if ".tmp" in n:
+                    continue
+                data = open(path, "rb").read()
+                try:
+                    if n.endswith(".json"):
+                        json.loads(data)
+                    elif n.endswith(".safetensors"):
+                        size = int.from_bytes(data[:8], "little")
+                        header = json.loads(data[8:8 + size])
+                        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+                        if len(data) != 8 + size + end:
+                            raise ValueError(f"{len(data)} bytes, the header needs {8 + size + end}")
+                except Exception as e:
+                    bad.append(f"{os.path.relpath(path, root)}: {e}")
+        return bad
+
+    rng = random.Random(11)
+    run = os.path.join(tmp, "killed-often")
+    kills, problems = 0, []
+    for attempt in range(7):  # six kills, then a run left to finish
+        resume = any(os.path.exists(os.path.join(run, n, "trainer_state.json")) and not n.endswith(".tmp")
+                     for n in (os.listdir(run) if os.path.isdir(run) else []))
+        proc = subprocess.Popen([z, "sft", "--config", recipe, "--output_dir", run] + (["--resume"] if resume else []),
+                                stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(0.05, 1.5) if attempt < 6 else 300)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            problems += [f"after kill {kills}: {b}" for b in torn_files(run)]
+            continue
+        break
+    same = proc.returncode == 0 and open(os.path.join(run, "model.safetensors"), "rb").read() == reference
+    left = [os.path.join(d, n) for d, dirs, files in os.walk(run) for n in dirs + files if ".tmp" in n]
+    check(kills == 6 and same and not problems and not left,
+          f"killed {kills} times at random moments: every file complete or absent after each kill, the last run "
+          f"bit-identical to the uninterrupted one, no temp file left", (problems[:3], left[:3], proc.returncode))
+
+    # GGUF export killed at random moments: the output is absent or the whole file.
+    gguf_ref = os.path.join(tmp, "ref.gguf")
+    subprocess.run([z, "export-gguf", full, gguf_ref], check=True, capture_output=True)
+    want = open(gguf_ref, "rb").read()
+    gguf_problems = []
+    for attempt in range(8):
+        gguf_out = os.path.join(tmp, f"killed{attempt}.gguf")
+        proc = subprocess.Popen([z, "export-gguf", full, gguf_out], stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, 0.05))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if os.path.exists(gguf_out) and open(gguf_out, "rb").read() != want:
+            gguf_problems.append(f"{gguf_out}: {os.path.getsize(gguf_out)} of {len(want)} bytes")
+    check(not gguf_problems, "export-gguf killed at random moments: the output is absent or complete", gguf_problems)
 
     # 3. Pretraining on plain text: the loss falls on a text the model sees repeatedly.
     text = os.path.join(tmp, "story.txt")
