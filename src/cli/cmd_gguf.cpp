@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/error.h"
+#include "io/json_file.h"
 #include "model/gguf_model.h"
 
 namespace zephyr::cli {
@@ -28,6 +29,7 @@ std::vector<std::string> type_names() {
 int convert(const std::string& in, const std::string& out, const std::string& type) {
   const auto t0 = std::chrono::steady_clock::now();
   if (std::filesystem::exists(out) && std::filesystem::is_directory(out)) fail(out, "is a directory; give the output file name");
+  refuse_output_over_input(out, in);
   export_gguf(in, out, kTypes.at(type));
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "wrote %s (%s, %.1f MB) in %.1f s\n", out.c_str(), type.c_str(),

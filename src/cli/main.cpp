@@ -1,7 +1,9 @@
 // zephyr: one program for chat models — tokenize, template, and (as they land) run, train, serve.
 #include <malloc.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <map>
 
@@ -61,7 +63,17 @@ int main(int argc, char** argv) {
   }
   try {
     for (auto& [sub, run] : runs)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) {
+        const int rc = run();
+        // Output to stdout is buffered: a full disk or a closed file shows only when flushed, and
+        // exit 0 with nothing written would hide it.
+        std::cout.flush();
+        if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+          std::cerr << "zephyr: error: cannot write the output (stdout): " << std::strerror(errno ? errno : EIO) << "\n";
+          return 1;
+        }
+        return rc;
+      }
   } catch (const zephyr::Error& e) {
     std::fflush(stdout);
     std::cerr << "zephyr: error: " << e.what() << "\n";

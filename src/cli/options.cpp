@@ -35,12 +35,15 @@ SamplingParams SamplingFlags::resolve(const Model& model) const {
   p.seed = seed->count() ? given.seed : std::random_device{}();
   try {
     p.validate();
-  } catch (const Error& e) {  // the library names the setting; the user typed a flag
-    static const std::map<std::string, std::string> flags = {{"temperature", "--temp"}, {"top_k", "--top-k"}, {"top_p", "--top-p"},
-                                                             {"min_p", "--min-p"}, {"repetition_penalty", "--repeat-penalty"}};
+  } catch (const Error& e) {  // the library names the setting: a flag the user typed, or the model's file
+    static const std::map<std::string, std::pair<std::string, CLI::Option* SamplingFlags::*>> flags = {
+        {"temperature", {"--temp", &SamplingFlags::temp}},       {"top_k", {"--top-k", &SamplingFlags::top_k}},
+        {"top_p", {"--top-p", &SamplingFlags::top_p}},           {"min_p", {"--min-p", &SamplingFlags::min_p}},
+        {"repetition_penalty", {"--repeat-penalty", &SamplingFlags::penalty}}};
     const auto it = flags.find(e.field());
     if (it == flags.end()) throw;
-    fail(it->second, e.reason());
+    if ((this->*(it->second.second))->count()) fail(it->second.first, e.reason());
+    fail((model.dir / "generation_config.json").string() + ": " + e.field(), e.reason() + " (override it with " + it->second.first + ")");
   }
   return p;
 }

@@ -133,6 +133,8 @@ std::vector<std::string> text_rule_violations(const std::string& text, const Fil
 }
 
 FilterSummary filter_chats(const FilterConfig& c) {
+  refuse_output_over_input(c.out, c.in);
+  if (!c.rejected.empty()) refuse_output_over_input(c.rejected, c.in);
   std::ifstream in(c.in);
   if (!in) fail(c.in, "cannot open");
   FilterSummary s;

@@ -85,6 +85,7 @@ std::vector<PromptRow> read_prompts(const std::string& path) {
 }
 
 FeedbackSummary feedback_generate(const GenerateConfig& c) {
+  refuse_output_over_input(c.out, c.prompts);
   if (c.generators.empty()) fail_field("model", "no generator (give --model SPEC or a config listing generators)");
   std::set<std::string> labels;
   for (const GeneratorConfig& g : c.generators)
@@ -200,6 +201,7 @@ bool parse_judgment(const std::string& text, size_t n, ordered_json& scores) {
 }
 
 FeedbackSummary feedback_judge(const JudgeConfig& c) {
+  refuse_output_over_input(c.out, c.in);
   // The completions by prompt, in a fixed order (model, sample): the judge sees the same question
   // however the generation run interleaved its rows.
   struct Group {
@@ -300,6 +302,7 @@ FeedbackSummary feedback_judge(const JudgeConfig& c) {
 }
 
 FeedbackSummary feedback_binarize(const BinarizeConfig& c) {
+  refuse_output_over_input(c.out, c.in);
   if (c.strategy != "random" && c.strategy != "worst") fail_field("strategy", "must be random or worst, got " + c.strategy);
   std::ifstream in(c.in);
   if (!in) fail(c.in, "cannot open");

@@ -82,6 +82,13 @@ std::optional<ordered_json> try_parse_ordered_json(std::string_view text) {
 
 json read_json_file(const std::filesystem::path& path) { return parse_json(read_file(path), path.string()); }
 
+void refuse_output_over_input(const std::filesystem::path& output, const std::filesystem::path& input) {
+  std::error_code ec;
+  const bool same = std::filesystem::exists(output, ec) ? std::filesystem::equivalent(output, input, ec)
+                                                        : std::filesystem::weakly_canonical(output, ec) == std::filesystem::weakly_canonical(input, ec);
+  if (same) fail(output.string(), "is also the input " + input.string() + "; write the output elsewhere");
+}
+
 void commit_file(const std::filesystem::path& tmp, const std::filesystem::path& path) {
   auto sync = [](const std::filesystem::path& p, int flags) {
     const int fd = ::open(p.c_str(), flags);

@@ -43,6 +43,10 @@ std::string json_error_text(const std::exception& e);
 // Writes to PATH.tmp and renames, so readers never see a half-written file; a failed write removes
 // the temp file.
 void write_file_atomic(const std::filesystem::path& path, const std::string& contents);
+// Refuses an OUTPUT that names INPUT (also by another spelling, a symlink or a hard link): writing
+// it would destroy what is being read.
+void refuse_output_over_input(const std::filesystem::path& output, const std::filesystem::path& input);
+
 // Renames a finished TMP over PATH durably: TMP's data reaches the disk first (fsync), then the
 // rename, then the directory entry (fsync of the directory), so a power cut leaves the old file or
 // the whole new one — a SIGKILL alone needs only the rename.

@@ -170,6 +170,31 @@ def main():
         expect("YAML alias bomb (filter rules)", [z, "data", "filter", "--rules", rules, "--in", rows, "--out", os.path.join(tmp, "f.jsonl")],
                "", ["rules.yaml", "expands to more than"])
 
+        # An output path that is the input, spelled differently or through a symlink.
+        before = open(rows, "rb").read()
+        expect("data filter --out naming its --in", [z, "data", "filter", "--in", rows, "--out", os.path.join(tmp, ".", "sft.jsonl")],
+               "", ["is also the input"])
+        gguf = os.path.join(tmp, "m.gguf")
+        subprocess.run([z, "export-gguf", model, gguf], check=True, capture_output=True)
+        os.symlink(gguf, os.path.join(tmp, "link.gguf"))
+        expect("quantize onto its input through a symlink", [z, "quantize", gguf, os.path.join(tmp, "link.gguf"), "--type", "q8_0"],
+               "", ["is also the input"])
+        check(open(rows, "rb").read() == before, "the input is untouched")
+
+        # A bad value in generation_config.json names the file, not a flag the user never gave.
+        d = os.path.join(tmp, "gencfg")
+        shutil.copytree(model, d)
+        g = json.load(open(os.path.join(d, "generation_config.json")))
+        json.dump(dict(g, temperature=-1), open(os.path.join(d, "generation_config.json"), "w"))
+        expect("generation_config.json temperature -1", [z, "generate", "-m", d, "-p", "hi", "-n", "2"], "",
+               ["generation_config.json: temperature", "override it with --temp"])
+
+        # A full disk on stdout: an error, not exit 0 with nothing written.
+        with open("/dev/full", "wb") as full_disk:
+            p = subprocess.run([z, "tokenize", "-m", model], input=b'{"text": "hi"}\n', stdout=full_disk, stderr=subprocess.PIPE)
+        check(p.returncode == 1 and b"cannot write the output (stdout)" in p.stderr, "stdout on a full disk: exit 1 and an error",
+              p.stderr[-200:])
+
         # trainer_state.json counters read back on --resume.
         out = os.path.join(tmp, "run")
         train = [z, "sft", "--model_name_or_path", model, "--dataset_path", rows, "--output_dir", out, "--per_device_train_batch_size", "2"]
