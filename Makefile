@@ -79,11 +79,12 @@ ASAN_SKIP := pytorch|transformers|llama_cpp|smollm2|server|structured|filter|fee
 # Parsers of outside input under libFuzzer with ASan/UBSan, FUZZ_SECONDS each (clang is needed only
 # here): GGUF files (seeded with small GGUFs zephyr writes), server request bodies with their
 # response_format schemas, chat templates with their variables, tokenizer.json with text and ids,
-# and training data (SFT/DPO/text JSONL rows, training-config YAML, config.json). Seeds are in
+# and the files training and loading read (SFT/DPO rows, training-config YAML, config.json,
+# safetensors files and shard indexes, generation_config.json). Seeds are in
 # fuzz/seeds/TARGET, dictionaries in fuzz/TARGET.dict; inputs that once crashed stay in
 # fuzz/regressions/TARGET and are replayed first. Objects are compiled once and shared.
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := gguf_reader openai_request chat_template tokenizer training_data
+FUZZ_TARGETS := gguf_reader openai_request chat_template tokenizer input_files
 FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -Isrc -DZEPHYR_VERSION='"fuzz"'
 FUZZ_OBJ := $(BUILD)/fuzz/obj
 FUZZ_COMMON := src/core/utf8.cpp src/core/dtype.cpp src/io/json_file.cpp src/io/yaml_file.cpp $(wildcard src/tokenizer/*.cpp)
@@ -91,7 +92,8 @@ FUZZ_SRC_gguf_reader := src/io/gguf.cpp src/io/mapped_file.cpp src/io/json_file.
 FUZZ_SRC_openai_request := src/serve/openai.cpp src/generate/json_grammar.cpp src/generate/token_mask.cpp src/generate/sampler.cpp $(FUZZ_COMMON)
 FUZZ_SRC_chat_template := $(FUZZ_COMMON)
 FUZZ_SRC_tokenizer := $(FUZZ_COMMON)
-FUZZ_SRC_training_data := src/train/sft_data.cpp src/train/dpo_data.cpp src/train/train_config.cpp src/model/config.cpp $(FUZZ_COMMON)
+FUZZ_SRC_input_files := src/train/sft_data.cpp src/train/dpo_data.cpp src/train/train_config.cpp src/model/config.cpp \
+  src/io/model_dir.cpp src/io/safetensors.cpp src/io/mapped_file.cpp src/generate/generation_defaults.cpp src/generate/sampler.cpp $(FUZZ_COMMON)
 FUZZ_BINS := $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t)_fuzz)
 $(FUZZ_OBJ)/%.o: %.cpp
 	@mkdir -p $(dir $@)
