@@ -85,7 +85,8 @@ ASAN_SKIP := pytorch|transformers|llama_cpp|smollm2|server|structured|filter|fee
 # fuzz/regressions/TARGET and are replayed first. Objects are compiled once and shared.
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := gguf_reader openai_request chat_template tokenizer input_files
-FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -Isrc -DZEPHYR_VERSION='"fuzz"'
+FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -Isrc -DZEPHYR_VERSION='"fuzz"' \
+  -DZEPHYR_SOURCE_DIR='"$(CURDIR)"'
 FUZZ_OBJ := $(BUILD)/fuzz/obj
 FUZZ_COMMON := src/core/utf8.cpp src/core/dtype.cpp src/io/json_file.cpp src/io/yaml_file.cpp $(wildcard src/tokenizer/*.cpp)
 FUZZ_SRC_gguf_reader := src/io/gguf.cpp src/io/mapped_file.cpp src/io/json_file.cpp src/core/dtype.cpp src/kernels/quant.cpp

@@ -5,8 +5,7 @@
 //   4 a model directory: INDEX \0 SAFETENSORS — model.safetensors, or with a non-empty INDEX a
 //     model.safetensors.index.json and the shard it names; every tensor found is read end to end
 //   5 generation_config.json (sampling defaults, validated)
-// Rows are tokenized with the tiny byte-level ChatML tokenizer of recipes/smol/tiny_tokenizer
-// (read from the working directory: `make fuzz` runs at the root). Each must succeed or raise
+// Rows are tokenized with the tiny byte-level ChatML tokenizer of recipes/smol/tiny_tokenizer. Each must succeed or raise
 // Error — never crash, hang or hit undefined behaviour. (A row's field of the wrong type may also
 // raise the JSON library's exception: every JSONL reader turns that into an Error naming the file
 // and line, see for_each_jsonl.)
@@ -33,7 +32,7 @@ namespace fs = std::filesystem;
 
 namespace {
 struct Fixture {
-  zephyr::Tokenizer tok = zephyr::Tokenizer::load("recipes/smol/tiny_tokenizer");
+  zephyr::Tokenizer tok = zephyr::Tokenizer::load(fs::path(ZEPHYR_SOURCE_DIR) / "recipes/smol/tiny_tokenizer");
   zephyr::ChatTemplate tmpl{tok.chat_template()};
   fs::path dir = fs::temp_directory_path() / ("zephyr-fuzz-" + std::to_string(getpid()));
   Fixture() { fs::create_directories(dir); }
