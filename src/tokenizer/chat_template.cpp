@@ -376,8 +376,7 @@ class Interpreter {
     } else if (op == "*") {
       if (a.is_string() && b.type == Value::Type::Int) {  // Python's str * n; n <= 0 gives ""
         const size_t n = size_t(std::max<int64_t>(b.i, 0));
-        if (!a.s.empty() && n > kMaxStringBytes / a.s.size()) check_string_size(kMaxStringBytes + 1);
-        check_string_size(a.s.size() * n);
+        check_string_size(size_t(std::min<unsigned __int128>((unsigned __int128)a.s.size() * n, SIZE_MAX)));
         std::string out;
         out.reserve(a.s.size() * n);
         for (size_t k = 0; k < n; ++k) out += a.s;

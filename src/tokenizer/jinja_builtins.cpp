@@ -376,8 +376,7 @@ Value apply_filter(const std::string& name, const Value& v, Args& args) {
     const Value* first = args.get(1, "first");
     const std::string& s = need_string(v, "indent");
     const size_t pads = size_t(std::count(s.begin(), s.end(), '\n')) + 1, w = size_t(std::max<int64_t>(0, width));
-    if (w > 0 && pads > kMaxStringBytes / w) check_string_size(kMaxStringBytes + 1);
-    check_string_size(s.size() + pads * w);
+    check_string_size(size_t(std::min<unsigned __int128>(s.size() + (unsigned __int128)pads * w, SIZE_MAX)));
     const std::string pad(w, ' ');
     std::string out = first && truthy(*first) ? pad : "";
     for (size_t i = 0; i < s.size(); ++i) {
