@@ -123,7 +123,7 @@ TEST(Model, BadFilesAreErrorsNamingFileAndTensor) {
   const fs::path st = d / "model.safetensors";
   // Wrong shape.
   {
-    std::vector<float> zeros(97 * 48 + 48);
+    std::vector<float> zeros(97 * 49);
     std::vector<TensorToWrite> t{{"model.embed_tokens.weight", DType::F32, {97, 49}, zeros.data()}};
     write_safetensors(st, t);
     const std::string e = error_of([&] { Model::load(d); });
