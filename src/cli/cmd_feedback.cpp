@@ -58,24 +58,26 @@ std::vector<GeneratorConfig> generators(const FeedbackArgs& a, GenerateConfig& c
   }
   if (a.config.empty()) return out;
   const YAML::Node root = load_yaml_file(a.config);
-  if (root["prompts"] && c.prompts.empty()) c.prompts = root["prompts"].as<std::string>();
-  if (root["out"] && c.out.empty()) c.out = root["out"].as<std::string>();
-  const YAML::Node list = root["generators"];
-  if (!list || !list.IsSequence()) fail(a.config, "expected a \"generators\" list ({model: SPEC, completions, temperature, ...})");
-  for (size_t i = 0; i < list.size(); ++i) {
-    const std::string where = a.config + ": generators[" + std::to_string(i) + "]";
-    const YAML::Node n = list[i];
-    if (!n["model"]) fail(where, "needs \"model\" (a path, http(s)://HOST:PORT/v1[#NAME] or exec:PATH)");
-    GeneratorConfig g = base;
-    g.spec = parse_model_spec(n["model"].as<std::string>(), yaml_value<std::string>(n, "api_key_env", a.api_key_env, where));
-    g.name = yaml_value<std::string>(n, "name", "", where);
-    g.completions = yaml_value<int>(n, "completions", g.completions, where);
-    g.sampling.temperature = yaml_value<double>(n, "temperature", g.sampling.temperature, where);
-    g.sampling.top_p = yaml_value<double>(n, "top_p", g.sampling.top_p, where);
-    g.max_tokens = yaml_value<int64_t>(n, "max_tokens", g.max_tokens, where);
-    if (g.completions < 1) fail(where + ": completions", "must be at least 1");
-    out.push_back(g);
-  }
+  reading_yaml(a.config, [&] {
+    if (root["prompts"] && c.prompts.empty()) c.prompts = root["prompts"].as<std::string>();
+    if (root["out"] && c.out.empty()) c.out = root["out"].as<std::string>();
+    const YAML::Node list = root["generators"];
+    if (!list || !list.IsSequence()) fail(a.config, "expected a \"generators\" list ({model: SPEC, completions, temperature, ...})");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string where = a.config + ": generators[" + std::to_string(i) + "]";
+      const YAML::Node n = list[i];
+      if (!n["model"]) fail(where, "needs \"model\" (a path, http(s)://HOST:PORT/v1[#NAME] or exec:PATH)");
+      GeneratorConfig g = base;
+      g.spec = parse_model_spec(n["model"].as<std::string>(), yaml_value<std::string>(n, "api_key_env", a.api_key_env, where));
+      g.name = yaml_value<std::string>(n, "name", "", where);
+      g.completions = yaml_value<int>(n, "completions", g.completions, where);
+      g.sampling.temperature = yaml_value<double>(n, "temperature", g.sampling.temperature, where);
+      g.sampling.top_p = yaml_value<double>(n, "top_p", g.sampling.top_p, where);
+      g.max_tokens = yaml_value<int64_t>(n, "max_tokens", g.max_tokens, where);
+      if (g.completions < 1) fail(where + ": completions", "must be at least 1");
+      out.push_back(g);
+    }
+  });
   return out;
 }
 

@@ -104,18 +104,20 @@ FilterRules FilterRules::load(const std::string& path) {
   FilterRules r;
   const YAML::Node root = load_yaml_file(path);
   if (!root.IsMap()) fail(path, "expected a mapping of lowercase_start, min_caps_run, openers, duplicates");
-  for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
-    try {
-      if (key == "lowercase_start") r.lowercase_start = kv.second.as<bool>();
-      else if (key == "min_caps_run") r.min_caps_run = kv.second.as<int>();
-      else if (key == "duplicates") r.duplicates = kv.second.as<bool>();
-      else if (key == "openers") r.openers = kv.second.as<std::vector<std::string>>();
-      else fail(path + ": " + key, "unknown key (expected lowercase_start, min_caps_run, openers, duplicates)");
-    } catch (const YAML::Exception&) {
-      fail(path + ":" + std::to_string(kv.second.Mark().line + 1) + ": " + key, "has the wrong type");
+  reading_yaml(path, [&] {
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      try {
+        if (key == "lowercase_start") r.lowercase_start = kv.second.as<bool>();
+        else if (key == "min_caps_run") r.min_caps_run = kv.second.as<int>();
+        else if (key == "duplicates") r.duplicates = kv.second.as<bool>();
+        else if (key == "openers") r.openers = kv.second.as<std::vector<std::string>>();
+        else fail(path + ": " + key, "unknown key (expected lowercase_start, min_caps_run, openers, duplicates)");
+      } catch (const YAML::Exception&) {
+        fail(path + ":" + std::to_string(kv.second.Mark().line + 1) + ": " + key, "has the wrong type");
+      }
     }
-  }
+  });
   if (r.min_caps_run < 0) fail(path + ": min_caps_run", "must be 0 (off) or more");
   return r;
 }

@@ -31,6 +31,10 @@ void check_expansion(const YAML::Node& root, const std::string& path) {
 }
 }  // namespace
 
+void yaml_error(const std::string& path, const YAML::Exception& e) {
+  fail(e.mark.is_null() ? path : path + ":" + std::to_string(e.mark.line + 1), "unusable YAML: " + e.msg);
+}
+
 YAML::Node load_yaml_file(const std::string& path) {
   YAML::Node root;
   try {

@@ -15,4 +15,17 @@ constexpr int kMaxYamlDepth = 256;
 // "PATH: the document expands to ...".
 YAML::Node load_yaml_file(const std::string& path);
 
+[[noreturn]] void yaml_error(const std::string& path, const YAML::Exception& e);
+
+// Runs READ (code that interprets a loaded document) and turns yaml-cpp's exceptions — a key that
+// is a list, a value of the wrong type — into Error "PATH:LINE: ...".
+template <class F>
+decltype(auto) reading_yaml(const std::string& path, F&& read) {
+  try {
+    return read();
+  } catch (const YAML::Exception& e) {
+    yaml_error(path, e);
+  }
+}
+
 }  // namespace zephyr

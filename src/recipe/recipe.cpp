@@ -189,8 +189,10 @@ Recipe Recipe::load(const std::string& dir, bool quick) {
   const std::string file = (fs::path(dir) / "recipe.yaml").string();
   if (!fs::exists(file)) fail(dir, "not a recipe directory (no recipe.yaml)");
   const YAML::Node root = load_yaml_file(file);
-  apply(r, root, file);
-  if (quick && root["quick"]) apply(r, root["quick"], file + ": quick");
+  reading_yaml(file, [&] {
+    apply(r, root, file);
+    if (quick && root["quick"]) apply(r, root["quick"], file + ": quick");
+  });
   if (r.base.empty()) fail(file + ": base", "is required (a GGUF file or an HF model directory)");
   if (r.sft_config.empty() || r.dpo_config.empty()) fail(file, "needs \"sft\" and \"dpo\" (TrainConfig YAML files in the recipe directory)");
   if (r.generators.empty()) fail(file + ": feedback.generators", "is required (the models that answer the feedback prompts)");

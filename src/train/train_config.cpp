@@ -125,18 +125,20 @@ TrainConfig TrainConfig::load(const std::filesystem::path& file, const std::vect
     c.source = file.string();
     const YAML::Node root = load_yaml_file(file.string());
     if (!root.IsMap()) fail(file.string(), "expected a mapping of recipe keys");
-    for (auto it = root.begin(); it != root.end(); ++it) {
-      const std::string key = it->first.as<std::string>();
-      const std::string where = file.string() + ":" + std::to_string(it->first.Mark().line + 1);
-      if (!it->second.IsScalar()) {
-        if (kIgnored.count(key)) {
-          if (ignored) ignored->push_back(key);
-          continue;
+    reading_yaml(file.string(), [&] {
+      for (auto it = root.begin(); it != root.end(); ++it) {
+        const std::string key = it->first.as<std::string>();
+        const std::string where = file.string() + ":" + std::to_string(it->first.Mark().line + 1);
+        if (!it->second.IsScalar()) {
+          if (kIgnored.count(key)) {
+            if (ignored) ignored->push_back(key);
+            continue;
+          }
+          fail(where, "'" + key + "' must be a single value");
         }
-        fail(where, "'" + key + "' must be a single value");
+        apply(c, key, it->second.as<std::string>(), where, ignored);
       }
-      apply(c, key, it->second.as<std::string>(), where, ignored);
-    }
+    });
   }
   for (auto& [k, v] : overrides) apply(c, k, v, "--" + k, ignored);
   return c;

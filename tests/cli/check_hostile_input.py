@@ -173,6 +173,13 @@ def main():
         expect("YAML alias bomb (filter rules)", [z, "data", "filter", "--rules", rules, "--in", rows, "--out", os.path.join(tmp, "f.jsonl")],
                "", ["rules.yaml", "expands to more than"])
 
+        # YAML whose key is a list, or whose value has the wrong type (yaml-cpp's own exceptions).
+        for name, text, cmd in [("training config: a key that is a list", "learning_rate: 1e-3\n{ [0, 32]}: 1\n", ["sft", "--config"]),
+                                ("feedback config: prompts a list", "prompts: [1]\ngenerators: []\n", ["feedback", "generate", "--config"])]:
+            path = os.path.join(tmp, f"bad{len(text)}.yaml")
+            open(path, "w").write(text)
+            expect(f"YAML {name}", [z] + cmd + [path], "", [path + ":", "unusable YAML"])
+
         # An output path that is the input, spelled differently or through a symlink.
         before = open(rows, "rb").read()
         expect("data filter --out naming its --in", [z, "data", "filter", "--in", rows, "--out", os.path.join(tmp, ".", "sft.jsonl")],
