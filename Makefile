@@ -63,7 +63,7 @@ clean:
 
 # The C++ of the test suite under AddressSanitizer + UndefinedBehaviorSanitizer (gcc): every unit
 # test and the CLI checks of bad and hostile input, against a sanitized zephyr. Separate from
-# `make test`: the sanitized build alone takes ~10 min on 2 cores.
+# `make test`: the sanitized build took 25-40 min here on 2 cores shared with other work.
 ASAN_BUILD := $(BUILD)-asan
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 test-asan: deps
