@@ -5,7 +5,7 @@ REF := .ref
 MODELS := models
 SMOLLM := $(MODELS)/SmolLM2-135M-Instruct.Q4_1.gguf
 APT_PACKAGES := build-essential cmake ninja-build pkg-config git \
-  libpcre2-dev libutf8proc-dev libedit-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev \
+  libpcre2-dev libutf8proc-dev libedit-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libcpp-httplib-dev libopenmpi-dev openmpi-bin \
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev python3-torch \
   clang-16 libclang-rt-16-dev chromium
 

@@ -30,6 +30,7 @@ echo "GEMV kernels (one 14336 x 4096 matrix per type, block types as loaded) vs 
 echo
 bash "$(dirname "$0")/sft_step.sh" "$build"
 bash "$(dirname "$0")/dpo_step.sh" "$build"
+bash "$(dirname "$0")/mpi_sft_step.sh" "$build"
 echo
 bash "$(dirname "$0")/feedback_generate.sh" "$build"
 echo

@@ -7,6 +7,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "train/stage.h"
+#include "train/world.h"
 
 namespace zephyr::cli {
 
@@ -15,6 +16,7 @@ namespace {
 struct TrainArgs {
   std::string config;
   bool resume = false;
+  int world_size = 0;
   ThreadsFlag threads;
 };
 
@@ -22,6 +24,9 @@ CLI::App* add_train_command(CLI::App& app, const std::string& name, const std::s
   auto* cmd = app.add_subcommand(name, help);
   cmd->add_option("--config", a.config, "recipe YAML (alignment-handbook keys); any key can be given as --key value too");
   cmd->add_flag("--resume", a.resume, "continue from the newest checkpoint-N in output_dir");
+  cmd->add_option("--world-size", a.world_size,
+                  "processes the launcher must have started (mpirun -np N; checked); 1 = train alone")
+      ->check(CLI::PositiveNumber);
   a.threads.add(cmd);
   cmd->allow_extras();
   return cmd;
@@ -35,17 +40,28 @@ void print_done(const TrainConfig& c, const TrainSummary& s) {
                c.output_dir.c_str(), double(ru.ru_maxrss) / 1024.0);
 }
 
+// Joins the launcher's MPI world (mpirun -np N zephyr ...) and checks it is the expected one.
+void join_world(const TrainArgs& a) {
+  const World& world = World::get();
+  if (a.world_size > 0 && a.world_size != world.size())
+    fail("--world-size", "expected " + std::to_string(a.world_size) + " processes, the launcher started " +
+                             std::to_string(world.size()) +
+                             (world.size() == 1 && mpi_library().empty() ? " (this build has no MPI)" : ""));
+}
+
 int run_training(CLI::App* cmd, const TrainArgs& a, Stage stage) {
+  join_world(a);
   a.threads.apply();
   std::vector<std::string> ignored;
   TrainConfig c = TrainConfig::load(a.config, parse_overrides(cmd->remaining()), &ignored);
   c.validate();
-  if (!ignored.empty()) {
+  if (!ignored.empty() && World::get().main()) {
     std::string list;
     for (auto& k : ignored) list += (list.empty() ? "" : ", ") + k;
     std::fprintf(stderr, "note: recipe keys without effect here: %s\n", list.c_str());
   }
-  print_done(c, run_stage(stage, c, a.resume));
+  const TrainSummary s = run_stage(stage, c, a.resume);
+  if (World::get().main()) print_done(c, s);
   return 0;
 }
 

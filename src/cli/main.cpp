@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "train/world.h"
 
 int main(int argc, char** argv) {
   // Every training step and prompt allocates the same large scratch buffers again. glibc serves
@@ -18,7 +19,9 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   CLI::App app{"zephyr.cpp — the Zephyr-7B chat-model system in one native program", "zephyr"};
-  app.set_version_flag("--version", std::string("zephyr ") + ZEPHYR_VERSION);
+  const std::string mpi = zephyr::mpi_library();
+  app.set_version_flag("--version", std::string("zephyr ") + ZEPHYR_VERSION + "\ndata-parallel training: " +
+                                        (mpi.empty() ? "one process (built without MPI)" : "MPI (" + mpi + ")"));
   app.require_subcommand(1);
   std::map<CLI::App*, zephyr::cli::Run> runs;
   auto reg = [&](zephyr::cli::Run (*add)(CLI::App&)) {
@@ -77,10 +80,12 @@ int main(int argc, char** argv) {
   } catch (const zephyr::Error& e) {
     std::fflush(stdout);
     std::cerr << "zephyr: error: " << e.what() << "\n";
+    zephyr::World::end_job_after_error();
     return 1;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::cerr << "zephyr: internal error: " << e.what() << "\n";
+    zephyr::World::end_job_after_error();
     return 2;
   }
   return 0;

@@ -10,7 +10,7 @@
 namespace zephyr::cli {
 
 void ThreadsFlag::add(CLI::App* cmd) {
-  cmd->add_option("-t,--threads", threads, "threads for the math (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-t,--threads", threads, "threads for the math (default: OMP_NUM_THREADS when set, else all cores)")->check(CLI::NonNegativeNumber);
 }
 
 void ThreadsFlag::apply() const { set_num_threads(threads); }

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <condition_variable>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -114,10 +115,21 @@ class Pool {
 std::unique_ptr<Pool> g_pool;
 std::mutex g_pool_mu;  // one loop at a time from outside the pool (the engine, a test's threads)
 
+// OMP_NUM_THREADS when set (an MPI job gives each rank its share of the cores that way), else
+// every core this process may run on.
+int default_threads() {
+  static const int n = [] {
+    const char* v = std::getenv("OMP_NUM_THREADS");
+    const int env = v ? std::atoi(v) : 0;
+    return env > 0 ? env : omp_get_num_procs();
+  }();
+  return n;
+}
+
 }  // namespace
 
 void set_num_threads(int n) {
-  if (n <= 0) n = omp_get_num_procs();
+  if (n <= 0) n = default_threads();
   std::lock_guard<std::mutex> lock(g_pool_mu);
   if (n != g_threads || !g_pool) g_pool = std::make_unique<Pool>(n - 1);
   g_threads = n;

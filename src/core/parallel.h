@@ -13,7 +13,7 @@
 
 namespace zephyr {
 
-// Sets the threads used by kernels and BLAS; 0 means all cores.
+// Sets the threads used by kernels and BLAS; 0 means OMP_NUM_THREADS when set, else all cores.
 void set_num_threads(int n);
 int num_threads();
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "train/world.h"
 
 namespace zephyr {
 
@@ -21,7 +22,7 @@ size_t each_line(const std::filesystem::path& file, bool strict, Fn&& fn) {
       in, file.string(), [&](const ordered_json& row, size_t) { fn(row); },
       [&](const Error& e) {
         if (strict) throw e;
-        std::fprintf(stderr, "zephyr: skipping %s\n", e.what());
+        if (World::get().main()) std::fprintf(stderr, "zephyr: skipping %s\n", e.what());  // once per job
         ++skipped;
       });
   return skipped;

@@ -116,11 +116,16 @@ ObjectiveStats DpoObjective::train_step(TrainableModel& model, const std::vector
   return run(model, train_, ref_train_, examples, scale, true, pass);
 }
 
-ObjectiveStats DpoObjective::evaluate(const TrainableModel& model, int64_t batch_size) {
+std::vector<std::string> DpoObjective::metric_names() const {
+  return {"logps/chosen", "logps/rejected", "rewards/accuracies", "rewards/chosen", "rewards/margins", "rewards/rejected"};
+}
+
+ObjectiveStats DpoObjective::evaluate(const TrainableModel& model, int64_t batch_size, Shard shard) {
   ObjectiveStats total;
-  for (size_t b = 0; b < eval_.size(); b += size_t(batch_size)) {
+  const auto [first, last] = shard.share(eval_.size());
+  for (size_t b = first; b < last; b += size_t(batch_size)) {
     std::vector<size_t> idx;
-    for (size_t i = b; i < std::min(eval_.size(), b + size_t(batch_size)); ++i) idx.push_back(i);
+    for (size_t i = b; i < std::min(last, b + size_t(batch_size)); ++i) idx.push_back(i);
     const ObjectiveStats s = run(const_cast<TrainableModel&>(model), eval_, ref_eval_, idx, 0.0, false, PassOptions{});
     total.loss_sum += s.loss_sum;
     total.count += s.count;

@@ -43,7 +43,8 @@ class DpoObjective : public Objective {
   double eval_weight() const override { return double(eval_.size()); }
   ObjectiveStats train_step(TrainableModel& model, const std::vector<size_t>& examples, double scale,
                             const PassOptions& pass) override;
-  ObjectiveStats evaluate(const TrainableModel& model, int64_t batch_size) override;
+  ObjectiveStats evaluate(const TrainableModel& model, int64_t batch_size, Shard shard) override;
+  std::vector<std::string> metric_names() const override;
 
  private:
   ObjectiveStats run(TrainableModel& model, const std::vector<PreferencePair>& pairs, const std::vector<PairLogps>& ref,

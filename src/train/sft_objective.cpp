@@ -42,13 +42,14 @@ ObjectiveStats SftObjective::train_step(TrainableModel& model, const std::vector
   return st;
 }
 
-ObjectiveStats SftObjective::evaluate(const TrainableModel& model, int64_t batch_size) {
+ObjectiveStats SftObjective::evaluate(const TrainableModel& model, int64_t batch_size, Shard shard) {
   ObjectiveStats st;
-  for (size_t i = 0; i < eval_.size(); i += size_t(batch_size)) {
-    std::vector<TokenizedRow> rows(eval_.begin() + long(i), eval_.begin() + long(std::min(eval_.size(), i + size_t(batch_size))));
+  const auto [first, last] = shard.share(eval_.size());
+  for (size_t i = first; i < last; i += size_t(batch_size)) {
+    std::vector<TokenizedRow> rows(eval_.begin() + long(i), eval_.begin() + long(std::min(last, i + size_t(batch_size))));
     st.loss_sum += forward_loss(model, make_batch(rows, kPad)).nll;
   }
-  st.count = double(eval_.size());
+  st.count = double(last - first);
   return st;
 }
 

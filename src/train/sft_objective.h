@@ -15,7 +15,7 @@ class SftObjective : public Objective {
   double weight(const std::vector<size_t>& examples) const override;
   ObjectiveStats train_step(TrainableModel& model, const std::vector<size_t>& examples, double scale,
                             const PassOptions& pass) override;
-  ObjectiveStats evaluate(const TrainableModel& model, int64_t batch_size) override;
+  ObjectiveStats evaluate(const TrainableModel& model, int64_t batch_size, Shard shard) override;
   double eval_weight() const override;
 
  private:

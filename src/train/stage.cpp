@@ -10,6 +10,7 @@
 #include "train/dataset.h"
 #include "train/dpo.h"
 #include "train/sft_objective.h"
+#include "train/world.h"
 
 namespace zephyr {
 
@@ -31,20 +32,56 @@ TrainSummary run_dpo(const TrainConfig& c, TrainableModel& model, const Tokenize
   std::vector<PreferencePair> train_pairs = load(c.dataset_path), eval_pairs;
   if (!c.eval_dataset_path.empty()) eval_pairs = load(c.eval_dataset_path);
   else eval_pairs = split_off(train_pairs, c.eval_split_ratio, c.seed);
-  std::fprintf(stderr, "dpo: %zu training pairs, %zu eval pairs%s; beta %g, loss %s\n", train_pairs.size(), eval_pairs.size(),
+  if (World::get().main())
+    std::fprintf(stderr, "dpo: %zu training pairs, %zu eval pairs%s; beta %g, loss %s\n", train_pairs.size(), eval_pairs.size(),
                skipped_note(skipped).c_str(), dc.beta, dc.loss_type.c_str());
   const std::filesystem::path cache = std::filesystem::path(c.output_dir) / "ref_logps.json";
   std::vector<PairLogps> ref_train, ref_eval;
-  if (resume && std::filesystem::exists(cache)) {
-    read_ref_logps(cache, ref_train, ref_eval);
+  World& world = World::get();
+  // The main rank decides whether the cache is read (only it writes files; other hosts may not
+  // see them) and shares what it read; otherwise each rank computes its share of the pairs.
+  int64_t cached = world.main() && resume && std::filesystem::exists(cache);
+  world.broadcast(&cached, 1);
+  if (cached) {
+    if (world.main()) {
+      read_ref_logps(cache, ref_train, ref_eval);
+      if (ref_train.size() != train_pairs.size() || ref_eval.size() != eval_pairs.size())
+        fail(cache.string(), "holds reference log-probs of " + std::to_string(ref_train.size()) + " + " +
+                                 std::to_string(ref_eval.size()) + " pairs, the data has " + std::to_string(train_pairs.size()) +
+                                 " + " + std::to_string(eval_pairs.size()) + " (delete it to recompute)");
+    }
+    for (auto [v, n] : {std::pair{&ref_train, train_pairs.size()}, std::pair{&ref_eval, eval_pairs.size()}}) {
+      std::vector<double> flat;
+      for (const PairLogps& p : *v) flat.insert(flat.end(), {p.chosen, p.rejected});
+      flat.resize(2 * n);
+      world.broadcast(flat.data(), flat.size());
+      v->resize(n);
+      for (size_t i = 0; i < n; ++i) (*v)[i] = {flat[2 * i], flat[2 * i + 1]};
+    }
   } else {
     const TrainableModel ref = c.ref_model.empty() ? model : TrainableModel::load(c.ref_model);
-    std::fprintf(stderr, "computing reference log-probs of %zu pairs (%s)\n", train_pairs.size() + eval_pairs.size(),
-                 c.ref_model.empty() ? "the starting policy" : c.ref_model.c_str());
-    ref_train = pair_logps(ref, train_pairs, c.per_device_eval_batch_size, dc.mean_logps());
-    ref_eval = pair_logps(ref, eval_pairs, c.per_device_eval_batch_size, dc.mean_logps());
-    std::filesystem::create_directories(c.output_dir);
-    write_ref_logps(cache, ref_train, ref_eval);
+    if (world.main())
+      std::fprintf(stderr, "computing reference log-probs of %zu pairs (%s)%s\n", train_pairs.size() + eval_pairs.size(),
+                   c.ref_model.empty() ? "the starting policy" : c.ref_model.c_str(),
+                   world.size() > 1 ? (", split over " + std::to_string(world.size()) + " ranks").c_str() : "");
+    const Shard shard{world.rank(), world.size()};
+    auto shared_logps = [&](const std::vector<PreferencePair>& pairs) {
+      const auto [first, last] = shard.share(pairs.size());
+      const std::vector<PreferencePair> part(pairs.begin() + long(first), pairs.begin() + long(last));
+      std::vector<double> flat;
+      for (const PairLogps& p : pair_logps(ref, part, c.per_device_eval_batch_size, dc.mean_logps()))
+        flat.insert(flat.end(), {p.chosen, p.rejected});
+      flat = world.gather(flat);
+      std::vector<PairLogps> all(pairs.size());
+      for (size_t i = 0; i < all.size(); ++i) all[i] = {flat[2 * i], flat[2 * i + 1]};
+      return all;
+    };
+    ref_train = shared_logps(train_pairs);
+    ref_eval = shared_logps(eval_pairs);
+    if (world.main()) {
+      std::filesystem::create_directories(c.output_dir);
+      write_ref_logps(cache, ref_train, ref_eval);
+    }
   }
   DpoObjective objective(dc, std::move(train_pairs), std::move(eval_pairs), std::move(ref_train), std::move(ref_eval));
   return train(c, model, objective, resume);
@@ -68,7 +105,8 @@ TrainSummary run_sft(const TrainConfig& c, TrainableModel& model, const Tokenize
     eval_rows = split_off(train_rows, c.eval_split_ratio, c.seed);
   }
   if (c.packing) train_rows = pack_rows(train_rows, c.max_seq_length);
-  std::fprintf(stderr, "%s: %zu training rows%s, %zu eval rows%s; %.1fM parameters\n", conversations ? "sft" : "pretrain",
+  if (World::get().main())
+    std::fprintf(stderr, "%s: %zu training rows%s, %zu eval rows%s; %.1fM parameters\n", conversations ? "sft" : "pretrain",
                train_rows.size(), c.packing ? " (packed)" : "", eval_rows.size(), skipped_note(skipped).c_str(),
                double(model.weights().size()) / 1e6);
   SftObjective objective(std::move(train_rows), std::move(eval_rows));
@@ -78,7 +116,7 @@ TrainSummary run_sft(const TrainConfig& c, TrainableModel& model, const Tokenize
 }  // namespace
 
 TrainSummary run_stage(Stage stage, const TrainConfig& c, bool resume) {
-  if (c.bf16 && !gemm_bf16_available())
+  if (c.bf16 && !gemm_bf16_available() && World::get().main())
     std::fprintf(stderr, "note: this CPU has no AVX512-BF16; bf16: true falls back to fp32 matmuls\n");
   TrainableModel model = TrainableModel::load(c.model_name_or_path);
   auto [tok, tmpl] = load_optional_tokenizer(c.model_name_or_path);

@@ -18,7 +18,7 @@ const std::set<std::string> kIgnored = {
     "hub_model_id", "hub_strategy", "push_to_hub", "report_to", "run_name", "log_level", "logging_strategy",
     "logging_first_step", "evaluation_strategy", "eval_strategy", "save_strategy", "do_eval", "overwrite_output_dir",
     "remove_unused_columns", "dataset_mixer", "dataset_splits", "dataset_num_proc", "preprocessing_num_workers",
-    "chat_template", "gradient_checkpointing_kwargs", "tf32", "optim", "ddp_timeout", "dataset_kwargs",
+    "chat_template", "gradient_checkpointing_kwargs", "tf32", "optim", "dataset_kwargs",
     "dataset_text_field", "use_liger", "use_liger_kernel", "dataset_name", "dataset_config", "auto_insert_empty_system_msg"};
 
 using Setter = std::function<void(TrainConfig&, const std::string&, const std::string& where)>;
@@ -100,6 +100,7 @@ const std::map<std::string, Setter>& setters() {
       {"loss_type", set_string(&TrainConfig::loss_type)},
       {"ref_model", set_string(&TrainConfig::ref_model)},
       {"max_prompt_length", set(&TrainConfig::max_prompt_length)},
+      {"ddp_timeout", set(&TrainConfig::ddp_timeout)},
       {"seed", [](TrainConfig& c, const std::string& v, const std::string& w) { c.seed = uint64_t(parse_value<int64_t>(v, w)); }},
   };
   return s;
@@ -156,6 +157,7 @@ void TrainConfig::validate() const {
   if (max_steps <= 0 && !(num_train_epochs > 0)) fail(where, "set num_train_epochs > 0 or max_steps > 0");
   if (!(eval_split_ratio >= 0 && eval_split_ratio < 1)) fail(where, "eval_split_ratio must be in [0, 1)");
   if (logging_steps < 1) fail(where, "logging_steps must be at least 1");
+  if (!(ddp_timeout > 0)) fail(where, "ddp_timeout must be a positive number of seconds");
 }
 
 std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vector<std::string>& args) {

@@ -24,6 +24,7 @@ struct TrainConfig {
   bool packing = false, gradient_checkpointing = false, bf16 = false, strict = false;
   int64_t logging_steps = 10, eval_steps = 0, save_steps = 500, save_total_limit = 0;
   uint64_t seed = 42;
+  double ddp_timeout = 1800;  // seconds a rank waits for the others in one collective (MPI runs)
   // DPO (TRL's DPOConfig keys); max_length is an alias of max_seq_length.
   double beta = 0.1, label_smoothing = 0.0;
   std::string loss_type = "sigmoid", ref_model;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -17,6 +18,7 @@
 #include "io/safetensors.h"
 #include "kernels/gemm_bf16.h"
 #include "train/optimizer.h"
+#include "train/world.h"
 
 namespace fs = std::filesystem;
 
@@ -55,14 +57,31 @@ std::vector<size_t> micro_batch(size_t n, const TrainConfig& c, int64_t cursor, 
   return idx;
 }
 
-// Evaluates and appends {"step", "epoch", "eval_loss", "eval_<metric>"...} to the log.
-double evaluate(const TrainableModel& model, Objective& obj, const TrainConfig& c, int64_t step, double epoch,
-                std::ofstream& log) {
-  const ObjectiveStats st = obj.evaluate(model, c.per_device_eval_batch_size);
+// Summed over ranks: the loss, target tokens, examples and each named metric of a group of
+// examples, in one vector so one allreduce carries them.
+ObjectiveStats summed(World& world, const ObjectiveStats& st, const std::vector<std::string>& names) {
+  std::vector<double> v = {st.loss_sum, double(st.tokens), st.count};
+  for (auto& k : names) {
+    auto it = st.sums.find(k);
+    v.push_back(it == st.sums.end() ? 0.0 : it->second);
+  }
+  world.sum(v.data(), v.size());
+  ObjectiveStats out;
+  out.loss_sum = v[0], out.tokens = int64_t(v[1]), out.count = v[2];
+  for (size_t i = 0; i < names.size(); ++i) out.sums[names[i]] = v[3 + i];
+  return out;
+}
+
+// Evaluates (each rank its share) and appends {"step", "epoch", "eval_loss", "eval_<metric>"...}
+// to the log on the main rank.
+double evaluate(World& world, const TrainableModel& model, Objective& obj, const TrainConfig& c, int64_t step, double epoch,
+                std::ofstream* log) {
+  const ObjectiveStats st = summed(world, obj.evaluate(model, c.per_device_eval_batch_size, {world.rank(), world.size()}),
+                                   obj.metric_names());
   const double w = obj.eval_weight(), loss = w > 0 ? st.loss_sum / w : NAN;
   json m = {{"step", step}, {"epoch", epoch}, {"eval_loss", loss}};
   for (auto& [k, v] : st.sums) m["eval_" + k] = st.count > 0 ? v / st.count : 0.0;
-  log << m.dump() << "\n" << std::flush;
+  if (log) *log << m.dump() << "\n" << std::flush;
   return loss;
 }
 
@@ -119,6 +138,19 @@ void restore(const fs::path& cp, TrainableModel& model, AdamW& opt, State& st) {
   opt.set_steps(optimizer_steps);
 }
 
+// Every rank starts from the main rank's weights, optimizer state and counters: the same start
+// whatever each host's disk holds (only the main rank reads a checkpoint).
+void share_start(World& world, TrainableModel& model, AdamW& opt, State& st) {
+  if (world.size() == 1) return;
+  world.broadcast(model.weights().data(), model.weights().size());
+  world.broadcast(opt.exp_avg().data(), opt.exp_avg().size());
+  world.broadcast(opt.exp_avg_sq().data(), opt.exp_avg_sq().size());
+  int64_t counters[3] = {st.step, st.cursor, opt.steps()};
+  world.broadcast(counters, 3);
+  st.step = counters[0], st.cursor = counters[1];
+  opt.set_steps(counters[2]);
+}
+
 // Keeps the metrics lines up to `step` (a resumed run rewrites what came after).
 void trim_metrics(const fs::path& file, int64_t step) {
   if (!fs::exists(file)) return;
@@ -158,31 +190,47 @@ std::vector<fs::path> list_checkpoints(const fs::path& out) {
 }
 
 TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, bool resume) {
+  World& world = World::get();
+  world.set_timeout(c.ddp_timeout);
+  const bool main = world.main();
   const size_t n_train = obj.train_size();
   if (n_train == 0) fail(c.dataset_path, "no training rows");
   const fs::path out = c.output_dir, source = c.model_name_or_path;
-  fs::create_directories(out);
+  if (main) fs::create_directories(out);
+  // A step takes gradient_accumulation_steps micro-batches on each rank: ranks x accumulation
+  // micro-batches of the one stream, so N ranks take the step one process takes with N times the
+  // accumulation (transformers' global batch).
+  const int64_t ranks = world.size(), per_step = c.gradient_accumulation_steps * ranks;
   const int64_t per_epoch = (int64_t(n_train) + c.per_device_train_batch_size - 1) / c.per_device_train_batch_size;
-  const int64_t steps_per_epoch = (per_epoch + c.gradient_accumulation_steps - 1) / c.gradient_accumulation_steps;
+  const int64_t steps_per_epoch = (per_epoch + per_step - 1) / per_step;
   const int64_t total = c.max_steps > 0 ? c.max_steps : int64_t(std::ceil(c.num_train_epochs * double(steps_per_epoch)));
   const int64_t warmup = c.warmup_steps > 0 ? c.warmup_steps : int64_t(std::ceil(c.warmup_ratio * double(total)));
   AdamW opt(model);
   State st;
-  if (resume) {
+  if (resume && main) {
     const std::vector<fs::path> cps = list_checkpoints(out);
     if (cps.empty()) fail(out.string(), "--resume: no checkpoint-N directory to resume from");
     const fs::path cp = cps.back();
     restore(cp, model, opt, st);
     std::fprintf(stderr, "resuming from %s (step %lld of %lld)\n", cp.string().c_str(), (long long)st.step, (long long)total);
   }
+  share_start(world, model, opt, st);
   const fs::path metrics = out / "metrics.jsonl";
-  if (resume) trim_metrics(metrics, st.step);
-  else fs::remove(metrics);
-  std::ofstream log(metrics, std::ios::app);
+  std::unique_ptr<std::ofstream> log;
+  if (main) {
+    if (resume) trim_metrics(metrics, st.step);
+    else fs::remove(metrics);
+    log = std::make_unique<std::ofstream>(metrics, std::ios::app);
+    if (ranks > 1)
+      std::fprintf(stderr, "data-parallel over %lld ranks (%s): a step is %lld x %lld micro-batches of %lld\n", (long long)ranks,
+                   mpi_library().c_str(), (long long)ranks, (long long)c.gradient_accumulation_steps,
+                   (long long)c.per_device_train_batch_size);
+  }
   const AdamWConfig ac{c.learning_rate, c.adam_beta1, c.adam_beta2, c.adam_epsilon, c.weight_decay};
-  const bool tty = isatty(STDERR_FILENO);
+  const bool tty = main && isatty(STDERR_FILENO);
+  const std::vector<std::string> names = obj.metric_names();
   TrainSummary sum;
-  double logged_loss = 0, logged_tokens = 0, logged_seconds = 0, logged_count = 0;
+  double logged_loss = 0, logged_tokens = 0, logged_seconds = 0, logged_count = 0, logged_allreduce = 0;
   std::map<std::string, double> logged_sums;
   int64_t logged_steps = 0;
   const auto t_start = std::chrono::steady_clock::now();
@@ -191,42 +239,56 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
   const PassOptions pass{c.gradient_checkpointing, c.bf16 && gemm_bf16_available()};
   while (st.step < total) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<std::vector<size_t>> micro;
+    // Every rank knows the whole step (the loss normaliser is the step's, not the rank's) and
+    // runs micro-batches rank, rank + ranks, ...
+    std::vector<std::vector<size_t>> mine;
     double weight = 0;
-    for (int64_t a = 0; a < c.gradient_accumulation_steps; ++a) {
-      micro.push_back(micro_batch(n_train, c, st.cursor + a, per_epoch, epochs));
-      weight += obj.weight(micro.back());
+    for (int64_t j = 0; j < per_step; ++j) {
+      std::vector<size_t> m = micro_batch(n_train, c, st.cursor + j, per_epoch, epochs);
+      weight += obj.weight(m);
+      if (j % ranks == world.rank()) mine.push_back(std::move(m));
     }
     model.zero_grads();
-    double loss_sum = 0, tokens = 0;
-    for (auto& m : micro) {
+    ObjectiveStats step_stats;
+    for (auto& m : mine) {
       const ObjectiveStats s = obj.train_step(model, m, weight > 0 ? 1.0 / weight : 0.0, pass);
-      loss_sum += s.loss_sum;
-      tokens += double(s.tokens);
-      logged_count += s.count;
-      for (auto& [k, v] : s.sums) logged_sums[k] += v;
+      step_stats.loss_sum += s.loss_sum;
+      step_stats.tokens += s.tokens;
+      step_stats.count += s.count;
+      for (auto& [k, v] : s.sums) step_stats.sums[k] += v;
     }
+    const auto t_reduce = std::chrono::steady_clock::now();
+    world.sum(model.grads().data(), model.grads().size());
+    if (ranks > 1) step_stats = summed(world, step_stats, names);
+    logged_allreduce += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_reduce).count();
+    logged_count += step_stats.count;
+    for (auto& [k, v] : step_stats.sums) logged_sums[k] += v;
+    const double tokens = double(step_stats.tokens);
     const double grad_norm = clip_grad_norm(model.grads(), c.max_grad_norm);
     const double lr = scheduled_lr(c.lr_scheduler_type, c.learning_rate, st.step, warmup, total);
     opt.step(model, ac, lr);
     ++st.step;
-    st.cursor += c.gradient_accumulation_steps;
-    const double loss = weight > 0 ? loss_sum / weight : 0.0;
+    st.cursor += per_step;
+    const double loss = weight > 0 ? step_stats.loss_sum / weight : 0.0;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     logged_loss += loss, logged_tokens += tokens, logged_seconds += secs, ++logged_steps;
     sum.final_loss = loss;
     const double epoch = double(st.cursor) / double(per_epoch);
-    if (st.step % c.logging_steps == 0 || st.step == total) {
+    if (main && (st.step % c.logging_steps == 0 || st.step == total)) {
       json m = {{"step", st.step},          {"epoch", epoch},
                 {"loss", logged_loss / double(logged_steps)}, {"learning_rate", lr},
                 {"grad_norm", grad_norm},   {"tokens_per_second", logged_tokens / std::max(logged_seconds, 1e-9)}};
       for (auto& [k, v] : logged_sums) m[k] = logged_count > 0 ? v / logged_count : 0.0;
-      log << m.dump() << "\n" << std::flush;
+      // The step's time in the gradient allreduce, waiting for the slowest rank included.
+      if (ranks > 1) m["allreduce_share"] = logged_allreduce / std::max(logged_seconds, 1e-9);
+      *log << m.dump() << "\n" << std::flush;
       if (!tty)
         std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s\n", (long long)st.step,
                      (long long)total, logged_loss / double(logged_steps), lr, grad_norm,
                      logged_tokens / std::max(logged_seconds, 1e-9));
-      logged_loss = logged_tokens = logged_seconds = logged_count = 0;
+    }
+    if (st.step % c.logging_steps == 0 || st.step == total) {
+      logged_loss = logged_tokens = logged_seconds = logged_count = logged_allreduce = 0;
       logged_sums.clear();
       logged_steps = 0;
     }
@@ -239,13 +301,16 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
                    tokens / std::max(secs, 1e-9), hms(eta).c_str());
     }
     if (obj.eval_size() > 0 && c.eval_steps > 0 && st.step % c.eval_steps == 0)
-      sum.eval_loss = evaluate(model, obj, c, st.step, epoch, log);
-    if (c.save_steps > 0 && st.step % c.save_steps == 0 && st.step < total)
+      sum.eval_loss = evaluate(world, model, obj, c, st.step, epoch, log.get());
+    if (main && c.save_steps > 0 && st.step % c.save_steps == 0 && st.step < total)
       save_checkpoint(out, model, opt, st, total, source, c.save_total_limit);
   }
   if (tty) std::fputc('\n', stderr);
-  if (obj.eval_size() > 0) sum.eval_loss = evaluate(model, obj, c, st.step, double(st.cursor) / double(per_epoch), log);
-  model.save(out, source);
+  if (obj.eval_size() > 0)
+    sum.eval_loss = evaluate(world, model, obj, c, st.step, double(st.cursor) / double(per_epoch), log.get());
+  if (main) model.save(out, source);
+  // The job ends when the model is on disk: a rank that returned earlier could not tell.
+  world.barrier();
   sum.steps = st.step;
   return sum;
 }
