@@ -9,7 +9,7 @@ APT_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libgtest-dev libgmock-dev libbenchmark-dev libopenblas-openmp-dev python3-torch \
   clang-16 libclang-rt-16-dev chromium
 
-.PHONY: deps apt-deps refs models build build-cli test test-asan demo bench clean fuzz fuzz-build
+.PHONY: deps apt-deps refs models build build-cli test test-asan test-tsan demo bench clean fuzz fuzz-build
 
 deps: apt-deps refs
 
@@ -76,6 +76,19 @@ test-asan: deps
 # programs the sanitized target list does not build.
 ASAN_SKIP := pytorch|transformers|llama_cpp|smollm2|server|structured|filter|feedback|evaluation|web_chat|recipe|sft_learns|tokenizer_matches
 
+# ThreadSanitizer on what runs threads: the kernels' thread pool (every unit test runs its loops on
+# 2-4 threads), the batched engine, and the server under concurrent clients. OpenBLAS's own
+# threads are not instrumented (its GEMMs are called from one thread and joined before return).
+TSAN_BUILD := $(BUILD)-tsan
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_TESTS := ^[A-Z][A-Za-z0-9]*\.|server_
+test-tsan: deps models
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$(TSAN_FLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="$(TSAN_FLAGS)" >/dev/null
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target zephyr zephyr_tests
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j 1 -R '$(TSAN_TESTS)'
+
 # Parsers of outside input under libFuzzer with ASan/UBSan, FUZZ_SECONDS each (clang is needed only
 # here): GGUF files (seeded with small GGUFs zephyr writes), server request bodies with their
 # response_format schemas, chat templates with their variables, tokenizer.json with text and ids,
@@ -84,7 +97,7 @@ ASAN_SKIP := pytorch|transformers|llama_cpp|smollm2|server|structured|filter|fee
 # fuzz/seeds/TARGET, dictionaries in fuzz/TARGET.dict; inputs that once crashed stay in
 # fuzz/regressions/TARGET and are replayed first. Objects are compiled once and shared.
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := gguf_reader openai_request chat_template tokenizer input_files
+FUZZ_TARGETS := gguf_reader openai_request chat_template tokenizer input_files judge_reply
 FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -Isrc -DZEPHYR_VERSION='"fuzz"' \
   -DZEPHYR_SOURCE_DIR='"$(CURDIR)"'
 FUZZ_OBJ := $(BUILD)/fuzz/obj
@@ -95,6 +108,7 @@ FUZZ_SRC_chat_template := $(FUZZ_COMMON)
 FUZZ_SRC_tokenizer := $(FUZZ_COMMON)
 FUZZ_SRC_input_files := src/train/sft_data.cpp src/train/dpo_data.cpp src/train/train_config.cpp src/model/config.cpp \
   src/io/model_dir.cpp src/io/safetensors.cpp src/io/mapped_file.cpp src/generate/generation_defaults.cpp src/generate/sampler.cpp $(FUZZ_COMMON)
+FUZZ_SRC_judge_reply := src/feedback/judgment.cpp src/eval/verdict.cpp src/io/json_file.cpp src/core/utf8.cpp
 FUZZ_BINS := $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t)_fuzz)
 $(FUZZ_OBJ)/%.o: %.cpp
 	@mkdir -p $(dir $@)

@@ -11,18 +11,6 @@ std::string two_decimals(double v) {
   return b;
 }
 
-double bracketed_number(const std::string& text) {
-  for (size_t a = text.find("[["); a != std::string::npos; a = text.find("[[", a + 2)) {
-    const size_t b = text.find("]]", a + 2);
-    if (b == std::string::npos) break;
-    const std::string inner = text.substr(a + 2, b - a - 2);
-    char* end = nullptr;
-    const double v = std::strtod(inner.c_str(), &end);
-    if (!inner.empty() && end == inner.c_str() + inner.size()) return v;
-  }
-  return -1;
-}
-
 Verdict ask_judge(ModelClient& judge, const JudgeSettings& s, const std::string& prompt, const ordered_json& schema,
                   const ordered_json& exec_task, uint64_t seed, const std::function<bool(const std::string&, ordered_json&)>& parse) {
   Verdict v;

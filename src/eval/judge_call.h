@@ -23,7 +23,4 @@ Verdict ask_judge(ModelClient& judge, const JudgeSettings& s, const std::string&
 // A score for the summaries' tables: two decimals.
 std::string two_decimals(double v);
 
-// "[[7]]" / "[[7.5]]" in a text: the number, or -1.
-double bracketed_number(const std::string& text);
-
 }  // namespace zephyr

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "eval/evaluation.h"
 #include "eval/judge_call.h"
+#include "eval/verdict.h"
 #include "feedback/prompts.h"
 #include "feedback/work.h"
 #include "tokenizer/chat_template.h"
@@ -197,17 +198,6 @@ MtBenchResult eval_mt_bench(const MtBenchConfig& c) {
                                {"properties", {{"explanation", {{"type", "string"}}}, {"rating", {{"type", "integer"}, {"minimum", 1}, {"maximum", 10}}}}},
                                {"required", {"explanation", "rating"}},
                                {"additionalProperties", false}};
-  const auto parse = [](const std::string& text, ordered_json& value) {
-    double v = -1;
-    if (const std::optional<ordered_json> j = try_parse_ordered_json(text)) {
-      if (j->is_object() && j->contains("rating") && (*j)["rating"].is_number()) v = (*j)["rating"].get<double>();
-    } else {
-      v = bracketed_number(text);
-    }
-    if (!(v >= 1 && v <= 10)) return false;
-    value = v;
-    return true;
-  };
   Progress bar("judge", int64_t(todo.size()));
   run_parallel(todo.size(), c.concurrency, [&](size_t i) {
     const Question& q = *todo[i].q;
@@ -234,15 +224,10 @@ MtBenchResult eval_mt_bench(const MtBenchConfig& c) {
     const ordered_json task = {{"task", "single"}, {"messages", messages}, {"answer", answer}, {"reference", reference}, {"turn", turn}};
     const Verdict v = ask_judge(*judge, c.judge, prompt, schema, task, fnv1a(q.id, uint64_t(turn)),
                                 [&](const std::string& text, ordered_json& value) {
-                                  if (c.judge.judge.kind == ModelSpec::Kind::Exec) {  // {"rating": N}
-                                    const std::optional<ordered_json> j = try_parse_ordered_json(text);
-                                    if (!j || !j->is_object() || !j->contains("rating") || !(*j)["rating"].is_number()) return false;
-                                    const double r = (*j)["rating"].get<double>();
-                                    if (!(r >= 1 && r <= 10)) return false;
-                                    value = r;
-                                    return true;
-                                  }
-                                  return parse(text, value);
+                                  const double r = single_rating(text, c.judge.judge.kind == ModelSpec::Kind::Exec);
+                                  if (r < 0) return false;
+                                  value = r;
+                                  return true;
                                 });
     ordered_json row = {{"question_id", q.id}, {"category", q.category}, {"turn", turn}, {"judge", c.judge.judge.label()}};
     row["rating"] = v.error.empty() ? v.value : ordered_json(nullptr);

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "eval/evaluation.h"
 #include "eval/judge_call.h"
+#include "eval/verdict.h"
 #include "feedback/prompts.h"
 #include "feedback/work.h"
 #include "tokenizer/chat_template.h"
@@ -169,15 +170,8 @@ WinrateResult eval_winrate(const WinrateConfig& c) {
     const ordered_json task = {{"task", "pairwise"}, {"messages", ordered_json::array({{{"role", "user"}, {"content", ins}}})},
                                {"answer_a", a}, {"answer_b", b}};
     const Verdict v = ask_judge(*judge, c.judge, prompt, schema, task, fnv1a(ins, uint64_t(order)), [](const std::string& text, ordered_json& value) {
-      std::string w;
-      if (const std::optional<ordered_json> j = try_parse_ordered_json(text)) {
-        if (j->is_object() && j->contains("winner") && (*j)["winner"].is_string()) w = (*j)["winner"].get<std::string>();
-      } else {
-        if (text.find("[[A]]") != std::string::npos) w = "A";
-        else if (text.find("[[B]]") != std::string::npos) w = "B";
-        else if (text.find("[[C]]") != std::string::npos) w = "tie";
-      }
-      if (w != "A" && w != "B" && w != "tie") return false;
+      const std::string w = pairwise_winner(text);
+      if (w.empty()) return false;
       value = w;
       return true;
     });

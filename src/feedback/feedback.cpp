@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "feedback/judgment.h"
 #include "feedback/prompts.h"
 #include "feedback/work.h"
 #include "tokenizer/chat_template.h"
@@ -152,52 +153,6 @@ FeedbackSummary feedback_generate(const GenerateConfig& c) {
   sum.failed = failed, sum.retries = retries, sum.tokens = tokens;
   sum.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return sum;
-}
-
-namespace {
-// The '}' that closes the '{' at A (braces inside JSON strings skipped), or npos.
-size_t closing_brace(const std::string& text, size_t a) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = a; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{') {
-      ++depth;
-    } else if (c == '}' && --depth == 0) {
-      return i;
-    }
-  }
-  return std::string::npos;
-}
-}  // namespace
-
-bool parse_judgment(const std::string& text, size_t n, ordered_json& scores) {
-  ordered_json j;
-  const auto try_parse = [&](const std::string& s) {
-    std::optional<ordered_json> parsed = try_parse_ordered_json(s);
-    if (parsed) j = std::move(*parsed);
-    return parsed && j.is_object();
-  };
-  if (!try_parse(text)) {  // a judge without structured outputs: the first balanced {...} that parses
-    // Each try scans the rest of the reply; the first 64 braces bound a hostile reply's cost.
-    bool found = false;
-    int tries = 0;
-    for (size_t a = text.find('{'); a != std::string::npos && !found && tries < 64; a = text.find('{', a + 1), ++tries)
-      if (const size_t b = closing_brace(text, a); b != std::string::npos) found = try_parse(text.substr(a, b - a + 1));
-    if (!found) return false;
-  }
-  if (!j.contains("scores") || !j["scores"].is_array() || j["scores"].size() != n) return false;
-  for (const auto& s : j["scores"])
-    if (!s.is_object() || !s.contains("overall") || !s["overall"].is_number() || s["overall"].get<double>() < 1 ||
-        s["overall"].get<double>() > 10)
-      return false;
-  scores = j["scores"];
-  return true;
 }
 
 FeedbackSummary feedback_judge(const JudgeConfig& c) {

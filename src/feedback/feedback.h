@@ -64,8 +64,4 @@ FeedbackSummary feedback_generate(const GenerateConfig& config);
 FeedbackSummary feedback_judge(const JudgeConfig& config);
 FeedbackSummary feedback_binarize(const BinarizeConfig& config);
 
-// The judge's reply parsed: the JSON object itself, or the first {...} in the text that parses;
-// `scores` must hold n objects with a number "overall" in [1, 10]. false when it does not.
-bool parse_judgment(const std::string& text, size_t n, ordered_json& scores);
-
 }  // namespace zephyr

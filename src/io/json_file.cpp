@@ -27,23 +27,35 @@ std::string json_error_text(const std::exception& e) {
   return w.rfind("[json.exception", 0) == 0 && close != std::string::npos ? w.substr(close + 2) : w;
 }
 
-size_t json_depth_overflow(std::string_view text) {
-  int depth = 0;
+namespace {
+// Calls at(c) for each bracket of TEXT from FROM on that is outside a string literal (escapes
+// in strings skipped) until it returns true; that offset, or npos.
+template <class Fn>
+size_t find_bracket(std::string_view text, size_t from, Fn&& at) {
   bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
+  for (size_t i = from; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
       if (c == '\\') ++i;
       else if (c == '"') in_string = false;
     } else if (c == '"') {
       in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return i;
-    } else if (c == ']' || c == '}') {
-      --depth;
+    } else if ((c == '[' || c == '{' || c == ']' || c == '}') && at(c)) {
+      return i;
     }
   }
   return std::string_view::npos;
+}
+}  // namespace
+
+size_t json_depth_overflow(std::string_view text) {
+  int depth = 0;
+  return find_bracket(text, 0, [&](char c) { return (c == '[' || c == '{') ? ++depth > kMaxJsonDepth : (--depth, false); });
+}
+
+size_t json_object_end(std::string_view text, size_t open) {
+  int depth = 0;
+  return find_bracket(text, open, [&](char c) { return c == '{' ? (++depth, false) : c == '}' && --depth == 0; });
 }
 
 namespace {

@@ -29,6 +29,9 @@ constexpr int kMaxJsonDepth = 512;
 // The byte offset where TEXT's nesting first exceeds kMaxJsonDepth (brackets in strings do not
 // count), or npos.
 size_t json_depth_overflow(std::string_view text);
+// The '}' that closes the '{' at OPEN (braces in strings do not count), or npos: where a JSON
+// object inside free text (a judge's reply) ends.
+size_t json_object_end(std::string_view text, size_t open);
 
 // Parses JSON text; any failure, a syntax error (with its byte), nesting beyond kMaxJsonDepth or a
 // number beyond double's range, is an Error "WHERE: ..." — never the library's own exception.
