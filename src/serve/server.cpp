@@ -108,8 +108,20 @@ struct Server::Impl {
   std::map<int, uint64_t> by_status;
   Clock::time_point last_scrape = Clock::now();
   uint64_t last_generated = 0;
+  // Started by stop() on whichever thread asks; run() and the destructor join it. Assigned and
+  // taken under stopper_mu: the stopper may already have closed the listener (so run() returns)
+  // before the assignment has finished.
+  std::mutex stopper_mu;
   std::thread stopper;
   std::once_flag stop_once;
+  void join_stopper() {
+    std::thread t;
+    {
+      std::lock_guard<std::mutex> lock(stopper_mu);
+      t = std::move(stopper);
+    }
+    if (t.joinable()) t.join();
+  }
   std::unique_ptr<ContentFilter> filter;
   std::atomic<uint64_t> filter_passed{0}, filter_flagged{0}, filter_errors{0};
 
@@ -518,7 +530,7 @@ Server::Server(const Model& model, const Tokenizer& tok, ServerOptions options)
 
 Server::~Server() {
   stop(true);
-  if (impl_->stopper.joinable()) impl_->stopper.join();
+  impl_->join_stopper();
 }
 
 void Server::run(const std::function<void(int)>& on_listening) {
@@ -527,7 +539,7 @@ void Server::run(const std::function<void(int)>& on_listening) {
   if (port < 0) fail(s.opt.host + ":" + std::to_string(s.opt.port), "cannot listen there (in use, or not an address of this machine)");
   if (on_listening) on_listening(port);
   s.http.listen_after_bind();
-  if (s.stopper.joinable()) s.stopper.join();
+  s.join_stopper();
 }
 
 int64_t Server::slot_context() const { return impl_->engine.slot_context(); }
@@ -539,6 +551,7 @@ void Server::stop(bool cancel) {
   std::call_once(s.stop_once, [&s, cancel] {
     // Off the caller's thread: the engine finishes (or cancels) what is in flight, the handlers
     // send their last chunks, then the listener closes.
+    std::lock_guard<std::mutex> lock(s.stopper_mu);
     s.stopper = std::thread([&s, cancel] {
       s.engine.shutdown(cancel);
       s.http.stop();

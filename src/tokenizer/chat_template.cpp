@@ -9,6 +9,11 @@
 #include "tokenizer/tokenizer.h"
 
 namespace zephyr {
+
+// Exact products and differences of 64-bit values (a GCC/Clang extension, hence the marker).
+__extension__ typedef __int128 Int128;
+__extension__ typedef unsigned __int128 UInt128;
+
 namespace jinja {
 namespace {
 
@@ -376,7 +381,7 @@ class Interpreter {
     } else if (op == "*") {
       if (a.is_string() && b.type == Value::Type::Int) {  // Python's str * n; n <= 0 gives ""
         const size_t n = size_t(std::max<int64_t>(b.i, 0));
-        check_string_size(size_t(std::min<unsigned __int128>((unsigned __int128)a.s.size() * n, SIZE_MAX)));
+        check_string_size(size_t(std::min<UInt128>((UInt128)a.s.size() * n, SIZE_MAX)));
         std::string out;
         out.reserve(a.s.size() * n);
         for (size_t k = 0; k < n; ++k) out += a.s;

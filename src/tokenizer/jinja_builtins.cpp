@@ -10,6 +10,11 @@
 #include "core/utf8.h"
 
 namespace zephyr::jinja {
+
+// Exact products and differences of 64-bit values (a GCC/Clang extension, hence the marker).
+__extension__ typedef __int128 Int128;
+__extension__ typedef unsigned __int128 UInt128;
+
 namespace {
 
 const std::string& need_string(const Value& v, const char* what) {
@@ -376,7 +381,7 @@ Value apply_filter(const std::string& name, const Value& v, Args& args) {
     const Value* first = args.get(1, "first");
     const std::string& s = need_string(v, "indent");
     const size_t pads = size_t(std::count(s.begin(), s.end(), '\n')) + 1, w = size_t(std::max<int64_t>(0, width));
-    check_string_size(size_t(std::min<unsigned __int128>(s.size() + (unsigned __int128)pads * w, SIZE_MAX)));
+    check_string_size(size_t(std::min<UInt128>(s.size() + (UInt128)pads * w, SIZE_MAX)));
     const std::string pad(w, ' ');
     std::string out = first && truthy(*first) ? pad : "";
     for (size_t i = 0; i < s.size(); ++i) {
@@ -489,11 +494,11 @@ Value global_function(const std::string& name) {
       }
       if (step == 0) throw Error("range() step must not be zero");
       // In 128 bits: the extremes of int64 would overflow the difference.
-      if ((__int128(stop) - start) / step > 1000000) throw Error("range() is too long (over 1000000 items)");
+      if ((Int128(stop) - start) / step > 1000000) throw Error("range() is too long (over 1000000 items)");
       List out;
-      const __int128 span = __int128(stop) - start;
+      const Int128 span = Int128(stop) - start;
       const int64_t n = (step > 0 ? span > 0 : span < 0) ? int64_t((span + (step > 0 ? step - 1 : step + 1)) / step) : 0;
-      for (int64_t k = 0; k < n; ++k) out.push_back(Value::integer(int64_t(start + __int128(k) * step)));
+      for (int64_t k = 0; k < n; ++k) out.push_back(Value::integer(int64_t(start + Int128(k) * step)));
       return Value::make_list(std::move(out));
     });
   if (name == "namespace" || name == "dict")

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/target_clones.h"
 
 namespace zephyr {
 
@@ -23,7 +24,7 @@ namespace {
 // divisions and a square root per element made the scalar loop ~6% of an SFT step. The
 // operations are the same in every version (this file is compiled without FMA contraction), so
 // the result has the same bits.
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void adamw_update(
+ZEPHYR_CLONES_V4_V3 void adamw_update(
     float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, size_t n, float keep, float b1, float b2, float step_size, float sqrt_bc2,
     float eps) {
 #pragma omp simd
