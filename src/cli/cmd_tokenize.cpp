@@ -66,8 +66,9 @@ Run add_detokenize(CLI::App& app) {
         fail("", "expected an object {\"ids\": [int, ...]}");
       std::vector<int> ids;
       for (const auto& v : row["ids"]) {
-        if (!v.is_number_integer()) fail("", "ids must be integers");
-        ids.push_back(v.get<int>());
+        const std::optional<int> id = json_int(v);
+        if (!id) fail("", "ids must be 32-bit integers, got " + v.dump().substr(0, 40));
+        ids.push_back(*id);
       }
       std::cout << to_json_line(ordered_json{{"text", tok.decode(ids, !*keep_special)}}) << '\n';
     });

@@ -217,7 +217,15 @@ void Engine::step() {
     }
     const int top = s.req->options.top_logprobs;
     TokenLogprob lp;
-    const int next = s.sampler->sample(s.logits, s.history, top >= 0 ? &lp : nullptr, top);
+    int next = 0;
+    try {
+      next = s.sampler->sample(s.logits, s.history, top >= 0 ? &lp : nullptr, top);
+    } catch (const Error& e) {  // the model's numbers, not the request: end it, keep serving
+      std::fprintf(stderr, "zephyr: engine: %s\n", e.what());
+      s.state.truncate(0);
+      finish(s, "error");
+      continue;
+    }
     s.result.tokens.push_back(next);
     s.history.push_back(next);
     generated_ += 1;

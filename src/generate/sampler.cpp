@@ -157,6 +157,12 @@ std::vector<int> top_ids(std::span<const float> x, int k) {
 }  // namespace
 
 int Sampler::sample(std::span<float> logits, std::span<const int> history, TokenLogprob* lp, int top) {
+  // NaN or +Inf (a masked token is -Inf) comes from weights or a config that overflow: any token
+  // drawn from them would be garbage.
+  for (float x : logits)
+    if (std::isnan(x) || x == INFINITY)
+      throw Error("the model computed non-finite logits (NaN or infinity): its weights or config.json hold values "
+                  "that overflow");
   apply_repetition_penalty(logits, history, params_.repetition_penalty);
   double lse = 0;
   if (lp) {

@@ -33,6 +33,19 @@ size_t json_depth_overflow(std::string_view text);
 // object inside free text (a judge's reply) ends.
 size_t json_object_end(std::string_view text, size_t open);
 
+// A JSON integer that fits an int (a token id, a label), else nullopt: get<int>() would read
+// 2^32 + 5 as 5, another token.
+template <class J>
+std::optional<int> json_int(const J& v) {
+  if (!v.is_number_integer()) return std::nullopt;
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.template get<uint64_t>();
+    return u <= uint64_t(INT32_MAX) ? std::optional<int>(int(u)) : std::nullopt;
+  }
+  const int64_t i = v.template get<int64_t>();
+  return i >= INT32_MIN && i <= INT32_MAX ? std::optional<int>(int(i)) : std::nullopt;
+}
+
 // Parses JSON text; any failure, a syntax error (with its byte), nesting beyond kMaxJsonDepth or a
 // number beyond double's range, is an Error "WHERE: ..." — never the library's own exception.
 json parse_json(std::string_view text, const std::string& where);

@@ -147,7 +147,11 @@ TokenizerFiles tokenizer_files_from_gguf(const GgufFile& f) {
   if (f.find("tokenizer.ggml.token_type")) {
     const json& tt = f.get_array("tokenizer.ggml.token_type");
     if (tt.size() != tokens.size()) fail(f.name(), "tokenizer.ggml.token_type has a different length than the tokens");
-    for (size_t i = 0; i < tt.size(); ++i) types[i] = tt[i].get<int>();
+    for (size_t i = 0; i < tt.size(); ++i) {
+      const std::optional<int> t = json_int(tt[i]);
+      if (!t) fail(f.name(), "tokenizer.ggml.token_type must hold small integers");
+      types[i] = *t;
+    }
   }
   json vocab = json::object(), added = json::array();
   for (size_t i = 0; i < tokens.size(); ++i) {

@@ -162,8 +162,9 @@ CompletionRequest read_request(const std::string& text, Endpoint e, const Sampli
       r.prompts = {p.get<std::string>()};
     } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
       for (const json& id : p) {
-        if (!id.is_number_integer()) bad_request("prompt", "a token list must hold integers only");
-        r.prompt_ids.push_back(id.get<int>());
+        const std::optional<int> v = json_int(id);
+        if (!v) bad_request("prompt", "a token list must hold 32-bit integers only");
+        r.prompt_ids.push_back(*v);
       }
     } else if (p.is_array() && !p.empty()) {
       for (const json& s : p) {

@@ -62,7 +62,9 @@ Tokenizer Tokenizer::from_json(const json& doc, const json& config, const std::s
       for (const auto& a : doc["added_tokens"]) {
         AddedToken at;
         at.content = a.at("content").get<std::string>();
-        at.id = a.at("id").get<int>();
+        const std::optional<int> id = json_int(a.at("id"));
+        if (!id || *id < 0) fail("added_tokens", "\"id\" of \"" + at.content + "\" must be a non-negative 32-bit integer");
+        at.id = *id;
         at.special = a.value("special", false);
         at.lstrip = a.value("lstrip", false);
         at.rstrip = a.value("rstrip", false);
@@ -109,7 +111,11 @@ Tokenizer Tokenizer::from_json(const json& doc, const json& config, const std::s
             const std::string name = item["SpecialToken"].at("id").get<std::string>();
             const auto& specials = p.at("special_tokens");
             if (!specials.contains(name)) fail("post_processor.special_tokens", "\"" + name + "\" is not defined");
-            for (const auto& id : specials[name].at("ids")) (after ? t.suffix_ : t.prefix_).push_back(id.get<int>());
+            for (const auto& id : specials[name].at("ids")) {
+              const std::optional<int> v = json_int(id);
+              if (!v || *v < 0) fail("post_processor.special_tokens", "\"" + name + "\" holds an id that is not a token id");
+              (after ? t.suffix_ : t.prefix_).push_back(*v);
+            }
           }
         }
       }

@@ -14,8 +14,9 @@ std::vector<int> ints(const ordered_json& row, const char* key, const std::strin
   if (!row.contains(key) || !row[key].is_array()) fail(where, std::string("\"") + key + "\" must be a list of integers");
   std::vector<int> v;
   for (auto& x : row[key]) {
-    if (!x.is_number_integer()) fail(where, std::string("\"") + key + "\" must be a list of integers");
-    v.push_back(x.get<int>());
+    const std::optional<int> id = json_int(x);
+    if (!id) fail(where, std::string("\"") + key + "\" must be a list of integers (32-bit), got " + x.dump().substr(0, 40));
+    v.push_back(*id);
   }
   return v;
 }

@@ -20,8 +20,9 @@ std::vector<int> int_list(const ordered_json& v, const std::string& where, const
   if (!v.is_array()) fail(where, std::string("\"") + key + "\" must be a list of integers");
   std::vector<int> out;
   for (auto& x : v) {
-    if (!x.is_number_integer()) fail(where, std::string("\"") + key + "\" must be a list of integers");
-    out.push_back(x.get<int>());
+    const std::optional<int> id = json_int(x);
+    if (!id) fail(where, std::string("\"") + key + "\" must be a list of integers (32-bit), got " + x.dump().substr(0, 40));
+    out.push_back(*id);
   }
   return out;
 }

@@ -154,6 +154,26 @@ def main():
             expect(f"safetensors shape {name}", [z, "generate", "-m", d, "-p", "hi", "-n", "1"], "",
                    ["model.safetensors", "model.embed_tokens.weight"])
 
+        # Non-finite numbers: a final norm of NaN makes every logit NaN; no token may be drawn from it.
+        d = os.path.join(tmp, "nan")
+        shutil.copytree(model, d)
+        raw = bytearray(open(os.path.join(d, "model.safetensors"), "rb").read())
+        n = struct.unpack("<Q", raw[:8])[0]
+        t = json.loads(raw[8:8 + n])["model.norm.weight"]
+        begin, end = (8 + n + o for o in t["data_offsets"])
+        raw[begin:end] = struct.pack("<f", float("nan")) * ((end - begin) // 4)
+        open(os.path.join(d, "model.safetensors"), "wb").write(raw)
+        expect("NaN weights", [z, "generate", "-m", d, "-p", "hi", "-n", "4", "--temp", "0.7", "--seed", "1"], "",
+               ["non-finite logits"])
+        # Ids beyond 32 bits are refused, not wrapped to another token (2^32 + 5 is not 5).
+        expect("an id of 2^32 + 5 to detokenize", [z, "detokenize", "-m", model], json.dumps({"ids": [1, (1 << 32) + 5]}) + "\n",
+               ["stdin:1", "32-bit integers", "4294967301"])
+        wide = os.path.join(tmp, "wide.jsonl")
+        open(wide, "w").write(json.dumps({"input_ids": [1, (1 << 32) + 5], "labels": [1, 2]}) + "\n")
+        expect("an input id of 2^32 + 5 in a training row", [z, "sft", "--model_name_or_path", model, "--dataset_path", wide,
+                                                              "--output_dir", os.path.join(tmp, "wide-out"), "--strict", "true"],
+               "", ["wide.jsonl:1", "32-bit", "4294967301"])
+
         # YAML: an alias bomb (9^9 strings from 9 lines) and a node that holds itself.
         bomb = os.path.join(tmp, "bomb.yaml")
         lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
