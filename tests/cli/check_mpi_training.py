@@ -150,20 +150,10 @@ def main():
     while time.time() < deadline and not any(n.startswith("checkpoint-") and not n.endswith(".tmp")
                                              for n in (os.listdir(killed) if os.path.isdir(killed) else [])):
         time.sleep(0.01)
-    rank1 = rank_pid(job.pid, 1)
-    check(rank1 is not None, "rank 1 found among mpirun's processes")
-    if rank1:
-        os.kill(rank1, signal.SIGKILL)
-    t0 = time.time()
-    try:
-        _, err = job.communicate(timeout=60)
-        ended = time.time() - t0
-        check(job.returncode != 0, f"the job ends with an error {ended:.1f} s after rank 1 is killed (exit {job.returncode})",
-              err[-600:])
-        check("signal 9" in err or "Killed" in err, "mpirun names the killed rank", err[-600:])
-    except subprocess.TimeoutExpired:
-        job.kill()
-        check(False, "the job ends after a rank is killed (still running after 60 s)")
+    ended, err = signal_rank1(job, signal.SIGKILL)
+    check(ended is not None and job.returncode != 0,
+          f"the job ends with an error {ended or 0:.1f} s after rank 1 is killed (exit {job.returncode})", err[-600:])
+    check("signal 9" in err or "Killed" in err, "mpirun names the killed rank", err[-600:])
     finished = os.path.exists(os.path.join(killed, "model.safetensors"))
     p = subprocess.run(launch + ["sft"] + long_recipe + ["--output_dir", killed, "--resume"], capture_output=True, text=True,
                        env=env, timeout=300)
@@ -180,24 +170,9 @@ def main():
     deadline = time.time() + 60
     while time.time() < deadline and not os.path.exists(os.path.join(hung, "metrics.jsonl")):
         time.sleep(0.01)
-    rank1 = rank_pid(job.pid, 1)
-    if rank1:
-        os.kill(rank1, signal.SIGSTOP)
-    t0 = time.time()
-    try:
-        _, err = job.communicate(timeout=60)
-        ended = time.time() - t0
-        check(job.returncode != 0 and "waited 3 s in MPI_Allreduce" in err and ended < 30,
-              f"a stopped rank ends the job after ddp_timeout 3 s ({ended:.1f} s, exit {job.returncode})", err[-800:])
-    except subprocess.TimeoutExpired:
-        job.kill()
-        check(False, "a stopped rank ends the job (still running after 60 s)")
-    finally:
-        if rank1:
-            try:
-                os.kill(rank1, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    ended, err = signal_rank1(job, signal.SIGSTOP)
+    check(ended is not None and ended < 30 and job.returncode != 0 and "waited 3 s in MPI_Allreduce" in err,
+          f"a stopped rank ends the job after ddp_timeout 3 s ({ended or 0:.1f} s, exit {job.returncode})", err[-800:])
 
     # 5. The launch must be the size asked for; one process may say so too.
     p = subprocess.run(launch + ["sft", "--config", recipe, "--dataset_path", chats, "--output_dir", os.path.join(tmp, "bad"),
@@ -208,6 +183,29 @@ def main():
                         "--world-size", "1", "--max_steps", "1"], capture_output=True, text=True, env=env, timeout=120)
     check(p.returncode == 0, "--world-size 1 trains alone without a launcher", p.stderr[-400:])
     return 1 if failures else 0
+
+
+def signal_rank1(job, sig):
+    """Sends sig to rank 1 of the mpirun job: (seconds until the job ended, its stderr), or (None,
+    "") when it still ran after 60 s (then it is killed, as is a rank left stopped)."""
+    rank1 = rank_pid(job.pid, 1)
+    check(rank1 is not None, "rank 1 found among mpirun's processes")
+    if rank1:
+        os.kill(rank1, sig)
+    t0 = time.time()
+    try:
+        _, err = job.communicate(timeout=60)
+        return time.time() - t0, err
+    except subprocess.TimeoutExpired:
+        job.kill()
+        job.communicate()
+        return None, ""
+    finally:
+        try:
+            if rank1 and sig == signal.SIGSTOP:
+                os.kill(rank1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def rank_pid(mpirun_pid, rank):
