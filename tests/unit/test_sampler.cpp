@@ -101,6 +101,22 @@ TEST(Sampler, GreedyTakesTheFirstMaximum) {
   EXPECT_EQ(s.sample(l, {}), 1);
 }
 
+TEST(Sampler, RefusesNanAndInfinityButNotMaskedTokens) {
+  for (double temperature : {0.0, 0.7}) {
+    SamplingParams p;
+    p.temperature = temperature;
+    p.top_k = 0;
+    Sampler s(p);
+    std::vector<float> masked = {-INFINITY, 1.0f, -INFINITY, 0.5f};
+    const int id = s.sample(masked, {});
+    EXPECT_TRUE(temperature == 0 ? id == 1 : id == 1 || id == 3) << id;
+    for (float bad : {NAN, INFINITY}) {
+      std::vector<float> logits = {0.1f, bad, 0.3f};
+      EXPECT_THROW(s.sample(logits, {}), Error);
+    }
+  }
+}
+
 TEST(Sampler, DrawsFollowTheDistributionAndTheSeed) {
   SamplingParams p;
   p.temperature = 1;
