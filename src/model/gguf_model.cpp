@@ -387,7 +387,11 @@ void export_gguf(const std::filesystem::path& path, const std::filesystem::path&
   w.set_f32("llama.attention.layer_norm_rms_epsilon", float(c.rms_norm_eps));
   w.set_f32("llama.rope.freq_base", float(c.rope_theta));
   w.set_u32("llama.vocab_size", uint32_t(c.vocab_size));
-  write_tokenizer_metadata(dir, w);
+  try {  // Tokenizer::load has checked the files; a field of another type slipping past it is named here
+    write_tokenizer_metadata(dir, w);
+  } catch (const json::exception& e) {
+    fail((dir / "tokenizer.json").string() + " or tokenizer_config.json", json_error_text(e));
+  }
   auto files_ptr = std::make_shared<ModelDir>(dir);
   std::vector<std::string> names = {"model.embed_tokens.weight"};
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)

@@ -89,8 +89,14 @@ Tokenizer Tokenizer::from_json(const json& doc, const json& config, const std::s
     // config sets them; otherwise tokenizer.json's post_processor applies.
     const bool config_sets = config.is_object() && (config.contains("add_bos_token") || config.contains("add_eos_token"));
     if (config_sets) {
-      if (config.value("add_bos_token", false) && t.bos_id() >= 0) t.prefix_.push_back(t.bos_id());
-      if (config.value("add_eos_token", false) && t.eos_id() >= 0) t.suffix_.push_back(t.eos_id());
+      const auto flag = [&](const char* key) {
+        if (!config.contains(key)) return false;
+        if (!config[key].is_boolean())
+          fail("tokenizer_config.json", std::string("\"") + key + "\" must be true or false, got " + config[key].dump().substr(0, 40));
+        return config[key].get<bool>();
+      };
+      if (flag("add_bos_token") && t.bos_id() >= 0) t.prefix_.push_back(t.bos_id());
+      if (flag("add_eos_token") && t.eos_id() >= 0) t.suffix_.push_back(t.eos_id());
     } else {
       const json post = doc.value("post_processor", json());
       std::vector<json> procs;
@@ -121,7 +127,7 @@ Tokenizer Tokenizer::from_json(const json& doc, const json& config, const std::s
       }
     }
   } catch (const json::exception& e) {
-    fail(where, std::string("unexpected structure: ") + e.what());
+    fail(where, "unexpected structure: " + json_error_text(e));
   } catch (const Error& e) {
     fail(where, e.what());
   }

@@ -165,6 +165,14 @@ def main():
         open(os.path.join(d, "model.safetensors"), "wb").write(raw)
         expect("NaN weights", [z, "generate", "-m", d, "-p", "hi", "-n", "4", "--temp", "0.7", "--seed", "1"], "",
                ["non-finite logits"])
+        # A field of the wrong type is named with its file, not as the JSON library's text.
+        d = os.path.join(tmp, "badflag")
+        shutil.copytree(model, d)
+        cfg = json.load(open(os.path.join(d, "tokenizer_config.json")))
+        json.dump(dict(cfg, add_bos_token="yes"), open(os.path.join(d, "tokenizer_config.json"), "w"))
+        for cmd in (["tokenize", "-m", d], ["export-gguf", d, os.path.join(tmp, "badflag.gguf")]):
+            expect(f"add_bos_token \"yes\" ({cmd[0]})", [z] + cmd, json.dumps({"text": "hi"}) + "\n",
+                   ["tokenizer_config.json", "\"add_bos_token\" must be true or false"])
         # Ids beyond 32 bits are refused, not wrapped to another token (2^32 + 5 is not 5).
         expect("an id of 2^32 + 5 to detokenize", [z, "detokenize", "-m", model], json.dumps({"ids": [1, (1 << 32) + 5]}) + "\n",
                ["stdin:1", "32-bit integers", "4294967301"])
