@@ -25,7 +25,11 @@ thread_local bool t_in_task = false;
 class Pool {
  public:
   explicit Pool(int workers) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+    for (int i = 0; i < workers; ++i)
+      threads_.emplace_back([this] {
+        omp_set_num_threads(1);  // see run()
+        work();
+      });
   }
   ~Pool() {
     {
@@ -36,7 +40,15 @@ class Pool {
     for (auto& t : threads_) t.join();
   }
 
+  // A task that calls BLAS (attention's GEMMs) must run it on one thread: OpenBLAS's OpenMP build
+  // reads the calling thread's OpenMP thread count, and a team per pool thread would put twice the
+  // threads on the cores, spinning against each other (the 2-thread training step ran slower than
+  // one thread). Workers are set once; the calling thread for the job's length.
   void run(size_t slots, const std::function<void(size_t)>& task) {
+    omp_set_num_threads(1);
+    struct Restore {
+      ~Restore() { omp_set_num_threads(g_threads); }
+    } restore;
     task_.store(&task, std::memory_order_relaxed);
     slots_.store(slots, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
