@@ -16,6 +16,18 @@ namespace zephyr {
 
 namespace {
 
+// Log-prob pairs as [chosen, rejected, ...], the form the ranks exchange.
+std::vector<double> flatten(const std::vector<PairLogps>& v) {
+  std::vector<double> flat;
+  for (const PairLogps& p : v) flat.insert(flat.end(), {p.chosen, p.rejected});
+  return flat;
+}
+std::vector<PairLogps> unflatten(const std::vector<double>& flat) {
+  std::vector<PairLogps> v(flat.size() / 2);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = {flat[2 * i], flat[2 * i + 1]};
+  return v;
+}
+
 std::string skipped_note(size_t skipped) {
   return skipped ? ", " + std::to_string(skipped) + " bad lines skipped" : "";
 }
@@ -51,12 +63,10 @@ TrainSummary run_dpo(const TrainConfig& c, TrainableModel& model, const Tokenize
                                  " + " + std::to_string(eval_pairs.size()) + " (delete it to recompute)");
     }
     for (auto [v, n] : {std::pair{&ref_train, train_pairs.size()}, std::pair{&ref_eval, eval_pairs.size()}}) {
-      std::vector<double> flat;
-      for (const PairLogps& p : *v) flat.insert(flat.end(), {p.chosen, p.rejected});
+      std::vector<double> flat = flatten(*v);
       flat.resize(2 * n);
       world.broadcast(flat.data(), flat.size());
-      v->resize(n);
-      for (size_t i = 0; i < n; ++i) (*v)[i] = {flat[2 * i], flat[2 * i + 1]};
+      *v = unflatten(flat);
     }
   } else {
     const TrainableModel ref = c.ref_model.empty() ? model : TrainableModel::load(c.ref_model);
@@ -68,13 +78,7 @@ TrainSummary run_dpo(const TrainConfig& c, TrainableModel& model, const Tokenize
     auto shared_logps = [&](const std::vector<PreferencePair>& pairs) {
       const auto [first, last] = shard.share(pairs.size());
       const std::vector<PreferencePair> part(pairs.begin() + long(first), pairs.begin() + long(last));
-      std::vector<double> flat;
-      for (const PairLogps& p : pair_logps(ref, part, c.per_device_eval_batch_size, dc.mean_logps()))
-        flat.insert(flat.end(), {p.chosen, p.rejected});
-      flat = world.gather(flat);
-      std::vector<PairLogps> all(pairs.size());
-      for (size_t i = 0; i < all.size(); ++i) all[i] = {flat[2 * i], flat[2 * i + 1]};
-      return all;
+      return unflatten(world.gather(flatten(pair_logps(ref, part, c.per_device_eval_batch_size, dc.mean_logps()))));
     };
     ref_train = shared_logps(train_pairs);
     ref_eval = shared_logps(eval_pairs);
