@@ -29,7 +29,8 @@ void on_sigint(int) {
 }
 
 struct ChatArgs {
-  std::string model, system;
+  ModelFlags model;
+  std::string system;
   int64_t max_new_tokens = 1024;
   SamplingFlags sampling;
   ThreadsFlag threads;
@@ -78,16 +79,16 @@ Run add_chat(CLI::App& app) {
                                  "Chat with a model on the terminal: Enter sends a message; /help lists /system, /save, "
                                  "/load, /reset and /exit; Ctrl-C stops an answer");
   auto a = std::make_shared<ChatArgs>();
-  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout) or GGUF file")->required();
+  a->model.add(cmd);
   cmd->add_option("--system", a->system, "system message that starts every conversation");
   cmd->add_option("-n,--max-new-tokens", a->max_new_tokens, "most tokens per answer (default 1024)")->check(CLI::PositiveNumber);
   a->sampling.add(cmd);
   a->threads.add(cmd);
   return [a] {
     a->threads.apply();
-    const Model model = Model::load(a->model);
+    const Model model = a->model.load();
     const Tokenizer tok = model_tokenizer(model);
-    const ChatTemplate tmpl = chat_template_of(tok, a->model);
+    const ChatTemplate tmpl = chat_template_of(tok, a->model.path());
     GenerationOptions opt;
     opt.sampling = a->sampling.resolve(model);
     opt.max_new_tokens = a->max_new_tokens;
@@ -99,7 +100,7 @@ Run add_chat(CLI::App& app) {
     std::string system = a->system;
     chat.set_system(system);
     std::signal(SIGINT, on_sigint);
-    if (tty) std::fprintf(stderr, "zephyr chat — %s. /help lists the commands, /exit quits, Ctrl-C stops an answer.\n", a->model.c_str());
+    if (tty) std::fprintf(stderr, "zephyr chat — %s. /help lists the commands, /exit quits, Ctrl-C stops an answer.\n", a->model.path().c_str());
     auto say = [&](const std::string& s) {
       if (tty) std::fputs((s + "\n").c_str(), stdout);
     };

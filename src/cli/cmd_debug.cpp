@@ -40,9 +40,16 @@ std::vector<int> parse_ids(const std::string& text) {
 }  // namespace
 
 // One batch of all rows in the file, padded and masked as in training: the mean loss over every
-// target token and the gradient of every parameter, under HF names.
-int run_sft_grads(const std::string& model_path, const std::string& data, int64_t max_len, const std::string& out) {
+// target token and the gradient of every trainable parameter, under HF names (with an adapter:
+// its A and B, under peft's names).
+int run_sft_grads(const std::string& model_path, const std::string& lora, const std::string& data, int64_t max_len,
+                  const std::string& out) {
   TrainableModel model = TrainableModel::load(model_path);
+  if (!lora.empty()) {
+    const PeftAdapter adapter = PeftAdapter::load(lora);
+    model.add_lora(adapter.config, 0);
+    model.load_weights(lora);
+  }
   auto [tok, tmpl] = load_optional_tokenizer(model_path);
   std::ifstream in(data);
   if (!in) fail(data, "cannot open");
@@ -60,7 +67,7 @@ int run_sft_grads(const std::string& model_path, const std::string& data, int64_
   std::vector<TensorToWrite> tensors;
   for (size_t i = 0; i < model.params().size(); ++i) {
     const ParamInfo& p = model.params()[i];
-    tensors.push_back({p.name, DType::F32, p.shape, model.grad(i)});
+    if (p.trainable) tensors.push_back({p.name, DType::F32, p.shape, model.grad(i)});
   }
   write_safetensors(out, tensors, {{"format", "pt"}});
   std::printf("{\"loss\": %.9g, \"targets\": %lld}\n", loss.nll / double(targets), (long long)targets);
@@ -89,7 +96,7 @@ int run_dpo_loss(const std::string& policy_path, const std::string& ref_path, co
   if (!out.empty()) {
     std::vector<TensorToWrite> tensors;
     for (size_t i = 0; i < policy.params().size(); ++i)
-      tensors.push_back({policy.params()[i].name, DType::F32, policy.params()[i].shape, policy.grad(i)});
+      if (policy.params()[i].trainable) tensors.push_back({policy.params()[i].name, DType::F32, policy.params()[i].shape, policy.grad(i)});
     write_safetensors(out, tensors, {{"format", "pt"}});
   }
   std::printf("%s\n", result.dump().c_str());
@@ -102,10 +109,12 @@ Run add_debug(CLI::App& app) {
   auto* logits = cmd->add_subcommand("logits", "Logits of one forward pass over exactly the given ids (no BOS added), "
                                                "as little-endian fp32 [n_ids, vocab]");
   auto model_path = std::make_shared<std::string>();
+  auto lora = std::make_shared<std::string>();
+  auto model_flags = std::make_shared<ModelFlags>();
   auto ids_text = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto threads = std::make_shared<ThreadsFlag>();
-  logits->add_option("-m,--model", *model_path, "model directory or GGUF file")->required();
+  model_flags->add(logits, "model directory or GGUF file");
   logits->add_option("--ids", *ids_text, "token ids separated by spaces")->required();
   logits->add_option("-o,--output", *out, "file to write")->required();
   auto one_by_one = std::make_shared<bool>(false);
@@ -119,6 +128,7 @@ Run add_debug(CLI::App& app) {
   auto data = std::make_shared<std::string>();
   auto max_len = std::make_shared<int64_t>(0);
   grads->add_option("-m,--model", *model_path, "model directory")->required();
+  grads->add_option("--lora", *lora, "train this LoRA adapter (peft's directory) on the frozen model: its gradients only");
   grads->add_option("--data", *data, "JSONL rows")->required();
   grads->add_option("--max-seq-length", *max_len, "cut longer rows (default: no limit)")->check(CLI::NonNegativeNumber);
   grads->add_option("-o,--output", *out, "gradients as safetensors (F32, HF tensor names)")->required();
@@ -140,10 +150,10 @@ Run add_debug(CLI::App& app) {
   threads->add(dpo);
   return [=] {
     threads->apply();
-    if (grads->parsed()) return run_sft_grads(*model_path, *data, *max_len, *out);
+    if (grads->parsed()) return run_sft_grads(*model_path, *lora, *data, *max_len, *out);
     if (dpo->parsed()) return run_dpo_loss(*model_path, *ref, *data, *dc, *max_len, *max_prompt, *out);
     const std::vector<int> ids = parse_ids(*ids_text);
-    const Model model = Model::load(*model_path);
+    const Model model = model_flags->load();
     InferenceState state(model);
     std::vector<float> result(ids.size() * size_t(model.config.vocab_size));
     if (*one_by_one)

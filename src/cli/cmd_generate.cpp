@@ -13,7 +13,8 @@ namespace zephyr::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, system;
+  ModelFlags model;
+  std::string prompt, system;
   bool chat = false;
   int64_t max_new_tokens = 256;
   std::vector<std::string> stops;
@@ -28,7 +29,7 @@ struct GenerateArgs {
 Run add_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Complete a prompt with a model, streaming the answer to stdout");
   auto a = std::make_shared<GenerateArgs>();
-  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout) or GGUF file")->required();
+  a->model.add(cmd);
   cmd->add_option("-p,--prompt", a->prompt, "the prompt text")->required();
   cmd->add_flag("--chat", a->chat, "send the prompt as a user message through the model's chat template");
   cmd->add_option("--system", a->system, "system message (with --chat)");
@@ -54,14 +55,14 @@ Run add_generate(CLI::App& app) {
       }
     }
     a->threads.apply();
-    const Model model = Model::load(a->model);
+    const Model model = a->model.load();
     const Tokenizer tok = model_tokenizer(model);
     std::vector<int> prompt;
     if (a->chat) {
       ordered_json row = {{"messages", ordered_json::array()}};
       if (!a->system.empty()) row["messages"].push_back({{"role", "system"}, {"content", a->system}});
       row["messages"].push_back({{"role", "user"}, {"content", a->prompt}});
-      prompt = chat_ids(chat_template_of(tok, a->model), tok, row, true);
+      prompt = chat_ids(chat_template_of(tok, a->model.path()), tok, row, true);
     } else {
       prompt = tok.encode(a->prompt, true);
     }

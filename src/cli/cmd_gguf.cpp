@@ -1,5 +1,5 @@
-// zephyr export-gguf / quantize / export-hf: models to GGUF (llama.cpp, ollama), GGUFs re-quantized,
-// and GGUFs back to HF model directories (to fine-tune them).
+// zephyr export-gguf / quantize / export-hf / merge: models to GGUF (llama.cpp, ollama), GGUFs
+// re-quantized, GGUFs back to HF model directories (to fine-tune them), LoRA adapters merged in.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "io/json_file.h"
 #include "model/gguf_model.h"
+#include "model/lora.h"
+#include "model/trainable.h"
 
 namespace zephyr::cli {
 
@@ -99,6 +101,66 @@ Run add_export_hf(CLI::App& app) {
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fprintf(stderr, "wrote %s (%s, %.1f MB of weights) in %.1f s\n", a->out.c_str(), a->dtype.c_str(),
                  double(std::filesystem::file_size(std::filesystem::path(a->out) / "model.safetensors")) / 1e6, s);
+    return 0;
+  };
+}
+
+Run add_merge(CLI::App& app) {
+  auto* cmd = app.add_subcommand("merge", "Merge a LoRA adapter into its base model: an HF model directory (F32) with the "
+                                          "adapted weights W + (alpha/r)·B·A, or a GGUF with --gguf");
+  struct Args {
+    std::string base, adapter, out, gguf;
+    ThreadsFlag threads;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("base", a->base, "the base model: HF model directory or GGUF file")->required();
+  cmd->add_option("adapter", a->adapter, "LoRA adapter directory (adapter_config.json + adapter_model.safetensors)")->required();
+  cmd->add_option("output", a->out, "model directory to write (new), or GGUF file with --gguf")->required();
+  cmd->add_option("--gguf", a->gguf, "write a GGUF of this weight type instead (as export-gguf --type)")
+      ->check(CLI::IsMember(type_names()));
+  a->threads.add(cmd);
+  return [a] {
+    namespace fs = std::filesystem;
+    a->threads.apply();
+    const auto t0 = std::chrono::steady_clock::now();
+    const PeftAdapter adapter = PeftAdapter::load(a->adapter);
+    for (const std::string& in : {a->base, a->adapter}) refuse_output_over_input(a->out, in);
+    if (a->gguf.empty() && fs::exists(a->out) && !(fs::is_directory(a->out) && fs::is_empty(a->out)))
+      fail(a->out, "exists; give a new directory for the merged model");
+    // Intermediate HF directories beside the output, removed whatever happens.
+    const fs::path parent = fs::absolute(a->out).parent_path();
+    std::vector<fs::path> scratch;
+    struct Cleanup {
+      std::vector<fs::path>& dirs;
+      ~Cleanup() {
+        std::error_code ec;
+        for (auto& d : dirs) fs::remove_all(d, ec);
+      }
+    } cleanup{scratch};
+    auto scratch_dir = [&](const char* what) {
+      scratch.push_back(parent / ("." + fs::path(a->out).filename().string() + "." + what + ".tmp"));
+      fs::remove_all(scratch.back());
+      return scratch.back();
+    };
+    fs::path base = a->base;
+    if (is_gguf_file(base)) {
+      const fs::path hf = scratch_dir("base");
+      export_hf(base, hf, DType::F32);
+      base = hf;
+    }
+    TrainableModel model = TrainableModel::load(base);
+    model.merge(adapter);
+    const fs::path merged = scratch_dir("merged");
+    model.save(merged, base);
+    if (a->gguf.empty()) {
+      fs::remove_all(a->out);
+      fs::rename(merged, a->out);
+    } else {
+      export_gguf(merged, a->out, kTypes.at(a->gguf));
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "merged %s (r %lld, %zu modules) into %s: wrote %s in %.1f s\n", a->adapter.c_str(),
+                 (long long)adapter.config.r, adapter.modules.size(), a->base.c_str(), a->out.c_str(), s);
     return 0;
   };
 }

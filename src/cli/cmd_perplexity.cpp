@@ -16,27 +16,27 @@ Run add_perplexity(CLI::App& app) {
   auto* cmd = app.add_subcommand("perplexity",
                                  "Perplexity of a text file: the ids (no BOS) are cut into windows of ctx-1 tokens, each "
                                  "scored after a BOS");
-  auto model_path = std::make_shared<std::string>();
+  auto model = std::make_shared<ModelFlags>();
   auto file = std::make_shared<std::string>();
   auto ctx = std::make_shared<int64_t>(512);
   auto threads = std::make_shared<ThreadsFlag>();
-  cmd->add_option("-m,--model", *model_path, "model directory (Hugging Face layout) or GGUF file")->required();
+  model->add(cmd);
   cmd->add_option("-f,--file", *file, "text file to score")->required();
   cmd->add_option("--ctx", *ctx, "window size in tokens, BOS included (default 512)")->check(CLI::Range(2, 1 << 20));
   threads->add(cmd);
   return [=] {
     threads->apply();
-    const Model model = Model::load(*model_path);
-    const Tokenizer tok = model_tokenizer(model);
+    const Model m = model->load();
+    const Tokenizer tok = model_tokenizer(m);
     const std::vector<int> ids = tok.encode(read_file(*file), false);
     int bos = tok.bos_id();
-    if (bos < 0) bos = int(model.config.bos_token_id);
-    if (bos < 0) fail(*model_path, "the model has no BOS token to start each window with");
+    if (bos < 0) bos = int(m.config.bos_token_id);
+    if (bos < 0) fail(model->path(), "the model has no BOS token to start each window with");
     if (ids.empty()) fail(*file, "has no tokens to score");
     const bool tty = isatty(STDERR_FILENO);  // progress only where someone watches it
     SequenceScore s;
     try {
-      s = score_windows(model, ids, bos, *ctx, [&](int64_t w, int64_t windows, double running) {
+      s = score_windows(m, ids, bos, *ctx, [&](int64_t w, int64_t windows, double running) {
         if (tty) std::fprintf(stderr, "\rwindow %lld/%lld  running perplexity %.4f", (long long)w, (long long)windows, running);
       });
     } catch (const Error& e) {

@@ -22,7 +22,8 @@ std::atomic<int> g_signals{0};
 void on_signal(int) { g_signals.fetch_add(1); }
 
 struct ServeArgs {
-  std::string model, filter_prompt;
+  ModelFlags model;
+  std::string filter_prompt;
   serve::ServerOptions server;
   ThreadsFlag threads;
 };
@@ -34,7 +35,7 @@ Run add_serve(CLI::App& app) {
                                  "Serve a model over the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models) with "
                                  "a web chat page at /, /health and /metrics");
   auto a = std::make_shared<ServeArgs>();
-  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout) or GGUF file")->required();
+  a->model.add(cmd);
   cmd->add_option("--host", a->server.host, "address to listen on (default 127.0.0.1: this machine only)");
   cmd->add_option("--port", a->server.port, "port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
   cmd->add_option("--parallel", a->server.engine.slots, "sequences decoded together (default 4)")->check(CLI::Range(1, 256));
@@ -64,12 +65,13 @@ Run add_serve(CLI::App& app) {
       if (a->server.filter.spec.empty()) fail("--filter-prompt", "needs --filter");
       a->server.filter.prompt = read_file(a->filter_prompt);
     }
-    const Model model = Model::load(a->model);
+    const Model model = a->model.load();
     const Tokenizer tok = model_tokenizer(model);
     if (a->server.model_name.empty()) {
-      std::filesystem::path p(a->model);
+      // An adapter names the model clients see: it is what makes this model this one.
+      std::filesystem::path p(a->model.lora.empty() ? a->model.path() : a->model.lora);
       while (p.has_parent_path() && p.filename().empty()) p = p.parent_path();  // "dir/" names "dir"
-      a->server.model_name = is_gguf_file(a->model) ? p.stem().string() : p.filename().string();
+      a->server.model_name = is_gguf_file(p) ? p.stem().string() : p.filename().string();
     }
     std::optional<serve::Server> built;
     try {
@@ -96,7 +98,7 @@ Run add_serve(CLI::App& app) {
     });
     try {
       server.run([&](int port) {
-        std::fprintf(stderr, "zephyr serve: %s as \"%s\" on http://%s:%d (%d slots of %lld tokens)\n", a->model.c_str(),
+        std::fprintf(stderr, "zephyr serve: %s as \"%s\" on http://%s:%d (%d slots of %lld tokens)\n", a->model.path().c_str(),
                      a->server.model_name.c_str(), a->server.host.c_str(), port, a->server.engine.slots,
                      (long long)server.slot_context());
       });

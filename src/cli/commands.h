@@ -22,6 +22,7 @@ Run add_dpo(CLI::App& app);
 Run add_export_gguf(CLI::App& app);
 Run add_quantize(CLI::App& app);
 Run add_export_hf(CLI::App& app);
+Run add_merge(CLI::App& app);
 Run add_serve(CLI::App& app);
 Run add_feedback(CLI::App& app);
 Run add_eval(CLI::App& app);

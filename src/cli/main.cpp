@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   reg(zephyr::cli::add_export_gguf);
   reg(zephyr::cli::add_quantize);
   reg(zephyr::cli::add_export_hf);
+  reg(zephyr::cli::add_merge);
   reg(zephyr::cli::add_serve);
   reg(zephyr::cli::add_feedback);
   reg(zephyr::cli::add_eval);

@@ -1,5 +1,7 @@
 #include "cli/options.h"
 
+#include <cstdio>
+#include <filesystem>
 #include <map>
 #include <random>
 
@@ -14,6 +16,32 @@ void ThreadsFlag::add(CLI::App* cmd) {
 }
 
 void ThreadsFlag::apply() const { set_num_threads(threads); }
+
+void ModelFlags::add(CLI::App* cmd, const std::string& help) {
+  cmd->add_option("-m,--model", model, help)->required();
+  cmd->add_option("--lora", lora, "LoRA adapter directory (adapter_config.json + adapter_model.safetensors, as peft and "
+                                  "zephyr's use_peft training write it), merged into the model's weights as they load");
+}
+
+Model ModelFlags::load() {
+  std::string adapter_dir = lora;
+  if (is_adapter_dir(model)) {
+    if (!lora.empty()) fail(model, "is a LoRA adapter; give the base model with -m and the adapter with --lora");
+    adapter_dir = model;
+  }
+  if (adapter_dir.empty()) return Model::load(model);
+  const PeftAdapter adapter = PeftAdapter::load(adapter_dir);
+  if (adapter_dir == model) {
+    if (adapter.base_model.empty() || !std::filesystem::exists(adapter.base_model))
+      fail(model, "is a LoRA adapter whose base model (\"" + adapter.base_model +
+                      "\" in adapter_config.json) is not here; give it with -m BASE --lora " + model);
+    model = adapter.base_model;
+  }
+  Model m = Model::load(model, &adapter);
+  std::fprintf(stderr, "merged LoRA adapter %s (r %lld, %zu modules) into %s\n", adapter_dir.c_str(),
+               (long long)adapter.config.r, adapter.modules.size(), model.c_str());
+  return m;
+}
 
 void SamplingFlags::add(CLI::App* cmd) {
   temp = cmd->add_option("--temp", given.temperature, "sampling temperature; 0 = greedy (default 0.7)");

@@ -146,8 +146,9 @@ void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy
   if (dx)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(w.cols), int(w.rows), 1.0f, dy, int(w.rows), wf,
                 int(w.cols), 1.0f, dx, int(w.cols));
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(w.rows), int(w.cols), int(n), 1.0f, dy, int(w.rows), x,
-              int(w.cols), 1.0f, dw, int(w.cols));
+  if (dw)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(w.rows), int(w.cols), int(n), 1.0f, dy, int(w.rows), x,
+                int(w.cols), 1.0f, dw, int(w.cols));
 }
 
 void matrix_row(const Matrix& w, int64_t row, float* out) {

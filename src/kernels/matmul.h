@@ -39,8 +39,8 @@ void matmul(const float* x, int64_t n, const StackedMatrix& w, float* y);
 void matmul_rowwise(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy = 0);
 void matmul_rowwise(const float* x, int64_t n, const StackedMatrix& w, float* y);
 
-// The backward of matmul for fp32 weights: dx += dy · w (when dx is not null) and
-// dw += dyᵀ · x, with dy [n, w.rows]; both through BLAS SGEMM.
+// The backward of matmul for fp32 weights: dx += dy · w and dw += dyᵀ · x (each when not null, a
+// frozen weight has no dw), with dy [n, w.rows]; both through BLAS SGEMM.
 void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw);
 
 // Row `row` of w converted to fp32 (embedding lookup).

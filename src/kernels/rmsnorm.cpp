@@ -45,7 +45,7 @@ void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t n
       }
     }
   });
-  for (int64_t c = 0; c < chunks; ++c)
+  for (int64_t c = 0; c < chunks && dw; ++c)
     for (int64_t j = 0; j < dim; ++j) dw[j] += part[size_t(c * dim + j)];
 }
 

@@ -7,7 +7,7 @@ namespace zephyr {
 // x, y: [n, dim] (may alias); w: [dim].
 void rmsnorm_forward(const float* x, const float* w, int64_t n, int64_t dim, double eps, float* y);
 
-// Given dy, adds the gradients to dx (dx += ...) and dw (dw += ...). With r = 1/rms(x):
+// Given dy, adds the gradients to dx (dx += ...) and dw (dw += ..., unless null: frozen). With r = 1/rms(x):
 // dx = r * (w ⊙ dy) - x * r³/dim * Σ(w ⊙ dy ⊙ x),  dw = Σ_rows dy ⊙ x * r.
 void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t n, int64_t dim, double eps, float* dx,
                       float* dw);

@@ -1,12 +1,16 @@
-// A model for training: every parameter in fp32 in one flat buffer, gradients in another of the
-// same layout (one allreduce per step when training spans machines), addressed by HF names.
+// A model for training: every parameter in fp32 in one flat buffer, gradients of the trainable ones
+// in another (one allreduce per step when training spans machines), addressed by HF names. With
+// LoRA adapters (model/lora.h) the base is frozen: the adapters sit at the end of the flat buffer
+// and only they have gradients (and optimizer state).
 #pragma once
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "kernels/matmul.h"
 #include "model/config.h"
+#include "model/lora.h"
 
 namespace zephyr {
 
@@ -14,6 +18,8 @@ struct ParamInfo {
   std::string name;  // HF tensor name
   std::vector<int64_t> shape;
   size_t offset = 0, numel = 0;
+  bool trainable = true;
+  size_t grad_offset = 0;  // in grads(), when trainable
 };
 
 class TrainableModel {
@@ -24,15 +30,46 @@ class TrainableModel {
 
   // Writes an HF model directory into dir (created): config.json, model.safetensors in F32 (the
   // exact training weights), and generation_config.json plus tokenizer files copied from
-  // source_dir. Each file is written to a temp name and renamed; config.json comes last.
+  // source_dir. Each file is written to a temp name and renamed; config.json comes last. With
+  // adapters: the adapter as peft saves it (adapter_model.safetensors in F32, then
+  // adapter_config.json) plus the tokenizer files.
   void save(const std::filesystem::path& dir, const std::filesystem::path& source_dir) const;
-  // Replaces the weights with those of an HF directory (same config), e.g. a checkpoint.
+  // Replaces the trainable weights with those of a directory written by save() (same config),
+  // e.g. a checkpoint: the whole model, or with adapters the adapter.
   void load_weights(const std::filesystem::path& dir);
+
+  // Adds an adapter's s·B·A to the weights it adapts (a model without adapters of its own). An
+  // adapter on lm_head of a model with tied embeddings is refused: merging would untie them.
+  void merge(const PeftAdapter& adapter);
+
+  // Adds LoRA adapters on the config's modules and freezes everything else: A Kaiming-uniform
+  // as peft draws it (bound 1/sqrt(in), from `seed`), B zero.
+  void add_lora(const LoraConfig& c, uint64_t seed);
+  const LoraConfig* lora() const { return lora_ ? &*lora_ : nullptr; }
+  // The adapter on linear parameter i (A's and B's indices), or null: none, or disabled (the
+  // DPO reference is the base with its adapters off).
+  struct Adapter {
+    size_t a, b;
+    float scale;
+  };
+  const Adapter* adapter(size_t i) const {
+    return adapters_enabled_ && i < adapter_of_.size() && adapter_of_[i] >= 0 ? &adapters_[size_t(adapter_of_[i])] : nullptr;
+  }
+  void set_adapters_enabled(bool on) { adapters_enabled_ = on; }
+  // Keys the adapters' dropout masks: set per micro-batch, so a step's masks can be drawn again
+  // (gradient checkpointing, resumption) and differ from step to step.
+  uint64_t dropout_seed = 0;
+  // Off: the adapters run without dropout in training passes too (TRL's DPO disable_dropout).
+  bool adapter_dropout = true;
+  // The trainable part of weights(): trainable_numel() floats, laid out as grads().
+  float* trainable_weights() { return weights_.data() + trainable_begin_; }
+  size_t trainable_numel() const { return weights_.size() - trainable_begin_; }
 
   const ModelConfig& config() const { return config_; }
   const std::vector<ParamInfo>& params() const { return params_; }
   std::vector<float>& weights() { return weights_; }
   const std::vector<float>& weights() const { return weights_; }
+  // The trainable parameters' gradients; empty until the first zero_grads().
   std::vector<float>& grads() { return grads_; }
   const std::vector<float>& grads() const { return grads_; }
   void zero_grads();
@@ -40,7 +77,8 @@ class TrainableModel {
   // Index of the tensor with that HF name (Error if absent).
   size_t index(const std::string& name) const;
   const float* weight(size_t i) const { return weights_.data() + params_[i].offset; }
-  float* grad(size_t i) { return grads_.data() + params_[i].offset; }
+  // Null for a frozen parameter.
+  float* grad(size_t i) { return params_[i].trainable ? grads_.data() + params_[i].grad_offset : nullptr; }
   // A 2-D parameter as the Matrix the kernels take.
   Matrix matrix(size_t i) const;
 
@@ -60,6 +98,11 @@ class TrainableModel {
   std::vector<float> weights_, grads_;
   std::vector<Layer> layers_;
   size_t embed_ = 0, final_norm_ = 0, lm_head_ = 0;
+  size_t trainable_begin_ = 0;
+  std::optional<LoraConfig> lora_;
+  std::vector<Adapter> adapters_;
+  std::vector<int> adapter_of_;  // by parameter index: index into adapters_, or -1
+  bool adapters_enabled_ = true;
 };
 
 }  // namespace zephyr

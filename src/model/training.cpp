@@ -1,6 +1,7 @@
 #include "model/training.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "core/buffer.h"
@@ -31,12 +32,15 @@ void zeros(Buffer& v, int64_t n) { v.assign(size_t(n), 0.0f); }
 // How one batch's matmuls run: fp32 BLAS, or with `bf16: true` bf16 inputs and fp32 accumulation
 // (as PyTorch's bf16 autocast) while weights and gradients stay fp32. In bf16 each weight is
 // packed once per batch for the forward product (W) and the input-gradient product (Wᵀ) instead
-// of once per row and product.
+// of once per row and product; a frozen weight skips its gradient product. Adapters run in fp32.
 struct Matmuls {
   bool bf16 = false;
+  bool dropout = false;  // adapters' dropout: in training passes only
+  uint64_t row_key = 0;  // the row being run, for its dropout masks
   std::vector<Bf16Panels> w, wt;  // by parameter index; empty for all but the linear layers
 
-  Matmuls(const TrainableModel& m, bool use_bf16, bool backward) : bf16(use_bf16) {
+  Matmuls(const TrainableModel& m, bool use_bf16, bool backward)
+      : bf16(use_bf16), dropout(backward && m.adapter_dropout && m.lora() && m.lora()->dropout > 0) {
     if (!bf16) return;
     w.resize(m.params().size());
     wt.resize(m.params().size());
@@ -51,19 +55,79 @@ struct Matmuls {
   }
 };
 
-// y[n, out] = x[n, in] · Wᵀ for the linear layer with parameter index i.
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// The dropout mask of adapter i's input in the current row: element j is dropped when a hash of
+// (micro-batch, row, layer, j) falls below p·2^64, so the backward pass and a checkpointed
+// recomputation draw the same mask without storing it. Kept elements are scaled by 1 / (1 - p).
+struct DropoutMask {
+  uint64_t key, threshold;
+  float scale;
+  DropoutMask(const TrainableModel& m, const Matmuls& mm, size_t i)
+      : key(splitmix64(m.dropout_seed ^ splitmix64(mm.row_key * 0x100000001b3ull + i))),
+        threshold(uint64_t(std::ldexp(m.lora()->dropout, 64))),  // dropout < 1: below 2^64
+        scale(float(1.0 / (1.0 - m.lora()->dropout))) {}
+  bool keep(size_t j) const { return splitmix64(key + j) >= threshold; }
+};
+
+// An adapter's input: x itself, or x through dropout.
+const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, int64_t cols,
+                           Buffer& out) {
+  if (!mm.dropout) return x;
+  const DropoutMask mask(m, mm, i);
+  fresh(out, n * cols);
+  parallel_for(size_t(n * cols), 1 << 14, [&](size_t b, size_t e) {
+    for (size_t j = b; j < e; ++j) out[j] = mask.keep(j) ? x[j] * mask.scale : 0.0f;
+  });
+  return out.data();
+}
+
+// y[n, out] = x[n, in] · Wᵀ for the linear layer with parameter index i, plus its adapter's
+// s · (x' Aᵀ) Bᵀ.
 void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y) {
   const Matrix w = m.matrix(i);
   if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.w[i], y, w.rows, false);
   else matmul(x, n, w, y);
+  const TrainableModel::Adapter* ad = m.adapter(i);
+  if (!ad) return;
+  Buffer xd, u(size_t(n * m.params()[ad->a].shape[0])), t(size_t(n * w.rows));
+  const float* xin = adapter_input(m, mm, i, x, n, w.cols, xd);
+  matmul(xin, n, m.matrix(ad->a), u.data());
+  matmul(u.data(), n, m.matrix(ad->b), t.data());
+  for (size_t j = 0; j < t.size(); ++j) y[j] += ad->scale * t[j];
 }
 
-// dx += dy · W (when dx is given) and the weight's gradient += dyᵀ · x.
+// dx += dy · W (when dx is given), the weight's gradient += dyᵀ · x unless it is frozen, and the
+// adapter's gradients: with u = x' Aᵀ, dB += s dyᵀ u, du = s dy B, dA += duᵀ x', dx += du A (masked).
 void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx) {
   const Matrix w = m.matrix(i);
-  if (!mm.bf16) return matmul_backward(x, n, w, dy, dx, m.grad(i));
-  if (dx) gemm_bf16(n, dy, w.rows, false, mm.wt[i], dx, w.cols, true);
-  gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, m.grad(i), w.cols, true);
+  float* dw = m.grad(i);
+  if (!mm.bf16) {
+    matmul_backward(x, n, w, dy, dx, dw);
+  } else {
+    if (dx) gemm_bf16(n, dy, w.rows, false, mm.wt[i], dx, w.cols, true);
+    if (dw) gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
+  }
+  const TrainableModel::Adapter* ad = m.adapter(i);
+  if (!ad) return;
+  const int64_t r = m.params()[ad->a].shape[0];
+  Buffer xd, u(size_t(n * r)), ds(size_t(n * w.rows)), du(size_t(n * r), 0.0f);
+  const float* xin = adapter_input(m, mm, i, x, n, w.cols, xd);
+  matmul(xin, n, m.matrix(ad->a), u.data());
+  for (size_t j = 0; j < ds.size(); ++j) ds[j] = ad->scale * dy[j];
+  matmul_backward(u.data(), n, m.matrix(ad->b), ds.data(), du.data(), m.grad(ad->b));
+  if (!dx || !mm.dropout) return matmul_backward(xin, n, m.matrix(ad->a), du.data(), dx, m.grad(ad->a));
+  // Through the dropout: the gradient reaches the kept elements, scaled as they were.
+  Buffer dxd(size_t(n * w.cols), 0.0f);
+  matmul_backward(xin, n, m.matrix(ad->a), du.data(), dxd.data(), m.grad(ad->a));
+  const DropoutMask mask(m, mm, i);
+  for (size_t j = 0; j < dxd.size(); ++j)
+    if (mask.keep(j)) dx[j] += dxd[j] * mask.scale;
 }
 
 // One layer's forward for T tokens: x (the residual stream) is updated in place and everything
@@ -204,7 +268,7 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     a = LayerActs();  // free as we go
   }
   float* dembed = m.grad(m.embed());
-  for (int64_t t = 0; t < T; ++t)
+  for (int64_t t = 0; t < T && dembed; ++t)
     for (int64_t j = 0; j < H; ++j) dembed[ids[t] * H + j] += dx[size_t(t * H + j)];
   r = RowPass();
 }
@@ -232,7 +296,7 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
   total.row_nll.assign(size_t(b.rows), 0.0);
   total.row_targets.assign(size_t(b.rows), 0);
   std::vector<RowPass> kept(deferred ? size_t(b.rows) : 0);
-  const Matmuls mm(m, bf16, backward);
+  Matmuls mm(m, bf16, backward);
   for (int64_t r = 0; r < b.rows; ++r) {
     const int* ids = b.input_ids.data() + r * b.seq;
     const int* labels = b.labels.data() + r * b.seq;
@@ -255,6 +319,7 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
       if (!b.seg_start.empty()) seg[size_t(t)] = b.seg_start[size_t(r * b.seq + t)];
     }
     const bool keep = backward && (deferred || grad_scale != 0.0f);
+    mm.row_key = uint64_t(r);
     RowPass pass = row_forward(m, ids, targets.data(), T, std::move(positions), std::move(seg), keep, checkpointing, mm);
     int64_t n = 0;
     for (int t : targets) n += t != kIgnoreIndex;
@@ -268,8 +333,11 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
   if (deferred) {
     const std::vector<float> scales = (*deferred)(total);
     if (int64_t(scales.size()) != b.rows) fail("batch", "one row scale per row expected");
-    for (int64_t r = 0; r < b.rows; ++r)
-      if (kept[size_t(r)].T > 0) row_backward(m, kept[size_t(r)], grad_scale * scales[size_t(r)], checkpointing, mm);
+    for (int64_t r = 0; r < b.rows; ++r) {
+      if (kept[size_t(r)].T == 0) continue;
+      mm.row_key = uint64_t(r);
+      row_backward(m, kept[size_t(r)], grad_scale * scales[size_t(r)], checkpointing, mm);
+    }
   }
   return total;
 }

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <functional>
+#include <map>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -32,6 +33,8 @@ class Tensors {
   using Find = std::function<bool(const std::string&, Source&)>;
   Tensors(Find find, std::function<std::string(const std::string&)> file_of) : find_(std::move(find)), file_of_(std::move(file_of)) {}
 
+  bool find(const std::string& name, Source& s) const { return find_(name, s); }
+  std::string file_of(const std::string& name) const { return file_of_(name); }
   bool has(const std::string& name) const {
     Source s;
     return find_(name, s);
@@ -132,9 +135,50 @@ void load_weights(const ModelConfig& c, const Tensors& f, ModelWeights& w) {
   }
 }
 
+// The base's tensors with a LoRA adapter merged into the ones it adapts: W + s·B·A in fp32 (in
+// HF row order), made on first request and kept in `merged` while the weights are copied. With
+// tied embeddings an adapted lm_head becomes a tensor of its own; the embedding stays the base's.
+Tensors with_adapter(const Tensors& base, const PeftAdapter& adapter, const ModelConfig& c,
+                     std::map<std::string, std::vector<float>>& merged) {
+  return Tensors(
+      [&base, &adapter, &c, &merged](const std::string& name, Source& s) {
+        const bool tied_head = name == "lm_head.weight" && c.tie_word_embeddings && !base.has(name);
+        if (!adapter.adapts(name)) return base.find(name, s);
+        if (!base.find(tied_head ? "model.embed_tokens.weight" : name, s)) return false;
+        if (s.shape.size() != 2) fail(base.file_of(name), "tensor '" + name + "' is not a matrix");
+        const int64_t rows = s.shape[0], cols = s.shape[1];
+        auto it = merged.find(name);
+        if (it == merged.end()) {
+          std::vector<float> w(size_t(rows * cols));
+          const size_t row_b = row_bytes(s.dtype, cols);
+          parallel_for(size_t(rows), 16, [&](size_t r0, size_t r1) {
+            for (size_t g = r0; g < r1; ++g) {
+              const int64_t r = s.permuted_head_dim ? hf_row_of_gguf_row(int64_t(g), s.permuted_head_dim) : int64_t(g);
+              dequantize_row(s.dtype, s.data + g * row_b, w.data() + r * cols, cols);
+            }
+          });
+          adapter.merge_into(name, w.data(), rows, cols);
+          it = merged.emplace(name, std::move(w)).first;
+        }
+        s = Source{DType::F32, {rows, cols}, reinterpret_cast<const uint8_t*>(it->second.data()), it->second.size() * 4, 0};
+        return true;
+      },
+      [&base](const std::string& name) { return base.file_of(name); });
+}
+
+// Loads through the adapter when there is one.
+void load_weights(const ModelConfig& c, const Tensors& f, const PeftAdapter* adapter, ModelWeights& w) {
+  if (!adapter) return load_weights(c, f, w);
+  std::map<std::string, std::vector<float>> merged;
+  load_weights(c, with_adapter(f, *adapter, c, merged), w);
+  for (auto& [module, _] : adapter->modules)
+    if (!merged.count(module + ".weight"))
+      fail((adapter->dir / "adapter_model.safetensors").string(), "adapts '" + module + "', which this model does not have");
+}
+
 }  // namespace
 
-Model Model::load(const std::filesystem::path& path) {
+Model Model::load(const std::filesystem::path& path, const PeftAdapter* adapter) {
   Model m;
   if (is_gguf_file(path)) {
     m.dir = path;
@@ -152,7 +196,7 @@ Model Model::load(const std::filesystem::path& path) {
           return true;
         },
         [&g](const std::string& name) { return g.name() + " (tensor " + gguf_tensor_name(name) + ")"; });
-    load_weights(m.config, f, m.weights);
+    load_weights(m.config, f, adapter, m.weights);
     return m;
   }
   m.dir = ModelDir::resolve(path);
@@ -168,7 +212,7 @@ Model Model::load(const std::filesystem::path& path) {
         return true;
       },
       [&d](const std::string& name) { return d.file_of(name); });
-  load_weights(m.config, f, m.weights);
+  load_weights(m.config, f, adapter, m.weights);
   return m;
 }
 

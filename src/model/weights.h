@@ -13,6 +13,7 @@
 #include "io/model_dir.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
+#include "model/lora.h"
 
 namespace zephyr {
 
@@ -41,8 +42,9 @@ struct Model {
   std::shared_ptr<GgufFile> gguf;   // a GGUF file (then `dir` is the file)
 
   // Opens an HF model directory or a GGUF file; any missing tensor, wrong shape or unsupported
-  // dtype is an Error naming the file and the tensor.
-  static Model load(const std::filesystem::path& path);
+  // dtype is an Error naming the file and the tensor. With an adapter, the matrices it adapts are
+  // merged (W + s·B·A) and kept in fp32, whatever the base's type.
+  static Model load(const std::filesystem::path& path, const PeftAdapter* adapter = nullptr);
   // The EOS ids to stop at: generation_config.json's, else config.json's.
   std::vector<int64_t> eos_token_ids() const;
 };

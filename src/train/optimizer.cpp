@@ -14,7 +14,7 @@ bool is_no_decay_parameter(const std::string& name) {
 }
 
 AdamW::AdamW(const TrainableModel& model)
-    : m_(model.weights().size(), 0.0f), v_(model.weights().size(), 0.0f) {
+    : m_(model.trainable_numel(), 0.0f), v_(model.trainable_numel(), 0.0f) {
   for (const ParamInfo& p : model.params()) decay_.push_back(!is_no_decay_parameter(p.name));
 }
 
@@ -47,10 +47,11 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr) {
   const float eps = float(c.eps);
   for (size_t i = 0; i < model.params().size(); ++i) {
     const ParamInfo& p = model.params()[i];
+    if (!p.trainable) continue;
     float* w = model.weights().data() + p.offset;
-    const float* g = model.grads().data() + p.offset;
-    float* m = m_.data() + p.offset;
-    float* v = v_.data() + p.offset;
+    const float* g = model.grads().data() + p.grad_offset;
+    float* m = m_.data() + p.grad_offset;
+    float* v = v_.data() + p.grad_offset;
     const float keep = decay_[i] ? float(1.0 - lr * c.weight_decay) : 1.0f;
     parallel_for(p.numel, 4096, [&](size_t a, size_t b) {
       adamw_update(w + a, g + a, m + a, v + a, b - a, keep, b1, b2, step_size, sqrt_bc2, eps);

@@ -21,7 +21,7 @@ class AdamW {
   void step(TrainableModel& model, const AdamWConfig& c, double lr);
   int64_t steps() const { return step_; }
 
-  // State for checkpoints: moments in the model's flat layout, and the step count.
+  // State for checkpoints: moments in the layout of the model's gradients, and the step count.
   std::vector<float>& exp_avg() { return m_; }
   std::vector<float>& exp_avg_sq() { return v_; }
   void set_steps(int64_t s) { step_ = s; }

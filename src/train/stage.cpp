@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "core/error.h"
 #include "io/model_dir.h"
@@ -26,6 +27,12 @@ std::vector<PairLogps> unflatten(const std::vector<double>& flat) {
   std::vector<PairLogps> v(flat.size() / 2);
   for (size_t i = 0; i < v.size(); ++i) v[i] = {flat[2 * i], flat[2 * i + 1]};
   return v;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (auto& x : v) s += (s.empty() ? "" : " ") + x;
+  return s;
 }
 
 std::string skipped_note(size_t skipped) {
@@ -69,10 +76,15 @@ TrainSummary run_dpo(const TrainConfig& c, TrainableModel& model, const Tokenize
       *v = unflatten(flat);
     }
   } else {
-    const TrainableModel ref = c.ref_model.empty() ? model : TrainableModel::load(c.ref_model);
+    // With adapters and no ref_model, the reference is the base: the same weights, adapters off
+    // (TRL's DPO with a peft model), so no second model is loaded.
+    std::optional<TrainableModel> loaded;
+    if (!c.ref_model.empty()) loaded = TrainableModel::load(c.ref_model);
+    const TrainableModel& ref = loaded ? *loaded : model;
+    model.set_adapters_enabled(false);
     if (world.main())
       std::fprintf(stderr, "computing reference log-probs of %zu pairs (%s)%s\n", train_pairs.size() + eval_pairs.size(),
-                   c.ref_model.empty() ? "the starting policy" : c.ref_model.c_str(),
+                   !c.ref_model.empty() ? c.ref_model.c_str() : model.lora() ? "the base model, adapters off" : "the starting policy",
                    world.size() > 1 ? (", split over " + std::to_string(world.size()) + " ranks").c_str() : "");
     const Shard shard{world.rank(), world.size()};
     auto shared_logps = [&](const std::vector<PreferencePair>& pairs) {
@@ -82,6 +94,7 @@ TrainSummary run_dpo(const TrainConfig& c, TrainableModel& model, const Tokenize
     };
     ref_train = shared_logps(train_pairs);
     ref_eval = shared_logps(eval_pairs);
+    model.set_adapters_enabled(true);
     if (world.main()) {
       std::filesystem::create_directories(c.output_dir);
       write_ref_logps(cache, ref_train, ref_eval);
@@ -123,6 +136,15 @@ TrainSummary run_stage(Stage stage, const TrainConfig& c, bool resume) {
   if (c.bf16 && !gemm_bf16_available() && World::get().main())
     std::fprintf(stderr, "note: this CPU has no AVX512-BF16; bf16: true falls back to fp32 matmuls\n");
   TrainableModel model = TrainableModel::load(c.model_name_or_path);
+  if (c.use_peft) {
+    model.add_lora(c.lora, c.seed);
+    model.adapter_dropout = !(stage == Stage::Dpo && c.disable_dropout);
+    if (World::get().main())
+      std::fprintf(stderr, "lora: r %lld, alpha %g%s, dropout %g%s on %s; %.2fM trainable of %.1fM parameters\n",
+                   (long long)c.lora.r, c.lora.alpha, c.lora.rslora ? " (rsLoRA)" : "", c.lora.dropout,
+                   model.adapter_dropout ? "" : " (off: disable_dropout)", joined(c.lora.targets).c_str(),
+                   double(model.trainable_numel()) / 1e6, double(model.weights().size()) / 1e6);
+  }
   auto [tok, tmpl] = load_optional_tokenizer(c.model_name_or_path);
   if (stage == Stage::Dpo) return run_dpo(c, model, tok.get(), tmpl.get(), resume);
   return run_sft(c, model, tok.get(), tmpl.get(), resume, stage == Stage::Sft);

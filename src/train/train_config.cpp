@@ -19,7 +19,25 @@ const std::set<std::string> kIgnored = {
     "logging_first_step", "evaluation_strategy", "eval_strategy", "save_strategy", "do_eval", "overwrite_output_dir",
     "remove_unused_columns", "dataset_mixer", "dataset_splits", "dataset_num_proc", "preprocessing_num_workers",
     "chat_template", "gradient_checkpointing_kwargs", "tf32", "optim", "dataset_kwargs",
-    "dataset_text_field", "use_liger", "use_liger_kernel", "dataset_name", "dataset_config", "auto_insert_empty_system_msg"};
+    "dataset_text_field", "use_liger", "use_liger_kernel", "dataset_name", "dataset_config", "auto_insert_empty_system_msg",
+    "lora_task_type", "bnb_4bit_quant_type", "use_bnb_nested_quant", "bnb_4bit_compute_dtype"};
+
+// Keys whose YAML value may be a list: joined with commas, as the command line writes them.
+const std::set<std::string> kListKeys = {"lora_target_modules", "lora_modules_to_save"};
+
+std::vector<std::string> split_list(const std::string& v) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char ch : v + ",") {
+    if (ch == ',' || ch == ' ' || ch == '\t') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += ch;
+    }
+  }
+  return out;
+}
 
 using Setter = std::function<void(TrainConfig&, const std::string&, const std::string& where)>;
 
@@ -101,6 +119,29 @@ const std::map<std::string, Setter>& setters() {
       {"ref_model", set_string(&TrainConfig::ref_model)},
       {"max_prompt_length", set(&TrainConfig::max_prompt_length)},
       {"ddp_timeout", set(&TrainConfig::ddp_timeout)},
+      {"disable_dropout", set(&TrainConfig::disable_dropout)},
+      {"use_peft", set(&TrainConfig::use_peft)},
+      {"lora_r", [](TrainConfig& c, const std::string& v, const std::string& w) { c.lora.r = parse_value<int64_t>(v, w); }},
+      {"lora_alpha", [](TrainConfig& c, const std::string& v, const std::string& w) { c.lora.alpha = parse_value<double>(v, w); }},
+      {"lora_dropout", [](TrainConfig& c, const std::string& v, const std::string& w) { c.lora.dropout = parse_value<double>(v, w); }},
+      {"use_rslora", [](TrainConfig& c, const std::string& v, const std::string& w) { c.lora.rslora = parse_value<bool>(v, w); }},
+      {"lora_target_modules", [](TrainConfig& c, const std::string& v, const std::string& w) {
+         c.lora.targets = lora_targets(split_list(v), w);
+       }},
+      {"lora_modules_to_save", [](TrainConfig&, const std::string& v, const std::string& w) {
+         if (!split_list(v).empty() && v != "null")
+           fail(w, "full copies of modules beside the adapters (lora_modules_to_save) are not supported");
+       }},
+      {"use_dora", [](TrainConfig&, const std::string& v, const std::string& w) {
+         if (parse_value<bool>(v, w)) fail(w, "DoRA adapters are not supported");
+       }},
+      {"load_in_8bit", [](TrainConfig&, const std::string& v, const std::string& w) {
+         if (parse_value<bool>(v, w)) fail(w, "8-bit loading is not supported");
+       }},
+      {"load_in_4bit", [](TrainConfig&, const std::string& v, const std::string& w) {
+         if (parse_value<bool>(v, w))
+           fail(w, "QLoRA (a 4-bit frozen base) is not built yet; train LoRA on the full-precision model (use_peft: true)");
+       }},
       {"seed", [](TrainConfig& c, const std::string& v, const std::string& w) { c.seed = uint64_t(parse_value<int64_t>(v, w)); }},
   };
   return s;
@@ -130,6 +171,18 @@ TrainConfig TrainConfig::load(const std::filesystem::path& file, const std::vect
       for (auto it = root.begin(); it != root.end(); ++it) {
         const std::string key = it->first.as<std::string>();
         const std::string where = file.string() + ":" + std::to_string(it->first.Mark().line + 1);
+        if (it->second.IsSequence() && kListKeys.count(key)) {
+          std::string joined;
+          const YAML::Node list = it->second;
+          for (size_t k = 0; k < list.size(); ++k) {
+            const YAML::Node item = list[k];
+            if (!item.IsScalar()) fail(where, "'" + key + "' must be a list of names");
+            if (!joined.empty()) joined += ',';
+            joined += item.as<std::string>();
+          }
+          apply(c, key, joined, where, ignored);
+          continue;
+        }
         if (!it->second.IsScalar()) {
           if (kIgnored.count(key)) {
             if (ignored) ignored->push_back(key);
@@ -158,6 +211,7 @@ void TrainConfig::validate() const {
   if (!(eval_split_ratio >= 0 && eval_split_ratio < 1)) fail(where, "eval_split_ratio must be in [0, 1)");
   if (logging_steps < 1) fail(where, "logging_steps must be at least 1");
   if (!(ddp_timeout > 0)) fail(where, "ddp_timeout must be a positive number of seconds");
+  if (use_peft) lora.validate(where);
 }
 
 std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vector<std::string>& args) {

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "model/lora.h"
+
 namespace zephyr {
 
 struct TrainConfig {
@@ -29,6 +31,10 @@ struct TrainConfig {
   double beta = 0.1, label_smoothing = 0.0;
   std::string loss_type = "sigmoid", ref_model;
   int64_t max_prompt_length = 512;
+  bool disable_dropout = true;  // TRL's DPOConfig: the adapters' dropout is off in DPO
+  // LoRA (TRL's ModelConfig keys, as the handbook's recipes write them).
+  bool use_peft = false;
+  LoraConfig lora;
   std::string source;  // the YAML file, for messages
 
   // Reads FILE (may be empty: all from overrides) then applies overrides; an unknown key is an

@@ -93,8 +93,9 @@ void save_checkpoint(const fs::path& out, const TrainableModel& model, AdamW& op
   model.save(tmp, source);
   std::vector<TensorToWrite> state;
   for (const ParamInfo& p : model.params()) {
-    state.push_back({"exp_avg." + p.name, DType::F32, p.shape, opt.exp_avg().data() + p.offset});
-    state.push_back({"exp_avg_sq." + p.name, DType::F32, p.shape, opt.exp_avg_sq().data() + p.offset});
+    if (!p.trainable) continue;
+    state.push_back({"exp_avg." + p.name, DType::F32, p.shape, opt.exp_avg().data() + p.grad_offset});
+    state.push_back({"exp_avg_sq." + p.name, DType::F32, p.shape, opt.exp_avg_sq().data() + p.grad_offset});
   }
   write_safetensors(tmp / "optimizer.safetensors", state, {{"step", std::to_string(opt.steps())}});
   json ts = {{"global_step", st.step}, {"micro_batches_consumed", st.cursor}, {"max_steps", total},
@@ -129,20 +130,22 @@ void restore(const fs::path& cp, TrainableModel& model, AdamW& opt, State& st) {
   model.load_weights(cp);
   const SafetensorsFile f(cp / "optimizer.safetensors");
   for (const ParamInfo& p : model.params()) {
+    if (!p.trainable) continue;
     for (auto [prefix, buf] : {std::pair{"exp_avg.", &opt.exp_avg()}, std::pair{"exp_avg_sq.", &opt.exp_avg_sq()}}) {
       const TensorInfo* t = f.find(prefix + p.name);
       if (!t || t->dtype != "F32" || t->nbytes != p.numel * 4) fail(f.path().string(), std::string("missing or wrong tensor ") + prefix + p.name);
-      std::memcpy(buf->data() + p.offset, t->data, t->nbytes);
+      std::memcpy(buf->data() + p.grad_offset, t->data, t->nbytes);
     }
   }
   opt.set_steps(optimizer_steps);
 }
 
-// Every rank starts from the main rank's weights, optimizer state and counters: the same start
-// whatever each host's disk holds (only the main rank reads a checkpoint).
+// Every rank starts from the main rank's trainable weights, optimizer state and counters: the same
+// start whatever each host's disk holds (only the main rank reads a checkpoint; a frozen base is
+// each rank's own copy of the same files).
 void share_start(World& world, TrainableModel& model, AdamW& opt, State& st) {
   if (world.size() == 1) return;
-  world.broadcast(model.weights().data(), model.weights().size());
+  world.broadcast(model.trainable_weights(), model.trainable_numel());
   world.broadcast(opt.exp_avg().data(), opt.exp_avg().size());
   world.broadcast(opt.exp_avg_sq().data(), opt.exp_avg_sq().size());
   int64_t counters[3] = {st.step, st.cursor, opt.steps()};
@@ -241,16 +244,19 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
     const auto t0 = std::chrono::steady_clock::now();
     // Every rank knows the whole step (the loss normaliser is the step's, not the rank's) and
     // runs micro-batches rank, rank + ranks, ...
-    std::vector<std::vector<size_t>> mine;
+    std::vector<std::pair<int64_t, std::vector<size_t>>> mine;  // (micro-batch number, examples)
     double weight = 0;
     for (int64_t j = 0; j < per_step; ++j) {
       std::vector<size_t> m = micro_batch(n_train, c, st.cursor + j, per_epoch, epochs);
       weight += obj.weight(m);
-      if (j % ranks == world.rank()) mine.push_back(std::move(m));
+      if (j % ranks == world.rank()) mine.emplace_back(st.cursor + j, std::move(m));
     }
     model.zero_grads();
     ObjectiveStats step_stats;
-    for (auto& m : mine) {
+    for (auto& [number, m] : mine) {
+      // Dropout masks follow the micro-batch, not the rank or the process: resumed and
+      // data-parallel runs draw the ones a single uninterrupted run draws.
+      model.dropout_seed = c.seed * 0x9e3779b97f4a7c15ull ^ uint64_t(number);
       const ObjectiveStats s = obj.train_step(model, m, weight > 0 ? 1.0 / weight : 0.0, pass);
       step_stats.loss_sum += s.loss_sum;
       step_stats.tokens += s.tokens;

@@ -1,0 +1,257 @@
+"""LoRA against Hugging Face peft on transformers' MistralForCausalLM / LlamaForCausalLM (PyTorch):
+peft's adapters (random A and B, several target sets, rsLoRA, lm_head on a tied model) load in
+zephyr (`--lora`, HF and GGUF bases) with peft's logits; zephyr's adapter gradients equal autograd's
+through peft's modules; an adapter zephyr trains loads in peft with the same logits, leaves the base's
+bytes alone, resumes bit-identically (dropout on) and merges (`zephyr merge`, HF and GGUF) into a model
+with the same logits; DPO with adapters starts at loss log 2 with the base as its reference. Run with
+the peft venv's python (tests/ref/setup.sh: Debian's torch, transformers 4.44, peft 0.12)."""
+import argparse
+import atexit
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+try:
+    import numpy as np
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from safetensors.numpy import load_file
+    from transformers import AutoModelForCausalLM
+except ImportError as e:
+    print(f"skipped: {e} (make refs installs the peft references)")
+    sys.exit(77)
+
+Z = None
+TMP = None
+failures = 0
+
+
+def run(*args, **kw):
+    p = subprocess.run([Z, *map(str, args)], capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        sys.exit(f"zephyr {' '.join(map(str, args))} failed:\n{p.stderr}")
+    return p
+
+
+def check(ok, what):
+    global failures
+    failures += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} {what}", flush=True)
+
+
+def zephyr_logits(model, ids, lora=None):
+    out = os.path.join(TMP, "logits.bin")
+    run("debug", "logits", "-m", model, "--ids", " ".join(map(str, ids)), "-o", out, *(["--lora", lora] if lora else []))
+    return np.fromfile(out, dtype=np.float32).reshape(len(ids), -1)
+
+
+def hf_model(path):
+    return AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32, attn_implementation="eager").eval()
+
+
+def peft_logits(base, adapter, ids):
+    m = PeftModel.from_pretrained(hf_model(base), adapter).eval()
+    with torch.no_grad():
+        return m(torch.tensor([ids])).logits[0].numpy()
+
+
+def rel_err(a, b):
+    return float(np.abs(a - b).max() / (np.abs(b).max() + 1e-12))
+
+
+def init_model(name, *flags, hidden=32):
+    path = os.path.join(TMP, name)
+    run("init", "-o", path, "--hidden", hidden, "--layers", 2, "--heads", 4, "--kv-heads", 2, "--intermediate", 48, "--vocab", 64,
+        "--seed", 3, *flags)
+    return path
+
+
+def make_peft_adapter(base, name, targets, rslora=False, seed=0):
+    torch.manual_seed(seed)
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets, use_rslora=rslora,
+                     init_lora_weights=False, task_type="CAUSAL_LM")  # random B: the adapter changes the logits
+    m = get_peft_model(hf_model(base), cfg)
+    path = os.path.join(TMP, name)
+    m.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def rows(n, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        ids = [int(i) for i in rng.integers(0, 64, 6 + 3 * k)]
+        out.append({"input_ids": ids, "labels": [-100] * 3 + ids[3:]})
+    return out
+
+
+def write_jsonl(name, items):
+    path = os.path.join(TMP, name)
+    with open(path, "w") as f:
+        f.writelines(json.dumps(x) + "\n" for x in items)
+    return path
+
+
+def peft_grads(base, adapter, batch):
+    """Mean next-token loss over every labelled token of the batch and the adapter's gradients."""
+    m = PeftModel.from_pretrained(hf_model(base), adapter, is_trainable=True)
+    m.train()
+    total, count = 0.0, 0
+    for r in batch:
+        logits = m(torch.tensor([r["input_ids"]])).logits[0]
+        target = torch.tensor(r["labels"][1:] + [-100])
+        total = total + torch.nn.functional.cross_entropy(logits, target, ignore_index=-100, reduction="sum")
+        count += int((target != -100).sum())
+    loss = total / count
+    loss.backward()
+    grads = {n.replace(".default", ""): p.grad.numpy() for n, p in m.named_parameters() if p.requires_grad}
+    return float(loss), grads
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def main():
+    global Z, TMP
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zephyr", required=True)
+    Z = ap.parse_args().zephyr
+    TMP = tempfile.mkdtemp(prefix="zephyr-lora-")
+    atexit.register(shutil.rmtree, TMP, ignore_errors=True)
+    ids = [1, 5, 9, 2, 33, 60, 7, 7, 12, 40]
+
+    # 1. peft's adapters load here with peft's logits (HF and GGUF bases).
+    mistral = init_model("mistral")
+    llama_tied = init_model("llama-tied", "--arch", "llama", "--tie-embeddings")
+    all_linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    cases = [("mistral", mistral, ["q_proj", "v_proj"], False), ("mistral", mistral, all_linear, True),
+             ("llama tied", llama_tied, all_linear + ["lm_head"], False)]
+    for k, (label, base, targets, rslora) in enumerate(cases):
+        adapter = make_peft_adapter(base, f"peft-{k}", targets, rslora, seed=k)
+        want = peft_logits(base, adapter, ids)
+        got = zephyr_logits(base, ids, adapter)
+        plain = zephyr_logits(base, ids)
+        err = rel_err(got, want)
+        check(err < 1e-5 and rel_err(plain, want) > 1e-3,
+              f"peft adapter on {label} ({'+'.join(targets) if len(targets) < 7 else 'all-linear' + ('+lm_head' if len(targets) > 7 else '')}"
+              f"{', rsLoRA' if rslora else ''}) loads with peft's logits: relative error {err:.1e}")
+        gguf = os.path.join(TMP, f"base-{k}.gguf")
+        run("export-gguf", base, gguf, "--type", "f32")
+        err = rel_err(zephyr_logits(gguf, ids, adapter), want)
+        check(err < 1e-5, f"  the same adapter on the base's GGUF: relative error {err:.1e}")
+
+    # 2. Adapter gradients against autograd through peft's modules.
+    batch = rows(3, 1)
+    data = write_jsonl("rows.jsonl", batch)
+    for k in range(len(cases)):
+        base, adapter = cases[k][1], os.path.join(TMP, f"peft-{k}")
+        out = os.path.join(TMP, f"grads-{k}.safetensors")
+        got_loss = json.loads(run("debug", "sft-grads", "-m", base, "--lora", adapter, "--data", data, "-o", out).stdout)["loss"]
+        want_loss, want = peft_grads(base, adapter, batch)
+        got = load_file(out)
+        worst = max(rel_err(got[n], g) for n, g in want.items())
+        same_names = set(got) == set(want)
+        check(same_names and abs(got_loss - want_loss) < 1e-5 * abs(want_loss) and worst < 1e-4,
+              f"adapter gradients ({cases[k][0]}, {len(want)} tensors) match autograd: loss {got_loss:.6f} vs {want_loss:.6f}, "
+              f"worst relative error {worst:.1e}")
+
+    # 3. Training: peft format, base untouched, peft loads it, resume is bit-identical.
+    base_hash = sha(os.path.join(mistral, "model.safetensors"))
+    train = write_jsonl("train.jsonl", rows(8, 2))
+    common = ["--model_name_or_path", mistral, "--dataset_path", train, "--use_peft", "true", "--lora_r", 8,
+              "--lora_alpha", 16, "--lora_dropout", 0.1, "--lora_target_modules", "all-linear", "--learning_rate", 0.01,
+              "--per_device_train_batch_size", 2, "--max_steps", 4, "--save_steps", 2, "--logging_steps", 1, "--seed", 7]
+    out = os.path.join(TMP, "sft-lora")
+    run("sft", "--output_dir", out, *common)
+    files = sorted(os.listdir(out))
+    check("adapter_config.json" in files and "adapter_model.safetensors" in files and "model.safetensors" not in files
+          and sha(os.path.join(mistral, "model.safetensors")) == base_hash,
+          f"LoRA SFT writes peft's files ({', '.join(f for f in files if f.startswith('adapter'))}), not a model; the base's bytes are unchanged")
+    tensors = load_file(os.path.join(out, "adapter_model.safetensors"))
+    check(len(tensors) == 2 * 7 * 2 and all(n.startswith("base_model.model.model.layers.") for n in tensors)
+          and any(np.abs(t).max() > 0 for n, t in tensors.items() if "lora_B" in n),
+          f"{len(tensors)} adapter tensors under peft's names, B trained away from zero")
+    want = peft_logits(mistral, out, ids)
+    err = rel_err(zephyr_logits(mistral, ids, out), want)
+    err_dir = rel_err(zephyr_logits(out, ids), want)
+    check(err < 1e-5 and err_dir < 1e-5,
+          f"the trained adapter loads in peft with zephyr's logits: relative error {err:.1e} (-m BASE --lora), {err_dir:.1e} (-m ADAPTER)")
+    resumed = os.path.join(TMP, "sft-resumed")
+    os.makedirs(resumed)
+    shutil.copytree(os.path.join(out, "checkpoint-2"), os.path.join(resumed, "checkpoint-2"))
+    run("sft", "--output_dir", resumed, "--resume", *common)
+    check(sha(os.path.join(resumed, "adapter_model.safetensors")) == sha(os.path.join(out, "adapter_model.safetensors")),
+          "resuming from checkpoint-2 ends bit-identical to the uninterrupted run (dropout 0.1)")
+
+    # 4. Merge: HF directory and GGUF, the same logits as base + adapter.
+    merged = os.path.join(TMP, "merged")
+    run("merge", mistral, out, merged)
+    err = rel_err(zephyr_logits(merged, ids), want)
+    with torch.no_grad():
+        err_hf = rel_err(hf_model(merged)(torch.tensor([ids])).logits[0].numpy(), want)
+    merged_gguf = os.path.join(TMP, "merged.gguf")
+    run("merge", mistral, out, merged_gguf, "--gguf", "f32")
+    err_gguf = rel_err(zephyr_logits(merged_gguf, ids), want)
+    check(err < 1e-5 and err_hf < 1e-5 and err_gguf < 1e-5,
+          f"zephyr merge gives peft's logits: relative error {err:.1e} (zephyr), {err_hf:.1e} (transformers), {err_gguf:.1e} (GGUF f32)")
+    tied_adapter = os.path.join(TMP, "peft-2")
+    p = subprocess.run([Z, "merge", llama_tied, tied_adapter, os.path.join(TMP, "merged-tied")], capture_output=True, text=True)
+    check(p.returncode == 1 and "ties" in p.stderr and not os.path.exists(os.path.join(TMP, "merged-tied")),
+          f"merging an lm_head adapter into a tied model is refused: {p.stderr.strip()}")
+
+    # 5. DPO with adapters: the reference is the base (adapters off), so step 1 starts at log 2.
+    rng = np.random.default_rng(4)
+    pairs = []
+    for _ in range(4):
+        prompt = [int(i) for i in rng.integers(0, 64, 4)]
+        c, r = [int(i) for i in rng.integers(0, 64, 5)], [int(i) for i in rng.integers(0, 64, 6)]
+        pairs.append({"chosen_input_ids": prompt + c, "chosen_labels": [-100] * 4 + c,
+                      "rejected_input_ids": prompt + r, "rejected_labels": [-100] * 4 + r})
+    dpo_out = os.path.join(TMP, "dpo-lora")
+    p = run("dpo", "--model_name_or_path", mistral, "--dataset_path", write_jsonl("pairs.jsonl", pairs), "--output_dir", dpo_out,
+            "--use_peft", "true", "--lora_target_modules", "q_proj,v_proj", "--per_device_train_batch_size", 2, "--max_steps", 2,
+            "--logging_steps", 1, "--learning_rate", 0.05)
+    first = json.loads(open(os.path.join(dpo_out, "metrics.jsonl")).readline())
+    check(abs(first["loss"] - math.log(2)) < 1e-7 and first["rewards/margins"] == 0 and "adapters off" in p.stderr
+          and os.path.exists(os.path.join(dpo_out, "adapter_model.safetensors")),
+          f"DPO with adapters: step 1 loss {first['loss']!r} = log 2, reference = the base with adapters off")
+
+    # 6. Adapters that cannot be used end in one clear error line.
+    good = os.path.join(TMP, "peft-0")
+
+    def variant(name, config=None, drop_weights=False):
+        d = os.path.join(TMP, name)
+        shutil.copytree(good, d)
+        if config:
+            c = json.load(open(os.path.join(d, "adapter_config.json")))
+            c.update(config)
+            json.dump(c, open(os.path.join(d, "adapter_config.json"), "w"))
+        if drop_weights:
+            os.remove(os.path.join(d, "adapter_model.safetensors"))
+        return d
+
+    bad = [(variant("dora", {"use_dora": True}), mistral, "DoRA"),
+           (variant("pattern", {"rank_pattern": {"q_proj": 8}}), mistral, "per-module"),
+           (variant("noweights", drop_weights=True), mistral, "adapter_model.safetensors: missing"),
+           (variant("rank", {"r": 5}), mistral, "r is 5"),
+           (good, init_model("wider", hidden=48), "another model"),
+           (os.path.join(TMP, "nowhere"), mistral, "adapter_config.json")]
+    for adapter, base, expect in bad:
+        p = subprocess.run([Z, "debug", "logits", "-m", base, "--ids", "1 2", "-o", os.path.join(TMP, "x.bin"), "--lora", adapter],
+                           capture_output=True, text=True)
+        lines = p.stderr.strip().splitlines()
+        check(p.returncode == 1 and len(lines) == 1 and expect in lines[0], f"refused: {lines[-1] if lines else '(nothing)'}")
+
+    if failures:
+        sys.exit(f"{failures} LoRA checks failed")
+    print("LoRA matches peft")
+
+
+if __name__ == "__main__":
+    main()
