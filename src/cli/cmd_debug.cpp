@@ -44,7 +44,7 @@ std::vector<int> parse_ids(const std::string& text) {
 // its A and B, under peft's names).
 int run_sft_grads(const std::string& model_path, const std::string& lora, const std::string& data, int64_t max_len,
                   const std::string& out) {
-  TrainableModel model = TrainableModel::load(model_path);
+  TrainableModel model = lora.empty() ? TrainableModel::load(model_path) : TrainableModel::load_frozen(model_path, std::nullopt);
   if (!lora.empty()) {
     const PeftAdapter adapter = PeftAdapter::load(lora);
     model.add_lora(adapter.config, 0);
@@ -127,7 +127,7 @@ Run add_debug(CLI::App& app) {
                                                  "as in training; prints {\"loss\"} and writes the gradients");
   auto data = std::make_shared<std::string>();
   auto max_len = std::make_shared<int64_t>(0);
-  grads->add_option("-m,--model", *model_path, "model directory")->required();
+  grads->add_option("-m,--model", *model_path, "model directory (or a GGUF file, with --lora: its weights frozen as stored)")->required();
   grads->add_option("--lora", *lora, "train this LoRA adapter (peft's directory) on the frozen model: its gradients only");
   grads->add_option("--data", *data, "JSONL rows")->required();
   grads->add_option("--max-seq-length", *max_len, "cut longer rows (default: no limit)")->check(CLI::NonNegativeNumber);

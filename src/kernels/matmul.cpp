@@ -230,7 +230,42 @@ void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int6
   });
 }
 
+// Rows [r0, r1) of any stored type to fp32.
+void weight_rows(const Matrix& w, int64_t r0, int64_t r1, float* out) {
+  if (is_quantized(w.dtype) || is_interleaved(w.dtype)) return dequantize_rows(w.dtype, w.data, w.rows, w.cols, r0, r1, out);
+  for (int64_t r = r0; r < r1; ++r, out += w.cols) matrix_row(w, r, out);
+}
+
+// Panel height for the frozen-weight products: ~4 MB of fp32 (the bf16 GEMM re-packs its other
+// operand per panel, so few large panels).
+int64_t frozen_panel_rows(const Matrix& w) { return std::min(w.rows, std::max<int64_t>(64, (int64_t(1) << 20) / w.cols)); }
+
 }  // namespace
+
+void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16) {
+  if (n <= 0) return;
+  bf16 = bf16 && gemm_bf16_available();
+  panel_gemm(x, n, w, y, w.rows, frozen_panel_rows(w), 8, bf16,
+             [&](int64_t r0, int64_t r1, float* out) { weight_rows(w, r0, r1, out); });
+}
+
+void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16) {
+  if (n <= 0) return;
+  bf16 = bf16 && gemm_bf16_available();
+  const int64_t P = frozen_panel_rows(w);
+  std::vector<float> panel(size_t(P * w.cols));
+  for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
+    const int64_t rows = std::min(P, w.rows - r0);
+    parallel_for(size_t(rows), 8, [&](size_t a, size_t b) {
+      weight_rows(w, r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
+    });
+    // dx[n, cols] += dy[:, r0 : r0 + rows] · panel[rows, cols]
+    if (bf16) gemm_bf16(n, w.cols, rows, dy + r0, w.rows, false, panel.data(), w.cols, true, dx, w.cols, true);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(w.cols), int(rows), 1.0f, dy + r0, int(w.rows),
+                  panel.data(), int(w.cols), 1.0f, dx, int(w.cols));
+  }
+}
 
 size_t StackedMatrix::nbytes() const {
   size_t b = 0;

@@ -43,6 +43,13 @@ void matmul_rowwise(const float* x, int64_t n, const StackedMatrix& w, float* y)
 // frozen weight has no dw), with dy [n, w.rows]; both through BLAS SGEMM.
 void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw);
 
+// Training through frozen low-precision weights (QLoRA): y = x · Wᵀ and dx += dy · W with W of any
+// stored type dequantized to fp32 panels for a GEMM (the bf16 one where `bf16`, else sgemm) — the
+// activations stay in float, so training sees exactly the dequantized weights (the inference
+// kernels' int8 activations would not).
+void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16);
+void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16);
+
 // Row `row` of w converted to fp32 (embedding lookup).
 void matrix_row(const Matrix& w, int64_t row, float* out);
 

@@ -25,7 +25,14 @@ OptionalTokenizer load_optional_tokenizer(const std::string& model_path) {
   const bool gguf = is_gguf_file(model_path);
   const std::filesystem::path dir = gguf ? std::filesystem::path() : ModelDir::resolve(model_path);
   if (!gguf && !std::filesystem::exists(dir / "tokenizer.json")) return t;
-  t.tok = std::make_unique<Tokenizer>(gguf ? load_tokenizer(model_path) : Tokenizer::load(dir));
+  if (gguf) {
+    const GgufFile g(model_path);
+    const std::string kind = g.get_string("tokenizer.ggml.model", "");
+    if (kind.empty() || kind == "no_vocab" || kind == "none") return t;
+    t.tok = std::make_unique<Tokenizer>(tokenizer_from_gguf(g));
+  } else {
+    t.tok = std::make_unique<Tokenizer>(Tokenizer::load(dir));
+  }
   if (!t.tok->chat_template().empty()) t.tmpl = std::make_unique<ChatTemplate>(t.tok->chat_template());
   return t;
 }

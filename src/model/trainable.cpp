@@ -2,25 +2,31 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "io/json_file.h"
 #include "io/model_dir.h"
 #include "model/gguf_model.h"
 #include "io/safetensors.h"
+#include "kernels/quant.h"
 #include "model/init.h"
 
 namespace zephyr {
 
-TrainableModel::TrainableModel(const ModelConfig& config) : config_(config) {
+TrainableModel::TrainableModel(const ModelConfig& config, bool frozen_linears) : config_(config) {
   size_t offset = 0;
   for (auto& [name, shape] : model_tensor_shapes(config)) {
     size_t numel = 1;
     for (auto d : shape) numel *= size_t(d);
-    params_.push_back({name, shape, offset, numel, true, offset});
-    offset += numel;
+    // A frozen base's linear layers are stored elsewhere (load_frozen); the embedding stays here.
+    const bool outside = frozen_linears && shape.size() == 2 && name != "model.embed_tokens.weight";
+    params_.push_back({name, shape, outside ? 0 : offset, numel, !outside, outside ? 0 : offset});
+    if (!outside) offset += numel;
   }
+  frozen_.resize(params_.size());
   weights_.assign(offset, 0.0f);
   embed_ = index("model.embed_tokens.weight");
   final_norm_ = index("model.norm.weight");
@@ -37,7 +43,8 @@ TrainableModel::TrainableModel(const ModelConfig& config) : config_(config) {
 
 TrainableModel TrainableModel::load(const std::filesystem::path& path) {
   if (is_gguf_file(path))
-    fail(path.string(), "is a GGUF file; training starts from an HF model directory (config.json + safetensors)");
+    fail(path.string(), "is a GGUF file; full training starts from an HF model directory (zephyr export-hf writes one); "
+                        "LoRA adapters can train on the GGUF itself (use_peft: true)");
   const std::filesystem::path dir = ModelDir::resolve(path);
   TrainableModel m(ModelConfig::load(dir / "config.json"));
   m.load_weights(dir);
@@ -58,6 +65,7 @@ void TrainableModel::load_weights(const std::filesystem::path& path) {
     }
     return;
   }
+  if (frozen_base()) fail(path.string(), "a frozen base takes adapters' weights only");
   const ModelDir files(ModelDir::resolve(path));
   for (const ParamInfo& p : params_) {
     const TensorInfo* t = files.find(p.name);
@@ -90,7 +98,7 @@ void TrainableModel::save(const std::filesystem::path& dir, const std::filesyste
 }
 
 void TrainableModel::merge(const PeftAdapter& adapter) {
-  if (lora_) fail("model", "has adapters of its own; merge into a plain model");
+  if (lora_ || frozen_base()) fail("model", "has adapters of its own or a frozen base; merge into a plain model");
   const std::string where = (adapter.dir / "adapter_model.safetensors").string();
   if (config_.tie_word_embeddings && adapter.modules.count("lm_head"))
     fail(where, "adapts lm_head, which this model ties to its embedding; merging would untie them (use --lora when "
@@ -148,7 +156,84 @@ size_t TrainableModel::index(const std::string& name) const {
   fail("model", "no parameter named '" + name + "'");
 }
 
+TrainableModel TrainableModel::load_frozen(const std::filesystem::path& path, std::optional<DType> quantize) {
+  const bool gguf = is_gguf_file(path);
+  if (!gguf && !quantize) return load(path);
+  std::shared_ptr<GgufFile> g;
+  std::shared_ptr<ModelDir> files;
+  ModelConfig config;
+  if (gguf) {
+    g = std::make_shared<GgufFile>(path);
+    config = config_from_gguf(*g);
+  } else {
+    const std::filesystem::path dir = ModelDir::resolve(path);
+    config = ModelConfig::load(dir / "config.json");
+    files = std::make_shared<ModelDir>(dir);
+    if (!can_quantize(*quantize)) fail(path.string(), "cannot quantize to the requested type");
+  }
+  TrainableModel m(config, true);
+  for (size_t i = 0; i < m.params_.size(); ++i) {
+    const ParamInfo& p = m.params_[i];
+    // The stored tensor: its type, shape, bytes, and (GGUF q/k) the rotary row order to undo.
+    DType dtype;
+    std::vector<int64_t> shape;
+    const uint8_t* data;
+    std::string where;
+    int64_t permuted = 0;
+    if (g) {
+      const GgufTensor* t = g->tensor(gguf_tensor_name(p.name));
+      where = g->name() + " (tensor " + gguf_tensor_name(p.name) + ")";
+      if (!t) fail(where, "missing");
+      dtype = t->dtype, shape = t->shape, data = t->data;
+      if (p.name.find("q_proj") != std::string::npos || p.name.find("k_proj") != std::string::npos) permuted = config.head_dim;
+    } else {
+      const TensorInfo* t = files->find(p.name);
+      where = files->file_of(p.name);
+      if (!t) fail(where, "missing tensor '" + p.name + "'");
+      dtype = t->float_dtype(where), shape = t->shape, data = t->data;
+    }
+    if (shape != p.shape) fail(where, "tensor '" + p.name + "' has the wrong shape");
+    const int64_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1;
+    const size_t in_b = row_bytes(dtype, cols);
+    auto source_row = [&](int64_t r) {  // the stored row that holds HF row r
+      int64_t g_row = r;
+      if (permuted)  // GGUF row g holds HF row hf_row_of_gguf_row(g): invert within the head
+        for (int64_t k = (r / permuted) * permuted; k < (r / permuted + 1) * permuted; ++k)
+          if (hf_row_of_gguf_row(k, permuted) == r) g_row = k;
+      return data + size_t(g_row) * in_b;
+    };
+    if (p.trainable) {  // embedding and norms: fp32 here
+      float* dst = m.weights_.data() + p.offset;
+      parallel_for(size_t(rows), 64, [&](size_t a, size_t b) {
+        for (size_t r = a; r < b; ++r) dequantize_row(dtype, source_row(int64_t(r)), dst + r * size_t(cols), cols);
+      });
+      continue;
+    }
+    const DType out = gguf ? dtype : *quantize;
+    if (!gguf && cols % block_elements(out) != 0)
+      fail(where, "tensor '" + p.name + "': rows of " + std::to_string(cols) + " do not split into " + dtype_name(out) + " blocks");
+    const size_t out_b = row_bytes(out, cols);
+    auto buf = std::make_shared<HugeBuffer>(size_t(rows) * out_b);
+    auto* dst = static_cast<uint8_t*>(buf->data());
+    parallel_for(size_t(rows), 16, [&](size_t a, size_t b) {
+      std::vector<float> row(gguf ? 0 : size_t(cols));
+      for (size_t r = a; r < b; ++r) {
+        if (gguf) {
+          std::memcpy(dst + r * out_b, source_row(int64_t(r)), out_b);
+        } else {
+          to_f32(dtype, source_row(int64_t(r)), row.data(), size_t(cols));
+          quantize_row(out, row.data(), dst + r * out_b, cols);
+        }
+      }
+    });
+    m.frozen_storage_.push_back(buf);
+    m.frozen_[i] = Matrix{out, rows, cols, buf->data()};
+  }
+  return m;
+}
+
 Matrix TrainableModel::matrix(size_t i) const {
+  if (i < frozen_.size() && frozen_[i].data) return frozen_[i];  // adapters come after the base
   const ParamInfo& p = params_[i];
   return Matrix{DType::F32, p.shape[0], p.shape.size() > 1 ? p.shape[1] : 1, weights_.data() + p.offset};
 }

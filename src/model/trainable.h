@@ -4,10 +4,12 @@
 // and only they have gradients (and optimizer state).
 #pragma once
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/huge_buffer.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
 #include "model/lora.h"
@@ -26,7 +28,14 @@ class TrainableModel {
  public:
   // Reads an HF model directory (F32/BF16/F16 weights, widened to fp32); errors as Model::load.
   static TrainableModel load(const std::filesystem::path& dir);
-  explicit TrainableModel(const ModelConfig& config);  // zeros, for tests
+  // A base to train adapters on (QLoRA): a GGUF file whose linear layers stay in the file's type
+  // (Q4_0, Q4_K, Q8_0, ...), or an HF directory whose linear layers are quantized to `quantize` as
+  // they load (load_in_4bit); embeddings and norms in fp32. Those weights live outside weights():
+  // matrix(i) gives them, and nothing but adapters can train on such a model.
+  static TrainableModel load_frozen(const std::filesystem::path& path, std::optional<DType> quantize);
+  // zeros, for tests; with frozen_linears the linear layers get no storage here (load_frozen).
+  explicit TrainableModel(const ModelConfig& config, bool frozen_linears = false);
+  bool frozen_base() const { return !frozen_storage_.empty(); }
 
   // Writes an HF model directory into dir (created): config.json, model.safetensors in F32 (the
   // exact training weights), and generation_config.json plus tokenizer files copied from
@@ -79,7 +88,7 @@ class TrainableModel {
   const float* weight(size_t i) const { return weights_.data() + params_[i].offset; }
   // Null for a frozen parameter.
   float* grad(size_t i) { return params_[i].trainable ? grads_.data() + params_[i].grad_offset : nullptr; }
-  // A 2-D parameter as the Matrix the kernels take.
+  // A 2-D parameter as the Matrix the kernels take (a frozen base's in its stored type).
   Matrix matrix(size_t i) const;
 
   // Parameter indices of one layer / of the embedding, final norm and lm_head (the embedding's
@@ -99,6 +108,8 @@ class TrainableModel {
   std::vector<Layer> layers_;
   size_t embed_ = 0, final_norm_ = 0, lm_head_ = 0;
   size_t trainable_begin_ = 0;
+  std::vector<Matrix> frozen_;  // by parameter index: a frozen base's linear layers (data null otherwise)
+  std::vector<std::shared_ptr<HugeBuffer>> frozen_storage_;
   std::optional<LoraConfig> lora_;
   std::vector<Adapter> adapters_;
   std::vector<int> adapter_of_;  // by parameter index: index into adapters_, or -1

@@ -48,6 +48,7 @@ struct Matmuls {
     for (const auto& P : m.layers()) linears.insert(linears.end(), {P.q, P.k, P.v, P.o, P.gate, P.up, P.down});
     for (size_t i : linears) {
       const Matrix W = m.matrix(i);
+      if (W.dtype != DType::F32) continue;  // a frozen base's: matmul_frozen
       const auto* data = static_cast<const float*>(W.data);
       w[i] = Bf16Panels(data, W.cols, false, W.rows, W.cols);
       if (backward) wt[i] = Bf16Panels(data, W.cols, true, W.cols, W.rows);
@@ -91,7 +92,8 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
 // s · (x' Aᵀ) Bᵀ.
 void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y) {
   const Matrix w = m.matrix(i);
-  if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.w[i], y, w.rows, false);
+  if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16);
+  else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.w[i], y, w.rows, false);
   else matmul(x, n, w, y);
   const TrainableModel::Adapter* ad = m.adapter(i);
   if (!ad) return;
@@ -107,7 +109,9 @@ void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x
 void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx) {
   const Matrix w = m.matrix(i);
   float* dw = m.grad(i);
-  if (!mm.bf16) {
+  if (w.dtype != DType::F32) {
+    if (dx) matmul_frozen_backward(dy, n, w, dx, mm.bf16);
+  } else if (!mm.bf16) {
     matmul_backward(x, n, w, dy, dx, dw);
   } else {
     if (dx) gemm_bf16(n, dy, w.rows, false, mm.wt[i], dx, w.cols, true);

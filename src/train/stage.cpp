@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "io/model_dir.h"
 #include "kernels/gemm_bf16.h"
+#include "model/gguf_model.h"
 #include "model/model_tokenizer.h"
 #include "train/dataset.h"
 #include "train/dpo.h"
@@ -135,7 +136,17 @@ TrainSummary run_sft(const TrainConfig& c, TrainableModel& model, const Tokenize
 TrainSummary run_stage(Stage stage, const TrainConfig& c, bool resume) {
   if (c.bf16 && !gemm_bf16_available() && World::get().main())
     std::fprintf(stderr, "note: this CPU has no AVX512-BF16; bf16: true falls back to fp32 matmuls\n");
-  TrainableModel model = TrainableModel::load(c.model_name_or_path);
+  // A GGUF or load_in_4bit base stays quantized and frozen: QLoRA.
+  const bool gguf = is_gguf_file(c.model_name_or_path);
+  if (gguf && !c.use_peft)
+    fail(c.model_name_or_path, "is a GGUF file: its quantized weights can only carry adapters (use_peft: true); for full "
+                               "training convert it with zephyr export-hf");
+  TrainableModel model = gguf || c.load_in_4bit
+                             ? TrainableModel::load_frozen(c.model_name_or_path, gguf ? std::nullopt : std::optional(DType::Q4_0))
+                             : TrainableModel::load(c.model_name_or_path);
+  if (model.frozen_base() && World::get().main())
+    std::fprintf(stderr, "qlora: the base's linear layers stay %s and frozen\n",
+                 gguf ? "in the GGUF's types" : "quantized to Q4_0 (load_in_4bit)");
   if (c.use_peft) {
     model.add_lora(c.lora, c.seed);
     model.adapter_dropout = !(stage == Stage::Dpo && c.disable_dropout);

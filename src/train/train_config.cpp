@@ -138,10 +138,7 @@ const std::map<std::string, Setter>& setters() {
       {"load_in_8bit", [](TrainConfig&, const std::string& v, const std::string& w) {
          if (parse_value<bool>(v, w)) fail(w, "8-bit loading is not supported");
        }},
-      {"load_in_4bit", [](TrainConfig&, const std::string& v, const std::string& w) {
-         if (parse_value<bool>(v, w))
-           fail(w, "QLoRA (a 4-bit frozen base) is not built yet; train LoRA on the full-precision model (use_peft: true)");
-       }},
+      {"load_in_4bit", set(&TrainConfig::load_in_4bit)},
       {"seed", [](TrainConfig& c, const std::string& v, const std::string& w) { c.seed = uint64_t(parse_value<int64_t>(v, w)); }},
   };
   return s;
@@ -212,6 +209,7 @@ void TrainConfig::validate() const {
   if (logging_steps < 1) fail(where, "logging_steps must be at least 1");
   if (!(ddp_timeout > 0)) fail(where, "ddp_timeout must be a positive number of seconds");
   if (use_peft) lora.validate(where);
+  if (load_in_4bit && !use_peft) fail(where, "load_in_4bit: a 4-bit base is frozen; train adapters on it (use_peft: true)");
 }
 
 std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vector<std::string>& args) {

@@ -34,6 +34,7 @@ struct TrainConfig {
   bool disable_dropout = true;  // TRL's DPOConfig: the adapters' dropout is off in DPO
   // LoRA (TRL's ModelConfig keys, as the handbook's recipes write them).
   bool use_peft = false;
+  bool load_in_4bit = false;  // QLoRA: the HF base's linear layers quantized to Q4_0 as they load
   LoraConfig lora;
   std::string source;  // the YAML file, for messages
 

