@@ -15,12 +15,7 @@ if ! command -v mpirun >/dev/null || ! "$z" --version | grep -q "MPI ("; then
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 rows="$models/rows-4x512.jsonl"
-[ -f "$rows" ] || python3 -c "
-import json, random
-random.seed(0)
-with open('$rows', 'w') as f:
-    for _ in range(4):
-        f.write(json.dumps({'input_ids': [random.randrange(32000) for _ in range(512)]}) + '\n')"
+[ -f "$rows" ] || python3 "$(dirname "$0")/token_rows.py" "$rows" 4 512 32000
 model="$models/sft-56m"
 [ -f "$model/config.json" ] || "$z" init -o "$model" --hidden 512 --layers 8 --heads 8 --kv-heads 4 --intermediate 1408 \
   --vocab 32000 --seed 1 >/dev/null 2>&1

@@ -28,7 +28,7 @@ echo
 echo "GEMV kernels (one 14336 x 4096 matrix per type, block types as loaded) vs a plain read of the same bytes:"
 "$build/bench/gemv_throughput" 2
 echo
-bash "$(dirname "$0")/sft_step.sh" "$build"
+bash "$(dirname "$0")/sft_step.sh" "$build" "$ref"
 bash "$(dirname "$0")/dpo_step.sh" "$build"
 bash "$(dirname "$0")/mpi_sft_step.sh" "$build"
 echo

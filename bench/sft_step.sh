@@ -2,22 +2,19 @@
 # One SFT step (forward, backward, AdamW) in tokens/s on Mistral-shaped models with vocab 32000 —
 # ~56M (hidden 512, 8 layers, 8 heads, 4 KV heads, intermediate 1408) and ~125M (768, 12, 12,
 # 4, 2048) — batch 4 x 512, 2 threads, beside the same step in PyTorch (Debian's python3-torch;
-# fp32 and bf16 autocast) in the same run, and beside the GEMM peaks measured here (fp32 SGEMM; bf16:
+# fp32 and bf16 autocast; and PyPI's current torch with SDPA and torch.compile where
+# bench/setup_torch_pypi.sh installed it) in the same run, and beside the GEMM peaks measured here (fp32 SGEMM; bf16:
 # the higher of our gemm_bf16 and PyTorch's bf16 matmul); ours in fp32 and with bf16: true (bf16
 # matmul inputs, fp32 accumulation).
 set -euo pipefail
 build=${1:-build}
+ref=${2:-.ref}
 threads=${BENCH_THREADS:-2}
 models="$build/bench-models"
 mkdir -p "$models"
 z="$build/bin/zephyr"
 rows="$models/rows-4x512.jsonl"
-python3 -c "
-import json, random
-random.seed(0)
-with open('$rows', 'w') as f:
-    for _ in range(4):
-        f.write(json.dumps({'input_ids': [random.randrange(32000) for _ in range(512)]}) + '\n')"
+python3 "$(dirname "$0")/token_rows.py" "$rows" 4 512 32000
 peak=$("$build/bench/gemm_peak" "$threads")
 # PyTorch's bf16 matmul (oneDNN) on the same 2048^3 product: the bf16 peak is the higher of it and ours.
 torch_bf16=0
@@ -72,4 +69,15 @@ print(f"sft step {name}: zephyr.cpp fp32 {ours32:.0f}, bf16 {ours:.0f} tok/s | {
       + bf16_share +
       f" | peak RSS {rss:.0f} / {rss_bf16:.0f} MB (fp32 / bf16) vs PyTorch {f32['peak_rss_mb']:.0f} / {b16['peak_rss_mb']:.0f} MB")
 PY
+  if [ -x "$ref/torch-pypi/bin/python" ]; then  # the current PyTorch at its best: SDPA + compile
+    for flags in "" "--bf16"; do
+      "$ref/torch-pypi/bin/python" "$(dirname "$0")/sft_step_torch.py" --shape "$2" --threads "$threads" --steps 2 --sdpa --compile \
+        $flags 2>/dev/null | tail -1
+    done | python3 -c "
+import json, sys
+ours = max($ours, $ours_bf16)
+for line in sys.stdin:
+    r = json.loads(line)
+    print(f'  {r[\"impl\"]}: {r[\"tokens_per_second\"]:.0f} tok/s, peak RSS {r[\"peak_rss_mb\"]:.0f} MB; zephyr.cpp best / it: {ours / r[\"tokens_per_second\"]:.2f}x')"
+  fi
 done

@@ -28,6 +28,8 @@ class Layer(nn.Module):
         x32 = x.float()
         return w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + 1e-5)).to(x.dtype)
 
+    sdpa = False  # torch.nn.functional.scaled_dot_product_attention instead of the eager product
+
     def forward(self, x, cos, sin, mask):
         B, T, _ = x.shape
         h = self.norm(x, self.n1)
@@ -38,8 +40,12 @@ class Layer(nn.Module):
         q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
         k = k.repeat_interleave(self.nh // self.nkv, 1)
         v = v.repeat_interleave(self.nh // self.nkv, 1)
-        att = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(self.hd) + mask, -1, dtype=torch.float32).to(q.dtype)
-        x = x + self.o((att @ v).transpose(1, 2).reshape(B, T, -1))
+        if Layer.sdpa:
+            out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(self.hd) + mask, -1, dtype=torch.float32).to(q.dtype)
+            out = att @ v
+        x = x + self.o(out.transpose(1, 2).reshape(B, T, -1))
         h = self.norm(x, self.n2)
         return x + self.down(nn.functional.silu(self.gate(h)) * self.up(h))
 
@@ -75,7 +81,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--dpo", action="store_true")
+    ap.add_argument("--sdpa", action="store_true", help="scaled_dot_product_attention (torch >= 2)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (torch >= 2)")
     a = ap.parse_args()
+    Layer.sdpa = a.sdpa
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     H, L, nh, nkv, I = map(int, a.shape.split(","))
@@ -83,8 +92,13 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ids = torch.randint(0, a.vocab, (a.batch, a.seq))
     ref = Model(a.vocab, H, L, nh, nkv, I) if a.dpo else None
+    if a.compile:
+        model_call = torch.compile(model)
+        ref_call = torch.compile(ref) if ref is not None else None
+    else:
+        model_call, ref_call = model, ref
 
-    def seq_logps(m, x):
+    def seq_logps(m, x):  # m: the (compiled) callable
         lp = torch.log_softmax(m(x)[:, :-1].float(), -1).gather(2, x[:, 1:, None])[..., 0]
         return lp[:, a.seq // 2:].sum(-1)  # the completion half of each row
     times = []
@@ -92,14 +106,14 @@ def main():
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
             if a.dpo:
-                pol = seq_logps(model, ids)
+                pol = seq_logps(model_call, ids)
                 with torch.no_grad():
-                    r = seq_logps(ref, ids)
+                    r = seq_logps(ref_call, ids)
                 half = a.batch // 2
                 h = (pol[:half] - r[:half]) - (pol[half:] - r[half:])
                 loss = -nn.functional.logsigmoid(0.1 * h).mean()
             else:
-                logits = model(ids)
+                logits = model_call(ids)
         if not a.dpo:
             loss = nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
         loss.backward()
@@ -109,7 +123,8 @@ def main():
             times.append(time.perf_counter() - t0)
     tps = a.batch * a.seq / (sum(times) / len(times))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"impl": f"pytorch {torch.__version__} {'bf16 autocast' if a.bf16 else 'fp32'}{' DPO' if a.dpo else ''}",
+    extras = (" sdpa" if a.sdpa else "") + (" compile" if a.compile else "")
+    print(json.dumps({"impl": f"pytorch {torch.__version__.split('+')[0]}{extras} {'bf16 autocast' if a.bf16 else 'fp32'}{' DPO' if a.dpo else ''}",
                       "tokens_per_second": tps,
                       "peak_rss_mb": rss_mb}))
 

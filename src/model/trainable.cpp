@@ -72,6 +72,7 @@ void TrainableModel::load_weights(const std::filesystem::path& path) {
     if (!t) fail(files.file_of(p.name), "missing tensor '" + p.name + "'");
     if (t->shape != p.shape) fail(files.file_of(p.name), "tensor '" + p.name + "' has the wrong shape");
     to_f32(t->float_dtype(files.file_of(p.name)), t->data, weights_.data() + p.offset, p.numel);
+    release_mapped_pages(t->data, t->nbytes);  // read once: the file's pages need not stay resident
   }
 }
 
@@ -179,18 +180,19 @@ TrainableModel TrainableModel::load_frozen(const std::filesystem::path& path, st
     std::vector<int64_t> shape;
     const uint8_t* data;
     std::string where;
+    size_t nbytes = 0;
     int64_t permuted = 0;
     if (g) {
       const GgufTensor* t = g->tensor(gguf_tensor_name(p.name));
       where = g->name() + " (tensor " + gguf_tensor_name(p.name) + ")";
       if (!t) fail(where, "missing");
-      dtype = t->dtype, shape = t->shape, data = t->data;
+      dtype = t->dtype, shape = t->shape, data = t->data, nbytes = t->nbytes;
       if (p.name.find("q_proj") != std::string::npos || p.name.find("k_proj") != std::string::npos) permuted = config.head_dim;
     } else {
       const TensorInfo* t = files->find(p.name);
       where = files->file_of(p.name);
       if (!t) fail(where, "missing tensor '" + p.name + "'");
-      dtype = t->float_dtype(where), shape = t->shape, data = t->data;
+      dtype = t->float_dtype(where), shape = t->shape, data = t->data, nbytes = t->nbytes;
     }
     if (shape != p.shape) fail(where, "tensor '" + p.name + "' has the wrong shape");
     const int64_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1;
@@ -207,6 +209,7 @@ TrainableModel TrainableModel::load_frozen(const std::filesystem::path& path, st
       parallel_for(size_t(rows), 64, [&](size_t a, size_t b) {
         for (size_t r = a; r < b; ++r) dequantize_row(dtype, source_row(int64_t(r)), dst + r * size_t(cols), cols);
       });
+      release_mapped_pages(data, nbytes);  // read once: the file's pages need not stay resident
       continue;
     }
     const DType out = gguf ? dtype : *quantize;
@@ -226,6 +229,7 @@ TrainableModel TrainableModel::load_frozen(const std::filesystem::path& path, st
         }
       }
     });
+    release_mapped_pages(data, nbytes);
     m.frozen_storage_.push_back(buf);
     m.frozen_[i] = Matrix{out, rows, cols, buf->data()};
   }

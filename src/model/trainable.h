@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/huge_buffer.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
 #include "model/lora.h"
@@ -68,6 +69,13 @@ class TrainableModel {
   // Keys the adapters' dropout masks: set per micro-batch, so a step's masks can be drawn again
   // (gradient checkpointing, resumption) and differ from step to step.
   uint64_t dropout_seed = 0;
+  // A frozen base's weights packed for the bf16 GEMM (W and its transpose), made by the first bf16
+  // training pass and kept: the base never changes, and packing ~1B weights twice per batch cost a
+  // LoRA step time and page faults.
+  struct Bf16Weights {
+    std::vector<Bf16Panels> w, wt;  // by parameter index; empty but for the linear layers
+  };
+  mutable std::shared_ptr<const Bf16Weights> frozen_bf16;
   // Off: the adapters run without dropout in training passes too (TRL's DPO disable_dropout).
   bool adapter_dropout = true;
   // The trainable part of weights(): trainable_numel() floats, laid out as grads().

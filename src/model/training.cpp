@@ -31,28 +31,38 @@ void zeros(Buffer& v, int64_t n) { v.assign(size_t(n), 0.0f); }
 
 // How one batch's matmuls run: fp32 BLAS, or with `bf16: true` bf16 inputs and fp32 accumulation
 // (as PyTorch's bf16 autocast) while weights and gradients stay fp32. In bf16 each weight is
-// packed once per batch for the forward product (W) and the input-gradient product (Wᵀ) instead
-// of once per row and product; a frozen weight skips its gradient product. Adapters run in fp32.
+// packed once per batch (once for good when the base is frozen) for the forward product (W) and the
+// input-gradient product (Wᵀ) instead of once per row and product; a frozen weight skips its
+// gradient product. Adapters run in fp32.
 struct Matmuls {
   bool bf16 = false;
   bool dropout = false;  // adapters' dropout: in training passes only
   uint64_t row_key = 0;  // the row being run, for its dropout masks
-  std::vector<Bf16Panels> w, wt;  // by parameter index; empty for all but the linear layers
+  std::shared_ptr<const TrainableModel::Bf16Weights> packed;
 
   Matmuls(const TrainableModel& m, bool use_bf16, bool backward)
       : bf16(use_bf16), dropout(backward && m.adapter_dropout && m.lora() && m.lora()->dropout > 0) {
     if (!bf16) return;
-    w.resize(m.params().size());
-    wt.resize(m.params().size());
+    // A frozen base (adapters) is packed once and kept; a trained one changes every step.
+    const bool frozen = m.lora() != nullptr;
+    if (frozen && m.frozen_bf16) {
+      packed = m.frozen_bf16;
+      return;
+    }
+    auto p = std::make_shared<TrainableModel::Bf16Weights>();
+    p->w.resize(m.params().size());
+    p->wt.resize(m.params().size());
     std::vector<size_t> linears{m.lm_head()};
     for (const auto& P : m.layers()) linears.insert(linears.end(), {P.q, P.k, P.v, P.o, P.gate, P.up, P.down});
     for (size_t i : linears) {
       const Matrix W = m.matrix(i);
-      if (W.dtype != DType::F32) continue;  // a frozen base's: matmul_frozen
+      if (W.dtype != DType::F32) continue;  // a quantized base's: matmul_frozen
       const auto* data = static_cast<const float*>(W.data);
-      w[i] = Bf16Panels(data, W.cols, false, W.rows, W.cols);
-      if (backward) wt[i] = Bf16Panels(data, W.cols, true, W.cols, W.rows);
+      p->w[i] = Bf16Panels(data, W.cols, false, W.rows, W.cols);
+      if (backward || frozen) p->wt[i] = Bf16Panels(data, W.cols, true, W.cols, W.rows);
     }
+    packed = p;
+    if (frozen) m.frozen_bf16 = packed;
   }
 };
 
@@ -93,7 +103,7 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
 void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y) {
   const Matrix w = m.matrix(i);
   if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16);
-  else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.w[i], y, w.rows, false);
+  else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.packed->w[i], y, w.rows, false);
   else matmul(x, n, w, y);
   const TrainableModel::Adapter* ad = m.adapter(i);
   if (!ad) return;
@@ -114,7 +124,7 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
   } else if (!mm.bf16) {
     matmul_backward(x, n, w, dy, dx, dw);
   } else {
-    if (dx) gemm_bf16(n, dy, w.rows, false, mm.wt[i], dx, w.cols, true);
+    if (dx) gemm_bf16(n, dy, w.rows, false, mm.packed->wt[i], dx, w.cols, true);
     if (dw) gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
   }
   const TrainableModel::Adapter* ad = m.adapter(i);
