@@ -61,7 +61,7 @@ void TrainableModel::load_weights(const std::filesystem::path& path) {
       const TensorInfo* t = f.find(p.name);
       if (!t) fail(file.string(), "missing tensor '" + p.name + "' (an adapter of another rank or target set?)");
       if (t->shape != p.shape) fail(file.string(), "tensor '" + p.name + "' has the wrong shape");
-      to_f32(t->float_dtype(file.string()), t->data, weights_.data() + p.offset, p.numel);
+      to_f32(t->float_dtype(file.string()), t->data, adapter_weights_.data() + p.grad_offset, p.numel);
     }
     return;
   }
@@ -80,8 +80,8 @@ void TrainableModel::save(const std::filesystem::path& dir, const std::filesyste
   namespace fs = std::filesystem;
   fs::create_directories(dir);
   std::vector<TensorToWrite> tensors;
-  for (const ParamInfo& p : params_)
-    if (p.trainable) tensors.push_back({p.name, DType::F32, p.shape, weights_.data() + p.offset});
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].trainable) tensors.push_back({params_[i].name, DType::F32, params_[i].shape, data(i)});
   write_safetensors(dir / (lora_ ? "adapter_model.safetensors" : "model.safetensors"), tensors, {{"format", "pt"}});
   for (const char* f : {"generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
     if (!fs::exists(source_dir / f) || fs::equivalent(source_dir, dir)) continue;
@@ -120,27 +120,26 @@ void TrainableModel::add_lora(const LoraConfig& c, uint64_t seed) {
   c.validate("lora");
   lora_ = c;
   for (ParamInfo& p : params_) p.trainable = false;
-  trainable_begin_ = weights_.size();
   adapter_of_.assign(params_.size(), -1);
   Rng rng(seed ^ 0x4c6f5241ull);
-  size_t offset = weights_.size();
+  size_t offset = 0;  // in adapter_weights_
   for (const std::string& module : lora_modules(c, config_.num_hidden_layers)) {
     const size_t w = module == "lm_head" ? lm_head_ : index(module + ".weight");
     const int64_t out = params_[w].shape[0], in = params_[w].shape[1];
     const size_t a = params_.size();
-    params_.push_back({peft_tensor_name(module, 'A'), {c.r, in}, offset, size_t(c.r * in), true, offset - trainable_begin_});
+    params_.push_back({peft_tensor_name(module, 'A'), {c.r, in}, 0, size_t(c.r * in), true, offset});
     offset += params_.back().numel;
-    params_.push_back({peft_tensor_name(module, 'B'), {out, c.r}, offset, size_t(out * c.r), true, offset - trainable_begin_});
+    params_.push_back({peft_tensor_name(module, 'B'), {out, c.r}, 0, size_t(out * c.r), true, offset});
     offset += params_.back().numel;
     adapter_of_[w] = int(adapters_.size());
     adapters_.push_back({a, a + 1, c.scale()});
   }
-  weights_.resize(offset, 0.0f);
+  adapter_weights_.assign(offset, 0.0f);
   // peft: kaiming_uniform_(A, a=sqrt(5)), a bound of sqrt(6 / ((1 + 5) fan_in)) = 1 / sqrt(in).
   for (const Adapter& ad : adapters_) {
     const ParamInfo& A = params_[ad.a];
     const double bound = 1.0 / std::sqrt(double(A.shape[1]));
-    for (size_t j = 0; j < A.numel; ++j) weights_[A.offset + j] = float((2 * rng.uniform() - 1) * bound);
+    for (size_t j = 0; j < A.numel; ++j) adapter_weights_[A.grad_offset + j] = float((2 * rng.uniform() - 1) * bound);
   }
 }
 
@@ -239,7 +238,7 @@ TrainableModel TrainableModel::load_frozen(const std::filesystem::path& path, st
 Matrix TrainableModel::matrix(size_t i) const {
   if (i < frozen_.size() && frozen_[i].data) return frozen_[i];  // adapters come after the base
   const ParamInfo& p = params_[i];
-  return Matrix{DType::F32, p.shape[0], p.shape.size() > 1 ? p.shape[1] : 1, weights_.data() + p.offset};
+  return Matrix{DType::F32, p.shape[0], p.shape.size() > 1 ? p.shape[1] : 1, data(i)};
 }
 
 }  // namespace zephyr

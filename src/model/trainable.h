@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/huge_buffer.h"
@@ -78,9 +79,10 @@ class TrainableModel {
   mutable std::shared_ptr<const Bf16Weights> frozen_bf16;
   // Off: the adapters run without dropout in training passes too (TRL's DPO disable_dropout).
   bool adapter_dropout = true;
-  // The trainable part of weights(): trainable_numel() floats, laid out as grads().
-  float* trainable_weights() { return weights_.data() + trainable_begin_; }
-  size_t trainable_numel() const { return weights_.size() - trainable_begin_; }
+  // The trainable parameters' weights, laid out as grads(): weights(), or with adapters theirs
+  // (kept apart, so adding them never copies the base).
+  float* trainable_weights() { return lora_ ? adapter_weights_.data() : weights_.data(); }
+  size_t trainable_numel() const { return lora_ ? adapter_weights_.size() : weights_.size(); }
 
   const ModelConfig& config() const { return config_; }
   const std::vector<ParamInfo>& params() const { return params_; }
@@ -93,7 +95,7 @@ class TrainableModel {
 
   // Index of the tensor with that HF name (Error if absent).
   size_t index(const std::string& name) const;
-  const float* weight(size_t i) const { return weights_.data() + params_[i].offset; }
+  const float* weight(size_t i) const { return data(i); }
   // Null for a frozen parameter.
   float* grad(size_t i) { return params_[i].trainable ? grads_.data() + params_[i].grad_offset : nullptr; }
   // A 2-D parameter as the Matrix the kernels take (a frozen base's in its stored type).
@@ -112,10 +114,14 @@ class TrainableModel {
  private:
   ModelConfig config_;
   std::vector<ParamInfo> params_;
-  std::vector<float> weights_, grads_;
+  std::vector<float> weights_, grads_;  // weights_: the base's (all but adapters)
   std::vector<Layer> layers_;
   size_t embed_ = 0, final_norm_ = 0, lm_head_ = 0;
-  size_t trainable_begin_ = 0;
+  std::vector<float> adapter_weights_;
+  const float* data(size_t i) const {
+    return lora_ && params_[i].trainable ? adapter_weights_.data() + params_[i].grad_offset : weights_.data() + params_[i].offset;
+  }
+  float* data(size_t i) { return const_cast<float*>(std::as_const(*this).data(i)); }
   std::vector<Matrix> frozen_;  // by parameter index: a frozen base's linear layers (data null otherwise)
   std::vector<std::shared_ptr<HugeBuffer>> frozen_storage_;
   std::optional<LoraConfig> lora_;

@@ -48,7 +48,7 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr) {
   for (size_t i = 0; i < model.params().size(); ++i) {
     const ParamInfo& p = model.params()[i];
     if (!p.trainable) continue;
-    float* w = model.weights().data() + p.offset;
+    float* w = model.trainable_weights() + p.grad_offset;
     const float* g = model.grads().data() + p.grad_offset;
     float* m = m_.data() + p.grad_offset;
     float* v = v_.data() + p.grad_offset;
