@@ -44,6 +44,24 @@ if [ -x "$ref/torch-pypi/bin/python" ]; then
   refs+=("$("$ref/torch-pypi/bin/python" "$step" --model "$base" --threads "$threads" --attn sdpa 2>/dev/null | tail -1)")
   refs+=("$("$ref/torch-pypi/bin/python" "$step" --model "$base" --threads "$threads" --attn sdpa --bf16 2>/dev/null | tail -1)")
 fi
+# Mistral-7B's shape (the model of bench/model_speed.sh) with load_in_4bit: peak RSS of one QLoRA
+# step at sequence length 1024 with gradient checkpointing. BENCH_SKIP_7B=1 skips it (~15 GB of disk).
+big=""
+if [ "${BENCH_SKIP_7B:-0}" != 1 ]; then
+  [ -f "$models/7b/config.json" ] || "$z" init -o "$models/7b" --dtype bf16 --vocab 32000 --seed 1 --hidden 4096 --layers 32 \
+    --heads 32 --kv-heads 8 --intermediate 14336 --sliding-window 4096 >/dev/null 2>&1
+  python3 "$(dirname "$0")/token_rows.py" "$models/rows-1x1024.jsonl" 1 1024 32000
+  out=$(mktemp -d)
+  rss=$("$z" sft --model_name_or_path "$models/7b" --dataset_path "$models/rows-1x1024.jsonl" --output_dir "$out" --max_steps 1 \
+    --use_peft true --load_in_4bit true --lora_r 16 --lora_alpha 32 --lora_target_modules all-linear \
+    --per_device_train_batch_size 1 --max_seq_length 1024 --gradient_checkpointing true --bf16 true --save_steps 0 \
+    -t "$threads" 2>&1 | sed -n 's/.*peak RSS \([0-9.]*\) MB.*/\1/p')
+  big=$(python3 -c "
+import json
+m = json.loads(open('$out/metrics.jsonl').readline())
+print(f\"qlora step 7b (load_in_4bit Q4_0, r 16, all-linear, 1 x 1024, gradient checkpointing, bf16): {m['tokens_per_second']:.1f} tok/s, peak RSS {${rss:-0} / 1024:.2f} GB\")")
+  rm -rf "$out"
+fi
 python3 - "$lora" "$lora_bf16" "$qlora" "$qlora_bf16" "$lora_rss" "$lora_bf16_rss" "$qlora_rss" "$qlora_bf16_rss" "${refs[@]}" <<'PY'
 import json, sys
 v = [float(x or 0) for x in sys.argv[1:9]]
@@ -56,3 +74,4 @@ for r in refs:
 if best:
     print(f"  ratio of zephyr's best LoRA step to PyTorch + peft's best: {max(v[0], v[1]) / best:.2f}x")
 PY
+[ -z "$big" ] || echo "$big"

@@ -31,6 +31,7 @@ echo
 bash "$(dirname "$0")/sft_step.sh" "$build" "$ref"
 bash "$(dirname "$0")/dpo_step.sh" "$build"
 bash "$(dirname "$0")/mpi_sft_step.sh" "$build"
+bash "$(dirname "$0")/lora_step.sh" "$build" "$ref"
 echo
 bash "$(dirname "$0")/feedback_generate.sh" "$build"
 echo

@@ -242,6 +242,35 @@ int64_t frozen_panel_rows(const Matrix& w) { return std::min(w.rows, std::max<in
 
 }  // namespace
 
+void thin_matmul(const float* x, int64_t n, const Matrix& w, float* y) {
+  const auto* W = static_cast<const float*>(w.data);
+  parallel_for(size_t(n), 64, [&](size_t a, size_t b) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(b - a), int(w.rows), int(w.cols), 1.0f, x + a * size_t(w.cols),
+                int(w.cols), W, int(w.cols), 0.0f, y + a * size_t(w.rows), int(w.rows));
+  });
+}
+
+void thin_matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw) {
+  const auto* W = static_cast<const float*>(w.data);
+  if (dx)
+    parallel_for(size_t(n), 64, [&](size_t a, size_t b) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(b - a), int(w.cols), int(w.rows), 1.0f, dy + a * size_t(w.rows),
+                  int(w.rows), W, int(w.cols), 1.0f, dx + a * size_t(w.cols), int(w.cols));
+    });
+  if (!dw) return;
+  // dw sums over the n rows: split its outputs instead, along the longer side.
+  if (w.rows >= w.cols)
+    parallel_for(size_t(w.rows), 64, [&](size_t a, size_t b) {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(b - a), int(w.cols), int(n), 1.0f, dy + a, int(w.rows), x,
+                  int(w.cols), 1.0f, dw + a * size_t(w.cols), int(w.cols));
+    });
+  else
+    parallel_for(size_t(w.cols), 64, [&](size_t a, size_t b) {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(w.rows), int(b - a), int(n), 1.0f, dy, int(w.rows), x + a,
+                  int(w.cols), 1.0f, dw + a, int(w.cols));
+    });
+}
+
 void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16) {
   if (n <= 0) return;
   bf16 = bf16 && gemm_bf16_available();

@@ -143,6 +143,12 @@ void TrainableModel::add_lora(const LoraConfig& c, uint64_t seed) {
   }
 }
 
+size_t TrainableModel::num_parameters() const {
+  size_t n = 0;
+  for (const ParamInfo& p : params_) n += p.numel;  // a tied lm_head is no parameter of its own
+  return n;
+}
+
 // Allocated on first use: a model that only scores (a DPO reference) or whose base is frozen never
 // holds gradients for all of its weights.
 void TrainableModel::zero_grads() {

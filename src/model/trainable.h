@@ -86,6 +86,8 @@ class TrainableModel {
 
   const ModelConfig& config() const { return config_; }
   const std::vector<ParamInfo>& params() const { return params_; }
+  // Parameters of the model, a frozen base's and adapters' included.
+  size_t num_parameters() const;
   std::vector<float>& weights() { return weights_; }
   const std::vector<float>& weights() const { return weights_; }
   // The trainable parameters' gradients; empty until the first zero_grads().

@@ -109,9 +109,12 @@ void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x
   if (!ad) return;
   Buffer xd, u(size_t(n * m.params()[ad->a].shape[0])), t(size_t(n * w.rows));
   const float* xin = adapter_input(m, mm, i, x, n, w.cols, xd);
-  matmul(xin, n, m.matrix(ad->a), u.data());
-  matmul(u.data(), n, m.matrix(ad->b), t.data());
-  for (size_t j = 0; j < t.size(); ++j) y[j] += ad->scale * t[j];
+  thin_matmul(xin, n, m.matrix(ad->a), u.data());
+  thin_matmul(u.data(), n, m.matrix(ad->b), t.data());
+  const float scale = ad->scale;
+  parallel_for(t.size(), 1 << 14, [&](size_t a, size_t b) {
+    for (size_t j = a; j < b; ++j) y[j] += scale * t[j];
+  });
 }
 
 // dx += dy · W (when dx is given), the weight's gradient += dyᵀ · x unless it is frozen, and the
@@ -132,16 +135,21 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
   const int64_t r = m.params()[ad->a].shape[0];
   Buffer xd, u(size_t(n * r)), ds(size_t(n * w.rows)), du(size_t(n * r), 0.0f);
   const float* xin = adapter_input(m, mm, i, x, n, w.cols, xd);
-  matmul(xin, n, m.matrix(ad->a), u.data());
-  for (size_t j = 0; j < ds.size(); ++j) ds[j] = ad->scale * dy[j];
-  matmul_backward(u.data(), n, m.matrix(ad->b), ds.data(), du.data(), m.grad(ad->b));
-  if (!dx || !mm.dropout) return matmul_backward(xin, n, m.matrix(ad->a), du.data(), dx, m.grad(ad->a));
+  thin_matmul(xin, n, m.matrix(ad->a), u.data());
+  const float scale = ad->scale;
+  parallel_for(ds.size(), 1 << 14, [&](size_t a, size_t b) {
+    for (size_t j = a; j < b; ++j) ds[j] = scale * dy[j];
+  });
+  thin_matmul_backward(u.data(), n, m.matrix(ad->b), ds.data(), du.data(), m.grad(ad->b));
+  if (!dx || !mm.dropout) return thin_matmul_backward(xin, n, m.matrix(ad->a), du.data(), dx, m.grad(ad->a));
   // Through the dropout: the gradient reaches the kept elements, scaled as they were.
   Buffer dxd(size_t(n * w.cols), 0.0f);
-  matmul_backward(xin, n, m.matrix(ad->a), du.data(), dxd.data(), m.grad(ad->a));
+  thin_matmul_backward(xin, n, m.matrix(ad->a), du.data(), dxd.data(), m.grad(ad->a));
   const DropoutMask mask(m, mm, i);
-  for (size_t j = 0; j < dxd.size(); ++j)
-    if (mask.keep(j)) dx[j] += dxd[j] * mask.scale;
+  parallel_for(dxd.size(), 1 << 14, [&](size_t a, size_t b) {
+    for (size_t j = a; j < b; ++j)
+      if (mask.keep(j)) dx[j] += dxd[j] * mask.scale;
+  });
 }
 
 // One layer's forward for T tokens: x (the residual stream) is updated in place and everything

@@ -126,7 +126,7 @@ TrainSummary run_sft(const TrainConfig& c, TrainableModel& model, const Tokenize
   if (World::get().main())
     std::fprintf(stderr, "%s: %zu training rows%s, %zu eval rows%s; %.1fM parameters\n", conversations ? "sft" : "pretrain",
                train_rows.size(), c.packing ? " (packed)" : "", eval_rows.size(), skipped_note(skipped).c_str(),
-               double(model.weights().size()) / 1e6);
+               double(model.num_parameters()) / 1e6);
   SftObjective objective(std::move(train_rows), std::move(eval_rows));
   return train(c, model, objective, resume);
 }
@@ -154,7 +154,7 @@ TrainSummary run_stage(Stage stage, const TrainConfig& c, bool resume) {
       std::fprintf(stderr, "lora: r %lld, alpha %g%s, dropout %g%s on %s; %.2fM trainable of %.1fM parameters\n",
                    (long long)c.lora.r, c.lora.alpha, c.lora.rslora ? " (rsLoRA)" : "", c.lora.dropout,
                    model.adapter_dropout ? "" : " (off: disable_dropout)", joined(c.lora.targets).c_str(),
-                   double(model.trainable_numel()) / 1e6, double(model.weights().size()) / 1e6);
+                   double(model.trainable_numel()) / 1e6, double(model.num_parameters()) / 1e6);
   }
   auto [tok, tmpl] = load_optional_tokenizer(c.model_name_or_path);
   if (stage == Stage::Dpo) return run_dpo(c, model, tok.get(), tmpl.get(), resume);
