@@ -42,10 +42,9 @@ std::vector<std::string> lora_targets(const std::vector<std::string>& names, con
       continue;
     }
     if (n == "embed_tokens")
-      fail(where, "lora_target_modules: embed_tokens (an embedding adapter) is not supported; target the linear layers "
-                  "and lm_head");
+      fail(where, "embed_tokens (an embedding adapter) is not supported; target the linear layers and lm_head");
     if (n != "lm_head" && std::find(kLayerKinds.begin(), kLayerKinds.end(), n) == kLayerKinds.end())
-      fail(where, "lora_target_modules: '" + n +
+      fail(where, "'" + n +
                       "' is not a linear layer of this model (expected all-linear or some of q_proj k_proj v_proj o_proj "
                       "gate_proj up_proj down_proj lm_head)");
     if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);

@@ -130,7 +130,7 @@ const std::map<std::string, Setter>& setters() {
        }},
       {"lora_modules_to_save", [](TrainConfig&, const std::string& v, const std::string& w) {
          if (!split_list(v).empty() && v != "null")
-           fail(w, "full copies of modules beside the adapters (lora_modules_to_save) are not supported");
+           fail(w, "full copies of modules beside the adapters are not supported");
        }},
       {"use_dora", [](TrainConfig&, const std::string& v, const std::string& w) {
          if (parse_value<bool>(v, w)) fail(w, "DoRA adapters are not supported");

@@ -302,6 +302,19 @@ def main():
         lines = p.stderr.strip().splitlines()
         check(p.returncode == 1 and len(lines) == 1 and expect in lines[0], f"refused: {lines[-1] if lines else '(nothing)'}")
 
+    # 8. Recipes that cannot train end in one clear error line, before any work.
+    for args, expect in ((["--use_peft", "true", "--lora_target_modules", "embed_tokens"], "embed_tokens"),
+                         (["--use_peft", "true", "--lora_target_modules", "qproj"], "'qproj' is not a linear layer"),
+                         (["--use_peft", "true", "--lora_r", 0], "lora_r must be at least 1"),
+                         (["--load_in_4bit", "true"], "use_peft: true"),
+                         (["--use_peft", "true", "--lora_modules_to_save", "lm_head"], "not supported"),
+                         (["--model_name_or_path", os.path.join(TMP, "q4_0.gguf")], "export-hf")):
+        p = subprocess.run([Z, "sft", "--model_name_or_path", mistral, "--dataset_path", train, "--output_dir",
+                            os.path.join(TMP, "never"), *map(str, args)], capture_output=True, text=True)
+        lines = p.stderr.strip().splitlines()
+        check(p.returncode == 1 and len(lines) == 1 and expect in lines[0] and not os.path.exists(os.path.join(TMP, "never")),
+              f"refused: {lines[-1] if lines else '(nothing)'}")
+
     if failures:
         sys.exit(f"{failures} LoRA checks failed")
     print("LoRA matches peft")
