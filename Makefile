@@ -106,7 +106,7 @@ FUZZ_SRC_gguf_reader := src/io/gguf.cpp src/io/mapped_file.cpp src/io/json_file.
 FUZZ_SRC_openai_request := src/serve/openai.cpp src/generate/json_grammar.cpp src/generate/token_mask.cpp src/generate/sampler.cpp $(FUZZ_COMMON)
 FUZZ_SRC_chat_template := $(FUZZ_COMMON)
 FUZZ_SRC_tokenizer := $(FUZZ_COMMON)
-FUZZ_SRC_input_files := src/train/sft_data.cpp src/train/dpo_data.cpp src/train/train_config.cpp src/model/config.cpp \
+FUZZ_SRC_input_files := src/train/sft_data.cpp src/train/dpo_data.cpp src/train/train_config.cpp src/model/config.cpp src/model/lora.cpp \
   src/io/model_dir.cpp src/io/safetensors.cpp src/io/mapped_file.cpp src/generate/generation_defaults.cpp src/generate/sampler.cpp $(FUZZ_COMMON)
 FUZZ_SRC_judge_reply := src/feedback/judgment.cpp src/eval/verdict.cpp src/io/json_file.cpp src/core/utf8.cpp
 FUZZ_BINS := $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/$(t)_fuzz)
@@ -116,7 +116,7 @@ $(FUZZ_OBJ)/%.o: %.cpp
 -include $(wildcard $(FUZZ_OBJ)/*/*.d $(FUZZ_OBJ)/*/*/*.d)
 define fuzz_target
 $(BUILD)/fuzz/$(1)_fuzz: $(FUZZ_OBJ)/fuzz/$(1)_fuzz.o $(patsubst %.cpp,$(FUZZ_OBJ)/%.o,$(sort $(FUZZ_SRC_$(1))))
-	clang++-16 $(FUZZ_FLAGS) -fsanitize=fuzzer $$^ -lpcre2-8 -lutf8proc -lyaml-cpp -o $$@
+	clang++-16 $(FUZZ_FLAGS) -fsanitize=fuzzer $$^ -lpcre2-8 -lutf8proc -lyaml-cpp -lopenblas -o $$@
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target,$(t))))
 # The parsers' unit tests (tokenizer, chat templates, UTF-8, JSON grammar, judges' replies) under
