@@ -5,12 +5,7 @@
 # beside PyTorch + peft's LoRA step on the same model in the same run — Debian's torch (eager), and
 # PyPI's current torch (SDPA; bf16 autocast) where .ref/torch-pypi holds it (bench/setup_torch_pypi.sh).
 set -euo pipefail
-build=${1:-build}
-ref=${2:-.ref}
-threads=${BENCH_THREADS:-2}
-models="$build/bench-models"
-mkdir -p "$models"
-z="$build/bin/zephyr"
+source "$(dirname "$0")/common.sh"
 # The ~1B model of bench/model_speed.sh (made the same way when that has not run yet).
 base="$models/1b"
 gguf="$models/1b-q4_0.gguf"

@@ -7,12 +7,7 @@
 # the higher of our gemm_bf16 and PyTorch's bf16 matmul); ours in fp32 and with bf16: true (bf16
 # matmul inputs, fp32 accumulation).
 set -euo pipefail
-build=${1:-build}
-ref=${2:-.ref}
-threads=${BENCH_THREADS:-2}
-models="$build/bench-models"
-mkdir -p "$models"
-z="$build/bin/zephyr"
+source "$(dirname "$0")/common.sh"
 rows="$models/rows-4x512.jsonl"
 python3 "$(dirname "$0")/token_rows.py" "$rows" 4 512 32000
 peak=$("$build/bench/gemm_peak" "$threads")
