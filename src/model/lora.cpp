@@ -66,7 +66,7 @@ std::string peft_tensor_name(const std::string& module, char which) {
   return kPrefix + module + ".lora_" + which + ".weight";
 }
 
-json peft_config_json(const LoraConfig& c, int64_t, const std::string& base_model) {
+json peft_config_json(const LoraConfig& c, const std::string& base_model) {
   return {{"alpha_pattern", json::object()},
           {"auto_mapping", nullptr},
           {"base_model_name_or_path", base_model},

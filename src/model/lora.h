@@ -38,7 +38,7 @@ std::vector<std::string> lora_modules(const LoraConfig& c, int64_t num_layers);
 std::string peft_tensor_name(const std::string& module, char which);
 
 // adapter_config.json as peft writes it for this config.
-json peft_config_json(const LoraConfig& c, int64_t num_layers, const std::string& base_model);
+json peft_config_json(const LoraConfig& c, const std::string& base_model);
 
 // An adapter directory written by peft or by zephyr: its config and every module's A and B in
 // fp32. Refuses what it cannot reproduce exactly (DoRA, per-module rank or alpha patterns,

@@ -90,7 +90,7 @@ void TrainableModel::save(const std::filesystem::path& dir, const std::filesyste
   }
   if (lora_) {
     const std::string base = fs::absolute(source_dir).lexically_normal().string();
-    write_file_atomic(dir / "adapter_config.json", peft_config_json(*lora_, config_.num_hidden_layers, base).dump(2) + "\n");
+    write_file_atomic(dir / "adapter_config.json", peft_config_json(*lora_, base).dump(2) + "\n");
     return;
   }
   ModelConfig c = config_;
