@@ -202,17 +202,12 @@ TrainableModel TrainableModel::load_frozen(const std::filesystem::path& path, st
     if (shape != p.shape) fail(where, "tensor '" + p.name + "' has the wrong shape");
     const int64_t rows = shape[0], cols = shape.size() > 1 ? shape[1] : 1;
     const size_t in_b = row_bytes(dtype, cols);
-    auto source_row = [&](int64_t r) {  // the stored row that holds HF row r
-      int64_t g_row = r;
-      if (permuted)  // GGUF row g holds HF row hf_row_of_gguf_row(g): invert within the head
-        for (int64_t k = (r / permuted) * permuted; k < (r / permuted + 1) * permuted; ++k)
-          if (hf_row_of_gguf_row(k, permuted) == r) g_row = k;
-      return data + size_t(g_row) * in_b;
-    };
+    // Stored row g is HF row hf_row(g); rows are copied in stored order to their HF place.
+    auto hf_row = [&](size_t g) { return permuted ? size_t(hf_row_of_gguf_row(int64_t(g), permuted)) : g; };
     if (p.trainable) {  // embedding and norms: fp32 here
       float* dst = m.weights_.data() + p.offset;
       parallel_for(size_t(rows), 64, [&](size_t a, size_t b) {
-        for (size_t r = a; r < b; ++r) dequantize_row(dtype, source_row(int64_t(r)), dst + r * size_t(cols), cols);
+        for (size_t g = a; g < b; ++g) dequantize_row(dtype, data + g * in_b, dst + hf_row(g) * size_t(cols), cols);
       });
       release_mapped_pages(data, nbytes);  // read once: the file's pages need not stay resident
       continue;
@@ -225,12 +220,12 @@ TrainableModel TrainableModel::load_frozen(const std::filesystem::path& path, st
     auto* dst = static_cast<uint8_t*>(buf->data());
     parallel_for(size_t(rows), 16, [&](size_t a, size_t b) {
       std::vector<float> row(gguf ? 0 : size_t(cols));
-      for (size_t r = a; r < b; ++r) {
+      for (size_t g = a; g < b; ++g) {
         if (gguf) {
-          std::memcpy(dst + r * out_b, source_row(int64_t(r)), out_b);
+          std::memcpy(dst + hf_row(g) * out_b, data + g * in_b, out_b);
         } else {
-          to_f32(dtype, source_row(int64_t(r)), row.data(), size_t(cols));
-          quantize_row(out, row.data(), dst + r * out_b, cols);
+          to_f32(dtype, data + g * in_b, row.data(), size_t(cols));
+          quantize_row(out, row.data(), dst + hf_row(g) * out_b, cols);
         }
       }
     });
