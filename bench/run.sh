@@ -33,6 +33,8 @@ bash "$(dirname "$0")/dpo_step.sh" "$build"
 bash "$(dirname "$0")/mpi_sft_step.sh" "$build"
 bash "$(dirname "$0")/lora_step.sh" "$build" "$ref"
 echo
+bash "$(dirname "$0")/serve_adapters.sh" "$build"
+echo
 bash "$(dirname "$0")/feedback_generate.sh" "$build"
 echo
 bash "$(dirname "$0")/model_speed.sh" "$build"

@@ -5,9 +5,11 @@ first token, each stream's decode rate after its first token (median), and the t
 (SSE chunks with text, or usage when sent).
 usage: python3 serve_load.py PORT CLIENTS REQUESTS_PER_CLIENT MAX_TOKENS [SCHEMA.json]
 With a schema the answers are constrained to it: sent both as OpenAI's response_format and as
-llama-server's json_schema field (each server reads its own)."""
+llama-server's json_schema field (each server reads its own). BENCH_MODELS=a,b,...: client i
+asks for model i mod their count (the base and LoRA adapters served beside it)."""
 import http.client
 import json
+import os
 import statistics
 import sys
 import threading
@@ -15,6 +17,7 @@ import time
 
 port, clients, per_client, max_tokens = (int(x) for x in sys.argv[1:5])
 schema = json.load(open(sys.argv[5])) if len(sys.argv) > 5 else None
+models = [m for m in os.environ.get("BENCH_MODELS", "").split(",") if m]
 ttft, tokens, errors, decode = [], [], [], []
 lock = threading.Lock()
 
@@ -24,6 +27,8 @@ def client(i):
         req = {"prompt": f"Request {i}.{k}: write a long story about the sea and the ships that sail on it.",
                "max_tokens": max_tokens, "temperature": 0.7, "seed": i * 1000 + k, "stream": True,
                "ignore_eos": True, "stream_options": {"include_usage": True}}
+        if models:
+            req["model"] = models[i % len(models)]
         if schema:
             req["response_format"] = {"type": "json_schema", "json_schema": {"name": "bench", "schema": schema}}
             req["json_schema"] = schema

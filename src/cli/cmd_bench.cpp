@@ -34,7 +34,7 @@ double median(std::vector<double> v) {
 Run add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Measure prompt (pp) and generation (tg) tokens/s of a model, like llama-bench");
   struct Args {
-    std::string model;
+    ModelFlags model;
     int64_t prompt = 512, gen = 128;
     int reps = 3;
     int64_t batch = 1;
@@ -42,7 +42,7 @@ Run add_bench(CLI::App& app) {
     ThreadsFlag threads;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("-m,--model", a->model, "model directory (Hugging Face layout) or GGUF file")->required();
+  a->model.add(cmd);
   cmd->add_option("-p,--prompt", a->prompt, "prompt tokens (default 512; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-n,--gen", a->gen, "generated tokens (default 128; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repetitions", a->reps, "repetitions (default 3)")->check(CLI::PositiveNumber);
@@ -57,7 +57,7 @@ Run add_bench(CLI::App& app) {
   a->threads.add(cmd);
   return [a] {
     a->threads.apply();
-    const Model model = Model::load(a->model);
+    const Model model = a->model.load();
     if (a->batch > 1 && a->paired_read) throw Error("--paired-read measures single-stream decode; leave out --batch");
     SpeedRun run = measure_speed(model, a->prompt, a->batch > 1 ? 0 : a->gen, a->reps, a->paired_read);
     if (a->batch > 1 && a->gen > 0) run.gen_tps = measure_batched_decode(model, a->batch, a->gen, a->reps);
@@ -82,7 +82,7 @@ Run add_bench(CLI::App& app) {
       std::printf("{\"model\": \"%s\", \"type\": \"%s\", \"params\": %lld, \"weight_gb_per_token\": %.4f, \"threads\": %d, "
                   "\"pp\": %lld, \"pp_tps\": %.3f, \"pp_sd\": %.3f, \"tg\": %lld, \"batch\": %lld, \"tg_tps\": %.3f, \"tg_sd\": %.3f, "
                   "\"peak_rss_gb\": %.3f, \"gemv\": \"%s\"%s}\n",
-                  a->model.c_str(), type.c_str(), (long long)model.config.num_parameters(), gb, num_threads(),
+                  a->model.path().c_str(), type.c_str(), (long long)model.config.num_parameters(), gb, num_threads(),
                   (long long)a->prompt, pp, pp_sd, (long long)a->gen, (long long)a->batch, tg, tg_sd, rss,
                   decode_isa(model), paired.c_str());
       return 0;
@@ -90,10 +90,10 @@ Run add_bench(CLI::App& app) {
     std::printf("| model | type | params | threads | test | tokens/s |\n|---|---|---|---|---|---|\n");
     const double params = double(model.config.num_parameters()) / 1e9;
     if (a->prompt > 0)
-      std::printf("| %s | %s | %.2fB | %d | pp%lld | %.2f ± %.2f |\n", a->model.c_str(), type.c_str(), params, num_threads(),
+      std::printf("| %s | %s | %.2fB | %d | pp%lld | %.2f ± %.2f |\n", a->model.path().c_str(), type.c_str(), params, num_threads(),
                   (long long)a->prompt, pp, pp_sd);
     if (a->gen > 0)
-      std::printf("| %s | %s | %.2fB | %d | tg%lld%s | %.2f ± %.2f |\n", a->model.c_str(), type.c_str(), params, num_threads(),
+      std::printf("| %s | %s | %.2fB | %d | tg%lld%s | %.2f ± %.2f |\n", a->model.path().c_str(), type.c_str(), params, num_threads(),
                   (long long)a->gen, a->batch > 1 ? (" x" + std::to_string(a->batch)).c_str() : "", tg, tg_sd);
     std::printf("weights read per token: %.2f GB; peak RSS %.2f GB\n", gb, rss);
     if (!share.empty())

@@ -35,7 +35,7 @@ Run add_serve(CLI::App& app) {
                                  "Serve a model over the OpenAI API (/v1/chat/completions, /v1/completions, /v1/models) with "
                                  "a web chat page at /, /health and /metrics");
   auto a = std::make_shared<ServeArgs>();
-  a->model.add(cmd);
+  a->model.add(cmd, "model directory (Hugging Face layout) or GGUF file", true);
   cmd->add_option("--host", a->server.host, "address to listen on (default 127.0.0.1: this machine only)");
   cmd->add_option("--port", a->server.port, "port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
   cmd->add_option("--parallel", a->server.engine.slots, "sequences decoded together (default 4)")->check(CLI::Range(1, 256));
@@ -66,13 +66,18 @@ Run add_serve(CLI::App& app) {
       a->server.filter.prompt = read_file(a->filter_prompt);
     }
     const Model model = a->model.load();
+    a->server.adapters = a->model.served_adapters(model);
     const Tokenizer tok = model_tokenizer(model);
     if (a->server.model_name.empty()) {
-      // An adapter names the model clients see: it is what makes this model this one.
+      // The model's own adapter names the model clients see: it is what makes this model this one.
       std::filesystem::path p(a->model.lora.empty() ? a->model.path() : a->model.lora);
       while (p.has_parent_path() && p.filename().empty()) p = p.parent_path();  // "dir/" names "dir"
       a->server.model_name = is_gguf_file(p) ? p.stem().string() : p.filename().string();
     }
+    for (const auto& ad : a->server.adapters)
+      if (ad->name == a->server.model_name)
+        fail("--lora", "the adapter " + ad->dir.string() + " would be named '" + ad->name +
+                           "', the base model's name; name it with --lora NAME=DIR or the base with --model-name");
     std::optional<serve::Server> built;
     try {
       built.emplace(model, tok, a->server);
@@ -98,9 +103,10 @@ Run add_serve(CLI::App& app) {
     });
     try {
       server.run([&](int port) {
-        std::fprintf(stderr, "zephyr serve: %s as \"%s\" on http://%s:%d (%d slots of %lld tokens)\n", a->model.path().c_str(),
-                     a->server.model_name.c_str(), a->server.host.c_str(), port, a->server.engine.slots,
-                     (long long)server.slot_context());
+        std::string names = "\"" + a->server.model_name + "\"";
+        for (const auto& ad : a->server.adapters) names += ", \"" + ad->name + "\"";
+        std::fprintf(stderr, "zephyr serve: %s as %s on http://%s:%d (%d slots of %lld tokens)\n", a->model.path().c_str(), names.c_str(),
+                     a->server.host.c_str(), port, a->server.engine.slots, (long long)server.slot_context());
       });
     } catch (...) {
       done = true;

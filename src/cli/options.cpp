@@ -17,13 +17,55 @@ void ThreadsFlag::add(CLI::App* cmd) {
 
 void ThreadsFlag::apply() const { set_num_threads(threads); }
 
-void ModelFlags::add(CLI::App* cmd, const std::string& help) {
+void ModelFlags::add(CLI::App* cmd, const std::string& help, bool several) {
   cmd->add_option("-m,--model", model, help)->required();
-  cmd->add_option("--lora", lora, "LoRA adapter directory (adapter_config.json + adapter_model.safetensors, as peft and "
-                                  "zephyr's use_peft training write it), merged into the model's weights as they load");
+  const std::string what = "LoRA adapter directory (adapter_config.json + adapter_model.safetensors, as peft and zephyr's "
+                           "use_peft training write it)";
+  if (!several) {
+    cmd->add_option("--lora", lora, what + ", applied beside the model's weights (W x + s·B·A x; the base keeps its type)");
+    return;
+  }
+  cmd->add_option("--lora", beside,
+                  what + ". One --lora DIR: every request runs through it (the model is served under the adapter's name). "
+                         "--lora NAME=DIR, repeatable: each adapter is kept beside the base and a request's \"model\" picks "
+                         "the base or one of them; requests for different adapters share batches")
+      ->take_all()
+      ->allow_extra_args(false);
+}
+
+namespace {
+// "NAME=DIR" -> {NAME, DIR}; "DIR" (or a path that exists whole) -> {DIR's name, DIR}.
+std::pair<std::string, std::string> named_adapter(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  if (eq != std::string::npos && eq > 0 && !std::filesystem::exists(spec)) return {spec.substr(0, eq), spec.substr(eq + 1)};
+  std::filesystem::path p(spec);
+  while (p.has_parent_path() && p.filename().empty()) p = p.parent_path();
+  return {p.filename().string(), spec};
+}
+}  // namespace
+
+std::vector<std::shared_ptr<const ServedAdapter>> ModelFlags::served_adapters(const Model& base) const {
+  std::vector<std::shared_ptr<const ServedAdapter>> out;
+  if (!lora.empty()) return out;  // the one adapter is the model's own
+  for (const std::string& spec : beside) {
+    auto [name, dir] = named_adapter(spec);
+    if (name.empty()) fail("--lora", "'" + spec + "': expected NAME=DIR");
+    for (const auto& a : out)
+      if (a->name == name) fail("--lora", "two adapters are named '" + name + "'");
+    const PeftAdapter adapter = PeftAdapter::load(dir);
+    out.push_back(std::make_shared<const ServedAdapter>(ServedAdapter::make(name, adapter, base)));
+    std::fprintf(stderr, "LoRA adapter %s as \"%s\" (r %lld, %zu modules) beside %s\n", dir.c_str(), name.c_str(),
+                 (long long)adapter.config.r, adapter.modules.size(), model.c_str());
+  }
+  return out;
 }
 
 Model ModelFlags::load() {
+  // One adapter without a name is the model's own, as in the other commands.
+  if (beside.size() == 1 && beside[0].find('=') == std::string::npos) lora = beside[0];
+  if (beside.size() == 1 && std::filesystem::exists(beside[0])) lora = beside[0];
+  if (!beside.empty() && is_adapter_dir(model))
+    fail(model, "is a LoRA adapter; give the base model with -m and the adapters with --lora");
   std::string adapter_dir = lora;
   if (is_adapter_dir(model)) {
     if (!lora.empty()) fail(model, "is a LoRA adapter; give the base model with -m and the adapter with --lora");
@@ -38,7 +80,7 @@ Model ModelFlags::load() {
     model = adapter.base_model;
   }
   Model m = Model::load(model, &adapter);
-  std::fprintf(stderr, "merged LoRA adapter %s (r %lld, %zu modules) into %s\n", adapter_dir.c_str(),
+  std::fprintf(stderr, "LoRA adapter %s (r %lld, %zu modules) on %s\n", adapter_dir.c_str(),
                (long long)adapter.config.r, adapter.modules.size(), model.c_str());
   return m;
 }

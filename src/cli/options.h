@@ -1,11 +1,14 @@
 // Flags several subcommands share (threads, sampling).
 #pragma once
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "generate/sampler.h"
 #include "model/weights.h"
 #include "model/model_tokenizer.h"
+#include "model/served_adapter.h"
 
 namespace zephyr::cli {
 
@@ -16,13 +19,18 @@ struct ThreadsFlag {
   void apply() const;
 };
 
-// -m/--model and --lora: a model, optionally with a LoRA adapter merged in as it loads. `-m` may
-// name the adapter itself when its adapter_config.json names a base that exists here.
+// -m/--model and --lora: a model, optionally with a LoRA adapter (Model::adapter). `-m` may name
+// the adapter itself when its adapter_config.json names a base that exists here. With `several`
+// (the server), --lora repeats: `--lora NAME=DIR` (or several --lora) keeps each adapter beside
+// the base, served under its name; one --lora DIR alone is the model's own, as elsewhere.
 struct ModelFlags {
-  std::string model, lora;
-  void add(CLI::App* cmd, const std::string& help = "model directory (Hugging Face layout) or GGUF file");
-  // Prints what it merged to stderr.
+  std::string model, lora;  // lora: the model's own adapter
+  std::vector<std::string> beside;  // NAME=DIR or DIR, as given
+  void add(CLI::App* cmd, const std::string& help = "model directory (Hugging Face layout) or GGUF file", bool several = false);
+  // Prints the adapter it put on the model to stderr.
   Model load();
+  // The adapters kept beside the base (after load()), checked against it; prints what it loaded.
+  std::vector<std::shared_ptr<const ServedAdapter>> served_adapters(const Model& base) const;
   // The base model's path (after load(): also when -m named an adapter).
   const std::string& path() const { return model; }
 };

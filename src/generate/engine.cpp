@@ -95,7 +95,7 @@ void Engine::shutdown(bool cancel) {
 
 void Engine::start(Slot& s, std::shared_ptr<EngineRequest> r) {
   const std::vector<int>& p = r->prompt;
-  const size_t common = s.state.reuse_prefix(p);
+  const size_t common = s.state.reuse_prefix(p, r->adapter);
   s.req = std::move(r);
   s.prompt_pos = common;
   s.next = -1;
@@ -150,7 +150,7 @@ void Engine::loop() {
         size_t best_common = 0;
         for (auto& s : slots_) {
           if (s->req) continue;
-          const size_t c = s->state.shared_prefix(queue_.front()->prompt);
+          const size_t c = s->state.shared_prefix(queue_.front()->prompt, queue_.front()->adapter);
           if (!best || c > best_common || (c == best_common && s->last_used < best->last_used)) best = s.get(), best_common = c;
         }
         if (!best) break;
@@ -180,9 +180,9 @@ void Engine::step() {
       if (n <= 0) continue;
       budget -= n;
       const bool last = s.prompt_pos + size_t(n) == p.size();
-      batch.push_back({&s.state, p.data() + s.prompt_pos, n, last ? s.logits.data() : nullptr});
+      batch.push_back({&s.state, p.data() + s.prompt_pos, n, last ? s.logits.data() : nullptr, s.req->adapter});
     } else {
-      batch.push_back({&s.state, &s.next, 1, s.logits.data()});
+      batch.push_back({&s.state, &s.next, 1, s.logits.data(), s.req->adapter});
     }
     owners.push_back(&s);
   }

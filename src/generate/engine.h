@@ -4,6 +4,8 @@
 // its KV cache after a request ends, and the next request reuses the longest cached prefix (the
 // next turn of a conversation). Batch-invariant: a request's tokens are the same bits whatever
 // else runs beside it (see forward_batch), so a seed gives the same answer alone or under load.
+// A request may run through a LoRA adapter kept beside the base (ServedAdapter): several adapters
+// share one loaded base and one batch; a slot's cache serves only a request with its adapter.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -33,6 +35,7 @@ struct EngineOptions {
 struct EngineRequest {
   std::vector<int> prompt;
   GenerationOptions options;
+  const ServedAdapter* adapter = nullptr;                 // a LoRA adapter beside the base (must outlive the engine); null: the base
   std::function<bool(std::string_view)> on_text;          // final text pieces; false cancels
   std::function<void(const TokenLogprob&)> on_logprob;    // with options.top_logprobs >= 0: each token (not EOS), before its text
   std::function<void(const GenerationResult&)> on_done;   // once, at the end (finish_reason set)

@@ -11,6 +11,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
+#include "model/served_adapter.h"
 
 namespace zephyr {
 
@@ -24,6 +25,17 @@ void check_ids(const ModelConfig& c, const int32_t* ids, int64_t n) {
     if (ids[i] < 0 || ids[i] >= c.vocab_size)
       fail("", "token id " + std::to_string(ids[i]) + " is outside the vocabulary (size " + std::to_string(c.vocab_size) + ")");
 }
+
+// The adapter a sequence runs through: the one it names, else the model's own (--lora), if any.
+const ServedAdapter* adapter_of(const Model& model, const BatchSequence& b) { return b.adapter ? b.adapter : model.adapter.get(); }
+
+// The logits rows' lm_head adapters (null: none) add their part.
+void add_head_adapters(const std::vector<const ServedAdapter*>& adapters, const float* x, int64_t H, float* logits, int64_t V) {
+  std::vector<LoraOutput> head(1);
+  for (const ServedAdapter* a : adapters) head[0].rows.push_back(a ? &a->lm_head : nullptr);
+  add_lora(head, x, H, logits, V);
+}
+
 }  // namespace
 
 InferenceState::InferenceState(const Model& model) : config_(model.config) {
@@ -31,15 +43,22 @@ InferenceState::InferenceState(const Model& model) : config_(model.config) {
   v_.resize(size_t(config_.num_hidden_layers));
 }
 
-size_t InferenceState::shared_prefix(const std::vector<int>& prompt) const {
+size_t InferenceState::shared_prefix(const std::vector<int>& prompt, const ServedAdapter* adapter) const {
+  if (adapter != adapter_) return 0;
   const size_t n = std::min(ids_.size(), prompt.size());
   return size_t(std::mismatch(ids_.begin(), ids_.begin() + long(n), prompt.begin()).first - ids_.begin());
 }
 
-size_t InferenceState::reuse_prefix(const std::vector<int>& prompt) {
-  const size_t keep = std::min(shared_prefix(prompt), prompt.empty() ? 0 : prompt.size() - 1);
+size_t InferenceState::reuse_prefix(const std::vector<int>& prompt, const ServedAdapter* adapter) {
+  const size_t keep = std::min(shared_prefix(prompt, adapter), prompt.empty() ? 0 : prompt.size() - 1);
   truncate(int64_t(keep));
   return keep;
+}
+
+void InferenceState::use_adapter(const ServedAdapter* adapter) {
+  if (size_ == 0) adapter_ = adapter;
+  else if (adapter != adapter_)
+    fail("", "a sequence's cached tokens ran with another adapter; start it afresh (truncate or reuse_prefix)");
 }
 
 void InferenceState::reserve(int64_t tokens) {
@@ -86,11 +105,32 @@ struct BatchPass {
       if (rowwise) matmul_rowwise(x, n, m, y);
       else matmul(x, n, m, y);
     };
+    // Each row's adapter, when any row has one: its modules add their part after the base's matmul.
+    std::vector<const ServedAdapter*> adapters;
+    for (const BatchSequence& b : batch)
+      if (adapter_of(model, b)) adapters.resize(size_t(n));
+    row = 0;
+    if (!adapters.empty())
+      for (const BatchSequence& b : batch)
+        for (int64_t t = 0; t < b.n; ++t) adapters[size_t(row++)] = adapter_of(model, b);
+    using Part = std::pair<LoraDelta ServedAdapter::Layer::*, int64_t>;  // a module and its columns' offset in y
+    auto lora = [&](size_t l, const float* x, int64_t ldx, float* y, int64_t ldy, std::initializer_list<Part> parts) {
+      if (adapters.empty()) return;
+      std::vector<LoraOutput> outputs;
+      for (const auto& [module, offset] : parts) {
+        LoraOutput& o = outputs.emplace_back();
+        o.offset = offset;
+        for (const ServedAdapter* a : adapters) o.rows.push_back(a ? &(a->layers[l].*module) : nullptr);
+      }
+      add_lora(outputs, x, ldx, y, ldy);
+    };
     const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
     for (size_t l = 0; l < w.layers.size(); ++l) {
       const LayerWeights& L = w.layers[l];
       rmsnorm_forward(s.x.data(), L.input_norm.data(), n, H, c.rms_norm_eps, s.xn.data());
       mm(s.xn.data(), L.qkv, s.qkv.data());
+      lora(l, s.xn.data(), H, s.qkv.data(), qkv_dim,
+           {{&ServedAdapter::Layer::q, 0}, {&ServedAdapter::Layer::k, qd}, {&ServedAdapter::Layer::v, qd + kvd}});
       row = 0;
       for (const BatchSequence& b : batch) {  // split each token's q|k|v row; k and v go to its cache
         InferenceState& st = *b.state;
@@ -110,12 +150,15 @@ struct BatchPass {
       }
       if (rowwise) attend_rowwise(tokens, l, shape, s);
       mm(s.attn.data(), L.o, s.xn.data());
+      lora(l, s.attn.data(), qd, s.xn.data(), H, {{&ServedAdapter::Layer::o, 0}});
       for (int64_t i = 0; i < n * H; ++i) s.x[size_t(i)] += s.xn[size_t(i)];
       rmsnorm_forward(s.x.data(), L.post_attention_norm.data(), n, H, c.rms_norm_eps, s.xn.data());
       mm(s.xn.data(), L.gate_up, s.gate_up.data());
+      lora(l, s.xn.data(), H, s.gate_up.data(), 2 * I, {{&ServedAdapter::Layer::gate, 0}, {&ServedAdapter::Layer::up, I}});
       for (int64_t t = 0; t < n; ++t)
         swiglu_forward(s.gate_up.data() + t * 2 * I, s.gate_up.data() + t * 2 * I + I, I, s.act.data() + t * I);
       mm(s.act.data(), L.down, s.xn.data());
+      lora(l, s.act.data(), I, s.xn.data(), H, {{&ServedAdapter::Layer::down, 0}});
       for (int64_t i = 0; i < n * H; ++i) s.x[size_t(i)] += s.xn[size_t(i)];
     }
   }
@@ -139,6 +182,7 @@ void forward(const Model& model, const int32_t* ids, int64_t n, InferenceState& 
   const ModelConfig& c = model.config;
   check_ids(c, ids, n);
   if (n <= 0) return;
+  st.use_adapter(nullptr);
   st.reserve(st.size_ + n);
   const int64_t H = c.hidden_size, V = c.vocab_size;
   ForwardScratch& s = st.scratch_;
@@ -154,6 +198,8 @@ void forward(const Model& model, const int32_t* ids, int64_t n, InferenceState& 
     const int64_t first = all_logits ? 0 : m - 1, rows = m - first;
     rmsnorm_forward(s.x.data() + first * H, model.weights.final_norm.data(), rows, H, c.rms_norm_eps, s.xn.data());
     matmul(s.xn.data(), rows, model.weights.lm_head, logits + (all_logits ? start * V : 0));
+    add_head_adapters(std::vector<const ServedAdapter*>(size_t(rows), model.adapter.get()), s.xn.data(), H,
+                      logits + (all_logits ? start * V : 0), V);
   }
 }
 
@@ -163,15 +209,20 @@ void forward_batch(const Model& model, std::span<const BatchSequence> batch, For
   for (const BatchSequence& b : batch) {
     check_ids(c, b.ids, b.n);
     if (b.n <= 0) fail("", "a sequence in the batch has no tokens");
+    b.state->use_adapter(b.adapter);
     b.state->reserve(b.state->size_ + b.n);
   }
   BatchPass::run_layers(model, batch, s, true);
   // The last token of each sequence that wants logits, gathered, through the final norm and lm_head.
   s.last.clear();
+  std::vector<const ServedAdapter*> adapters;  // each wanted row's
   int64_t row = 0, wanted = 0;
   for (const BatchSequence& b : batch) {
     row += b.n;
-    if (b.logits) s.last.insert(s.last.end(), s.x.begin() + (row - 1) * H, s.x.begin() + row * H), ++wanted;
+    if (b.logits) {
+      s.last.insert(s.last.end(), s.x.begin() + (row - 1) * H, s.x.begin() + row * H), ++wanted;
+      adapters.push_back(adapter_of(model, b));
+    }
     b.state->size_ += b.n;
     b.state->ids_.insert(b.state->ids_.end(), b.ids, b.ids + b.n);
   }
@@ -179,6 +230,7 @@ void forward_batch(const Model& model, std::span<const BatchSequence> batch, For
   s.logits.resize(size_t(wanted * V));
   rmsnorm_forward(s.last.data(), model.weights.final_norm.data(), wanted, H, c.rms_norm_eps, s.xn.data());
   matmul_rowwise(s.xn.data(), wanted, model.weights.lm_head, s.logits.data());
+  add_head_adapters(adapters, s.xn.data(), H, s.logits.data(), V);
   int64_t i = 0;
   for (const BatchSequence& b : batch)
     if (b.logits) std::memcpy(b.logits, s.logits.data() + i++ * V, size_t(V) * sizeof(float));

@@ -8,6 +8,7 @@
 #include "core/parallel.h"
 #include "kernels/quant.h"
 #include "model/gguf_model.h"
+#include "model/served_adapter.h"
 
 namespace zephyr {
 
@@ -135,47 +136,6 @@ void load_weights(const ModelConfig& c, const Tensors& f, ModelWeights& w) {
   }
 }
 
-// The base's tensors with a LoRA adapter merged into the ones it adapts: W + s·B·A in fp32 (in
-// HF row order), made on first request and kept in `merged` while the weights are copied. With
-// tied embeddings an adapted lm_head becomes a tensor of its own; the embedding stays the base's.
-Tensors with_adapter(const Tensors& base, const PeftAdapter& adapter, const ModelConfig& c,
-                     std::map<std::string, std::vector<float>>& merged) {
-  return Tensors(
-      [&base, &adapter, &c, &merged](const std::string& name, Source& s) {
-        const bool tied_head = name == "lm_head.weight" && c.tie_word_embeddings && !base.has(name);
-        if (!adapter.adapts(name)) return base.find(name, s);
-        if (!base.find(tied_head ? "model.embed_tokens.weight" : name, s)) return false;
-        if (s.shape.size() != 2) fail(base.file_of(name), "tensor '" + name + "' is not a matrix");
-        const int64_t rows = s.shape[0], cols = s.shape[1];
-        auto it = merged.find(name);
-        if (it == merged.end()) {
-          std::vector<float> w(size_t(rows * cols));
-          const size_t row_b = row_bytes(s.dtype, cols);
-          parallel_for(size_t(rows), 16, [&](size_t r0, size_t r1) {
-            for (size_t g = r0; g < r1; ++g) {
-              const int64_t r = s.permuted_head_dim ? hf_row_of_gguf_row(int64_t(g), s.permuted_head_dim) : int64_t(g);
-              dequantize_row(s.dtype, s.data + g * row_b, w.data() + r * cols, cols);
-            }
-          });
-          adapter.merge_into(name, w.data(), rows, cols);
-          it = merged.emplace(name, std::move(w)).first;
-        }
-        s = Source{DType::F32, {rows, cols}, reinterpret_cast<const uint8_t*>(it->second.data()), it->second.size() * 4, 0};
-        return true;
-      },
-      [&base](const std::string& name) { return base.file_of(name); });
-}
-
-// Loads through the adapter when there is one.
-void load_weights(const ModelConfig& c, const Tensors& f, const PeftAdapter* adapter, ModelWeights& w) {
-  if (!adapter) return load_weights(c, f, w);
-  std::map<std::string, std::vector<float>> merged;
-  load_weights(c, with_adapter(f, *adapter, c, merged), w);
-  for (auto& [module, _] : adapter->modules)
-    if (!merged.count(module + ".weight"))
-      fail((adapter->dir / "adapter_model.safetensors").string(), "adapts '" + module + "', which this model does not have");
-}
-
 }  // namespace
 
 Model Model::load(const std::filesystem::path& path, const PeftAdapter* adapter) {
@@ -196,23 +156,28 @@ Model Model::load(const std::filesystem::path& path, const PeftAdapter* adapter)
           return true;
         },
         [&g](const std::string& name) { return g.name() + " (tensor " + gguf_tensor_name(name) + ")"; });
-    load_weights(m.config, f, adapter, m.weights);
-    return m;
+    load_weights(m.config, f, m.weights);
+  } else {
+    m.dir = ModelDir::resolve(path);
+    m.config = ModelConfig::load(m.dir / "config.json");  // before the weights: its errors come first
+    m.files = std::make_shared<ModelDir>(m.dir);
+    m.generation_config = m.files->generation_config();
+    const ModelDir& d = *m.files;
+    Tensors f(
+        [&d](const std::string& name, Source& s) {
+          const TensorInfo* t = d.find(name);
+          if (!t) return false;
+          s = Source{t->float_dtype(d.file_of(name)), t->shape, t->data, t->nbytes, 0};
+          return true;
+        },
+        [&d](const std::string& name) { return d.file_of(name); });
+    load_weights(m.config, f, m.weights);
   }
-  m.dir = ModelDir::resolve(path);
-  m.config = ModelConfig::load(m.dir / "config.json");  // before the weights: its errors come first
-  m.files = std::make_shared<ModelDir>(m.dir);
-  m.generation_config = m.files->generation_config();
-  const ModelDir& d = *m.files;
-  Tensors f(
-      [&d](const std::string& name, Source& s) {
-        const TensorInfo* t = d.find(name);
-        if (!t) return false;
-        s = Source{t->float_dtype(d.file_of(name)), t->shape, t->data, t->nbytes, 0};
-        return true;
-      },
-      [&d](const std::string& name) { return d.file_of(name); });
-  load_weights(m.config, f, adapter, m.weights);
+  if (adapter) {
+    std::filesystem::path name = adapter->dir;
+    while (name.has_parent_path() && name.filename().empty()) name = name.parent_path();
+    m.adapter = std::make_shared<const ServedAdapter>(ServedAdapter::make(name.filename().string(), *adapter, m));
+  }
   return m;
 }
 

@@ -32,6 +32,8 @@ struct ModelWeights {
   std::vector<std::shared_ptr<HugeBuffer>> storage;  // owns the copied matrices
 };
 
+struct ServedAdapter;
+
 // A loaded model: its config, generation defaults and weights (which point into `files`).
 struct Model {
   ModelConfig config;
@@ -40,10 +42,12 @@ struct Model {
   ModelWeights weights;
   std::shared_ptr<ModelDir> files;  // an HF directory's weights, or
   std::shared_ptr<GgufFile> gguf;   // a GGUF file (then `dir` is the file)
+  // A LoRA adapter every sequence runs through unless it names another: kept beside the weights
+  // (the base keeps its type; its matrices are not copied) rather than merged into them.
+  std::shared_ptr<const ServedAdapter> adapter;
 
   // Opens an HF model directory or a GGUF file; any missing tensor, wrong shape or unsupported
-  // dtype is an Error naming the file and the tensor. With an adapter, the matrices it adapts are
-  // merged (W + s·B·A) and kept in fp32, whatever the base's type.
+  // dtype is an Error naming the file and the tensor. With an adapter: see `adapter`.
   static Model load(const std::filesystem::path& path, const PeftAdapter* adapter = nullptr);
   // The EOS ids to stop at: generation_config.json's, else config.json's.
   std::vector<int64_t> eos_token_ids() const;

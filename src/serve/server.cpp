@@ -138,7 +138,11 @@ struct Server::Impl {
   // requests, and the answer (a refusal, one JSON body, or an SSE stream).
   std::vector<std::vector<int>> prompt_ids(const CompletionRequest& cr, Endpoint e);
   bool request_flagged(const CompletionRequest& cr, Endpoint e, std::string& category);
-  void submit(const CompletionRequest& cr, const std::vector<std::vector<int>>& prompts, Job& job, httplib::Response& res);
+  void submit(const CompletionRequest& cr, const std::vector<std::vector<int>>& prompts, const ServedAdapter* adapter, Job& job,
+              httplib::Response& res);
+  // The adapter a request's `model` names (null: the base); an ApiError 404 for an unknown name.
+  const ServedAdapter* served(const std::optional<std::string>& name) const;
+  ordered_json model_list() const;
   void send_refusal(httplib::Response& res, Endpoint e, const CompletionRequest& cr, const ResponseMeta& meta, const Usage& usage,
                     int choices, const std::string& category);
   void send_whole(httplib::Response& res, Endpoint e, const CompletionRequest& cr, const ResponseMeta& meta, Usage usage,
@@ -190,15 +194,14 @@ void Server::Impl::routes() {
                     "application/json");
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { res.set_content(metrics(), "text/plain; version=0.0.4"); });
-  const json model_entry = {{"id", opt.model_name}, {"object", "model"}, {"created", started}, {"owned_by", "zephyr"}};
-  http.Get("/v1/models", [model_entry](const httplib::Request&, httplib::Response& res) {
-    res.set_content(json{{"object", "list"}, {"data", {model_entry}}}.dump(), "application/json");
+  http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(ordered_json{{"object", "list"}, {"data", model_list()}}.dump(), "application/json");
   });
-  http.Get(R"(/v1/models/(.+))", [this, model_entry](const httplib::Request& req, httplib::Response& res) {
-    if (req.matches[1] != opt.model_name)
-      return send_error(res, ApiError(404, "invalid_request_error", "The model '" + std::string(req.matches[1]) + "' does not exist",
-                                      "model", "model_not_found"));
-    res.set_content(model_entry.dump(), "application/json");
+  http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    for (const ordered_json& m : model_list())
+      if (m["id"] == req.matches[1]) return res.set_content(m.dump(), "application/json");
+    send_error(res, ApiError(404, "invalid_request_error", "The model '" + std::string(req.matches[1]) + "' does not exist", "model",
+                             "model_not_found"));
   });
   http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, Endpoint::Chat); });
   http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, Endpoint::Completions); });
@@ -210,25 +213,46 @@ void Server::Impl::completion(const httplib::Request& req, httplib::Response& re
   std::vector<std::vector<int>> prompts;
   std::string refused;  // the filter's category when it flagged the request ("" when it did not)
   bool flagged_request = false;
+  const ServedAdapter* adapter = nullptr;
   try {
     if (stopping) throw ApiError(503, "server_error", "The server is shutting down");
     cr = parse_request(req.body, e, defaults);
-    if (cr.model && *cr.model != opt.model_name)
-      throw ApiError(404, "invalid_request_error", "The model '" + *cr.model + "' does not exist; this server serves '" + opt.model_name + "'",
-                     "model", "model_not_found");
+    adapter = served(cr.model);
     prompts = prompt_ids(cr, e);
     flagged_request = filter && request_flagged(cr, e, refused);
-    if (!flagged_request) submit(cr, prompts, *job, res);
+    if (!flagged_request) submit(cr, prompts, adapter, *job, res);
   } catch (const ApiError& err) {
     // Requests already queued see `cancelled` and end without running further.
     return send_error(res, err);
   }
-  const ResponseMeta meta{random_id(e == Endpoint::Chat ? "chatcmpl-" : "cmpl-"), opt.model_name, unix_now()};
+  const ResponseMeta meta{random_id(e == Endpoint::Chat ? "chatcmpl-" : "cmpl-"), adapter ? adapter->name : opt.model_name, unix_now()};
   Usage usage;
   for (const auto& p : prompts) usage.prompt_tokens += int64_t(p.size());
   if (flagged_request) return send_refusal(res, e, cr, meta, usage, int(prompts.size()) * cr.n, refused);
   if (!cr.stream) return send_whole(res, e, cr, meta, usage, job);
   send_stream(res, e, cr, meta, usage, job);
+}
+
+const ServedAdapter* Server::Impl::served(const std::optional<std::string>& name) const {
+  if (!name || *name == opt.model_name) return nullptr;
+  std::string names = "'" + opt.model_name + "'";
+  for (const auto& a : opt.adapters) {
+    if (a->name == *name) return a.get();
+    names += ", '" + a->name + "'";
+  }
+  throw ApiError(404, "invalid_request_error",
+                 "The model '" + *name + "' does not exist; this server serves " + names + " (GET /v1/models)", "model",
+                 "model_not_found");
+}
+
+ordered_json Server::Impl::model_list() const {
+  ordered_json list = ordered_json::array();
+  list.push_back({{"id", opt.model_name}, {"object", "model"}, {"created", started}, {"owned_by", "zephyr"}});
+  // Adapters as vLLM lists them: their base as `parent`, their directory as `root`.
+  for (const auto& a : opt.adapters)
+    list.push_back({{"id", a->name}, {"object", "model"}, {"created", started}, {"owned_by", "zephyr"}, {"root", a->dir.string()},
+                    {"parent", opt.model_name}});
+  return list;
 }
 
 std::vector<std::vector<int>> Server::Impl::prompt_ids(const CompletionRequest& cr, Endpoint e) {
@@ -268,7 +292,8 @@ bool Server::Impl::request_flagged(const CompletionRequest& cr, Endpoint e, std:
   return !text.empty() && flagged("user", text, cr.messages.is_null() ? ordered_json::array() : cr.messages, category);
 }
 
-void Server::Impl::submit(const CompletionRequest& cr, const std::vector<std::vector<int>>& prompts, Job& job, httplib::Response& res) {
+void Server::Impl::submit(const CompletionRequest& cr, const std::vector<std::vector<int>>& prompts, const ServedAdapter* adapter, Job& job,
+                          httplib::Response& res) {
   const int total = int(prompts.size()) * cr.n;
   job.remaining = total;
   job.pending.resize(size_t(total));
@@ -278,6 +303,7 @@ void Server::Impl::submit(const CompletionRequest& cr, const std::vector<std::ve
     for (int i = 0; i < cr.n; ++i, ++index) {
       auto r = std::make_shared<EngineRequest>();
       r->prompt = p;
+      r->adapter = adapter;
       r->options = cr.options;
       if (!cr.ignore_eos) r->options.eos_ids = model.eos_token_ids();
       if (r->options.max_new_tokens < 0) r->options.max_new_tokens = engine.slot_context() - int64_t(p.size());

@@ -1,6 +1,7 @@
 // zephyr serve: an OpenAI-compatible HTTP server (cpp-httplib) on the batched engine:
 // /v1/chat/completions and /v1/completions (JSON or SSE streams), /v1/models, /health,
-// /metrics (Prometheus text) and a web chat page at /. Errors are OpenAI-style JSON.
+// /metrics (Prometheus text) and a web chat page at /. Errors are OpenAI-style JSON. With LoRA
+// adapters beside the base, the request's `model` picks the base or one of them.
 #pragma once
 #include <functional>
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include "generate/engine.h"
 #include "serve/content_filter.h"
+#include "model/served_adapter.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 
@@ -18,6 +20,8 @@ struct ServerOptions {
   int port = 8080;                 // 0: any free port (the one taken is passed to on_listening)
   std::string api_key;             // when set, /v1/ requests need "Authorization: Bearer KEY"
   std::string model_name;          // the id /v1/models lists and requests may name
+  // LoRA adapters served beside the base: a request naming one (`model`) runs through it.
+  std::vector<std::shared_ptr<const ServedAdapter>> adapters;
   EngineOptions engine;
   size_t max_body_bytes = 8 << 20; // larger bodies get 413
   FilterOptions filter;            // spec "": no filter

@@ -18,7 +18,7 @@ const char* const kWebChatPage = R"HTML(<!doctype html>
   main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
   h1 { font-size: 18px; margin: 0 0 12px; }
   label { display: block; font-size: 13px; color: var(--muted); margin-top: 12px; }
-  input, textarea { width: 100%; font: inherit; padding: 6px 8px; border: 1px solid var(--line); border-radius: 6px; }
+  input, textarea, select { width: 100%; font: inherit; padding: 6px 8px; border: 1px solid var(--line); border-radius: 6px; }
   #log { flex: 1; overflow-y: auto; padding: 16px; }
   .msg { max-width: 80ch; margin: 0 0 12px; padding: 10px 12px; border-radius: 10px; white-space: pre-wrap; word-wrap: break-word; }
   .user { background: var(--user); margin-left: auto; }
@@ -35,6 +35,7 @@ const char* const kWebChatPage = R"HTML(<!doctype html>
 <aside>
   <h1>zephyr chat</h1>
   <div class="note" id="model">model: …</div>
+  <div id="adapters" hidden><label for="pick">Model or adapter</label><select id="pick"></select></div>
   <label for="system">System prompt</label>
   <textarea id="system" rows="4" placeholder="You are a helpful assistant."></textarea>
   <label for="temperature">Temperature</label>
@@ -66,7 +67,13 @@ $("key").value = localStorage.getItem("zephyr-key") || "";
 $("key").onchange = () => localStorage.setItem("zephyr-key", $("key").value);
 const headers = () => Object.assign({"Content-Type": "application/json"},
   $("key").value ? {"Authorization": "Bearer " + $("key").value} : {});
-fetch("/v1/models", {headers: headers()}).then(r => r.json()).then(j => { $("model").textContent = "model: " + j.data[0].id; }).catch(() => {});
+// The base, then the LoRA adapters served beside it (if any): the picked one is the request's model.
+fetch("/v1/models", {headers: headers()}).then(r => r.json()).then(j => {
+  $("model").textContent = "model: " + j.data[0].id;
+  if (j.data.length < 2) return;
+  for (const m of j.data) $("pick").add(new Option(m.parent ? m.id + " (LoRA on " + m.parent + ")" : m.id, m.id));
+  $("adapters").hidden = false;
+}).catch(() => {});
 
 function bubble(role, text) {
   const div = document.createElement("div");
@@ -85,6 +92,7 @@ async function send(text) {
   const body = {messages, stream: true, temperature: +$("temperature").value, top_p: +$("top_p").value,
                 top_k: +$("top_k").value, max_tokens: +$("max_tokens").value};
   if ($("seed").value !== "") body.seed = +$("seed").value;
+  if (!$("adapters").hidden) body.model = $("pick").value;
   controller = new AbortController();
   $("send").disabled = true; $("stop").disabled = false;
   let answer = "";

@@ -8,13 +8,18 @@ the peft venv's python (tests/ref/setup.sh: Debian's torch, transformers 4.44, p
 import argparse
 import atexit
 import hashlib
+import http.client
 import json
 import math
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 try:
     import numpy as np
@@ -115,6 +120,94 @@ def peft_grads(base, adapter, batch):
 
 def sha(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+def serve(model, *flags):
+    """Starts `zephyr serve` on a free port; returns the process and a POST/GET helper."""
+    p = subprocess.Popen([Z, "serve", "-m", model, "--port", "0", "--parallel", "4", *flags], stderr=subprocess.PIPE, text=True)
+    lines = []
+    while True:
+        line = p.stderr.readline()
+        lines.append(line)
+        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if m or not line:
+            break
+    if not m:
+        p.kill()
+        sys.exit(f"zephyr serve did not start:\n{''.join(lines)}{p.stderr.read()}")
+    threading.Thread(target=p.stderr.read, daemon=True).start()
+    port = int(m.group(1))
+
+    def call(path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        c.request("POST" if body is not None else "GET", path, json.dumps(body) if body is not None else None,
+                  {"Content-Type": "application/json"})
+        r = c.getresponse()
+        out = (r.status, json.loads(r.read()))
+        c.close()
+        return out
+    return p, call
+
+
+def peft_greedy(model, ids, n):
+    """n greedy tokens and each one's log-probability, from a transformers (or peft) model."""
+    ids, lps = list(ids), []
+    with torch.no_grad():
+        for _ in range(n):
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].double(), -1)
+            ids.append(int(logp.argmax()))
+            lps.append(float(logp.max()))
+    return lps
+
+
+def check_served_adapters(base, adapter_a, adapter_b):
+    prompt = [int(i) for i in np.random.default_rng(12).integers(3, 200, 12)]
+    want = {"qbase": peft_greedy(hf_model(base), prompt, 8)}
+    for name, path in (("all", adapter_a), ("qv", adapter_b)):
+        want[name] = peft_greedy(PeftModel.from_pretrained(hf_model(base), path).eval(), prompt, 8)
+    gguf = os.path.join(TMP, "qbase-f32.gguf")
+    run("export-gguf", base, gguf, "--type", "f32")
+    for label, model in (("an HF base", base), ("its f32 GGUF", gguf)):
+        p, call = serve(model, "--model-name", "qbase", "--lora", f"all={adapter_a}", "--lora", f"qv={adapter_b}")
+        try:
+            status, models = call("/v1/models")
+            ids = [(m["id"], m.get("parent")) for m in models["data"]]
+            check(status == 200 and ids == [("qbase", None), ("all", "qbase"), ("qv", "qbase")],
+                  f"serve --lora NAME=DIR x2 on {label}: /v1/models lists {ids}")
+
+            def complete(name, temperature=0.0, seed=0):
+                status, r = call("/v1/completions", {"model": name, "prompt": prompt, "max_tokens": 8, "temperature": temperature,
+                                                     "seed": seed, "logprobs": 1, "ignore_eos": True})
+                if status != 200:
+                    sys.exit(f"/v1/completions for {name}: {status} {r}")
+                return r["model"], r["choices"][0]["text"], r["choices"][0]["logprobs"]["token_logprobs"]
+            worst = 0.0
+            for name, lps in want.items():
+                got_name, _, got = complete(name)
+                worst = max(worst, max(abs(a - b) for a, b in zip(got, lps)) if len(got) == len(lps) else 1.0)
+                check(got_name == name, f"  a completion for {name} says model {got_name}")
+            differ = min(max(abs(a - b) for a, b in zip(want[n], want["qbase"])) for n in ("all", "qv"))
+            check(worst < 1e-4 and differ > 1e-2, f"  greedy completions through the base and each adapter follow peft's greedy tokens: "
+                                f"log-probs within {worst:.1e} (the adapters move them by >= {differ:.2f})")
+            # Mixed concurrent requests (sampled) get exactly what each gets alone.
+            jobs = [(name, 0.9, 40 + k) for k, name in enumerate(["all", "qv", "qbase", "all", "qv", "qbase", "all", "qv"])]
+            alone = [complete(*j) for j in jobs]
+            with ThreadPoolExecutor(len(jobs)) as ex:
+                together = list(ex.map(lambda j: complete(*j), jobs))
+            check(together == alone and len({a[1] for a in alone}) > 3,
+                  f"  {len(jobs)} concurrent sampled requests over the base and both adapters get their solo text and log-probs")
+            status, err = call("/v1/completions", {"model": "nope", "prompt": prompt, "max_tokens": 2})
+            msg = err.get("error", {}).get("message", "")
+            check(status == 404 and "'qbase', 'all', 'qv'" in msg, f"  an unknown model is a 404 naming those served: {msg}")
+        finally:
+            p.send_signal(signal.SIGINT)
+            p.wait(30)
+    for flags, expect in ((["--lora", f"a={adapter_a}", "--lora", f"a={adapter_b}"], "two adapters are named 'a'"),
+                          (["--model-name", "x", "--lora", f"x={adapter_a}", "--lora", f"y={adapter_b}"], "the base model's name"),
+                          (["--lora", f"a={adapter_a}", "--lora", f"b={os.path.join(TMP, 'peft-0')}"], "another model")):
+        p = subprocess.run([Z, "serve", "-m", base, "--port", "0", *flags], capture_output=True, text=True, timeout=60)
+        last = p.stderr.strip().splitlines()[-1:]
+        check(p.returncode == 1 and last and expect in last[0], f"  refused: {last[0] if last else '(nothing)'}")
+
 
 
 def main():
@@ -275,6 +368,9 @@ def main():
         adapters.append(load_file(os.path.join(out, "adapter_model.safetensors")))
     trained = max(rel_err(adapters[0][n], t) for n, t in adapters[1].items())
     check(trained < 1e-5, f"load_in_4bit = LoRA on the base quantized to Q4_0 by the gguf package: adapters after 3 steps {trained:.1e}")
+
+    # 9. Several adapters beside one base in the server, picked by the request's model name.
+    check_served_adapters(qbase, qadapter, make_peft_adapter(qbase, "peft-q2", ["q_proj", "v_proj", "lm_head"], True, seed=10))
 
     # 7. Adapters that cannot be used end in one clear error line.
     good = os.path.join(TMP, "peft-0")

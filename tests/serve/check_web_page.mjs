@@ -1,11 +1,13 @@
 // The web chat page as a person uses it: Debian's chromium (headless, driven by playwright-core)
 // opens `zephyr serve`'s page, sets a seed and greedy sampling, types a message, presses Enter,
 // and sees the answer stream in; the answer equals the API's for the same request, and a second
-// turn keeps the history. A screenshot is kept as a test artifact.
+// turn keeps the history; with a LoRA adapter served beside the model, picking it on the page gets
+// the adapter's answer. A screenshot is kept as a test artifact.
 // usage: node check_web_page.mjs ZEPHYR MODEL.gguf REF_DIR (holding node_modules/playwright-core) SCREENSHOT.png
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
 const [zephyr, model, refDir, screenshot] = process.argv.slice(2);
@@ -22,7 +24,38 @@ const check = (ok, what) => {
   if (!ok) failures++;
 };
 
-const server = spawn(zephyr, ["serve", "-m", model, "--port", "0", "--model-name", "smollm2"], { stdio: ["ignore", "ignore", "pipe"] });
+// A peft-format adapter for SmolLM2 (r 2 on every layer's q_proj and v_proj, random A and B), written
+// as peft writes one: adapter_config.json and F32 tensors in adapter_model.safetensors.
+function writeAdapter(dir) {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "adapter_config.json"), JSON.stringify({ peft_type: "LORA", r: 2, lora_alpha: 2, bias: "none",
+    target_modules: ["q_proj", "v_proj"], base_model_name_or_path: model }));
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5);
+  const tensors = [];
+  for (let l = 0; l < 30; l++)
+    for (const [proj, out] of [["q_proj", 576], ["v_proj", 192]]) {
+      const name = `base_model.model.model.layers.${l}.self_attn.${proj}.lora_`;
+      tensors.push([name + "A.weight", [2, 576]], [name + "B.weight", [out, 2]]);
+    }
+  const header = {};
+  let offset = 0;
+  for (const [name, shape] of tensors) {
+    const bytes = shape[0] * shape[1] * 4;
+    header[name] = { dtype: "F32", shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const head = Buffer.from(JSON.stringify(header));
+  const data = new Float32Array(offset / 4).map(() => rand() * 0.3);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(head.length));
+  writeFileSync(join(dir, "adapter_model.safetensors"), Buffer.concat([len, head, Buffer.from(data.buffer)]));
+}
+const adapterDir = join(mkdtempSync(join(tmpdir(), "zephyr-web-")), "pirate");
+writeAdapter(adapterDir);
+
+const server = spawn(zephyr, ["serve", "-m", model, "--port", "0", "--model-name", "smollm2", "--lora", "pirate=" + adapterDir],
+  { stdio: ["ignore", "ignore", "pipe"] });
 const port = await new Promise((resolve, reject) => {
   let err = "";
   server.stderr.on("data", (d) => {
@@ -83,6 +116,20 @@ try {
   }
   check(busy === 0, "Stop ends the streamed answer on the page and frees the server's slot");
   await page.fill("#max_tokens", "40");
+  // The adapter served beside the model: listed on the page, picked, answering as the API does for it.
+  const options = await page.$$eval("#pick option", (os) => os.map((o) => o.value));
+  check(JSON.stringify(options) === JSON.stringify(["smollm2", "pirate"]), `the page offers the model and its adapter: ${options}`);
+  await page.selectOption("#pick", "pirate");
+  await page.click("#clear");
+  await page.fill("#input", question);
+  await page.press("#input", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll(".msg.assistant").length === 1 &&
+    !document.getElementById("send").disabled && document.querySelector(".msg.assistant").textContent.length > 0, null, { timeout: 60000 });
+  const viaAdapter = await page.textContent(".msg.assistant");
+  const apiAdapter = await (await fetch(base + "/v1/chat/completions", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ ...body, model: "pirate" }) })).json();
+  check(viaAdapter === apiAdapter.choices[0].message.content && apiAdapter.model === "pirate" && viaAdapter !== shown,
+    `picking the adapter gets its answer (not the base's): ${JSON.stringify(viaAdapter)}`);
   mkdirSync(dirname(screenshot), { recursive: true });
   await page.screenshot({ path: screenshot });
   check(existsSync(screenshot), `screenshot kept: ${screenshot}`);
@@ -91,6 +138,7 @@ try {
 } finally {
   if (browser) await browser.close();
   server.kill("SIGINT");
+  rmSync(dirname(adapterDir), { recursive: true, force: true });
 }
 if (failures) {
   console.log(`${failures} web page checks failed`);

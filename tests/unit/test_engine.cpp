@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "generate/engine.h"
 #include "model/init.h"
+#include "model/served_adapter.h"
 #include "test_util.h"
 
 using namespace zephyr;
@@ -51,8 +52,9 @@ struct Answer {
 };
 
 std::shared_ptr<EngineRequest> request(const Tokenizer& tok, const std::string& prompt, double temp, uint64_t seed, int64_t n,
-                                       std::promise<Answer>& done, std::string* streamed) {
+                                       std::promise<Answer>& done, std::string* streamed, const ServedAdapter* adapter = nullptr) {
   auto r = std::make_shared<EngineRequest>();
+  r->adapter = adapter;
   r->prompt = tok.encode(prompt, true);
   r->options.sampling.temperature = temp;
   r->options.sampling.seed = seed;
@@ -67,11 +69,12 @@ std::shared_ptr<EngineRequest> request(const Tokenizer& tok, const std::string& 
   return r;
 }
 
-Answer run_alone(const Model& m, const Tokenizer& tok, const std::string& prompt, double temp, uint64_t seed, int64_t n) {
+Answer run_alone(const Model& m, const Tokenizer& tok, const std::string& prompt, double temp, uint64_t seed, int64_t n,
+                 const ServedAdapter* adapter = nullptr) {
   Engine e(m, tok, {});
   std::promise<Answer> done;
   std::string streamed;
-  EXPECT_TRUE(e.submit(request(tok, prompt, temp, seed, n, done, &streamed)));
+  EXPECT_TRUE(e.submit(request(tok, prompt, temp, seed, n, done, &streamed, adapter)));
   return done.get_future().get();
 }
 
@@ -116,6 +119,41 @@ TEST(Engine, TheNextTurnReusesTheCachedPrefixAndAnswersTheSame) {
     const Answer a = done.get_future().get();
     EXPECT_EQ(a.tokens, fresh.tokens) << "turn " << turn;
     EXPECT_EQ(a.evaluated, turn == 0 ? int64_t(tok.encode("One two three four five six").size()) : 1) << "turn " << turn;
+  }
+}
+
+// Requests for different adapters (and the base) share batches and each gets its solo tokens; a
+// slot's cache serves the next request only when it names the same adapter.
+TEST(Engine, RequestsForDifferentAdaptersShareBatchesAndNeverEachOthersCache) {
+  const Model m = Model::load(tiny_model());
+  const Tokenizer tok = Tokenizer::load(tiny_model());
+  const ServedAdapter x = ServedAdapter::make("x", test::random_adapter(m.config, 4, {"q_proj", "v_proj", "down_proj"}, true, 1), m);
+  const ServedAdapter y = ServedAdapter::make("y", test::random_adapter(m.config, 8, {"o_proj", "up_proj"}, false, 2), m);
+  const std::string prompt = "One two three four five six";
+  const std::vector<const ServedAdapter*> which = {&x, nullptr, &y, &x, &y};
+  std::vector<Answer> alone;
+  for (size_t i = 0; i < which.size(); ++i) alone.push_back(run_alone(m, tok, prompt, 0.9, 5 + i % 2, 16, which[i]));
+  EXPECT_NE(alone[0].tokens, alone[1].tokens);
+  EXPECT_NE(alone[1].tokens, alone[2].tokens);
+  EngineOptions o;
+  o.slots = 3;
+  o.step_tokens = 5;
+  Engine e(m, tok, o);
+  std::vector<std::promise<Answer>> done(which.size());
+  std::vector<std::string> streamed(which.size());
+  for (size_t i = 0; i < which.size(); ++i) ASSERT_TRUE(e.submit(request(tok, prompt, 0.9, 5 + i % 2, 16, done[i], &streamed[i], which[i])));
+  for (size_t i = 0; i < which.size(); ++i) EXPECT_EQ(done[i].get_future().get().tokens, alone[i].tokens) << "request " << i;
+  // One slot, the same prompt through x, the base, x again: only the repeat reuses the cache.
+  o.slots = 1;
+  Engine one(m, tok, o);
+  const int64_t n = int64_t(tok.encode(prompt, true).size());
+  for (auto [adapter, evaluated, want] : {std::tuple{&x, n, 0}, {nullptr, n, 1}, {&x, n, 0}, {&x, int64_t(1), 0}}) {
+    std::promise<Answer> d;
+    std::string s;
+    ASSERT_TRUE(one.submit(request(tok, prompt, 0.9, 5 + want % 2, 16, d, &s, adapter)));
+    const Answer a = d.get_future().get();
+    EXPECT_EQ(a.tokens, alone[size_t(want)].tokens);
+    EXPECT_EQ(a.evaluated, evaluated);
   }
 }
 

@@ -16,6 +16,8 @@
 #include "io/safetensors.h"
 #include "model/inference.h"
 #include "model/init.h"
+#include "model/served_adapter.h"
+#include "model/trainable.h"
 
 using namespace zephyr;
 using zephyr::test::error_of;
@@ -286,4 +288,78 @@ TEST(BatchForward, LogitsAreBitIdenticalWhateverSharesThePass) {
     forward(m, a.data(), int64_t(a.size()), sf, lf.data());
     for (int64_t v = 0; v < V; ++v) EXPECT_NEAR(lf[size_t(v)], alone[0][size_t(v)], 1e-4) << v;
   }
+}
+
+// Adapters kept beside the base (the server's multi-adapter path): each gives the logits of the
+// base with it merged, and a sequence's logits are the same bits whatever adapters share its pass.
+TEST(ServedAdapter, MatchesTheMergedModelAndIsBatchInvariantAcrossAdapters) {
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    const fs::path dir = tiny_model("served-adapter", dtype, 0);
+    const Model base = Model::load(dir);
+    const ModelConfig& c = base.config;
+    const int64_t V = c.vocab_size;
+    const PeftAdapter px = test::random_adapter(c, 4, {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}, true, 11);
+    const PeftAdapter py = test::random_adapter(c, 2, {"q_proj", "v_proj"}, false, 12);
+    const ServedAdapter x = ServedAdapter::make("x", px, base), y = ServedAdapter::make("y", py, base);
+    // The reference: the adapters merged into the weights (zephyr merge's way: W + s·B·A in fp32).
+    auto merged = [&](const PeftAdapter& p, const std::string& name) {
+      TrainableModel t = TrainableModel::load(dir);
+      t.merge(p);
+      const fs::path out = fresh_dir("served-adapter-merged-" + name);
+      t.save(out, dir);
+      return Model::load(out);
+    };
+    const Model merged_x = merged(px, "x"), merged_y = merged(py, "y");
+    const Model own_x = Model::load(dir, &px);  // --lora: x is every sequence's unless it names another
+    const std::vector<int> a = random_ids(30, int(V), 4), b = random_ids(9, int(V), 5);
+    ForwardScratch scratch;
+    // Alone, each through its adapter: the merged model's logits to rounding.
+    auto alone = [&](const Model& m, const std::vector<int>& ids, const ServedAdapter* ad) {
+      InferenceState st(m);
+      std::vector<float> out(static_cast<size_t>(V));
+      BatchSequence one{&st, ids.data(), int64_t(ids.size()), out.data(), ad};
+      forward_batch(m, {&one, 1}, scratch);
+      return out;
+    };
+    const std::vector<float> ax = alone(base, a, &x), bx = alone(base, b, &x), ay = alone(base, a, &y), a0 = alone(base, a, nullptr);
+    const std::vector<float> mx = alone(merged_x, a, nullptr), my = alone(merged_y, a, nullptr);
+    double worst = 0, moved = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      worst = std::max({worst, std::fabs(double(ax[size_t(v)] - mx[size_t(v)])), std::fabs(double(ay[size_t(v)] - my[size_t(v)]))});
+      moved = std::max(moved, std::fabs(double(ax[size_t(v)] - a0[size_t(v)])));
+    }
+    EXPECT_LT(worst, 2e-4) << dtype_name(dtype);
+    EXPECT_EQ(0, std::memcmp(alone(own_x, a, nullptr).data(), ax.data(), size_t(V) * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(alone(own_x, a, &y).data(), ay.data(), size_t(V) * sizeof(float)));
+    EXPECT_GT(moved, 1e-2) << dtype_name(dtype) << ": the adapter changes nothing";
+    // Together: a through x and through y and b through x and the base alone, prompts cut unevenly.
+    InferenceState s1(base), s2(base), s3(base), s4(base);
+    std::vector<float> l1(static_cast<size_t>(V)), l2(l1), l3(l1), l4(l1);
+    std::vector<BatchSequence> batch = {{&s1, a.data(), 13, nullptr, &x}, {&s2, a.data(), 30, l2.data(), &y},
+                                        {&s3, b.data(), 9, l3.data(), &x}, {&s4, a.data(), 20, nullptr, nullptr}};
+    forward_batch(base, batch, scratch);
+    batch = {{&s4, a.data() + 20, 10, l4.data(), nullptr}, {&s1, a.data() + 13, 17, l1.data(), &x}};
+    forward_batch(base, batch, scratch);
+    for (auto [got, want] : {std::pair{&l1, &ax}, {&l2, &ay}, {&l3, &bx}, {&l4, &a0}})
+      EXPECT_EQ(0, std::memcmp(got->data(), want->data(), size_t(V) * sizeof(float))) << dtype_name(dtype);
+    // A cache computed with one adapter is not another's prefix, and cannot be extended by it.
+    EXPECT_EQ(s1.shared_prefix(a, &x), a.size());
+    EXPECT_EQ(s1.shared_prefix(a, &y), 0u);
+    EXPECT_EQ(s1.shared_prefix(a), 0u);
+    int next = 3;
+    BatchSequence wrong{&s1, &next, 1, l1.data(), &y};
+    EXPECT_NE(error_of([&] { forward_batch(base, {&wrong, 1}, scratch); }).find("another adapter"), std::string::npos);
+    EXPECT_EQ(s1.reuse_prefix(a, &y), 0u);
+    forward_batch(base, {&wrong, 1}, scratch);  // a fresh start with y is fine
+  }
+  // An adapter for another shape or module is an error naming its file and the module.
+  const Model base = Model::load(tiny_model("served-adapter", DType::F32, 0));
+  PeftAdapter bad = test::random_adapter(base.config, 2, {"q_proj"}, false, 1);
+  bad.modules.begin()->second.in += 1;
+  EXPECT_NE(error_of([&] { ServedAdapter::make("bad", bad, base); }).find("/tmp/adapter-1/adapter_model.safetensors: module 'model.layers.0.self_attn.q_proj' adapts a [48, 49] weight"),
+            std::string::npos);
+  bad = test::random_adapter(base.config, 2, {"q_proj"}, false, 1);
+  bad.modules["model.layers.7.self_attn.q_proj"] = bad.modules.begin()->second;
+  EXPECT_NE(error_of([&] { ServedAdapter::make("bad", bad, base); }).find("adapts 'model.layers.7.self_attn.q_proj', which this model does not have"),
+            std::string::npos);
 }
