@@ -35,6 +35,8 @@ bash "$(dirname "$0")/lora_step.sh" "$build" "$ref"
 echo
 bash "$(dirname "$0")/serve_adapters.sh" "$build"
 echo
+bash "$(dirname "$0")/decode_contention.sh" "$build"
+echo
 bash "$(dirname "$0")/feedback_generate.sh" "$build"
 echo
 bash "$(dirname "$0")/model_speed.sh" "$build"

@@ -2,8 +2,8 @@
 # Several LoRA adapters beside one base in `zephyr serve`: aggregate generated tokens/s with 1 and
 # 8 concurrent streaming clients (bench/serve_load.py) when every client asks for the base, and
 # when the clients spread over four adapters (random, r 16, all-linear) and the base, all in one
-# server and one run; and the same load on a server with one adapter merged (--lora DIR: no cost
-# per token). SmolLM2-135M-Instruct Q4_1.
+# server and one run; and the same load on a server whose one adapter serves every request
+# (--lora DIR). SmolLM2-135M-Instruct Q4_1.
 #   bash bench/serve_adapters.sh [build]
 set -euo pipefail
 build=${1:-build}
@@ -40,5 +40,5 @@ load "a, b, c, d and the base, mixed" "$port" "a,b,c,d,base"
 kill -INT "$pid"; wait "$pid" || true
 port=$((port + 1))
 serve "$port" --lora "$work/a"
-load "adapter a merged (--lora DIR)" "$port" ""
+load "adapter a on every request (one --lora DIR)" "$port" ""
 kill -INT "$pid"; wait "$pid" || true

@@ -3,6 +3,8 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -49,6 +51,15 @@ class Pool {
     struct Restore {
       ~Restore() { omp_set_num_threads(g_threads); }
     } restore;
+    const Clock::time_point start = Clock::now();
+    if (start < solo_until_) {  // contended: the caller runs every slot (same slots, same results)
+      t_in_task = true;
+      struct Leave {
+        ~Leave() { t_in_task = false; }
+      } leave;
+      for (size_t s = 0; s < slots; ++s) task(s);
+      return;
+    }
     task_.store(&task, std::memory_order_relaxed);
     slots_.store(slots, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
@@ -61,10 +72,12 @@ class Pool {
     }
     claim(gen);
     // Wait only for slots that are running; spin briefly, then let other work have the core.
+    const Clock::time_point claimed = Clock::now();
     for (int spins = 0; done_.load(std::memory_order_acquire) < slots; ++spins) {
       if (spins < 4000) _mm_pause();
       else std::this_thread::yield();
     }
+    note_wait(start, claimed);
     if (error_) std::rethrow_exception(error_);
   }
 
@@ -112,6 +125,23 @@ class Pool {
       claim(gen);
     }
   }
+
+  // A worker taken off its core in the middle of a slot (another process wants the core) makes
+  // the caller wait for a scheduler time slice, milliseconds, in a loop that takes microseconds:
+  // on a shared machine two threads then decode slower than one. A wait longer than kStall and
+  // than four times the caller's own part of the loop is such a stall; two within kWindow mean the cores
+  // are contended: the caller then runs the loops alone for kSolo, and tries the workers again
+  // after it.
+  using Clock = std::chrono::steady_clock;
+  static constexpr auto kStall = std::chrono::microseconds(500), kWindow = std::chrono::milliseconds(50),
+                        kSolo = std::chrono::milliseconds(250);
+  void note_wait(Clock::time_point start, Clock::time_point claimed) {
+    const Clock::time_point now = Clock::now();
+    if (now - claimed < std::max<Clock::duration>(kStall, 4 * (claimed - start))) return;  // not a stall: a long loop's imbalance
+    if (now - last_stall_ < kWindow) solo_until_ = now + kSolo;
+    last_stall_ = now;
+  }
+  Clock::time_point last_stall_{}, solo_until_{};  // touched by the caller only (under g_pool_mu)
 
   std::vector<std::thread> threads_;
   std::atomic<uint64_t> ticket_{0};

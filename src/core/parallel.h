@@ -3,7 +3,9 @@
 // server beside its clients, two processes on two cores) one descheduled worker stalls each of the
 // ~200 loops of a decode step for a time slice. Here a loop's pieces ("slots") go to whichever
 // thread claims them first, the caller included, and the caller waits only for pieces in progress,
-// never for a thread that has not started. OpenBLAS keeps its own OpenMP threads for GEMMs.
+// never for a thread that has not started; when workers keep being taken off their cores in the
+// middle of a piece, the caller runs the loops alone for a while (parallel.cpp, Pool::note_wait).
+// OpenBLAS keeps its own OpenMP threads for GEMMs.
 #pragma once
 #include <atomic>
 #include <cstddef>

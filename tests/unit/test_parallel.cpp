@@ -1,5 +1,6 @@
 // parallel_for_balanced: every index runs exactly once, in pieces that start on a multiple of the
-// grain, and a thread that finishes early takes over part of a slow thread's share.
+// grain, and a thread that finishes early takes over part of a slow thread's share; the pool runs
+// loops on the caller alone for a while once its workers keep stalling it (contended cores).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -51,4 +52,33 @@ TEST(ParallelForBalanced, AnIdleThreadTakesOverTheEndOfASlowShare) {
     for (size_t i = b; i < e; ++i) ran_on[i] = std::this_thread::get_id();
   });
   EXPECT_NE(ran_on[n / 2 - 1], ran_on[0]) << "the end of the stalled share waited for its own thread";
+}
+
+// A worker held off its core in the middle of a loop (here: asleep) makes the caller wait far
+// longer than its own share took; after two such loops the caller runs the next loops alone
+// (the cores are contended), and a while later hands slots to the workers again.
+TEST(Pool, AfterTwoStalledLoopsTheCallerRunsAloneForAWhile) {
+  ThreadsFor use(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  // Both slots start (the caller's waits for the other's start), the worker's then sleeps.
+  auto loop = [&](std::chrono::milliseconds worker_sleep) {
+    std::atomic<int> started{0};
+    std::atomic<bool> worker_ran{false};
+    detail::run_slots(2, [&](size_t) {
+      started.fetch_add(1);
+      if (std::this_thread::get_id() != caller) {
+        worker_ran = true;
+        std::this_thread::sleep_for(worker_sleep);
+        return;
+      }
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      while (started.load() < 2 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    });
+    return worker_ran.load();
+  };
+  ASSERT_TRUE(loop(std::chrono::milliseconds(20)));
+  ASSERT_TRUE(loop(std::chrono::milliseconds(20)));
+  EXPECT_FALSE(loop(std::chrono::milliseconds(0))) << "the third loop should have run on the caller alone";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(loop(std::chrono::milliseconds(0))) << "the workers take slots again after the solo period";
 }
