@@ -62,8 +62,7 @@ std::vector<std::shared_ptr<const ServedAdapter>> ModelFlags::served_adapters(co
 
 Model ModelFlags::load() {
   // One adapter without a name is the model's own, as in the other commands.
-  if (beside.size() == 1 && beside[0].find('=') == std::string::npos) lora = beside[0];
-  if (beside.size() == 1 && std::filesystem::exists(beside[0])) lora = beside[0];
+  if (beside.size() == 1 && (beside[0].find('=') == std::string::npos || std::filesystem::exists(beside[0]))) lora = beside[0];
   if (!beside.empty() && is_adapter_dir(model))
     fail(model, "is a LoRA adapter; give the base model with -m and the adapters with --lora");
   std::string adapter_dir = lora;
