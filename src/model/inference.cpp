@@ -198,8 +198,9 @@ void forward(const Model& model, const int32_t* ids, int64_t n, InferenceState& 
     const int64_t first = all_logits ? 0 : m - 1, rows = m - first;
     rmsnorm_forward(s.x.data() + first * H, model.weights.final_norm.data(), rows, H, c.rms_norm_eps, s.xn.data());
     matmul(s.xn.data(), rows, model.weights.lm_head, logits + (all_logits ? start * V : 0));
-    add_head_adapters(std::vector<const ServedAdapter*>(size_t(rows), model.adapter.get()), s.xn.data(), H,
-                      logits + (all_logits ? start * V : 0), V);
+    if (model.adapter)
+      add_head_adapters(std::vector<const ServedAdapter*>(size_t(rows), model.adapter.get()), s.xn.data(), H,
+                        logits + (all_logits ? start * V : 0), V);
   }
 }
 

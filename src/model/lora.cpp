@@ -14,14 +14,14 @@ namespace {
 
 const std::vector<std::string> kLayerKinds = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 
+constexpr const char* kPrefix = "base_model.model.";
+
+}  // namespace
+
 std::string layer_module(int64_t layer, const std::string& kind) {
   const bool attn = kind == "q_proj" || kind == "k_proj" || kind == "v_proj" || kind == "o_proj";
   return "model.layers." + std::to_string(layer) + (attn ? ".self_attn." : ".mlp.") + kind;
 }
-
-constexpr const char* kPrefix = "base_model.model.";
-
-}  // namespace
 
 float LoraConfig::scale() const { return float(rslora ? alpha / std::sqrt(double(r)) : alpha / double(r)); }
 

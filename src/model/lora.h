@@ -34,6 +34,9 @@ std::vector<std::string> lora_targets(const std::vector<std::string>& names, con
 // ("model.layers.0.self_attn.q_proj", "lm_head"), in the model's tensor order.
 std::vector<std::string> lora_modules(const LoraConfig& c, int64_t num_layers);
 
+// A layer's projection as HF names the module: (0, "q_proj") -> "model.layers.0.self_attn.q_proj".
+std::string layer_module(int64_t layer, const std::string& kind);
+
 // "model.layers.0.self_attn.q_proj" + 'A' -> "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight".
 std::string peft_tensor_name(const std::string& module, char which);
 

@@ -1,8 +1,8 @@
 #include "model/served_adapter.h"
 
 #include <algorithm>
-#include <array>
 #include <cstring>
+#include <map>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -85,37 +85,28 @@ ServedAdapter ServedAdapter::make(std::string name, const PeftAdapter& adapter, 
   s.name = std::move(name);
   s.dir = adapter.dir;
   s.layers.resize(size_t(c.num_hidden_layers));
-  using Member = LoraDelta Layer::*;
-  struct Kind {
-    const char* name;
-    Member member;
+  // Every module the model has: where its delta goes and its weight's shape.
+  struct Place {
+    LoraDelta* slot;
     int64_t out, in;
   };
-  const std::array<Kind, 7> kinds = {{{"self_attn.q_proj", &Layer::q, c.q_dim(), c.hidden_size},
-                                      {"self_attn.k_proj", &Layer::k, c.kv_dim(), c.hidden_size},
-                                      {"self_attn.v_proj", &Layer::v, c.kv_dim(), c.hidden_size},
-                                      {"self_attn.o_proj", &Layer::o, c.hidden_size, c.q_dim()},
-                                      {"mlp.gate_proj", &Layer::gate, c.intermediate_size, c.hidden_size},
-                                      {"mlp.up_proj", &Layer::up, c.intermediate_size, c.hidden_size},
-                                      {"mlp.down_proj", &Layer::down, c.hidden_size, c.intermediate_size}}};
+  std::map<std::string, Place> places = {{"lm_head", {&s.lm_head, c.vocab_size, c.hidden_size}}};
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    Layer& L = s.layers[size_t(l)];
+    for (const auto& [kind, place] : std::initializer_list<std::pair<const char*, Place>>{
+             {"q_proj", {&L.q, c.q_dim(), c.hidden_size}},
+             {"k_proj", {&L.k, c.kv_dim(), c.hidden_size}},
+             {"v_proj", {&L.v, c.kv_dim(), c.hidden_size}},
+             {"o_proj", {&L.o, c.hidden_size, c.q_dim()}},
+             {"gate_proj", {&L.gate, c.intermediate_size, c.hidden_size}},
+             {"up_proj", {&L.up, c.intermediate_size, c.hidden_size}},
+             {"down_proj", {&L.down, c.hidden_size, c.intermediate_size}}})
+      places[layer_module(l, kind)] = place;
+  }
   for (const auto& [module, p] : adapter.modules) {
-    LoraDelta* slot = nullptr;
-    int64_t out = 0, in = 0;
-    if (module == "lm_head") {
-      slot = &s.lm_head, out = c.vocab_size, in = c.hidden_size;
-    } else if (module.rfind("model.layers.", 0) == 0) {
-      const std::string rest = module.substr(13);
-      const size_t dot = rest.find('.');
-      int64_t layer = -1;
-      try {
-        layer = dot == std::string::npos ? -1 : std::stoll(rest.substr(0, dot));
-      } catch (const std::exception&) {
-      }
-      for (const Kind& k : kinds)
-        if (layer >= 0 && layer < c.num_hidden_layers && rest.substr(dot + 1) == k.name)
-          slot = &(s.layers[size_t(layer)].*k.member), out = k.out, in = k.in;
-    }
-    if (!slot) fail(file, "adapts '" + module + "', which this model does not have");
+    const auto it = places.find(module);
+    if (it == places.end()) fail(file, "adapts '" + module + "', which this model does not have");
+    const auto [slot, out, in] = it->second;
     if (p.out != out || p.in != in)
       fail(file, "module '" + module + "' adapts a [" + std::to_string(p.out) + ", " + std::to_string(p.in) + "] weight, the model's is [" +
                      std::to_string(out) + ", " + std::to_string(in) + "] (an adapter for another model?)");
