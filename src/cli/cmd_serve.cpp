@@ -11,7 +11,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/error.h"
-#include "model/gguf_model.h"
+#include "io/model_dir.h"
 #include "serve/server.h"
 
 namespace zephyr::cli {
@@ -68,12 +68,8 @@ Run add_serve(CLI::App& app) {
     const Model model = a->model.load();
     a->server.adapters = a->model.served_adapters(model);
     const Tokenizer tok = model_tokenizer(model);
-    if (a->server.model_name.empty()) {
-      // The model's own adapter names the model clients see: it is what makes this model this one.
-      std::filesystem::path p(a->model.lora.empty() ? a->model.path() : a->model.lora);
-      while (p.has_parent_path() && p.filename().empty()) p = p.parent_path();  // "dir/" names "dir"
-      a->server.model_name = is_gguf_file(p) ? p.stem().string() : p.filename().string();
-    }
+    // The model's own adapter names the model clients see: it is what makes this model this one.
+    if (a->server.model_name.empty()) a->server.model_name = model.adapter ? model.adapter->name : path_name(a->model.path());
     for (const auto& ad : a->server.adapters)
       if (ad->name == a->server.model_name)
         fail("--lora", "the adapter " + ad->dir.string() + " would be named '" + ad->name +

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "generate/generation_defaults.h"
+#include "io/model_dir.h"
 
 namespace zephyr::cli {
 
@@ -38,9 +39,7 @@ namespace {
 std::pair<std::string, std::string> named_adapter(const std::string& spec) {
   const size_t eq = spec.find('=');
   if (eq != std::string::npos && eq > 0 && !std::filesystem::exists(spec)) return {spec.substr(0, eq), spec.substr(eq + 1)};
-  std::filesystem::path p(spec);
-  while (p.has_parent_path() && p.filename().empty()) p = p.parent_path();
-  return {p.filename().string(), spec};
+  return {path_name(spec), spec};
 }
 }  // namespace
 

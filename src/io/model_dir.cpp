@@ -6,6 +6,12 @@ namespace fs = std::filesystem;
 
 namespace zephyr {
 
+std::string path_name(const fs::path& path) {
+  fs::path p = path;
+  while (p.has_parent_path() && p.filename().empty()) p = p.parent_path();  // "dir/" names "dir"
+  return (p.extension() == ".gguf" ? p.stem() : p.filename()).string();
+}
+
 fs::path ModelDir::resolve(const fs::path& path) {
   fs::path dir = fs::is_regular_file(path) ? path.parent_path() : path;
   if (dir.empty()) dir = ".";

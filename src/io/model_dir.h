@@ -12,6 +12,10 @@
 
 namespace zephyr {
 
+// What a model or adapter path is called: its last component ("runs/lora/" -> "lora"), a .gguf
+// file's without the extension.
+std::string path_name(const std::filesystem::path& path);
+
 class ModelDir {
  public:
   // Opens DIR (or the directory of a given model.safetensors / config.json) and maps its weights.

@@ -107,12 +107,8 @@ struct BatchPass {
     };
     // Each row's adapter, when any row has one: its modules add their part after the base's matmul.
     std::vector<const ServedAdapter*> adapters;
-    for (const BatchSequence& b : batch)
-      if (adapter_of(model, b)) adapters.resize(size_t(n));
-    row = 0;
-    if (!adapters.empty())
-      for (const BatchSequence& b : batch)
-        for (int64_t t = 0; t < b.n; ++t) adapters[size_t(row++)] = adapter_of(model, b);
+    if (std::any_of(batch.begin(), batch.end(), [&](const BatchSequence& b) { return adapter_of(model, b); }))
+      for (const BatchSequence& b : batch) adapters.insert(adapters.end(), size_t(b.n), adapter_of(model, b));
     using Part = std::pair<LoraDelta ServedAdapter::Layer::*, int64_t>;  // a module and its columns' offset in y
     auto lora = [&](size_t l, const float* x, int64_t ldx, float* y, int64_t ldy, std::initializer_list<Part> parts) {
       if (adapters.empty()) return;

@@ -2,7 +2,6 @@
 
 #include <cstring>
 #include <functional>
-#include <map>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -173,11 +172,7 @@ Model Model::load(const std::filesystem::path& path, const PeftAdapter* adapter)
         [&d](const std::string& name) { return d.file_of(name); });
     load_weights(m.config, f, m.weights);
   }
-  if (adapter) {
-    std::filesystem::path name = adapter->dir;
-    while (name.has_parent_path() && name.filename().empty()) name = name.parent_path();
-    m.adapter = std::make_shared<const ServedAdapter>(ServedAdapter::make(name.filename().string(), *adapter, m));
-  }
+  if (adapter) m.adapter = std::make_shared<const ServedAdapter>(ServedAdapter::make(path_name(adapter->dir), *adapter, m));
   return m;
 }
 
