@@ -408,7 +408,7 @@ Z_VNNI void row_dot_vnni_same_tokens(const uint8_t* row, const QuantizedActivati
 // ---- Interleaved 8-row layouts. A group of 8 rows is stored as columns, each holding the 8 rows'
 // bytes of one segment of elements: 4 blocks (128 elements) of Q4_0, one block of Q8_0 / Q4_1, one
 // super-block (256) of Q4_K / Q6_K; same bytes in total as the plain rows.
-constexpr size_t kX8Q4 = 8 * 4 * 18, kX8Q8 = 8 * 34, kX8Q41 = 8 * 20, kX8Q4K = 8 * 144, kX8Q6K = 8 * 210;  // bytes per column
+constexpr size_t kX8Q4 = 8 * 4 * 18, kX8Q8 = 8 * 34, kX8Q41 = 8 * 40, kX8Q4K = 8 * 144, kX8Q6K = 8 * 210;  // bytes per column
 
 DType plain_type(DType t) {
   switch (t) {
@@ -420,7 +420,9 @@ DType plain_type(DType t) {
     default: return t;
   }
 }
-int64_t segment_elements(DType plain) { return plain == DType::Q4_0 ? 128 : plain == DType::Q8_0 || plain == DType::Q4_1 ? 32 : 256; }
+int64_t segment_elements(DType plain) {
+  return plain == DType::Q4_0 ? 128 : plain == DType::Q4_1 ? 64 : plain == DType::Q8_0 ? 32 : 256;
+}
 
 // Rows longer than kChunkElements are cut into column chunks of that many elements, stored one
 // after the other, each holding all the groups' columns in it: a thread's rows still stream
@@ -461,18 +463,30 @@ void q8x8_get(const uint8_t* col, int r, uint8_t* blk) {
   for (int h = 0; h < 2; ++h) std::memcpy(blk + 2 + 16 * h, col + 16 + 128 * h + 16 * r, 16);
 }
 
-// Q4_1x8 (160 bytes): the 8 f16 d, the 8 f16 m, then the 8 rows' 16 bytes of nibbles, as in the
-// plain block (byte j: element j low, j + 16 high), so a vector holds 4 rows' whole blocks. Q4_1
-// rows are often not a multiple of Q4_0x8's 128 (SmolLM2's 576), hence one block per column.
-void q41x8_put(const uint8_t* blk, int r, uint8_t* col) {
-  std::memcpy(col + 2 * r, blk, 2);
-  std::memcpy(col + 16 + 2 * r, blk + 2, 2);
-  std::memcpy(col + 32 + 16 * r, blk + 4, 16);
+// Q4_1x8 (320 bytes, a column of 2 blocks): lane l = 2r + i of a vector is row r's block i.
+// First the 16 lanes' f16 d, then their f16 m, then 4 vectors j of 64 bytes: lane l holds bytes
+// 4j..4j+3 of its block's nibbles (as in the plain block, byte k: element k low, k + 16 high). A
+// lane's multiply-adds then cover a whole block, so one conversion and one scaling serve 32 weights
+// of a row (with a row's 4 lanes in one block, as before, they served 8: SmolLM2's Q4_1 ran ~1.7x
+// fewer instructions per weight). Q4_1 rows are often not a multiple of Q4_0x8's 128 (SmolLM2's
+// 576), hence 2 blocks per column.
+void q41x8_put(const uint8_t* seg, int r, uint8_t* col) {
+  for (int i = 0; i < 2; ++i) {
+    const uint8_t* blk = seg + 20 * i;
+    const size_t l = size_t(2 * r + i);
+    std::memcpy(col + 2 * l, blk, 2);
+    std::memcpy(col + 32 + 2 * l, blk + 2, 2);
+    for (size_t j = 0; j < 4; ++j) std::memcpy(col + 64 + 64 * j + 4 * l, blk + 4 + 4 * j, 4);
+  }
 }
-void q41x8_get(const uint8_t* col, int r, uint8_t* blk) {
-  std::memcpy(blk, col + 2 * r, 2);
-  std::memcpy(blk + 2, col + 16 + 2 * r, 2);
-  std::memcpy(blk + 4, col + 32 + 16 * r, 16);
+void q41x8_get(const uint8_t* col, int r, uint8_t* seg) {
+  for (int i = 0; i < 2; ++i) {
+    uint8_t* blk = seg + 20 * i;
+    const size_t l = size_t(2 * r + i);
+    std::memcpy(blk, col + 2 * l, 2);
+    std::memcpy(blk + 2, col + 32 + 2 * l, 2);
+    for (size_t j = 0; j < 4; ++j) std::memcpy(blk + 4 + 4 * j, col + 64 + 64 * j + 4 * l, 4);
+  }
 }
 
 // In the other layouts a vector holds rows 4h..4h+3 (h = r / 4) 16 bytes each, and lane i (bytes
@@ -647,6 +661,11 @@ Z_VNNI inline __m512i load_weights(const uint8_t* p) {
   return v;
 }
 
+Z_VNNI inline __m512i bcast8(const int8_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm512_set1_epi64(v);
+}
 Z_VNNI inline __m512i bcast16(const int8_t* p) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
 // The 8 rows' sums (4 lanes per row, rows 0-3 in lo and 4-7 in hi) into y, or added to it.
@@ -726,45 +745,46 @@ Z_VNNI void group_q8x8(const uint8_t* g, const QuantizedActivations* a, int64_t 
   for (int t = 0; t < NT; ++t) store_rows(acc[t][0], acc[t][1], add, y + t * ldy);
 }
 
-// Q4_1x8, per block column: vectors of 4 rows × 16 bytes, their low nibbles (elements 0-15) and
-// high ones (16-31, shifted down once for all tokens) against each token's low and high 16
-// activations broadcast to every row; the offsets m·d·Σq meet the 8 rows' m in one 8-wide FMA per
-// block, kept apart and added to each row's sum at the end.
+// Q4_1x8, per column of 2 blocks: each lane (row, block) multiplies its 4 bytes' low nibbles with
+// the token's 4 activations of the same elements of the same block, broadcast as a pair of blocks
+// (QuantizedActivations::pairs), the high nibbles in a second chain (kept as 16·u, shifted back
+// once); the lane's sum of the whole block then takes d·d_x and the offset m·(d_x·Σq) in two FMAs.
+// Each row's two lanes are added at the end.
 template <int NT>
 Z_VNNI void group_q41x8(const uint8_t* g, const QuantizedActivations* a, int64_t c0, int64_t c1, bool add, float* y, int64_t ldy) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  const __m512i lo_idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  const __m512i hi_idx = _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
-  __m512 acc[NT][2];
-  __m256 accm[NT];
-  for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps(), accm[t] = _mm256_setzero_ps();
-  for (int64_t b = c0; b < c1; ++b, g += kX8Q41) {
-    const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
-    const __m256 m8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
-    __m512i u[2][2];  // [rows 0-3, 4-7][elements 0-15, 16-31]
-    for (int h = 0; h < 2; ++h) {
-      const __m512i v = load_weights<NT>(g + 32 + 64 * h);
-      u[h][0] = _mm512_and_si512(v, m4);
-      u[h][1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t c = c0; c < c1; ++c, g += kX8Q41) {
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g)));
+    const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32)));
+    __m512i lo[4], hi[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m512i v = load_weights<NT>(g + 64 + 64 * j);
+      lo[j] = _mm512_and_si512(v, m4);
+      hi[j] = _mm512_andnot_si512(m4, v);  // 16·u
     }
+#pragma GCC unroll 8  // acc[] stays in registers only when every token's body is unrolled
     for (int t = 0; t < NT; ++t) {
-      const QuantizedActivations& x = a[t];
-      const __m512 sc = _mm512_castps256_ps512(_mm256_mul_ps(d8, _mm256_set1_ps(x.block_d[size_t(b)])));
-      const __m512i xl = bcast16(x.q.data() + 32 * b), xh = bcast16(x.q.data() + 32 * b + 16);
-      const __m512i zero = _mm512_setzero_si512();
-      const __m512i d0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, u[0][0], xl), u[0][1], xh);
-      const __m512i d1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, u[1][0], xl), u[1][1], xh);
-      acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), _mm512_permutexvar_ps(lo_idx, sc), acc[t][0]);
-      acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), _mm512_permutexvar_ps(hi_idx, sc), acc[t][1]);
-      accm[t] = _mm256_fmadd_ps(m8, _mm256_set1_ps(x.block_s[size_t(b)]), accm[t]);
+      const int8_t* x = a[t].pairs.data() + 64 * c;  // step s: elements 4s..4s+3 of both blocks, 8 bytes
+      __m512i sl = _mm512_setzero_si512(), sh = _mm512_setzero_si512();
+      for (int j = 0; j < 4; ++j) {
+        sl = _mm512_dpbusd_epi32(sl, lo[j], bcast8(x + 8 * j));
+        sh = _mm512_dpbusd_epi32(sh, hi[j], bcast8(x + 32 + 8 * j));
+      }
+      const __m512i sum = _mm512_add_epi32(sl, _mm512_srai_epi32(sh, 4));
+      const __m512 dx = _mm512_broadcast_f32x2(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a[t].block_d.data() + 2 * c))));
+      const __m512 sx = _mm512_broadcast_f32x2(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a[t].block_s.data() + 2 * c))));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, dx), acc[t]);
+      acc[t] = _mm512_fmadd_ps(m, sx, acc[t]);
     }
   }
-  for (int t = 0; t < NT; ++t) {
-    alignas(32) float m[8];
-    _mm256_store_ps(m, accm[t]);
+  for (int t = 0; t < NT; ++t) {  // lanes 2r and 2r + 1 into row r
+    const __m512 pairs = _mm512_add_ps(acc[t], _mm512_permute_ps(acc[t], 0xB1));
+    alignas(64) float v[16];
+    _mm512_store_ps(v, pairs);
     float* yt = y + t * ldy;
-    store_rows(acc[t][0], acc[t][1], add, yt);
-    for (int r = 0; r < 8; ++r) yt[r] += m[r];
+    for (int r = 0; r < 8; ++r) yt[r] = add ? yt[r] + v[2 * r] : v[2 * r];
   }
 }
 
@@ -1381,7 +1401,7 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a, DT
   const bool groups_of_128 = n % 128 == 0;  // the interleaved and nibble orders need whole groups
   [](auto&... v) { (v.clear(), ...); }(a.lane_d, a.lane_s, a.lane_off[0], a.lane_off[1], a.lane_off[2], a.k_sums, a.q4_lane_off,
                                         a.q4, a.q4_lane_d, a.q4_lane_s, a.k32, a.k16, a.off32, a.d16, a.off16,
-                                        a.block_s);
+                                        a.block_s, a.pairs);
   if (wants(DType::Q4_Kx8)) {
     a.k_sums.assign(n % 256 == 0 ? size_t(n / 16) : 0, 0.0f);
     for (size_t j = 0; j < a.k_sums.size() / 16 * 8; ++j) {  // sub-block j: lanes 8j..8j+7
@@ -1426,6 +1446,12 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a, DT
   }
   // Lane j of a 4-bit block pairs elements 4j..4j+3 with 16+4j..16+4j+3 (lanes j and j + 4).
   if (wants(DType::Q4_1x8)) {
+    if (n % 64 == 0) {  // per 2 blocks, step s: bytes 4s..4s+3 of the first block, then of the second
+      a.pairs.resize(size_t(n));
+      for (size_t c = 0; c < size_t(n / 64); ++c)
+        for (size_t st = 0; st < 8; ++st)
+          for (size_t i = 0; i < 2; ++i) std::memcpy(&a.pairs[64 * c + 8 * st + 4 * i], &a.q[64 * c + 32 * i + 4 * st], 4);
+    }
     a.block_s.resize(size_t(n / 32));
     for (size_t b = 0; b < a.block_s.size(); ++b) a.block_s[b] = d[b] * float(std::accumulate(&sums[8 * b], &sums[8 * b + 8], 0));
   }

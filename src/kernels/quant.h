@@ -57,6 +57,9 @@ struct QuantizedActivations {
   // block L/4 as above. Empty unless n is a multiple of 128.
   std::vector<int8_t> q4;
   std::vector<float> q4_lane_d, q4_lane_s;  // n / 8
+  // For Q4_1x8 (empty unless n is a multiple of 64): per 2 blocks and step s (0..7) 8 bytes, q of
+  // elements 4s..4s+3 of the first block, then of the second.
+  std::vector<int8_t> pairs;
   // Per block of 32 its scale d, and (for Q4_1x8's offsets) d·Σq.
   std::vector<float> block_d;  // n / 32
   std::vector<float> block_s;  // n / 32
@@ -78,17 +81,18 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& out, 
 // y[r] = dot(w row r, x) for rows [r0, r1) of a [rows, n] block-quantized matrix.
 void quant_gemv_rows(DType t, const void* w, int64_t rows, int64_t n, const QuantizedActivations& x, int64_t r0, int64_t r1,
                      float* y);
-// The interleaved layouts: rows in groups of 8, and per group and column (4 blocks of Q4_0, one
-// of Q8_0 / Q4_1, one super-block of Q4_K / Q6_K) the 8 rows' scales followed by their quants, 16 bytes
-// per row at a time (the offsets are in quant.cpp). Vector loads then bring 8 rows' scales, the
-// integer multiply-adds work on 4 rows per instruction against broadcast activations, and (but for
-// Q8_0 / Q4_1) each 4-byte lane of a row's 16 bytes belongs to another (sub-)block, so a whole chain of
-// multiply-adds shares one scale vector — several times fewer instructions per weight than a row
-// at a time. Rows longer than 2048 elements are stored in column chunks of 2048, one after the
-// other, each holding its columns of every group, so the activations a chunk needs stay in L1 while
-// the rows stream. Used where the CPU has AVX-512 VNNI, for prefill and decode; same bytes in total.
+// The interleaved layouts: rows in groups of 8, and per group and column (4 blocks of Q4_0, 2 of
+// Q4_1, one of Q8_0, one super-block of Q4_K / Q6_K) the 8 rows' scales followed by their quants,
+// 16 bytes per row at a time (the offsets are in quant.cpp). Vector loads then bring 8 rows'
+// scales, the integer multiply-adds work on 4 rows per instruction against broadcast activations
+// (Q4_1: 8 rows × 2 blocks, a lane per row and block), and (but for Q8_0) each 4-byte lane belongs
+// to another (sub-)block, so a whole chain of multiply-adds shares one scale vector — several times
+// fewer instructions per weight than a row at a time. Rows longer than 2048 elements are stored in
+// column chunks of 2048, one after the other, each holding its columns of every group, so the
+// activations a chunk needs stay in L1 while the rows stream. Used where the CPU has AVX-512 VNNI,
+// for prefill and decode; same bytes in total.
 // interleaved_type: Q4_0 → Q4_0x8, Q8_0 → Q8_0x8, Q4_1 → Q4_1x8, Q4_K → Q4_Kx8, Q6_K → Q6_Kx8
-// (rows a multiple of 8, cols of a column's elements: 128, 32, 32, 256, 256), else the type itself.
+// (rows a multiple of 8, cols of a column's elements: 128, 32, 64, 256, 256), else the type itself.
 DType interleaved_type(DType t, int64_t rows, int64_t cols);
 void interleave_rows(DType t, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t cols);
 // Groups [g0, g1) only: src holds their 8·(g1 − g0) plain rows, dst is the whole matrix.

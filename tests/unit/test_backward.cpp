@@ -166,6 +166,37 @@ TEST(Attention, PrefillBlocksMatchTokenByTokenDecode) {
   for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(many[i], one[i], 1e-5f) << "element " << i;
 }
 
+TEST(Attention, DecodeQueryMatchesADoubleReference) {
+  // attention_query's AVX-512 kernel (16 keys' scores per transposing sum, then a tail) for every
+  // head_dim it takes and one it does not (24), key counts around the 16-key blocks, with a window.
+  for (int64_t hd : {24, 32, 64, 80, 96, 128})
+    for (int64_t window : {0, 7}) {
+      const AttentionShape s{6, 2, hd, window};
+      const int64_t L = 50, kvd = 2 * hd;
+      auto q = randn(hd, 21), k = randn(L * kvd, 22, 2.0f), v = randn(L * kvd, 23);
+      std::vector<float> scores, out(static_cast<size_t>(hd));
+      for (int64_t pos : {0, 1, 14, 15, 16, 17, 31, 32, 33, 49})
+        for (int64_t g : {0, 1}) {
+          attention_query(q.data(), pos, k.data(), v.data(), g, s, scores, out.data());
+          const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+          std::vector<double> p;
+          double m = -1e300, z = 0;
+          for (int64_t j = lo; j <= pos; ++j) {
+            double d = 0;
+            for (int64_t e = 0; e < hd; ++e) d += double(q[size_t(e)]) * k[size_t(j * kvd + g * hd + e)];
+            p.push_back(d / std::sqrt(double(hd)));
+            m = std::max(m, p.back());
+          }
+          for (double& x : p) z += x = std::exp(x - m);
+          for (int64_t e = 0; e < hd; ++e) {
+            double o = 0;
+            for (int64_t j = lo; j <= pos; ++j) o += p[size_t(j - lo)] / z * v[size_t(j * kvd + g * hd + e)];
+            ASSERT_NEAR(out[size_t(e)], o, 2e-6) << "head_dim " << hd << " window " << window << " pos " << pos << " g " << g;
+          }
+        }
+    }
+}
+
 TEST(Backward, CrossEntropy) {
   const int64_t n = 4, V = 11;
   auto logits = randn(n * V, 1, 2.0f);

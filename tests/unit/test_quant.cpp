@@ -244,7 +244,7 @@ TEST(Quant, ActivationsQuantizeAsDefinedUnderEveryIsa) {
 TEST(Quant, InterleavedRowsMatchTheirPlainLayout) {
   // Q4_0 / Q8_0 / Q4_1 / Q4_K / Q6_K re-laid out 8 rows at a time: same rows back, same dot
   // products; rows of 2560 are stored in a column chunk of 2048 and one of 512; 576 (SmolLM2's
-  // rows) only where a column is one block.
+  // rows) only where a column is one or two blocks.
   Rng rng(21);
   for (DType t : {DType::Q4_0, DType::Q8_0, DType::Q4_1, DType::Q4_K, DType::Q6_K})
   for (int64_t n : {int64_t(512), int64_t(2560), int64_t(576)}) {
