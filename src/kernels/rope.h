@@ -5,12 +5,14 @@
 
 namespace zephyr {
 
-// Rotates x: [n, heads, head_dim] in place; token t sits at position pos0 + t.
-void rope_forward(float* x, int64_t n, int64_t heads, int64_t head_dim, int64_t pos0, double theta);
-
-// The same with one position per token (packed sequences restart at 0). inverse = true rotates
-// back, which is also the backward pass (the rotation is orthogonal).
+// Rotates x: [n, heads, head_dim] in place, token t at positions[t] (packed sequences restart at
+// 0). inverse = true rotates back, which is also the backward pass (the rotation is orthogonal).
 void rope_apply(float* x, int64_t n, int64_t heads, int64_t head_dim, const int64_t* positions, double theta,
                 bool inverse);
+
+// rope_apply in two parts, for a decode step whose every layer turns the same positions: the
+// cosines and sines of each token's angles ([n, head_dim / 2] each), then the rotation with them.
+void rope_angles(const int64_t* positions, int64_t n, int64_t head_dim, double theta, float* cos, float* sin);
+void rope_rotate(float* x, int64_t n, int64_t heads, int64_t head_dim, const float* cos, const float* sin, bool inverse);
 
 }  // namespace zephyr

@@ -14,6 +14,7 @@ namespace zephyr {
 struct ForwardScratch {
   std::vector<float> x, xn, qkv, q, attn, gate_up, act;
   std::vector<float> last, logits;  // forward_batch: the rows that want logits, and theirs
+  std::vector<float> rope_cos, rope_sin;  // [tokens, head_dim / 2]: the pass's rotary angles
 };
 
 struct BatchSequence;
