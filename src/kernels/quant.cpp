@@ -668,6 +668,18 @@ Z_VNNI inline __m512i bcast8(const int8_t* p) {
 }
 Z_VNNI inline __m512i bcast16(const int8_t* p) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
+// Prompts and batched decode (NT > 1) dwell on each column long enough that the hardware
+// prefetcher, which stops at every 4 KB page, leaves the next page's first lines to a full DRAM
+// round trip. Each column asks for the bytes 2 KB ahead (every byte once): one thread, NT = 8,
+// weights from DRAM, SmolLM2's Q4_1 rows 88 -> 128 GMAC/s (in cache 143). Decode (NT = 1) reads
+// fast enough for the hardware alone (see load_weights).
+constexpr size_t kPrefetchAhead = 2048;
+template <int NT>
+Z_VNNI inline void prefetch_ahead(const uint8_t* g, size_t bytes) {
+  if constexpr (NT > 1)
+    for (size_t i = 0; i < bytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(g + kPrefetchAhead + i), _MM_HINT_T0);
+}
+
 // The 8 rows' sums (4 lanes per row, rows 0-3 in lo and 4-7 in hi) into y, or added to it.
 Z_VNNI inline void store_rows(__m512 lo, __m512 hi, bool add, float* y) {
   alignas(64) float t0[16], t1[16];
@@ -727,6 +739,7 @@ Z_VNNI void group_q8x8(const uint8_t* g, const QuantizedActivations* a, int64_t 
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
   for (int64_t b = c0; b < c1; ++b, g += kX8Q8) {
+    prefetch_ahead<NT>(g, kX8Q8);
     const __m256 sc8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
     __m512i u[2][2];  // [rows 0-3, 4-7][elements 0-15, 16-31]
     for (int k = 0; k < 4; ++k) u[k % 2][k / 2] = _mm512_xor_si512(load_weights<NT>(g + 16 + 64 * k), flip);
@@ -756,6 +769,7 @@ Z_VNNI void group_q41x8(const uint8_t* g, const QuantizedActivations* a, int64_t
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t c = c0; c < c1; ++c, g += kX8Q41) {
+    prefetch_ahead<NT>(g, kX8Q41);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g)));
     const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32)));
     __m512i lo[4], hi[4];
@@ -796,6 +810,7 @@ Z_VNNI void group_q4x8(const uint8_t* g, const QuantizedActivations* a, int64_t 
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
   for (int64_t c = c0; c < c1; ++c, g += kX8Q4) {
+    prefetch_ahead<NT>(g, kX8Q4);
     __m512 s[2];
     __m512i u[2][8];
     for (int hr = 0; hr < 2; ++hr) {
@@ -825,6 +840,7 @@ Z_VNNI void group_q4kx8(const uint8_t* g, const QuantizedActivations* a, int64_t
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
   for (int64_t sb = c0; sb < c1; ++sb, g += kX8Q4K) {
+    prefetch_ahead<NT>(g, kX8Q4K);
     const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
     const __m256 dm8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 32));
@@ -870,6 +886,7 @@ Z_VNNI void group_q6kx8(const uint8_t* g, const QuantizedActivations* a, int64_t
   __m512 acc[NT][2];
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
   for (int64_t sb = c0; sb < c1; ++sb, g += kX8Q6K) {
+    prefetch_ahead<NT>(g, kX8Q6K);
     const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
     const __m512 d[2] = {row_lanes(d8, 0), row_lanes(d8, 1)};
     for (int p = 0; p < 4; ++p) {
