@@ -52,6 +52,7 @@ class Sampler {
   SamplingParams params_;
   Rng rng_;
   std::vector<float> probs_, kept_;
+  std::vector<int> alive_;  // the ids still finite after top-k
 };
 
 }  // namespace zephyr

@@ -197,3 +197,75 @@ TEST(Sampler, TopPMatchesAStableSortWithTies) {
     ASSERT_EQ(0, std::memcmp(l.data(), want.data(), l.size() * 4)) << "trial " << trial;
   }
 }
+
+// The sampler walks only the ids that survive top-k (and skips blocks of the vocabulary): its
+// draws are those of the pipeline written plainly over the whole vocabulary, as transformers runs
+// it, with the same seed — every setting on or off, ties, masked tokens, a 49k vocabulary.
+TEST(Sampler, DrawsEqualThePlainPipelineOverTheWholeVocabulary) {
+  Rng gen(5);
+  for (int trial = 0; trial < 60; ++trial) {
+    SamplingParams p;
+    p.temperature = trial % 3 == 0 ? 1.0 : 0.3 + gen.uniform();
+    p.top_k = std::vector<int64_t>{0, 1, 50, 2000}[size_t(trial % 4)];
+    p.top_p = trial % 5 == 0 ? 1.0 : 0.5 + 0.5 * gen.uniform();
+    p.min_p = trial % 2 == 0 ? 0.0 : 0.2 * gen.uniform();
+    p.seed = uint64_t(trial);
+    const size_t V = trial % 2 ? 49152 : 1000 + size_t(trial);
+    std::vector<float> logits(V);
+    for (float& v : logits) v = trial % 3 == 1 ? float(int(gen.normal() * 6)) / 4 : float(gen.normal() * 3);  // ties
+    for (size_t i = 0; i < V; i += 7) logits[i] = -INFINITY;  // a structured-output mask
+    if (trial % 2 == 0) logits[V - 2] = logits[V - 3] = 6;  // likely tokens past the last block of 16
+    Sampler sampler(p);
+    Rng rng(p.seed);
+    for (int draw = 0; draw < 5; ++draw) {
+      std::vector<float> got = logits, l = logits;
+      const int id = sampler.sample(got, {});
+      for (float& s : l) s /= float(p.temperature);
+      if (p.top_k > 0) {
+        std::vector<float> sorted = l;
+        std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+        const float kth = sorted[size_t(p.top_k - 1)];
+        for (float& s : l)
+          if (s < kth) s = -INFINITY;
+      }
+      if (p.top_p < 1) {
+        std::vector<int> order;
+        for (size_t i = 0; i < V; ++i)
+          if (l[i] > -INFINITY) order.push_back(int(i));
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l[size_t(a)] < l[size_t(b)]; });
+        float m = -INFINITY, sum = 0, cum = 0;
+        for (int i : order) m = std::max(m, l[size_t(i)]);
+        std::vector<float> pr;
+        for (int i : order) pr.push_back(std::exp(l[size_t(i)] - m)), sum += pr.back();
+        for (float& x : pr) x /= sum;
+        for (size_t i = 0; i + 1 < order.size(); ++i)
+          if ((cum += pr[i]) <= float(1.0 - p.top_p)) l[size_t(order[i])] = -INFINITY;
+      }
+      if (p.min_p > 0) {
+        float m = -INFINITY, sum = 0;
+        for (float s : l) m = std::max(m, s);
+        std::vector<float> pr(V);
+        for (size_t i = 0; i < V; ++i) sum += pr[i] = std::exp(l[i] - m);
+        for (float& x : pr) x /= sum;
+        const size_t top = size_t(std::max_element(pr.begin(), pr.end()) - pr.begin());
+        for (size_t i = 0; i < V; ++i)
+          if (i != top && pr[i] < float(p.min_p) * pr[top]) l[i] = -INFINITY;
+      }
+      double m = -INFINITY, sum = 0, cum = 0;
+      for (float s : l) m = std::max(m, double(s));
+      std::vector<float> pr(V);
+      for (size_t i = 0; i < V; ++i) sum += pr[i] = l[i] > -INFINITY ? float(std::exp(double(l[i]) - m)) : 0.0f;
+      const double u = rng.uniform() * sum;
+      int want = -1, last = 0;
+      for (size_t i = 0; i < V && want < 0; ++i)
+        if (pr[i] > 0) {
+          cum += pr[i];
+          last = int(i);
+          if (u < cum) want = int(i);
+        }
+      if (want < 0) want = last;
+      ASSERT_EQ(id, want) << "trial " << trial << " draw " << draw;
+      ASSERT_EQ(0, std::memcmp(got.data(), l.data(), V * 4)) << "trial " << trial << ": the filtered logits";
+    }
+  }
+}
