@@ -210,11 +210,11 @@ TEST(Sampler, DrawsEqualThePlainPipelineOverTheWholeVocabulary) {
     p.top_p = trial % 5 == 0 ? 1.0 : 0.5 + 0.5 * gen.uniform();
     p.min_p = trial % 2 == 0 ? 0.0 : 0.2 * gen.uniform();
     p.seed = uint64_t(trial);
-    const size_t V = trial % 2 ? 49152 : 1000 + size_t(trial);
+    const size_t V = (trial % 2 ? 49152 : 1000) + size_t(trial);
     std::vector<float> logits(V);
     for (float& v : logits) v = trial % 3 == 1 ? float(int(gen.normal() * 6)) / 4 : float(gen.normal() * 3);  // ties
     for (size_t i = 0; i < V; i += 7) logits[i] = -INFINITY;  // a structured-output mask
-    if (trial % 2 == 0) logits[V - 2] = logits[V - 3] = 6;  // likely tokens past the last block of 16
+    if (trial % 3 != 2) logits[V - 2] = logits[V - 3] = 10;  // likely tokens past the last block of 16
     Sampler sampler(p);
     Rng rng(p.seed);
     for (int draw = 0; draw < 5; ++draw) {
