@@ -397,6 +397,54 @@ bool number_in_bounds(const JsonGrammar::Node& n, const JsonFrame& f) {
   return (!n.has_min || v >= n.minimum) && (!n.has_max || v <= n.maximum);
 }
 
+// The fewest bytes that end the number begun in f with a value in [minimum, maximum] (0: it may
+// end here). The masks keep a token only when the value can still be finished in the tokens left,
+// so this must be exact: "4" toward a minimum of 9 is a complete number but needs one more digit.
+int64_t number_min_bytes(const JsonGrammar::Node& n, const JsonFrame& f) {
+  if (number_complete(f.phase) && number_in_bounds(n, f)) return 0;
+  if (!n.has_min && !n.has_max) return 1;
+  if (f.phase >= kNumE) return kUnreachable;  // bounded numbers take no exponent
+  const bool integer = n.kind == JsonGrammar::Kind::Integer;
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  double lo = n.has_min ? n.minimum : -kInf, hi = n.has_max ? n.maximum : kInf;
+  if (f.c) std::swap(lo, hi), lo = -lo, hi = -hi;  // bounds on the magnitude of a negative number
+  lo = std::max(lo, 0.0);
+  // Some multiple of 10^-e in [a, b] and in [lo, hi]?
+  const auto grid = [&](double a, double b, int64_t e) {
+    const double s = std::pow(10.0, double(e));
+    a = std::max(a, lo) * s, b = std::min(b, hi) * s;
+    return a <= b && std::ceil(a - 1e-9) <= std::floor(b + 1e-9);
+  };
+  const int64_t room = kMaxNumberBytes - f.a;
+  const double m = f.num;
+  if (f.phase == kNumDot || f.phase == kNumFrac) {  // k more fraction digits
+    const double step = std::pow(10.0, -double(f.b));
+    for (int64_t k = f.phase == kNumDot ? 1 : 0; k <= std::min<int64_t>(room, 18); ++k)
+      if (grid(m, m + step - std::pow(10.0, -double(f.b + k)), f.b + k)) return k;
+    return kUnreachable;
+  }
+  // Integer digits so far (none at the start or after '-', "0" alone at kNumZero): k more bytes are
+  // j integer digits, then for numbers optionally '.' and the rest as fraction digits.
+  for (int64_t k = 1; k <= std::min<int64_t>(room, 18); ++k)
+    for (int64_t j = 0; j <= k; ++j) {
+      const int64_t frac = k - j - 1;  // fraction digits after a '.'
+      if (j < k && (integer || frac < 1)) continue;
+      double a, b;  // the integer parts reachable with j more digits
+      if (f.phase == kNumInt) {
+        const double sc = std::pow(10.0, double(j));
+        a = m * sc, b = (m + 1) * sc - 1;
+      } else if (f.phase == kNumZero) {
+        if (j > 0) continue;  // nothing follows a leading 0 but the fraction
+        a = b = 0;
+      } else {  // kNumStart, kNumMinus: j digits from scratch, no leading zero but "0" itself
+        if (j == 0) continue;
+        a = j == 1 ? 0 : std::pow(10.0, double(j - 1)), b = std::pow(10.0, double(j)) - 1;
+      }
+      if (j == k ? grid(a, b, 0) : grid(a, b + 1 - std::pow(10.0, -double(frac)), frac)) return k;
+    }
+  return kUnreachable;
+}
+
 // One byte of a number; false when it cannot continue the number.
 bool number_step(const JsonGrammar::Node& n, JsonFrame& f, uint8_t byte) {
   if (f.a >= kMaxNumberBytes) return false;
@@ -765,7 +813,7 @@ int64_t JsonMatcher::thread_min(const JsonThread& t) const {
         break;
       }
       case JsonGrammar::Kind::String: total += f.phase == kStrIn ? 1 : f.phase == kStrEsc ? 2 : f.a + 1; break;  // hex or UTF-8: a more
-      case JsonGrammar::Kind::Number: case JsonGrammar::Kind::Integer: total += number_complete(f.phase) ? 0 : 1; break;
+      case JsonGrammar::Kind::Number: case JsonGrammar::Kind::Integer: total += number_min_bytes(n, f); break;
       case JsonGrammar::Kind::Literal: total += int64_t(n.literal.size()) - f.a; break;
       case JsonGrammar::Kind::Alt: break;
     }

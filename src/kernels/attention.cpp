@@ -44,11 +44,11 @@ void gemm(bool bf16, int64_t M, int64_t N, int64_t K, const float* a, int64_t ld
 // is [t1 - t0, pos0 + t1 - klo] and the keys a query may not see get probability 0. Without lse
 // each row's log-sum-exp is computed (and stored at lse_out when given); with it (backward) the
 // forward's is reused. seg_start is given only in training, where pos0 = 0.
-void block_probs(bool bf16, const float* q, const float* k, int64_t t0, int64_t t1, int64_t pos0, int64_t klo, int64_t h,
-                 int64_t g, const int64_t* seg_start, const AttentionShape& s, const float* lse, float* lse_out, float* P) {
-  const int64_t hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd, L = pos0 + t1 - klo;
+void block_probs(bool bf16, const float* q, const float* k, const KvLayout& kv, int64_t t0, int64_t t1, int64_t pos0, int64_t klo,
+                 int64_t h, int64_t g, const int64_t* seg_start, const AttentionShape& s, const float* lse, float* lse_out, float* P) {
+  const int64_t hd = s.head_dim, ldq = s.heads * hd, L = pos0 + t1 - klo;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  gemm(bf16, t1 - t0, L, hd, q + (t0 * s.heads + h) * hd, ldq, false, k + klo * ldk + g * hd, ldk, false, P, L, false);
+  gemm(bf16, t1 - t0, L, hd, q + (t0 * s.heads + h) * hd, ldq, false, k + klo * kv.row + g * kv.head, kv.row, false, P, L, false);
   for (int64_t t = t0; t < t1; ++t) {
     float* row = P + (t - t0) * L;
     const int64_t lo = first_key(pos0 + t, seg_start, s.window) - klo, hi = pos0 + t - klo;  // visible: [lo, hi]
@@ -72,16 +72,16 @@ void block_probs(bool bf16, const float* q, const float* k, int64_t t0, int64_t 
 // query and key took ~24% of a 1B model's 512-token prompt; whole n x n score matrices in training
 // did about twice the work). The GEMMs run single-threaded inside our parallel region (OpenBLAS;
 // nested regions get one thread). lse may be null (prefill).
-void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, const float* v, const int64_t* seg_start,
-                    const AttentionShape& s, bool bf16, float* out, float* lse) {
+void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, const float* v, const KvLayout& kv,
+                    const int64_t* seg_start, const AttentionShape& s, bool bf16, float* out, float* lse) {
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, blocks = (n + kBlock - 1) / kBlock;
   parallel_for(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
     std::vector<float> P(size_t(kBlock * (pos0 + n)));
     for (size_t task = begin; task < end; ++task) {
       const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * kBlock, t1 = std::min(n, t0 + kBlock);
       const int64_t g = h / group, klo = first_key(pos0 + t0, seg_start, s.window), L = pos0 + t1 - klo;
-      block_probs(bf16, q, k, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P.data());
-      gemm(bf16, t1 - t0, hd, L, P.data(), L, false, v + klo * s.kv_heads * hd + g * hd, s.kv_heads * hd, true,
+      block_probs(bf16, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P.data());
+      gemm(bf16, t1 - t0, hd, L, P.data(), L, false, v + klo * kv.row + g * kv.head, kv.row, true,
            out + (t0 * s.heads + h) * hd, s.heads * hd, false);
     }
   });
@@ -167,29 +167,29 @@ QueryKernel query_kernel(int64_t head_dim) {
 }  // namespace
 
 void attention_query(const float* q, int64_t pos, const float* k, const float* v, int64_t g, const AttentionShape& s,
-                     std::vector<float>& scores, float* out) {
-  const int64_t kv_stride = s.kv_heads * s.head_dim;
+                     const KvLayout& kv, std::vector<float>& scores, float* out) {
+  const int64_t kv_stride = kv.row;
   const float scale = float(1.0 / std::sqrt(double(s.head_dim)));
   const int64_t lo = first_key(pos, nullptr, s.window);
   scores.resize(size_t(pos - lo + 1));
   if (const QueryKernel kernel = query_kernel(s.head_dim))
-    return kernel(q, lo, pos, k + g * s.head_dim, v + g * s.head_dim, kv_stride, scale, scores.data(), out);
-  for (int64_t j = lo; j <= pos; ++j) scores[size_t(j - lo)] = vec::dot(q, k + j * kv_stride + g * s.head_dim, s.head_dim) * scale;
+    return kernel(q, lo, pos, k + g * kv.head, v + g * kv.head, kv_stride, scale, scores.data(), out);
+  for (int64_t j = lo; j <= pos; ++j) scores[size_t(j - lo)] = vec::dot(q, k + j * kv_stride + g * kv.head, s.head_dim) * scale;
   const float m = vec::max(scores.data(), int64_t(scores.size()));
   const float inv = float(1.0 / vec::exp_sub(scores.data(), m, scores.data(), int64_t(scores.size())));
   for (int64_t d = 0; d < s.head_dim; ++d) out[d] = 0;
-  for (int64_t j = lo; j <= pos; ++j) vec::axpy(out, scores[size_t(j - lo)] * inv, v + j * kv_stride + g * s.head_dim, s.head_dim);
+  for (int64_t j = lo; j <= pos; ++j) vec::axpy(out, scores[size_t(j - lo)] * inv, v + j * kv_stride + g * kv.head, s.head_dim);
 }
 
-void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, const float* v,
-                       const AttentionShape& s, float* out) {
-  if (n >= 16) return forward_blocks(q, n, pos0, k, v, nullptr, s, false, out, nullptr);
+void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, const float* v, const AttentionShape& s,
+                       const KvLayout& kv, float* out) {
+  if (n >= 16) return forward_blocks(q, n, pos0, k, v, kv, nullptr, s, false, out, nullptr);
   const int64_t group = s.heads / s.kv_heads;
   parallel_for(size_t(n * s.heads), 1, [&](size_t begin, size_t end) {
     std::vector<float> scores;
     for (size_t task = begin; task < end; ++task) {
       const int64_t t = int64_t(task) / s.heads, h = int64_t(task) % s.heads;
-      attention_query(q + (t * s.heads + h) * s.head_dim, pos0 + t, k, v, h / group, s, scores,
+      attention_query(q + (t * s.heads + h) * s.head_dim, pos0 + t, k, v, h / group, s, kv, scores,
                       out + (t * s.heads + h) * s.head_dim);
     }
   });
@@ -197,7 +197,7 @@ void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, 
 
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
                              const AttentionShape& s, bool bf16, float* out, float* lse) {
-  forward_blocks(q, n, 0, k, v, seg_start, s, bf16, out, lse);
+  forward_blocks(q, n, 0, k, v, KvLayout::token_major(s), seg_start, s, bf16, out, lse);
 }
 
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
@@ -213,7 +213,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
       for (int64_t h = g * group; h < (g + 1) * group; ++h)
         for (int64_t t0 = 0; t0 < n; t0 += kBlock) {
           const int64_t t1 = std::min(n, t0 + kBlock), klo = first_key(t0, seg_start, s.window), L = t1 - klo;
-          block_probs(bf16, q, k, t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, P.data());
+          block_probs(bf16, q, k, KvLayout::token_major(s), t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, P.data());
           // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
           const float* dout_h = dout + (t0 * s.heads + h) * hd;
           gemm(bf16, t1 - t0, L, hd, dout_h, ldq, false, v + klo * ldk + g * hd, ldk, false, dP.data(), L, false);

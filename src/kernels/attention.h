@@ -11,17 +11,28 @@ struct AttentionShape {
   int64_t window = 0;  // 0: no window
 };
 
-// q: [n, heads, head_dim] for positions pos0 .. pos0+n-1; k, v: [pos0+n, kv_heads, head_dim]
-// (the cache, including these n tokens); out: [n, heads, head_dim].
-void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, const float* v,
-                       const AttentionShape& s, float* out);
+// Where key (and value) j of KV head g lies: at k + j·row + g·head. Training's k and v are
+// [tokens, kv_heads, head_dim] (token_major); the inference cache is head-major (a head's keys one
+// contiguous run, row = head_dim, head = capacity·head_dim): decoding 8 SmolLM2 sequences reads
+// the cache from memory every step, and one head's rows strided by all heads' streamed ~25%
+// slower than a contiguous run.
+struct KvLayout {
+  int64_t row = 0, head = 0;
+  static KvLayout token_major(const AttentionShape& s) { return {s.kv_heads * s.head_dim, s.head_dim}; }
+  static KvLayout head_major(const AttentionShape& s, int64_t capacity) { return {s.head_dim, capacity * s.head_dim}; }
+};
 
-// One query head of one token at position pos: q [head_dim] against the cache k, v [pos+1,
-// kv_heads, head_dim] (kv head g), out [head_dim]; `scores` is scratch. attention_forward runs
+// q: [n, heads, head_dim] for positions pos0 .. pos0+n-1; k, v: the cache of pos0+n tokens in
+// layout kv (these n tokens included); out: [n, heads, head_dim].
+void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, const float* v, const AttentionShape& s,
+                       const KvLayout& kv, float* out);
+
+// One query head of one token at position pos: q [head_dim] against kv head g of the cache k, v
+// (pos + 1 tokens in layout kv), out [head_dim]; `scores` is scratch. attention_forward runs
 // this for fewer than 16 tokens; the batched engine runs it for every token, so a token's result
 // never depends on how its prompt was cut into chunks or what else shares the step.
 void attention_query(const float* q, int64_t pos, const float* k, const float* v, int64_t g, const AttentionShape& s,
-                     std::vector<float>& scores, float* out);
+                     const KvLayout& kv, std::vector<float>& scores, float* out);
 
 // Training attention over one sequence of n tokens whose keys are the same tokens: q [n, heads,
 // head_dim], k, v [n, kv_heads, head_dim]. seg_start[t] is the first token of t's packed segment

@@ -1406,7 +1406,8 @@ void quantize_activations(const float* x, int64_t n, QuantizedActivations& a, DT
   if (g_isa != Isa::Scalar) quantize_blocks_avx2(x, n, a.q.data(), a.block_d.data());
   else quantize_blocks_scalar(x, n, a.q.data(), a.block_d.data());
   // Per lane of 4 elements the integer sum of q; everything below is built from these.
-  std::vector<int32_t> sums(size_t(n / 4));
+  static thread_local std::vector<int32_t> sums;  // kept: decode quantizes ~150 times a token
+  sums.resize(size_t(n / 4));
   for (size_t l = 0; l < sums.size(); ++l) {
     const int8_t* q = a.q.data() + 4 * l;
     sums[l] = q[0] + q[1] + q[2] + q[3];

@@ -68,8 +68,15 @@ void InferenceState::reserve(int64_t tokens) {
                  std::to_string(config_.max_position_embeddings));
   int64_t cap = std::max<int64_t>(capacity_ * 2, 256);
   cap = std::min(std::max(cap, tokens), config_.max_position_embeddings);
+  // Head-major (KvLayout): each KV head's rows move to their place in the larger run.
+  const int64_t hd = config_.head_dim;
   for (auto* cache : {&k_, &v_})
-    for (auto& layer : *cache) layer.resize(size_t(cap * config_.kv_dim()));
+    for (auto& layer : *cache) {
+      std::vector<float> grown(size_t(cap * config_.kv_dim()));
+      for (int64_t g = 0; g < config_.num_key_value_heads; ++g)
+        std::copy_n(layer.begin() + g * capacity_ * hd, size_ * hd, grown.begin() + g * cap * hd);
+      layer.swap(grown);
+    }
   capacity_ = cap;
 }
 
@@ -148,17 +155,20 @@ struct BatchPass {
       row = 0;
       for (const BatchSequence& b : batch) {  // split each token's q|k|v row; k and v go to its cache
         InferenceState& st = *b.state;
-        float* kl = st.k_[l].data() + st.size_ * kvd;
-        float* vl = st.v_[l].data() + st.size_ * kvd;
+        const KvLayout kv = KvLayout::head_major(shape, st.capacity_);
         for (int64_t t = 0; t < b.n; ++t) {
-          const float* r = s.qkv.data() + (row + t) * qkv_dim;
+          float* r = s.qkv.data() + (row + t) * qkv_dim;
           std::memcpy(s.q.data() + (row + t) * qd, r, size_t(qd) * sizeof(float));
-          std::memcpy(kl + t * kvd, r + qd, size_t(kvd) * sizeof(float));
-          std::memcpy(vl + t * kvd, r + qd + kvd, size_t(kvd) * sizeof(float));
+          rope_rotate(r + qd, 1, c.num_key_value_heads, c.head_dim, s.rope_cos.data() + (row + t) * half,
+                      s.rope_sin.data() + (row + t) * half, false);
+          for (int64_t g = 0; g < c.num_key_value_heads; ++g) {
+            const int64_t at = (st.size_ + t) * kv.row + g * kv.head;
+            std::memcpy(st.k_[l].data() + at, r + qd + g * c.head_dim, size_t(c.head_dim) * sizeof(float));
+            std::memcpy(st.v_[l].data() + at, r + qd + kvd + g * c.head_dim, size_t(c.head_dim) * sizeof(float));
+          }
         }
         rope(s.q.data() + row * qd, b.n, c.num_attention_heads, row);
-        rope(kl, b.n, c.num_key_value_heads, row);
-        if (!rowwise) attention_forward(s.q.data() + row * qd, b.n, st.size_, st.k_[l].data(), st.v_[l].data(), shape,
+        if (!rowwise) attention_forward(s.q.data() + row * qd, b.n, st.size_, st.k_[l].data(), st.v_[l].data(), shape, kv,
                                         s.attn.data() + row * qd);
         row += b.n;
       }
@@ -188,7 +198,7 @@ struct BatchPass {
         const Token& tk = tokens[task / size_t(heads)];
         const int64_t h = int64_t(task % size_t(heads));
         attention_query(s.q.data() + (tk.row * heads + h) * hd, tk.pos, tk.st->k_[l].data(), tk.st->v_[l].data(), h / group,
-                        shape, scores, s.attn.data() + (tk.row * heads + h) * hd);
+                        shape, KvLayout::head_major(shape, tk.st->capacity_), scores, s.attn.data() + (tk.row * heads + h) * hd);
       }
     });
   }

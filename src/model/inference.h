@@ -53,7 +53,7 @@ class InferenceState {
   const ServedAdapter* adapter_ = nullptr;
   int64_t size_ = 0, capacity_ = 0;
   std::vector<int> ids_;
-  std::vector<std::vector<float>> k_, v_;  // per layer: [capacity, kv_heads * head_dim]
+  std::vector<std::vector<float>> k_, v_;  // per layer: [kv_heads, capacity, head_dim] (KvLayout::head_major)
   ForwardScratch scratch_;
 };
 

@@ -233,13 +233,17 @@ def main():
         for t in range(len(p_ids), len(seq)):
             row = lg[t - 1]
             top = np.sort(row)[-2:]
-            if seq[t] != row.argmax() and not (row[seq[t]] >= top[1] - 1e-3 and top[1] - top[0] < 0.05):
+            # zephyr's pick may differ only at a near-tie of the numpy model, within the error the
+            # prompt's logits showed above (decode's int8 activations round differently: a pick
+            # can flip where the two best are 0.1 apart).
+            if seq[t] != row.argmax() and not top[1] - row[seq[t]] < 2 * diff:
                 ok, where = False, f"; step {t - len(p_ids)}: zephyr {seq[t]} ({row[seq[t]]:.3f}), numpy {row.argmax()} ({top[1]:.3f})"
                 break
         if ok and len(gen_ids) < 12:  # stopped early: then on EOS, as the numpy model says
             ok = lg[-1].argmax() == int(field(r, "tokenizer.ggml.eos_token_id"))
             where = "" if ok else "; stopped early, but not on EOS"
-        check(ok, f"greedy continuation of {c[-1]['content']!r} is the numpy model's argmax at every step: {text.strip()!r}{where}")
+        check(ok, f"greedy continuation of {c[-1]['content']!r} is the numpy model's argmax at every step but near-ties "
+                  f"(< {2 * diff:.2f}): {text.strip()!r}{where}")
     check_export_hf(z, m, r, tk, nl, prompt, texts)
     if failures:
         sys.exit(1)

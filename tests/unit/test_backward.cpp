@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <algorithm>
 #include <functional>
 #include <vector>
@@ -112,7 +113,7 @@ void check_train_attention(int64_t n, const AttentionShape& s, const std::vector
   for (size_t i = 0; i < seg_starts.size(); ++i) {
     const int64_t b = seg_starts[i], e = i + 1 < seg_starts.size() ? seg_starts[i + 1] : n;
     std::vector<float> out_inf(size_t((e - b) * qd));
-    attention_forward(q.data() + b * qd, e - b, 0, k.data() + b * kvd, v.data() + b * kvd, s, out_inf.data());
+    attention_forward(q.data() + b * qd, e - b, 0, k.data() + b * kvd, v.data() + b * kvd, s, KvLayout::token_major(s), out_inf.data());
     for (size_t j = 0; j < out_inf.size(); ++j) ASSERT_NEAR(out[size_t(b * qd) + j], out_inf[j], 1e-5f) << "n " << n << " segment " << i;
   }
   std::vector<float> dq(q.size(), 0), dk(k.size(), 0), dv(v.size(), 0);
@@ -153,17 +154,31 @@ TEST(Backward, AttentionWithWindowSegmentsAndGqa) {
   check_train_attention(150, AttentionShape{2, 1, 8, 0}, {0});
 }
 
-TEST(Attention, PrefillBlocksMatchTokenByTokenDecode) {
+TEST(Attention, PrefillBlocksMatchTokenByTokenDecodeInEitherCacheLayout) {
   // Many tokens at once (GEMMs over blocks of 64 queries) against one token at a time over the
-  // same cache: with earlier cached positions, a sliding window and grouped KV heads.
+  // same cache: with earlier cached positions, a sliding window and grouped KV heads; the cache
+  // token-major and head-major (the inference cache: capacity 200 > its 187 tokens) give the same bits.
   const AttentionShape s{6, 2, 16, 100};
-  const int64_t pos0 = 37, n = 150, L = pos0 + n;
+  const int64_t pos0 = 37, n = 150, L = pos0 + n, cap = 200;
   auto q = randn(n * 6 * 16, 11), k = randn(L * 2 * 16, 12), v = randn(L * 2 * 16, 13);
-  std::vector<float> many(q.size()), one(q.size());
-  attention_forward(q.data(), n, pos0, k.data(), v.data(), s, many.data());
-  for (int64_t t = 0; t < n; ++t)
-    attention_forward(q.data() + t * 6 * 16, 1, pos0 + t, k.data(), v.data(), s, one.data() + t * 6 * 16);
+  std::vector<float> kh(size_t(2 * cap * 16), NAN), vh(kh.size(), NAN);  // unused rows NaN: never read
+  for (int64_t j = 0; j < L; ++j)
+    for (int64_t g = 0; g < 2; ++g)
+      for (int64_t e = 0; e < 16; ++e) {
+        kh[size_t((g * cap + j) * 16 + e)] = k[size_t((j * 2 + g) * 16 + e)];
+        vh[size_t((g * cap + j) * 16 + e)] = v[size_t((j * 2 + g) * 16 + e)];
+      }
+  const KvLayout tm = KvLayout::token_major(s), hm = KvLayout::head_major(s, cap);
+  std::vector<float> many(q.size()), one(q.size()), many_h(q.size()), one_h(q.size());
+  attention_forward(q.data(), n, pos0, k.data(), v.data(), s, tm, many.data());
+  attention_forward(q.data(), n, pos0, kh.data(), vh.data(), s, hm, many_h.data());
+  for (int64_t t = 0; t < n; ++t) {
+    attention_forward(q.data() + t * 6 * 16, 1, pos0 + t, k.data(), v.data(), s, tm, one.data() + t * 6 * 16);
+    attention_forward(q.data() + t * 6 * 16, 1, pos0 + t, kh.data(), vh.data(), s, hm, one_h.data() + t * 6 * 16);
+  }
   for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(many[i], one[i], 1e-5f) << "element " << i;
+  EXPECT_EQ(0, std::memcmp(many.data(), many_h.data(), many.size() * 4));
+  EXPECT_EQ(0, std::memcmp(one.data(), one_h.data(), one.size() * 4));
 }
 
 TEST(Attention, DecodeQueryMatchesADoubleReference) {
@@ -177,7 +192,7 @@ TEST(Attention, DecodeQueryMatchesADoubleReference) {
       std::vector<float> scores, out(static_cast<size_t>(hd));
       for (int64_t pos : {0, 1, 14, 15, 16, 17, 31, 32, 33, 49})
         for (int64_t g : {0, 1}) {
-          attention_query(q.data(), pos, k.data(), v.data(), g, s, scores, out.data());
+          attention_query(q.data(), pos, k.data(), v.data(), g, s, KvLayout::token_major(s), scores, out.data());
           const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
           std::vector<double> p;
           double m = -1e300, z = 0;

@@ -98,6 +98,31 @@ TEST(JsonGrammar, ShortestCompletion) {
   EXPECT_EQ(accepted(r, R"({"next":{"next":{"next":null}}})"), std::string(R"({"next":{"next":{"next":null}}})").size());
 }
 
+TEST(JsonGrammar, ShortestCompletionOfABoundedNumberCountsTheDigitsItStillNeeds) {
+  // A number may be complete as text but outside its bounds: "4" toward a minimum of 9 needs one
+  // more digit ("40"), or the masks would let a generation run out of tokens mid-value.
+  struct Case {
+    const char* schema;
+    const char* prefix;
+    int64_t need;
+  };
+  for (const Case& c : {Case{R"({"type": "number", "minimum": 9, "maximum": 120})", "4", 1},
+                        Case{R"({"type": "number", "minimum": 9, "maximum": 120})", "12", 0},
+                        Case{R"({"type": "number", "minimum": 9, "maximum": 120})", "12.", 1},
+                        Case{R"({"type": "integer", "minimum": 1000})", "1", 3},
+                        Case{R"({"type": "number", "minimum": 4.5, "maximum": 4.7})", "4", 2},
+                        Case{R"({"type": "number", "minimum": 4.5, "maximum": 4.7})", "4.", 1},
+                        Case{R"({"type": "number", "minimum": 0.25, "maximum": 0.3})", "0", 2},
+                        Case{R"({"type": "integer", "minimum": -20, "maximum": -10})", "-", 2},
+                        Case{R"({"type": "integer", "minimum": -20, "maximum": -10})", "-1", 1},
+                        Case{R"({"type": "array", "items": {"type": "integer", "minimum": 9}})", "[4", 2}}) {
+    const JsonGrammar g = grammar(c.schema);
+    JsonMatcher m(g);
+    ASSERT_EQ(accepted(m, c.prefix), std::string(c.prefix).size()) << c.schema << " " << c.prefix;
+    EXPECT_EQ(m.min_completion(), c.need) << c.schema << " after " << c.prefix;
+  }
+}
+
 TEST(JsonGrammar, SchemasOutsideTheSubsetAreRefusedByKeyword) {
   const auto message = [](const std::string& schema) {
     try {
