@@ -23,6 +23,22 @@ std::vector<float> logits_of(const std::vector<double>& probs) {
   return l;
 }
 
+// top-p as transformers writes it: a stable ascending sort of the finite logits, their fp32
+// softmax, and the tail whose cumulative mass stays within 1 - p removed (never the last token).
+void plain_top_p(std::vector<float>& l, double p) {
+  std::vector<int> order;
+  for (size_t i = 0; i < l.size(); ++i)
+    if (l[i] > -INFINITY) order.push_back(int(i));
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l[size_t(a)] < l[size_t(b)]; });
+  float m = -INFINITY, sum = 0, cum = 0;
+  for (int i : order) m = std::max(m, l[size_t(i)]);
+  std::vector<float> pr;
+  for (int i : order) pr.push_back(std::exp(l[size_t(i)] - m)), sum += pr.back();
+  for (float& x : pr) x /= sum;
+  for (size_t i = 0; i + 1 < order.size(); ++i)
+    if ((cum += pr[i]) <= float(1.0 - p)) l[size_t(order[i])] = -INFINITY;
+}
+
 std::vector<int> kept(const std::vector<float>& logits) {
   std::vector<int> k;
   for (size_t i = 0; i < logits.size(); ++i)
@@ -180,19 +196,7 @@ TEST(Sampler, TopPMatchesAStableSortWithTies) {
     l[0] = -0.0f, l[1] = 0.0f, l[2] = -INFINITY;
     const double p = 0.05 + 0.9 * rng.uniform();
     std::vector<float> want = l;
-    {
-      std::vector<int> order;
-      for (size_t i = 0; i < want.size(); ++i)
-        if (want[i] > -INFINITY) order.push_back(int(i));
-      std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return want[size_t(a)] < want[size_t(b)]; });
-      float m = -INFINITY, sum = 0, cum = 0;
-      for (int i : order) m = std::max(m, want[size_t(i)]);
-      std::vector<float> pr;
-      for (int i : order) pr.push_back(std::exp(want[size_t(i)] - m)), sum += pr.back();
-      for (float& x : pr) x /= sum;
-      for (size_t i = 0; i + 1 < order.size(); ++i)
-        if ((cum += pr[i]) <= float(1.0 - p)) want[size_t(order[i])] = -INFINITY;
-    }
+    plain_top_p(want, p);
     apply_top_p(l, p);
     ASSERT_EQ(0, std::memcmp(l.data(), want.data(), l.size() * 4)) << "trial " << trial;
   }
@@ -228,19 +232,7 @@ TEST(Sampler, DrawsEqualThePlainPipelineOverTheWholeVocabulary) {
         for (float& s : l)
           if (s < kth) s = -INFINITY;
       }
-      if (p.top_p < 1) {
-        std::vector<int> order;
-        for (size_t i = 0; i < V; ++i)
-          if (l[i] > -INFINITY) order.push_back(int(i));
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return l[size_t(a)] < l[size_t(b)]; });
-        float m = -INFINITY, sum = 0, cum = 0;
-        for (int i : order) m = std::max(m, l[size_t(i)]);
-        std::vector<float> pr;
-        for (int i : order) pr.push_back(std::exp(l[size_t(i)] - m)), sum += pr.back();
-        for (float& x : pr) x /= sum;
-        for (size_t i = 0; i + 1 < order.size(); ++i)
-          if ((cum += pr[i]) <= float(1.0 - p.top_p)) l[size_t(order[i])] = -INFINITY;
-      }
+      if (p.top_p < 1) plain_top_p(l, p.top_p);
       if (p.min_p > 0) {
         float m = -INFINITY, sum = 0;
         for (float s : l) m = std::max(m, s);
