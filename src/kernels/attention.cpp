@@ -87,10 +87,6 @@ void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, con
   });
 }
 
-}  // namespace
-
-namespace {
-
 #define Z_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
 
 // Σ of each of 4 vectors, per 128-bit block: block b of the result holds [Σ_b a0, Σ_b a1, Σ_b a2, Σ_b a3].
@@ -168,17 +164,16 @@ QueryKernel query_kernel(int64_t head_dim) {
 
 void attention_query(const float* q, int64_t pos, const float* k, const float* v, int64_t g, const AttentionShape& s,
                      const KvLayout& kv, std::vector<float>& scores, float* out) {
-  const int64_t kv_stride = kv.row;
   const float scale = float(1.0 / std::sqrt(double(s.head_dim)));
   const int64_t lo = first_key(pos, nullptr, s.window);
   scores.resize(size_t(pos - lo + 1));
   if (const QueryKernel kernel = query_kernel(s.head_dim))
-    return kernel(q, lo, pos, k + g * kv.head, v + g * kv.head, kv_stride, scale, scores.data(), out);
-  for (int64_t j = lo; j <= pos; ++j) scores[size_t(j - lo)] = vec::dot(q, k + j * kv_stride + g * kv.head, s.head_dim) * scale;
+    return kernel(q, lo, pos, k + g * kv.head, v + g * kv.head, kv.row, scale, scores.data(), out);
+  for (int64_t j = lo; j <= pos; ++j) scores[size_t(j - lo)] = vec::dot(q, k + j * kv.row + g * kv.head, s.head_dim) * scale;
   const float m = vec::max(scores.data(), int64_t(scores.size()));
   const float inv = float(1.0 / vec::exp_sub(scores.data(), m, scores.data(), int64_t(scores.size())));
   for (int64_t d = 0; d < s.head_dim; ++d) out[d] = 0;
-  for (int64_t j = lo; j <= pos; ++j) vec::axpy(out, scores[size_t(j - lo)] * inv, v + j * kv_stride + g * kv.head, s.head_dim);
+  for (int64_t j = lo; j <= pos; ++j) vec::axpy(out, scores[size_t(j - lo)] * inv, v + j * kv.row + g * kv.head, s.head_dim);
 }
 
 void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, const float* v, const AttentionShape& s,

@@ -467,9 +467,9 @@ void q8x8_get(const uint8_t* col, int r, uint8_t* blk) {
 // First the 16 lanes' f16 d, then their f16 m, then 4 vectors j of 64 bytes: lane l holds bytes
 // 4j..4j+3 of its block's nibbles (as in the plain block, byte k: element k low, k + 16 high). A
 // lane's multiply-adds then cover a whole block, so one conversion and one scaling serve 32 weights
-// of a row (with a row's 4 lanes in one block, as before, they served 8: SmolLM2's Q4_1 ran ~1.7x
-// fewer instructions per weight). Q4_1 rows are often not a multiple of Q4_0x8's 128 (SmolLM2's
-// 576), hence 2 blocks per column.
+// of a row (with a row's block across 4 lanes, as before, they served 8: one thread, 8 tokens,
+// SmolLM2's rows in cache ~95 -> ~130 GMAC/s; one token unchanged). Q4_1 rows are often not a
+// multiple of Q4_0x8's 128 (SmolLM2's 576), hence 2 blocks per column.
 void q41x8_put(const uint8_t* seg, int r, uint8_t* col) {
   for (int i = 0; i < 2; ++i) {
     const uint8_t* blk = seg + 20 * i;
