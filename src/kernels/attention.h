@@ -14,8 +14,8 @@ struct AttentionShape {
 // Where key (and value) j of KV head g lies: at k + j·row + g·head. Training's k and v are
 // [tokens, kv_heads, head_dim] (token_major); the inference cache is head-major (a head's keys one
 // contiguous run, row = head_dim, head = capacity·head_dim): decoding 8 SmolLM2 sequences reads
-// the cache from memory every step, and one head's rows strided by all heads' streamed ~25%
-// slower than a contiguous run.
+// the cache from memory every step, and one head's rows strided by all heads' took ~1.3x as long
+// to stream as a contiguous run.
 struct KvLayout {
   int64_t row = 0, head = 0;
   static KvLayout token_major(const AttentionShape& s) { return {s.kv_heads * s.head_dim, s.head_dim}; }
