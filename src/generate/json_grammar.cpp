@@ -400,6 +400,7 @@ bool number_in_bounds(const JsonGrammar::Node& n, const JsonFrame& f) {
 // The fewest bytes that end the number begun in f with a value in [minimum, maximum] (0: it may
 // end here). The masks keep a token only when the value can still be finished in the tokens left,
 // so this must be exact: "4" toward a minimum of 9 is a complete number but needs one more digit.
+// f has begun (a number not begun counts as its value_min, shortest_number).
 int64_t number_min_bytes(const JsonGrammar::Node& n, const JsonFrame& f) {
   if (number_complete(f.phase) && number_in_bounds(n, f)) return 0;
   if (!n.has_min && !n.has_max) return 1;
@@ -436,7 +437,7 @@ int64_t number_min_bytes(const JsonGrammar::Node& n, const JsonFrame& f) {
       } else if (f.phase == kNumZero) {
         if (j > 0) continue;  // nothing follows a leading 0 but the fraction
         a = b = 0;
-      } else {  // kNumStart, kNumMinus: j digits from scratch, no leading zero but "0" itself
+      } else {  // after '-': j digits from scratch, no leading zero but "0" itself
         if (j == 0) continue;
         a = j == 1 ? 0 : std::pow(10.0, double(j - 1)), b = std::pow(10.0, double(j)) - 1;
       }

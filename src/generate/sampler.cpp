@@ -150,7 +150,7 @@ void top_p_over(std::span<float> logits, std::span<const int> ids, double p) {
 // min-p over the finite logits among ids (in id order), the softmax as torch.softmax over every
 // logit in fp32 (the -inf ones add exact zeros, so summing only the finite in id order is the same).
 void min_p_over(std::span<float> logits, std::span<const int> ids, double min_p) {
-  if (min_p <= 0) return;
+  if (min_p <= 0 || ids.empty()) return;  // nothing finite: nothing to filter (and no top)
   float m = -INFINITY;
   for (int id : ids) m = std::max(m, logits[size_t(id)]);
   std::vector<float> probs(ids.size());

@@ -115,6 +115,8 @@ TEST(JsonGrammar, ShortestCompletionOfABoundedNumberCountsTheDigitsItStillNeeds)
                         Case{R"({"type": "number", "minimum": 0.25, "maximum": 0.3})", "0", 2},
                         Case{R"({"type": "integer", "minimum": -20, "maximum": -10})", "-", 2},
                         Case{R"({"type": "integer", "minimum": -20, "maximum": -10})", "-1", 1},
+                        Case{R"({"type": "integer", "minimum": -20, "maximum": -10})", "", 3},
+                        Case{R"({"type": "object", "properties": {"a": {"type": "integer", "minimum": -20, "maximum": -10}}, "required": ["a"]})", "{\"a\":", 4},
                         Case{R"({"type": "array", "items": {"type": "integer", "minimum": 9}})", "[4", 2}}) {
     const JsonGrammar g = grammar(c.schema);
     JsonMatcher m(g);
