@@ -1,7 +1,6 @@
 #include "kernels/rope.h"
 
 #include <cmath>
-#include <vector>
 
 #include "core/parallel.h"
 
@@ -40,15 +39,26 @@ void rope_rotate(float* x, int64_t n, int64_t heads, int64_t head_dim, const flo
   }
 }
 
+RopeTable rope_table(const int64_t* positions, int64_t n, int64_t head_dim, double theta) {
+  const int64_t half = head_dim / 2;
+  RopeTable r{head_dim, std::vector<float>(size_t(n * half)), std::vector<float>(size_t(n * half))};
+  parallel_for(size_t(n), 16, [&](size_t t0, size_t t1) {
+    rope_angles(positions + t0, int64_t(t1 - t0), head_dim, theta, r.cos.data() + t0 * size_t(half), r.sin.data() + t0 * size_t(half));
+  });
+  return r;
+}
+
+void rope_apply(float* x, int64_t n, int64_t heads, const RopeTable& table, bool inverse) {
+  const int64_t half = table.head_dim / 2;
+  parallel_for(size_t(n), 16, [&](size_t t0, size_t t1) {
+    rope_rotate(x + int64_t(t0) * heads * table.head_dim, int64_t(t1 - t0), heads, table.head_dim, table.cos.data() + t0 * size_t(half),
+                table.sin.data() + t0 * size_t(half), inverse);
+  });
+}
+
 void rope_apply(float* x, int64_t n, int64_t heads, int64_t head_dim, const int64_t* positions, double theta,
                 bool inverse) {
-  const int64_t half = head_dim / 2;
-  parallel_for(size_t(n), 16, [&](size_t t0, size_t t1) {
-    const int64_t m = int64_t(t1 - t0);
-    std::vector<float> cos(size_t(m * half)), sin(size_t(m * half));
-    rope_angles(positions + t0, m, head_dim, theta, cos.data(), sin.data());
-    rope_rotate(x + int64_t(t0) * heads * head_dim, m, heads, head_dim, cos.data(), sin.data(), inverse);
-  });
+  rope_apply(x, n, heads, rope_table(positions, n, head_dim, theta), inverse);
 }
 
 }  // namespace zephyr

@@ -155,7 +155,7 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
 // One layer's forward for T tokens: x (the residual stream) is updated in place and everything
 // the backward pass needs is kept in a.
 void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buffer& x, LayerActs& a, int64_t T,
-                   const int64_t* positions, const int64_t* seg_start, const Matmuls& mm) {
+                   const RopeTable& rope, const int64_t* seg_start, const Matmuls& mm) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
@@ -168,8 +168,8 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   linear(m, mm, P.q, a.xn1.data(), T, a.q.data());
   linear(m, mm, P.k, a.xn1.data(), T, a.k.data());
   linear(m, mm, P.v, a.xn1.data(), T, a.v.data());
-  rope_apply(a.q.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, false);
-  rope_apply(a.k.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, false);
+  rope_apply(a.q.data(), T, c.num_attention_heads, rope, false);
+  rope_apply(a.k.data(), T, c.num_key_value_heads, rope, false);
   fresh(a.attn, T * qd);
   fresh(a.lse, T * c.num_attention_heads);
   attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, mm.bf16, a.attn.data(), a.lse.data());
@@ -195,7 +195,8 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
 struct RowPass {
   const int* ids = nullptr;
   int64_t T = 0;
-  std::vector<int64_t> positions, seg_start;
+  RopeTable rope;  // the row's positions' angles, for every layer's q and k and their gradients
+  std::vector<int64_t> seg_start;
   std::vector<LayerActs> acts;
   Buffer x, xnf, dlogits;
   double nll = 0;
@@ -208,7 +209,7 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
   RowPass r;
   r.ids = ids;
   r.T = T;
-  r.positions = std::move(positions);
+  r.rope = rope_table(positions.data(), T, c.head_dim, c.rope_theta);
   r.seg_start = std::move(seg_start);
   const size_t L = m.layers().size();
   r.acts.resize(L);
@@ -216,7 +217,7 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
   const Matrix embed = m.matrix(m.embed());
   for (int64_t t = 0; t < T; ++t) matrix_row(embed, ids[t], r.x.data() + t * H);
   for (size_t l = 0; l < L; ++l) {
-    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.positions.data(), r.seg_start.data(), mm);
+    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.rope, r.seg_start.data(), mm);
     if (checkpointing || !keep) {
       Buffer input = std::move(r.acts[l].x_in);
       r.acts[l] = LayerActs();
@@ -238,7 +239,6 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), T = r.T;
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
   const size_t L = m.layers().size();
-  const int64_t* positions = r.positions.data();
   const int64_t* seg_start = r.seg_start.data();
   const int* ids = r.ids;
   auto& acts = r.acts;
@@ -257,7 +257,7 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     LayerActs& a = acts[l];
     if (checkpointing) {
       Buffer x_l = a.x_in;
-      layer_forward(m, P, x_l, a, T, positions, seg_start, mm);
+      layer_forward(m, P, x_l, a, T, r.rope, seg_start, mm);
     }
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
     zeros(dact, T * I);
@@ -278,8 +278,8 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     zeros(dv, T * kvd);
     attention_backward(a.q.data(), a.k.data(), a.v.data(), a.attn.data(), dattn.data(), a.lse.data(), T, seg_start, shape, mm.bf16,
                        dq.data(), dk.data(), dv.data());
-    rope_apply(dq.data(), T, c.num_attention_heads, c.head_dim, positions, c.rope_theta, true);
-    rope_apply(dk.data(), T, c.num_key_value_heads, c.head_dim, positions, c.rope_theta, true);
+    rope_apply(dq.data(), T, c.num_attention_heads, r.rope, true);
+    rope_apply(dk.data(), T, c.num_key_value_heads, r.rope, true);
     // q and k were rotated in place; the projections saw xn1, which is what their weights need.
     zeros(dxn, T * H);
     linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data());

@@ -36,6 +36,26 @@ ZEPHYR_CLONES_V4_V3 void adamw_update(
   }
 }
 
+// Σ x² in double over one chunk: element i goes to accumulator i % 4, each summed in order, and
+// the four are added pairwise — a lane of 4 doubles per accumulator, so every version has the
+// same bits (no FMA contraction in this file). The scalar loop ran ~0.5 ns an element (1% of an
+// SFT step on the 40M-parameter model).
+ZEPHYR_CLONES_V4_V3 double chunk_sum_squares(const float* __restrict x, size_t n) {
+  double s[4] = {0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4)
+#pragma omp simd
+    for (size_t k = 0; k < 4; ++k) s[k] += double(x[i + k]) * double(x[i + k]);
+  for (; i < n; ++i) s[i % 4] += double(x[i]) * x[i];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// x[i] = float(x[i] · coef), the product in double (as torch multiplies by the clip coefficient).
+ZEPHYR_CLONES_V4_V3 void scale_in_double(float* __restrict x, size_t n, double coef) {
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) x[i] = float(double(x[i]) * coef);
+}
+
 }  // namespace
 
 void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr) {
@@ -66,12 +86,7 @@ double clip_grad_norm(std::vector<float>& grads, double max_norm) {
   const size_t n = grads.size(), chunks = (n + C - 1) / C;
   std::vector<double> part(chunks);
   parallel_for(chunks, 1, [&](size_t c0, size_t c1) {
-    for (size_t c = c0; c < c1; ++c) {
-      double s[4] = {0, 0, 0, 0};
-      const size_t e = std::min(n, (c + 1) * C);
-      for (size_t i = c * C; i < e; ++i) s[i % 4] += double(grads[i]) * grads[i];
-      part[c] = (s[0] + s[1]) + (s[2] + s[3]);
-    }
+    for (size_t c = c0; c < c1; ++c) part[c] = chunk_sum_squares(grads.data() + c * C, std::min(n, (c + 1) * C) - c * C);
   });
   double sq = 0;
   for (double p : part) sq += p;
@@ -79,9 +94,7 @@ double clip_grad_norm(std::vector<float>& grads, double max_norm) {
   if (max_norm > 0) {
     const double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
-      parallel_for(n, C, [&](size_t b, size_t e) {
-        for (size_t i = b; i < e; ++i) grads[i] = float(grads[i] * coef);
-      });
+      parallel_for(n, C, [&](size_t b, size_t e) { scale_in_double(grads.data() + b, e - b, coef); });
   }
   return norm;
 }
