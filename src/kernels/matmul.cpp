@@ -121,6 +121,25 @@ const bool kHasAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_suppo
 // Rows per panel when a 16-bit matrix is widened for SGEMM: ~2 MB of fp32, so a panel stays in L3.
 int64_t panel_rows(int64_t cols) { return std::max<int64_t>(16, (int64_t(1) << 19) / std::max<int64_t>(cols, 1)); }
 
+// C[M, N] = op(A)·op(B) + beta·C (row-major, as cblas_sgemm) with the larger of M and N split across
+// zephyr's pool, each part a single-threaded sgemm (the pool runs BLAS on one thread inside its
+// tasks). OpenBLAS's own OpenMP team kept spinning between the training step's many GEMMs while
+// the pool's loops ran, and the two pools' threads took the two cores from each other.
+void pooled_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b, int64_t ldb,
+                  float beta, float* c, int64_t ldc) {
+  const auto tra = ta ? CblasTrans : CblasNoTrans, trb = tb ? CblasTrans : CblasNoTrans;
+  if (M >= N)
+    parallel_for(size_t(M), 64, [&](size_t m0, size_t m1) {
+      cblas_sgemm(CblasRowMajor, tra, trb, int(m1 - m0), int(N), int(K), 1.0f, ta ? a + m0 : a + m0 * size_t(lda), int(lda), b,
+                  int(ldb), beta, c + m0 * size_t(ldc), int(ldc));
+    });
+  else
+    parallel_for(size_t(N), 64, [&](size_t n0, size_t n1) {
+      cblas_sgemm(CblasRowMajor, tra, trb, int(M), int(n1 - n0), int(K), 1.0f, a, int(lda), tb ? b + n0 * size_t(ldb) : b + n0,
+                  int(ldb), beta, c + n0, int(ldc));
+    });
+}
+
 }  // namespace
 
 void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y) {
@@ -143,12 +162,8 @@ const char* gemv_isa() { return kHasAvx512 ? "avx512" : kHasAvx2 ? "avx2" : "gen
 void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw) {
   if (n <= 0) return;
   const auto* wf = static_cast<const float*>(w.data);
-  if (dx)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(w.cols), int(w.rows), 1.0f, dy, int(w.rows), wf,
-                int(w.cols), 1.0f, dx, int(w.cols));
-  if (dw)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(w.rows), int(w.cols), int(n), 1.0f, dy, int(w.rows), x,
-                int(w.cols), 1.0f, dw, int(w.cols));
+  if (dx) pooled_sgemm(false, false, n, w.cols, w.rows, dy, w.rows, wf, w.cols, 1.0f, dx, w.cols);
+  if (dw) pooled_sgemm(true, false, w.rows, w.cols, n, dy, w.rows, x, w.cols, 1.0f, dw, w.cols);
 }
 
 void matrix_row(const Matrix& w, int64_t row, float* out) {
@@ -178,9 +193,7 @@ void panel_gemm(const float* x, int64_t n, const Matrix& w, float* y, int64_t ld
       fill(r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
     });
     if (bf16) gemm_bf16(n, rows, w.cols, x, w.cols, false, panel.data(), w.cols, false, y + r0, ldy, false);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(rows), int(w.cols), 1.0f, x, int(w.cols),
-                  panel.data(), int(w.cols), 0.0f, y + r0, int(ldy));
+    else pooled_sgemm(false, true, n, rows, w.cols, x, w.cols, panel.data(), w.cols, 0.0f, y + r0, ldy);
   }
 }
 
@@ -361,11 +374,7 @@ void matmul(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
     });
     return;
   }
-  if (w.dtype == DType::F32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(w.rows), int(w.cols), 1.0f, x, int(w.cols),
-                static_cast<const float*>(w.data), int(w.cols), 0.0f, y, int(ldy));
-    return;
-  }
+  if (w.dtype == DType::F32) return pooled_sgemm(false, true, n, w.rows, w.cols, x, w.cols, static_cast<const float*>(w.data), w.cols, 0.0f, y, ldy);
   panel_gemm(x, n, w, y, ldy, panel_rows(w.cols), 1, false, [&](int64_t r0, int64_t r1, float* out) {
     for (int64_t r = r0; r < r1; ++r, out += w.cols) matrix_row(w, r, out);
   });
