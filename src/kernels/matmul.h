@@ -50,12 +50,9 @@ void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy
 void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16);
 void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16);
 
-// Products with a thin fp32 matrix (a LoRA adapter's A [r, in] or B [out, r]): y = x · Wᵀ, and
-// dx += dy · W, dw += dyᵀ · x (each when not null), split across the thread pool as single-threaded
-// BLAS calls — BLAS's own threads spent more time waking and spinning than multiplying on products
-// this thin.
+// y = x · Wᵀ with a thin fp32 matrix (a LoRA adapter's A [r, in] or B [out, r]) as one GEMM for any
+// n (matmul takes row-at-a-time GEMVs below 4 rows). Its backward is matmul_backward.
 void thin_matmul(const float* x, int64_t n, const Matrix& w, float* y);
-void thin_matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw);
 
 // Row `row` of w converted to fp32 (embedding lookup).
 void matrix_row(const Matrix& w, int64_t row, float* out);

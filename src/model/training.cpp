@@ -140,11 +140,11 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
   parallel_for(ds.size(), 1 << 14, [&](size_t a, size_t b) {
     for (size_t j = a; j < b; ++j) ds[j] = scale * dy[j];
   });
-  thin_matmul_backward(u.data(), n, m.matrix(ad->b), ds.data(), du.data(), m.grad(ad->b));
-  if (!dx || !mm.dropout) return thin_matmul_backward(xin, n, m.matrix(ad->a), du.data(), dx, m.grad(ad->a));
+  matmul_backward(u.data(), n, m.matrix(ad->b), ds.data(), du.data(), m.grad(ad->b));
+  if (!dx || !mm.dropout) return matmul_backward(xin, n, m.matrix(ad->a), du.data(), dx, m.grad(ad->a));
   // Through the dropout: the gradient reaches the kept elements, scaled as they were.
   Buffer dxd(size_t(n * w.cols), 0.0f);
-  thin_matmul_backward(xin, n, m.matrix(ad->a), du.data(), dxd.data(), m.grad(ad->a));
+  matmul_backward(xin, n, m.matrix(ad->a), du.data(), dxd.data(), m.grad(ad->a));
   const DropoutMask mask(m, mm, i);
   parallel_for(dxd.size(), 1 << 14, [&](size_t a, size_t b) {
     for (size_t j = a; j < b; ++j)

@@ -196,9 +196,9 @@ std::vector<fs::path> list_checkpoints(const fs::path& out) {
 TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, bool resume) {
   // Every row allocates and frees the same activation buffers (~1 GB a row for a 1B model); glibc
   // would hand them back to the kernel and fault them in again, zeroed, for the next row (a third
-  // of a LoRA step was page faults). Keep freed memory in the process instead. (main's mmap
-  // threshold, 256 MB, keeps a row's logits — 65 MB at 512 x 32000 — in the heap too; this line
-  // once lowered it to 32 MB, and those logits were faulted in again for every row: 6% of a step.)
+  // of a LoRA step was page faults). Keep freed memory in the process instead. main's mmap
+  // threshold (256 MB) keeps a row's logits (65 MB at 512 x 32000) in the heap too: lowered to 32 MB,
+  // they were mapped and faulted in again for every row, 6% of an SFT step.
   mallopt(M_TRIM_THRESHOLD, INT32_MAX);
   World& world = World::get();
   world.set_timeout(c.ddp_timeout);
