@@ -1,5 +1,6 @@
 #include "kernels/cross_entropy.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -8,27 +9,44 @@
 
 namespace zephyr {
 
+namespace {
+
+// Row i's loss (0 for an ignored row) and its dlogits.
+double row_loss(const float* logits, int64_t vocab, const int* target, float scale, float* dlogits, size_t i) {
+  const float* l = logits + i * size_t(vocab);
+  float* d = dlogits + i * size_t(vocab);
+  if (target[i] == kIgnoreIndex) {
+    for (int64_t v = 0; v < vocab; ++v) d[v] = 0;
+    return 0;
+  }
+  const float m = vec::max(l, vocab), target_logit = l[target[i]];  // read before d (may be l) is written
+  const double log_z = double(m) + std::log(vec::exp_sub(l, m, d, vocab));
+  // softmax = e^(l − m) / Σ, from the values already in d
+  vec::scale(d, scale * float(std::exp(double(m) - log_z)), vocab);
+  d[target[i]] -= scale;
+  return log_z - double(target_logit);
+}
+
+}  // namespace
+
 double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vocab, const int* target, float scale,
                                       float* dlogits) {
-  std::vector<double> row_loss(static_cast<size_t>(n), 0.0);
-  parallel_for(size_t(n), 1, [&](size_t r0, size_t r1) {
-    for (size_t i = r0; i < r1; ++i) {
-      const float* l = logits + i * size_t(vocab);
-      float* d = dlogits + i * size_t(vocab);
-      if (target[i] == kIgnoreIndex) {
-        for (int64_t v = 0; v < vocab; ++v) d[v] = 0;
-        continue;
-      }
-      const float m = vec::max(l, vocab), target_logit = l[target[i]];  // read before d (may be l) is written
-      const double log_z = double(m) + std::log(vec::exp_sub(l, m, d, vocab));
-      row_loss[i] = log_z - double(target_logit);
-      // softmax = e^(l − m) / Σ, from the values already in d
-      vec::scale(d, scale * float(std::exp(double(m) - log_z)), vocab);
-      d[target[i]] -= scale;
+  return cross_entropy_forward_backward(logits, n, vocab, target, scale, dlogits, [](int64_t, int64_t) {});
+}
+
+double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vocab, const int* target, float scale,
+                                      float* dlogits, const std::function<void(int64_t, int64_t)>& rows_done) {
+  constexpr int64_t kRows = 16;
+  std::vector<double> losses(static_cast<size_t>(n), 0.0);
+  parallel_for(size_t((n + kRows - 1) / kRows), 1, [&](size_t b0, size_t b1) {
+    for (size_t b = b0; b < b1; ++b) {
+      const int64_t r0 = int64_t(b) * kRows, r1 = std::min(n, r0 + kRows);
+      for (int64_t i = r0; i < r1; ++i) losses[size_t(i)] = row_loss(logits, vocab, target, scale, dlogits, size_t(i));
+      rows_done(r0, r1);
     }
   });
   double total = 0;
-  for (double x : row_loss) total += x;
+  for (double x : losses) total += x;
   return total;
 }
 

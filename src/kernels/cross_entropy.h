@@ -1,6 +1,7 @@
 // Cross-entropy of next-token logits against targets, fused with its gradient.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 namespace zephyr {
 
@@ -12,5 +13,10 @@ constexpr int kIgnoreIndex = -100;  // HF's label for positions without loss
 // dlogits may alias logits.
 double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vocab, const int* target, float scale,
                                       float* dlogits);
+
+// The same in blocks of 16 rows, calling rows_done(r0, r1) on the thread that wrote a block's
+// dlogits while they are still in its cache (bf16 training packs them there for its GEMMs).
+double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vocab, const int* target, float scale,
+                                      float* dlogits, const std::function<void(int64_t, int64_t)>& rows_done);
 
 }  // namespace zephyr

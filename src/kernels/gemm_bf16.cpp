@@ -65,13 +65,16 @@ Z_BF16 inline void store_pair(int32_t* panel, int64_t pairs, int64_t R, int64_t 
 // row's pairs was slow: this and no zero fill of the buffers took the training shapes from ~290 to
 // ~326 GFLOPS); for one stored [K, rows] (x[k * ld + r]) two k-rows give the pairs of 16 rows in
 // one store.
-Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t r0, int64_t K, int64_t R, uint16_t* out) {
+// Only pairs [p0, p1) may be packed (a producer's block; p0 a multiple of 16 unless k_major).
+Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t r0, int64_t K, int64_t R, uint16_t* out,
+                   int64_t p0 = 0, int64_t p1 = -1) {
   const int64_t pairs = (K + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
+  if (p1 < 0) p1 = pairs;
   const __mmask16 rmask = __mmask16((1u << nr) - 1);
   // Pair p of rows r0..r0+15 goes to 16 consecutive int32 (R = 32) or to two panels (R = 8).
   int32_t* panel = reinterpret_cast<int32_t*>(out) + (r0 / R) * pairs * R;
   if (k_major) {
-    for (int64_t p = 0; p < pairs; ++p) {
+    for (int64_t p = p0; p < p1; ++p) {
       const __m512 k0 = nr ? _mm512_maskz_loadu_ps(rmask, x + (2 * p) * ld + r0) : _mm512_setzero_ps();
       const __m512 k1 = nr && 2 * p + 1 < K ? _mm512_maskz_loadu_ps(rmask, x + (2 * p + 1) * ld + r0) : _mm512_setzero_ps();
       const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(k0));
@@ -80,7 +83,7 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
     }
     return;
   }
-  for (int64_t p = 0; p < pairs; p += 16) {
+  for (int64_t p = p0; p < p1; p += 16) {
     const int64_t k = 2 * p, nk = std::min<int64_t>(32, K - k);
     const __mmask16 m0 = __mmask16(nk >= 16 ? 0xffffu : (1u << nk) - 1);
     const __mmask16 m1 = __mmask16(nk >= 32 ? 0xffffu : nk > 16 ? (1u << (nk - 16)) - 1 : 0);
@@ -94,7 +97,7 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
       v[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src));
     }
     transpose16(v);
-    for (int64_t j = 0; j < std::min<int64_t>(16, pairs - p); ++j) store_pair(panel, pairs, R, r0, p + j, v[j]);
+    for (int64_t j = 0; j < std::min<int64_t>(16, p1 - p); ++j) store_pair(panel, pairs, R, r0, p + j, v[j]);
   }
 }
 
@@ -112,6 +115,13 @@ Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, 
                          int64_t cols, bool accumulate) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  // C's lines are fetched while the tile computes: gradients accumulated into come from memory
+  // (a weight's gradient was last touched a row earlier), and waiting for them at the end cost
+  // the weight-gradient products ~15%.
+  for (int i = 0; i < MR && i < rows; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
+  }
   for (int64_t p = 0; p < pairs; ++p) {
     const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp + p * NR * 2);
     const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + p * NR * 2 + 32);
@@ -158,13 +168,42 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, boo
   gemm_bf16(M, a, lda, transpose_a, Bf16Panels(b, ldb, transpose_b, N, K), c, ldc, accumulate);
 }
 
+// An odd panel count gets one more: the last 16-row group writes two panels.
+Bf16Rows::Bf16Rows(int64_t M, int64_t K)
+    : m_(M), k_(K), data_(new uint16_t[size_t(((M + MR - 1) / MR + 1) / 2 * 2 * ((K + 1) / 2) * MR * 2)]) {}
+
+Bf16Rows::Bf16Rows(const float* a, int64_t lda, bool transpose_a, int64_t M, int64_t K) : Bf16Rows(M, K) {
+  pack(a, lda, transpose_a, M, K, MR, data_.get());
+}
+
+void Bf16Rows::pack_rows(const float* a, int64_t lda, int64_t r0, int64_t r1, int64_t k0, int64_t k1) {
+  if (k1 < 0) k1 = k_;
+  for (int64_t r = r0; r < r1; r += 16) pack16(a, lda, false, m_, r, k_, MR, data_.get(), k0 / 2, (k1 + 1) / 2);
+}
+
+void Bf16Rows::pack_columns(const float* a, int64_t lda, int64_t k0, int64_t k1, int64_t m0, int64_t m1) {
+  m1 = std::min(m1 < 0 ? m_ : m1, (m_ + MR - 1) / MR * MR);
+  for (int64_t r = m0; r < m1; r += 16) pack16(a, lda, true, m_, r, k_, MR, data_.get(), k0 / 2, (k1 + 1) / 2);
+}
+
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,
                bool accumulate) {
-  const int64_t N = b.n(), K = b.k(), pairs = (K + 1) / 2, mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
-  std::unique_ptr<uint16_t[]> apack(new uint16_t[size_t((mp + 1) / 2 * 2 * pairs * MR * 2)]);
-  pack(a, lda, transpose_a, M, K, MR, apack.get());
+  gemm_bf16(Bf16Rows(a, lda, transpose_a, M, b.k()), b, c, ldc, accumulate);
+}
+
+Bf16PanelsView Bf16Panels::view(int64_t n0, int64_t n, int64_t k0, int64_t k) const {
+  const int64_t stride = (k_ + 1) / 2 * NR * 2;
+  return {data_.get() + n0 / NR * stride + k0 / 2 * NR * 2, n, k, stride};
+}
+
+void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, bool accumulate) {
+  gemm_bf16(a, b.view(), c, ldc, accumulate);
+}
+
+void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate) {
+  const int64_t M = a.m(), N = b.n, pairs = (b.k + 1) / 2, mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
   auto tile = [&](int64_t p, int64_t q) {
-    micro_kernel(apack.get() + p * pairs * MR * 2, b.data() + q * pairs * NR * 2, pairs, c + p * MR * ldc + q * NR, ldc,
+    micro_kernel(a.data() + p * ((a.k() + 1) / 2) * MR * 2, b.data + q * b.panel_stride, pairs, c + p * MR * ldc + q * NR, ldc,
                  std::min(MR, M - p * MR), std::min(NR, N - q * NR), accumulate);
   };
   // Threads take disjoint C tiles split along the larger operand, which is also the outer loop: its

@@ -16,6 +16,12 @@ bool gemm_bf16_available();
 void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,
                bool transpose_b, float* c, int64_t ldc, bool accumulate);
 
+// Part of a packed B: what a product over a sub-range of B's rows or of K reads.
+struct Bf16PanelsView {
+  const uint16_t* data = nullptr;
+  int64_t n = 0, k = 0, panel_stride = 0;  // panel_stride: elements from one 32-row panel to the next
+};
+
 // B packed once for many products: a weight that every row of a training batch multiplies.
 class Bf16Panels {
  public:
@@ -24,14 +30,43 @@ class Bf16Panels {
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
   const uint16_t* data() const { return data_.get(); }
+  // Rows [n0, n0 + n) and k [k0, k0 + k) of B: n0 a multiple of 32, k0 even.
+  Bf16PanelsView view(int64_t n0, int64_t n, int64_t k0, int64_t k) const;
+  Bf16PanelsView view() const { return view(0, n_, 0, k_); }
 
  private:
   int64_t n_ = 0, k_ = 0;
   std::unique_ptr<uint16_t[]> data_;
 };
 
-// The same product with B already packed (N and K from it).
+// A packed for the GEMM: once for several products that share it, or block by block by the
+// code that produces A while those values are still in its cache.
+class Bf16Rows {
+ public:
+  Bf16Rows() = default;
+  // Room for A [M, K], filled by pack_rows or pack_columns.
+  Bf16Rows(int64_t M, int64_t K);
+  // A [M, K] packed whole, across threads (transpose_a: given as [K, M]).
+  Bf16Rows(const float* a, int64_t lda, bool transpose_a, int64_t M, int64_t K);
+  // Rows [r0, r1) of A given row-major (a[m * lda + k]) at columns [k0, k1) (k1 -1: K), on the
+  // calling thread: r0 a multiple of 16, r1 too unless it is M; k0 a multiple of 32, k1 too unless K.
+  void pack_rows(const float* a, int64_t lda, int64_t r0, int64_t r1, int64_t k0 = 0, int64_t k1 = -1);
+  // Columns [k0, k1) of A given as [K, M] (a[k * lda + m]) for rows [m0, m1) (m1 -1: M), on the
+  // calling thread: k0 even, k1 too unless it is K; m0 a multiple of 16, m1 too unless M.
+  void pack_columns(const float* a, int64_t lda, int64_t k0, int64_t k1, int64_t m0 = 0, int64_t m1 = -1);
+  int64_t m() const { return m_; }
+  int64_t k() const { return k_; }
+  const uint16_t* data() const { return data_.get(); }
+
+ private:
+  int64_t m_ = 0, k_ = 0;
+  std::unique_ptr<uint16_t[]> data_;
+};
+
+// The same product with B already packed (N and K from it), and with A packed too.
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,
                bool accumulate);
+void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, bool accumulate);
+void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate);
 
 }  // namespace zephyr
