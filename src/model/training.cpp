@@ -19,9 +19,13 @@ namespace zephyr {
 
 namespace {
 
-// What the backward pass needs of one layer, for one row of T tokens.
+// What the backward pass needs of one layer, for one row of T tokens. In bf16 the linear layers'
+// inputs are also kept packed as their weight gradients' operand (xᵀ, the GEMM's B): packed in the
+// forward pass while each is in cache, once for the layers that share it (q, k, v; gate, up).
+// Packed in the backward pass they came from memory, once per layer.
 struct LayerActs {
   Buffer x_in, xn1, q, k, v, attn, lse, x_mid, xn2, gate, up, act;
+  Bf16Panels xn1_t, attn_t, xn2_t, act_t;
 };
 
 // A buffer of n floats that its producer overwrites whole (no zero fill), and one that gradients
@@ -99,10 +103,12 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
 }
 
 // y[n, out] = x[n, in] · Wᵀ for the linear layer with parameter index i, plus its adapter's
-// s · (x' Aᵀ) Bᵀ.
-void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y) {
+// s · (x' Aᵀ) Bᵀ. xa: x already packed (bf16), shared with other layers that read it.
+void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y,
+            const Bf16Rows* xa = nullptr) {
   const Matrix w = m.matrix(i);
   if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16);
+  else if (mm.bf16 && xa) gemm_bf16(*xa, mm.packed->w[i], y, w.rows, false);
   else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.packed->w[i], y, w.rows, false);
   else matmul(x, n, w, y);
   const TrainableModel::Adapter* ad = m.adapter(i);
@@ -119,7 +125,9 @@ void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x
 
 // dx += dy · W (when dx is given), the weight's gradient += dyᵀ · x unless it is frozen, and the
 // adapter's gradients: with u = x' Aᵀ, dB += s dyᵀ u, du = s dy B, dA += duᵀ x', dx += du A (masked).
-void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx) {
+// xt: xᵀ packed by the forward pass (bf16; empty when it did not).
+void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx,
+                     const Bf16Panels& xt = Bf16Panels()) {
   const Matrix w = m.matrix(i);
   float* dw = m.grad(i);
   if (w.dtype != DType::F32) {
@@ -128,7 +136,8 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
     matmul_backward(x, n, w, dy, dx, dw);
   } else {
     if (dx) gemm_bf16(n, dy, w.rows, false, mm.packed->wt[i], dx, w.cols, true);
-    if (dw) gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
+    if (dw && xt.n()) gemm_bf16(w.rows, dy, w.rows, true, xt, dw, w.cols, true);
+    else if (dw) gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
   }
   const TrainableModel::Adapter* ad = m.adapter(i);
   if (!ad) return;
@@ -155,26 +164,35 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
 // One layer's forward for T tokens: x (the residual stream) is updated in place and everything
 // the backward pass needs is kept in a.
 void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buffer& x, LayerActs& a, int64_t T,
-                   const RopeTable& rope, const int64_t* seg_start, const Matmuls& mm) {
+                   const RopeTable& rope, const int64_t* seg_start, const Matmuls& mm, bool for_backward) {
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
+  // bf16 over fp32 weights: each input packed once for the products that read it, and kept packed
+  // for the weight gradients when the backward pass follows and the weights train.
+  const bool pack = mm.bf16 && m.matrix(P.q).dtype == DType::F32, pack_t = pack && for_backward && m.params()[P.q].trainable;
+  auto packed = [&](const Buffer& in, int64_t cols, Bf16Panels& t) {
+    if (pack_t) t = Bf16Panels(in.data(), cols, true, cols, T);
+    return pack ? Bf16Rows(in.data(), cols, false, T, cols) : Bf16Rows();
+  };
   a.x_in = x;
   fresh(a.xn1, T * H);
   rmsnorm_forward(x.data(), m.weight(P.input_norm), T, H, c.rms_norm_eps, a.xn1.data());
   fresh(a.q, T * qd);
   fresh(a.k, T * kvd);
   fresh(a.v, T * kvd);
-  linear(m, mm, P.q, a.xn1.data(), T, a.q.data());
-  linear(m, mm, P.k, a.xn1.data(), T, a.k.data());
-  linear(m, mm, P.v, a.xn1.data(), T, a.v.data());
+  const Bf16Rows xn1 = packed(a.xn1, H, a.xn1_t);
+  linear(m, mm, P.q, a.xn1.data(), T, a.q.data(), pack ? &xn1 : nullptr);
+  linear(m, mm, P.k, a.xn1.data(), T, a.k.data(), pack ? &xn1 : nullptr);
+  linear(m, mm, P.v, a.xn1.data(), T, a.v.data(), pack ? &xn1 : nullptr);
   rope_apply(a.q.data(), T, c.num_attention_heads, rope, false);
   rope_apply(a.k.data(), T, c.num_key_value_heads, rope, false);
   fresh(a.attn, T * qd);
   fresh(a.lse, T * c.num_attention_heads);
   attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, mm.bf16, a.attn.data(), a.lse.data());
   Buffer o(size_t(T * H));
-  linear(m, mm, P.o, a.attn.data(), T, o.data());
+  const Bf16Rows attn = packed(a.attn, qd, a.attn_t);
+  linear(m, mm, P.o, a.attn.data(), T, o.data(), pack ? &attn : nullptr);
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
   a.x_mid = x;
   fresh(a.xn2, T * H);
@@ -182,10 +200,12 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   fresh(a.gate, T * I);
   fresh(a.up, T * I);
   fresh(a.act, T * I);
-  linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data());
-  linear(m, mm, P.up, a.xn2.data(), T, a.up.data());
+  const Bf16Rows xn2 = packed(a.xn2, H, a.xn2_t);
+  linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data(), pack ? &xn2 : nullptr);
+  linear(m, mm, P.up, a.xn2.data(), T, a.up.data(), pack ? &xn2 : nullptr);
   swiglu_forward(a.gate.data(), a.up.data(), T * I, a.act.data());
-  linear(m, mm, P.down, a.act.data(), T, o.data());
+  const Bf16Rows act = packed(a.act, I, a.act_t);
+  linear(m, mm, P.down, a.act.data(), T, o.data(), pack ? &act : nullptr);
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }
 
@@ -227,7 +247,7 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
   const Matrix embed = m.matrix(m.embed());
   for (int64_t t = 0; t < T; ++t) matrix_row(embed, ids[t], r.x.data() + t * H);
   for (size_t l = 0; l < L; ++l) {
-    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.rope, r.seg_start.data(), mm);
+    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.rope, r.seg_start.data(), mm, keep && !checkpointing);
     if (checkpointing || !keep) {
       Buffer input = std::move(r.acts[l].x_in);
       r.acts[l] = LayerActs();
@@ -298,22 +318,22 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     LayerActs& a = acts[l];
     if (checkpointing) {
       Buffer x_l = a.x_in;
-      layer_forward(m, P, x_l, a, T, r.rope, seg_start, mm);
+      layer_forward(m, P, x_l, a, T, r.rope, seg_start, mm, true);
     }
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
     zeros(dact, T * I);
-    linear_backward(m, mm, P.down, a.act.data(), T, dx.data(), dact.data());
+    linear_backward(m, mm, P.down, a.act.data(), T, dx.data(), dact.data(), a.act_t);
     fresh(dgate, T * I);
     fresh(dup, T * I);
     swiglu_backward(a.gate.data(), a.up.data(), dact.data(), T * I, dgate.data(), dup.data());
     zeros(dxn, T * H);
-    linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data());
-    linear_backward(m, mm, P.up, a.xn2.data(), T, dup.data(), dxn.data());
+    linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data(), a.xn2_t);
+    linear_backward(m, mm, P.up, a.xn2.data(), T, dup.data(), dxn.data(), a.xn2_t);
     rmsnorm_backward(a.x_mid.data(), m.weight(P.post_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.post_norm));
     // Attention: x_mid = x_in + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
     zeros(dattn, T * qd);
-    linear_backward(m, mm, P.o, a.attn.data(), T, dx.data(), dattn.data());
+    linear_backward(m, mm, P.o, a.attn.data(), T, dx.data(), dattn.data(), a.attn_t);
     zeros(dq, T * qd);
     zeros(dk, T * kvd);
     zeros(dv, T * kvd);
@@ -323,9 +343,9 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     rope_apply(dk.data(), T, c.num_key_value_heads, r.rope, true);
     // q and k were rotated in place; the projections saw xn1, which is what their weights need.
     zeros(dxn, T * H);
-    linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data());
-    linear_backward(m, mm, P.k, a.xn1.data(), T, dk.data(), dxn.data());
-    linear_backward(m, mm, P.v, a.xn1.data(), T, dv.data(), dxn.data());
+    linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data(), a.xn1_t);
+    linear_backward(m, mm, P.k, a.xn1.data(), T, dk.data(), dxn.data(), a.xn1_t);
+    linear_backward(m, mm, P.v, a.xn1.data(), T, dv.data(), dxn.data(), a.xn1_t);
     rmsnorm_backward(a.x_in.data(), m.weight(P.input_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.input_norm));
     a = LayerActs();  // free as we go

@@ -51,14 +51,18 @@ TEST(Training, CheckpointingGivesIdenticalGradients) {
   TrainableModel m = random_model();
   const TokenBatch b = make_batch({random_row(13, 1), random_row(9, 2)}, 0);
   const int64_t targets = count_targets(b);
-  m.zero_grads();
-  const LossSum full = forward_backward(m, b, 1.0f / float(targets), false);
-  const std::vector<float> g_full = m.grads();
-  m.zero_grads();
-  const LossSum ckpt = forward_backward(m, b, 1.0f / float(targets), true);
-  EXPECT_EQ(full.nll, ckpt.nll);
-  EXPECT_EQ(g_full, m.grads());
-  EXPECT_EQ(forward_loss(m, b).nll, full.nll);
+  // bf16 too: there the backward pass reads inputs packed by the forward pass or by the recomputation.
+  for (const bool bf16 : {false, true}) {
+    if (bf16 && !gemm_bf16_available()) continue;
+    m.zero_grads();
+    const LossSum full = forward_backward(m, b, 1.0f / float(targets), false, bf16);
+    const std::vector<float> g_full = m.grads();
+    m.zero_grads();
+    const LossSum ckpt = forward_backward(m, b, 1.0f / float(targets), true, bf16);
+    EXPECT_EQ(full.nll, ckpt.nll);
+    EXPECT_EQ(g_full, m.grads()) << "bf16 " << bf16;
+    EXPECT_EQ(forward_loss(m, b, bf16).nll, full.nll);
+  }
 }
 
 TEST(Training, PackedRowsEqualSeparateRows) {
