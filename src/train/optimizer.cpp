@@ -23,15 +23,17 @@ namespace {
 // One tensor's update, compiled for AVX-512 / AVX2 / baseline and picked at run time: two
 // divisions and a square root per element made the scalar loop ~6% of an SFT step. The
 // operations are the same in every version (this file is compiled without FMA contraction), so
-// the result has the same bits.
+// the result has the same bits. The gradient is first multiplied by the clipping coefficient in
+// double, as clip_grad_norm_ scales it (a coefficient of 1 leaves it exact).
 ZEPHYR_CLONES_V4_V3 void adamw_update(
-    float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, size_t n, float keep, float b1, float b2, float step_size, float sqrt_bc2,
-    float eps) {
+    float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, size_t n, double coef, float keep, float b1,
+    float b2, float step_size, float sqrt_bc2, float eps) {
 #pragma omp simd
   for (size_t j = 0; j < n; ++j) {
+    const float gj = float(double(g[j]) * coef);
     w[j] *= keep;
-    m[j] = m[j] * b1 + g[j] * (1.0f - b1);
-    v[j] = v[j] * b2 + g[j] * g[j] * (1.0f - b2);
+    m[j] = m[j] * b1 + gj * (1.0f - b1);
+    v[j] = v[j] * b2 + gj * gj * (1.0f - b2);
     w[j] -= step_size * (m[j] / (std::sqrt(v[j]) / sqrt_bc2 + eps));
   }
 }
@@ -50,15 +52,9 @@ ZEPHYR_CLONES_V4_V3 double chunk_sum_squares(const float* __restrict x, size_t n
   return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-// x[i] = float(x[i] · coef), the product in double (as torch multiplies by the clip coefficient).
-ZEPHYR_CLONES_V4_V3 void scale_in_double(float* __restrict x, size_t n, double coef) {
-#pragma omp simd
-  for (size_t i = 0; i < n; ++i) x[i] = float(double(x[i]) * coef);
-}
-
 }  // namespace
 
-void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr) {
+void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double grad_coef) {
   ++step_;
   const double bc1 = 1.0 - std::pow(c.beta1, double(step_)), bc2 = 1.0 - std::pow(c.beta2, double(step_));
   // The same float operations as torch's single-tensor AdamW: p *= 1 - lr*wd; m, v updated in
@@ -74,12 +70,12 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr) {
     float* v = v_.data() + p.grad_offset;
     const float keep = decay_[i] ? float(1.0 - lr * c.weight_decay) : 1.0f;
     parallel_for(p.numel, 4096, [&](size_t a, size_t b) {
-      adamw_update(w + a, g + a, m + a, v + a, b - a, keep, b1, b2, step_size, sqrt_bc2, eps);
+      adamw_update(w + a, g + a, m + a, v + a, b - a, grad_coef, keep, b1, b2, step_size, sqrt_bc2, eps);
     });
   }
 }
 
-double clip_grad_norm(std::vector<float>& grads, double max_norm) {
+double grad_norm(const std::vector<float>& grads) {
   // Partial sums over fixed chunks (4 accumulators each), added in chunk order: threads share the
   // work, and the norm has the same bits for any thread count (resumed runs stay bit-identical).
   constexpr size_t C = size_t(1) << 16;
@@ -90,13 +86,11 @@ double clip_grad_norm(std::vector<float>& grads, double max_norm) {
   });
   double sq = 0;
   for (double p : part) sq += p;
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0) {
-    const double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0)
-      parallel_for(n, C, [&](size_t b, size_t e) { scale_in_double(grads.data() + b, e - b, coef); });
-  }
-  return norm;
+  return std::sqrt(sq);
+}
+
+double clip_coefficient(double norm, double max_norm) {
+  return max_norm > 0 ? std::min(1.0, max_norm / (norm + 1e-6)) : 1.0;
 }
 
 double scheduled_lr(const std::string& type, double base_lr, int64_t step, int64_t warmup, int64_t total) {

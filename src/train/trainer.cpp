@@ -277,9 +277,9 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
     logged_count += step_stats.count;
     for (auto& [k, v] : step_stats.sums) logged_sums[k] += v;
     const double tokens = double(step_stats.tokens);
-    const double grad_norm = clip_grad_norm(model.grads(), c.max_grad_norm);
+    const double norm = grad_norm(model.grads());
     const double lr = scheduled_lr(c.lr_scheduler_type, c.learning_rate, st.step, warmup, total);
-    opt.step(model, ac, lr);
+    opt.step(model, ac, lr, clip_coefficient(norm, c.max_grad_norm));
     ++st.step;
     st.cursor += per_step;
     const double loss = weight > 0 ? step_stats.loss_sum / weight : 0.0;
@@ -290,14 +290,14 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
     if (main && (st.step % c.logging_steps == 0 || st.step == total)) {
       json m = {{"step", st.step},          {"epoch", epoch},
                 {"loss", logged_loss / double(logged_steps)}, {"learning_rate", lr},
-                {"grad_norm", grad_norm},   {"tokens_per_second", logged_tokens / std::max(logged_seconds, 1e-9)}};
+                {"grad_norm", norm},   {"tokens_per_second", logged_tokens / std::max(logged_seconds, 1e-9)}};
       for (auto& [k, v] : logged_sums) m[k] = logged_count > 0 ? v / logged_count : 0.0;
       // The step's time in the gradient allreduce, waiting for the slowest rank included.
       if (ranks > 1) m["allreduce_share"] = logged_allreduce / std::max(logged_seconds, 1e-9);
       *log << m.dump() << "\n" << std::flush;
       if (!tty)
         std::fprintf(stderr, "step %lld/%lld  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s\n", (long long)st.step,
-                     (long long)total, logged_loss / double(logged_steps), lr, grad_norm,
+                     (long long)total, logged_loss / double(logged_steps), lr, norm,
                      logged_tokens / std::max(logged_seconds, 1e-9));
     }
     if (st.step % c.logging_steps == 0 || st.step == total) {
