@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/vec.h"
@@ -99,27 +100,52 @@ void block_probs(bool bf16, const float* q, const float* k, const KvLayout& kv, 
   }
 }
 
+// The first key that training's block of queries from t0 computes scores for: its first visible
+// one, from a packed panel's start in bf16.
+int64_t block_first_key(int64_t t0, const int64_t* seg_start, const AttentionShape& s, bool bf16) {
+  const int64_t klo = first_key(t0, seg_start, s.window);
+  return bf16 ? klo / kPanelKeys * kPanelKeys : klo;
+}
+
+// Where each (query head, block) task's probabilities [t1 - t0, t1 - klo] lie in kept ones, in the
+// forward loop's task order (h * blocks + block); the last entry is the total.
+std::vector<int64_t> prob_offsets(int64_t n, const int64_t* seg_start, const AttentionShape& s, bool bf16) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<int64_t> off(size_t(s.heads * blocks + 1), 0);
+  for (int64_t task = 0; task < s.heads * blocks; ++task) {
+    const int64_t t0 = task % blocks * kBlock, t1 = std::min(n, t0 + kBlock);
+    off[size_t(task + 1)] = off[size_t(task)] + (t1 - t0) * (t1 - block_first_key(t0, seg_start, s, bf16));
+  }
+  return off;
+}
+
 // Prefill and training forward: per query head and block of 64 queries, the scores against every
 // key the block can see are one GEMM and the weighted sum of the values another (a dot product per
 // query and key took ~24% of a 1B model's 512-token prompt; whole n x n score matrices in training
 // did about twice the work). The GEMMs run single-threaded inside our parallel region (OpenBLAS;
-// nested regions get one thread). lse may be null (prefill).
+// nested regions get one thread). lse may be null (prefill); probs (training) keeps the
+// probabilities at prob_offsets.
 void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, const float* v, const KvLayout& kv,
-                    const int64_t* seg_start, const AttentionShape& s, bool bf16, float* out, float* lse) {
+                    const int64_t* seg_start, const AttentionShape& s, bool bf16, float* out, float* lse, Buffer* probs = nullptr) {
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, blocks = (n + kBlock - 1) / kBlock;
   // bf16 is training only (token-major keys, pos0 = 0)
   const std::unique_ptr<PackedKv> kp = bf16 ? std::make_unique<PackedKv>(k, v, n, s, true, false, false, true) : nullptr;
+  std::vector<int64_t> off;
+  if (probs) {
+    off = prob_offsets(n, seg_start, s, bf16);
+    probs->resize(size_t(off.back()));
+  }
   parallel_for(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
-    std::vector<float> P(size_t(kBlock * (pos0 + n)));
+    std::vector<float> scratch(probs ? 0 : size_t(kBlock * (pos0 + n)));
     for (size_t task = begin; task < end; ++task) {
       const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * kBlock, t1 = std::min(n, t0 + kBlock);
-      int64_t klo = first_key(pos0 + t0, seg_start, s.window);
-      if (kp) klo = klo / kPanelKeys * kPanelKeys;
+      const int64_t klo = pos0 ? first_key(pos0 + t0, seg_start, s.window) : block_first_key(t0, seg_start, s, bf16);
       const int64_t g = h / group, L = pos0 + t1 - klo;
-      block_probs(bf16, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P.data(), kp.get());
+      float* P = probs ? probs->data() + off[task] : scratch.data();
+      block_probs(bf16, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P, kp.get());
       float* o = out + (t0 * s.heads + h) * hd;
-      if (kp) gemm_bf16(Bf16Rows(P.data(), L, false, t1 - t0, L), keys_of_t(kp->vt[size_t(g)], klo, L), o, s.heads * hd, false);
-      else gemm(bf16, t1 - t0, hd, L, P.data(), L, false, v + klo * kv.row + g * kv.head, kv.row, true, o, s.heads * hd, false);
+      if (kp) gemm_bf16(Bf16Rows(P, L, false, t1 - t0, L), keys_of_t(kp->vt[size_t(g)], klo, L), o, s.heads * hd, false);
+      else gemm(bf16, t1 - t0, hd, L, P, L, false, v + klo * kv.row + g * kv.head, kv.row, true, o, s.heads * hd, false);
     }
   });
 }
@@ -228,27 +254,32 @@ void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, 
 }
 
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
-                             const AttentionShape& s, bool bf16, float* out, float* lse) {
-  forward_blocks(q, n, 0, k, v, KvLayout::token_major(s), seg_start, s, bf16, out, lse);
+                             const AttentionShape& s, bool bf16, float* out, float* lse, Buffer* probs) {
+  forward_blocks(q, n, 0, k, v, KvLayout::token_major(s), seg_start, s, bf16, out, lse, probs);
 }
 
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
                         const float* lse, int64_t n, const int64_t* seg_start, const AttentionShape& s, bool bf16,
-                        float* dq, float* dk, float* dv) {
+                        float* dq, float* dk, float* dv, const Buffer* probs) {
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   // One task per KV head: its keys and values collect gradients from every query head of its
   // group, so no two threads write the same dk/dv rows.
-  const std::unique_ptr<PackedKv> kp = bf16 ? std::make_unique<PackedKv>(k, v, n, s, true, true, true, false) : nullptr;
+  // Kept probabilities spare recomputing the scores (a GEMM) and their exponentials.
+  const std::unique_ptr<PackedKv> kp = bf16 ? std::make_unique<PackedKv>(k, v, n, s, !probs, true, true, false) : nullptr;
+  const std::vector<int64_t> off = probs ? prob_offsets(n, seg_start, s, bf16) : std::vector<int64_t>();
+  if (probs && int64_t(probs->size()) != off.back()) fail("attention", "kept probabilities do not match the sequence");
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
   parallel_for(size_t(s.kv_heads), 1, [&](size_t g0, size_t g1) {
-    std::vector<float> P(size_t(kBlock * n)), dP(size_t(kBlock * n));
+    std::vector<float> scratch(probs ? 0 : size_t(kBlock * n)), dP(size_t(kBlock * n));
     for (int64_t g = int64_t(g0); g < int64_t(g1); ++g)
       for (int64_t h = g * group; h < (g + 1) * group; ++h)
         for (int64_t t0 = 0; t0 < n; t0 += kBlock) {
-          int64_t klo = first_key(t0, seg_start, s.window);
-          if (kp) klo = klo / kPanelKeys * kPanelKeys;
-          const int64_t t1 = std::min(n, t0 + kBlock), L = t1 - klo;
-          block_probs(bf16, q, k, KvLayout::token_major(s), t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, P.data(), kp.get());
+          const int64_t klo = block_first_key(t0, seg_start, s, bf16), t1 = std::min(n, t0 + kBlock), L = t1 - klo;
+          const float* P = probs ? probs->data() + off[size_t(h * blocks + t0 / kBlock)] : scratch.data();
+          if (!probs)
+            block_probs(bf16, q, k, KvLayout::token_major(s), t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, scratch.data(),
+                        kp.get());
           // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
           const float* dout_h = dout + (t0 * s.heads + h) * hd;
           if (kp) gemm_bf16(Bf16Rows(dout_h, ldq, false, t1 - t0, hd), keys_of(kp->v[size_t(g)], klo, L), dP.data(), L, false);
@@ -256,7 +287,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           for (int64_t t = t0; t < t1; ++t) {
             const float D = vec::dot(dout + t * ldq + h * hd, out + t * ldq + h * hd, hd);
             float* dp = dP.data() + (t - t0) * L;
-            const float* p = P.data() + (t - t0) * L;
+            const float* p = P + (t - t0) * L;
             for (int64_t j = 0; j < L; ++j) dp[j] = p[j] * (dp[j] - D) * scale;
           }
           // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
@@ -265,7 +296,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           else gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);
           gemm(bf16, L, hd, t1 - t0, dP.data(), L, true, q + (t0 * s.heads + h) * hd, ldq, true, dk + klo * ldk + g * hd, ldk,
                true);
-          gemm(bf16, L, hd, t1 - t0, P.data(), L, true, dout_h, ldq, true, dv + klo * ldk + g * hd, ldk, true);
+          gemm(bf16, L, hd, t1 - t0, P, L, true, dout_h, ldq, true, dv + klo * ldk + g * hd, ldk, true);
         }
   });
 }

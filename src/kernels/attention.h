@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/buffer.h"
+
 namespace zephyr {
 
 struct AttentionShape {
@@ -39,13 +41,15 @@ void attention_query(const float* q, int64_t pos, const float* k, const float* v
 // (all 0 without packing): t sees keys j with max(seg_start[t], t - window + 1) <= j <= t.
 // lse [n, heads] receives the log-sum-exp of each query's scaled scores for the backward pass.
 // bf16: the matmuls take bf16-rounded inputs (fp32 accumulation), as in `bf16: true` training.
+// probs, when given, keeps the probabilities for the backward pass (per query head and block of
+// queries, the keys the block sees: about heads x n² / 2 floats plus a block's diagonal).
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
-                             const AttentionShape& s, bool bf16, float* out, float* lse);
+                             const AttentionShape& s, bool bf16, float* out, float* lse, Buffer* probs = nullptr);
 
-// Adds the gradients of q, k, v (dq, dk, dv +=) given dout; recomputes the probabilities from
-// q, k and lse instead of storing the n x n matrix.
+// Adds the gradients of q, k, v (dq, dk, dv +=) given dout; reads the probabilities the forward
+// pass kept (the same bf16 setting), or recomputes them from q, k and lse.
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
                         const float* lse, int64_t n, const int64_t* seg_start, const AttentionShape& s, bool bf16,
-                        float* dq, float* dk, float* dv);
+                        float* dq, float* dk, float* dv, const Buffer* probs = nullptr);
 
 }  // namespace zephyr

@@ -26,6 +26,7 @@ namespace {
 struct LayerActs {
   Buffer x_in, xn1, q, k, v, attn, lse, x_mid, xn2, gate, up, act;
   Bf16Panels xn1_t, attn_t, xn2_t, act_t;
+  Buffer probs;  // attention's probabilities (the backward pass would recompute them)
 };
 
 // A buffer of n floats that its producer overwrites whole (no zero fill), and one that gradients
@@ -189,7 +190,8 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   rope_apply(a.k.data(), T, c.num_key_value_heads, rope, false);
   fresh(a.attn, T * qd);
   fresh(a.lse, T * c.num_attention_heads);
-  attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, mm.bf16, a.attn.data(), a.lse.data());
+  attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, mm.bf16, a.attn.data(), a.lse.data(),
+                          for_backward ? &a.probs : nullptr);
   Buffer o(size_t(T * H));
   const Bf16Rows attn = packed(a.attn, qd, a.attn_t);
   linear(m, mm, P.o, a.attn.data(), T, o.data(), pack ? &attn : nullptr);
@@ -338,7 +340,7 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     zeros(dk, T * kvd);
     zeros(dv, T * kvd);
     attention_backward(a.q.data(), a.k.data(), a.v.data(), a.attn.data(), dattn.data(), a.lse.data(), T, seg_start, shape, mm.bf16,
-                       dq.data(), dk.data(), dv.data());
+                       dq.data(), dk.data(), dv.data(), a.probs.empty() ? nullptr : &a.probs);
     rope_apply(dq.data(), T, c.num_attention_heads, r.rope, true);
     rope_apply(dk.data(), T, c.num_key_value_heads, r.rope, true);
     // q and k were rotated in place; the projections saw xn1, which is what their weights need.

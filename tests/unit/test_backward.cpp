@@ -100,7 +100,8 @@ TEST(Backward, RopeInverseIsTheBackward) {
 }
 
 // Training attention with packed segments starting at seg_starts: each segment's output equals the
-// inference kernel run on that segment alone; gradients against directional finite differences.
+// inference kernel run on that segment alone; gradients against directional finite differences,
+// and from the probabilities the forward pass kept the same as from recomputed ones.
 void check_train_attention(int64_t n, const AttentionShape& s, const std::vector<int64_t>& seg_starts) {
   const int64_t qd = s.heads * s.head_dim, kvd = s.kv_heads * s.head_dim;
   std::vector<int64_t> seg(static_cast<size_t>(n));
@@ -127,6 +128,24 @@ void check_train_attention(int64_t n, const AttentionShape& s, const std::vector
   expect_directional([&](const std::vector<float>& x) { return L(x, k, v); }, q, dq, 5, "dq");
   expect_directional([&](const std::vector<float>& x) { return L(q, x, v); }, k, dk, 6, "dk");
   expect_directional([&](const std::vector<float>& x) { return L(q, k, x); }, v, dv, 7, "dv");
+  // Kept probabilities (normalised by their sum where the recomputation subtracts lse; they agree
+  // within 2e-7): in fp32 the recomputed probabilities' gradients within float rounding; in bf16
+  // as close to fp32's as the recomputed ones (rounding dS to bf16 turns the probabilities' last
+  // bits into ~2% of the gradients, whose terms cancel).
+  auto kept_close = [&](bool bf16, double tol) {
+    Buffer probs;
+    std::vector<float> o(q.size()), l(lse.size()), kq(q.size(), 0), kk(k.size(), 0), kv(v.size(), 0);
+    attention_train_forward(q.data(), k.data(), v.data(), n, seg.data(), s, bf16, o.data(), l.data(), &probs);
+    ASSERT_FALSE(probs.empty());
+    attention_backward(q.data(), k.data(), v.data(), o.data(), r.data(), l.data(), n, seg.data(), s, bf16, kq.data(), kk.data(), kv.data(),
+                       &probs);
+    for (auto [a, b, what] : {std::tuple{&kq, &dq, "dq"}, {&kk, &dk, "dk"}, {&kv, &dv, "dv"}}) {
+      double err = 0, norm = 0;
+      for (size_t i = 0; i < a->size(); ++i) err = std::max(err, double(std::fabs((*a)[i] - (*b)[i]))), norm = std::max(norm, double(std::fabs((*b)[i])));
+      EXPECT_LT(err, tol * norm) << what << " bf16 " << bf16 << " n " << n;
+    }
+  };
+  kept_close(false, 1e-5);
   // With bf16 matmul inputs the same within bf16 rounding (8 significant bits).
   if (!gemm_bf16_available()) return;
   std::vector<float> out16(q.size()), lse16(lse.size()), dq16(q.size(), 0), dk16(k.size(), 0), dv16(v.size(), 0);
@@ -144,6 +163,7 @@ void check_train_attention(int64_t n, const AttentionShape& s, const std::vector
   close(dq16, dq, "dq");
   close(dk16, dk, "dk");
   close(dv16, dv, "dv");
+  kept_close(true, 0.02);
 }
 
 TEST(Backward, AttentionWithWindowSegmentsAndGqa) {
