@@ -43,9 +43,9 @@ void gemm(bool bf16, int64_t M, int64_t N, int64_t K, const float* a, int64_t ld
 
 // Training's bf16 products read each KV head's keys and values packed once (for the scores and
 // dP: [keys, head_dim]; for the output and dQ: transposed) instead of every query block packing
-// the keys it sees again, for each query head of the group: ~9x the packing at 512 tokens, ~15% of
-// attention's time. A block then sees keys from a multiple of 32 on (a panel's start); the ones
-// before its first visible key get probability 0 like any other.
+// the keys it sees again, for each query head of the group (~9x the packing at 512 tokens; packing's
+// share of attention's samples 15% -> 9%). A block then sees keys from a multiple of 32 on (a
+// panel's start); the ones before its first visible key get probability 0 like any other.
 struct PackedKv {
   std::vector<Bf16Panels> k, v, kt, vt;  // by KV head; only those a pass uses are filled
 
@@ -263,13 +263,13 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                         float* dq, float* dk, float* dv, const Buffer* probs) {
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  // One task per KV head: its keys and values collect gradients from every query head of its
-  // group, so no two threads write the same dk/dv rows.
   // Kept probabilities spare recomputing the scores (a GEMM) and their exponentials.
   const std::unique_ptr<PackedKv> kp = bf16 ? std::make_unique<PackedKv>(k, v, n, s, !probs, true, true, false) : nullptr;
   const std::vector<int64_t> off = probs ? prob_offsets(n, seg_start, s, bf16) : std::vector<int64_t>();
   if (probs && int64_t(probs->size()) != off.back()) fail("attention", "kept probabilities do not match the sequence");
   const int64_t blocks = (n + kBlock - 1) / kBlock;
+  // One task per KV head: its keys and values collect gradients from every query head of its
+  // group, so no two threads write the same dk/dv rows.
   parallel_for(size_t(s.kv_heads), 1, [&](size_t g0, size_t g1) {
     std::vector<float> scratch(probs ? 0 : size_t(kBlock * n)), dP(size_t(kBlock * n));
     for (int64_t g = int64_t(g0); g < int64_t(g1); ++g)

@@ -104,12 +104,13 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
 }
 
 // y[n, out] = x[n, in] · Wᵀ for the linear layer with parameter index i, plus its adapter's
-// s · (x' Aᵀ) Bᵀ. xa: x already packed (bf16), shared with other layers that read it.
+// s · (x' Aᵀ) Bᵀ. xa: x packed by the caller (bf16; empty when it did not), shared with other
+// layers that read it.
 void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y,
-            const Bf16Rows* xa = nullptr) {
+            const Bf16Rows& xa = Bf16Rows()) {
   const Matrix w = m.matrix(i);
   if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16);
-  else if (mm.bf16 && xa) gemm_bf16(*xa, mm.packed->w[i], y, w.rows, false);
+  else if (mm.bf16 && xa.m()) gemm_bf16(xa, mm.packed->w[i], y, w.rows, false);
   else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.packed->w[i], y, w.rows, false);
   else matmul(x, n, w, y);
   const TrainableModel::Adapter* ad = m.adapter(i);
@@ -183,9 +184,9 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   fresh(a.k, T * kvd);
   fresh(a.v, T * kvd);
   const Bf16Rows xn1 = packed(a.xn1, H, a.xn1_t);
-  linear(m, mm, P.q, a.xn1.data(), T, a.q.data(), pack ? &xn1 : nullptr);
-  linear(m, mm, P.k, a.xn1.data(), T, a.k.data(), pack ? &xn1 : nullptr);
-  linear(m, mm, P.v, a.xn1.data(), T, a.v.data(), pack ? &xn1 : nullptr);
+  linear(m, mm, P.q, a.xn1.data(), T, a.q.data(), xn1);
+  linear(m, mm, P.k, a.xn1.data(), T, a.k.data(), xn1);
+  linear(m, mm, P.v, a.xn1.data(), T, a.v.data(), xn1);
   rope_apply(a.q.data(), T, c.num_attention_heads, rope, false);
   rope_apply(a.k.data(), T, c.num_key_value_heads, rope, false);
   fresh(a.attn, T * qd);
@@ -194,7 +195,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
                           for_backward ? &a.probs : nullptr);
   Buffer o(size_t(T * H));
   const Bf16Rows attn = packed(a.attn, qd, a.attn_t);
-  linear(m, mm, P.o, a.attn.data(), T, o.data(), pack ? &attn : nullptr);
+  linear(m, mm, P.o, a.attn.data(), T, o.data(), attn);
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
   a.x_mid = x;
   fresh(a.xn2, T * H);
@@ -203,11 +204,11 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   fresh(a.up, T * I);
   fresh(a.act, T * I);
   const Bf16Rows xn2 = packed(a.xn2, H, a.xn2_t);
-  linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data(), pack ? &xn2 : nullptr);
-  linear(m, mm, P.up, a.xn2.data(), T, a.up.data(), pack ? &xn2 : nullptr);
+  linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data(), xn2);
+  linear(m, mm, P.up, a.xn2.data(), T, a.up.data(), xn2);
   swiglu_forward(a.gate.data(), a.up.data(), T * I, a.act.data());
   const Bf16Rows act = packed(a.act, I, a.act_t);
-  linear(m, mm, P.down, a.act.data(), T, o.data(), pack ? &act : nullptr);
+  linear(m, mm, P.down, a.act.data(), T, o.data(), act);
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }
 
