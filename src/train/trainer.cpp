@@ -290,7 +290,7 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
     if (main && (st.step % c.logging_steps == 0 || st.step == total)) {
       json m = {{"step", st.step},          {"epoch", epoch},
                 {"loss", logged_loss / double(logged_steps)}, {"learning_rate", lr},
-                {"grad_norm", norm},   {"tokens_per_second", logged_tokens / std::max(logged_seconds, 1e-9)}};
+                {"grad_norm", norm},        {"tokens_per_second", logged_tokens / std::max(logged_seconds, 1e-9)}};
       for (auto& [k, v] : logged_sums) m[k] = logged_count > 0 ? v / logged_count : 0.0;
       // The step's time in the gradient allreduce, waiting for the slowest rank included.
       if (ranks > 1) m["allreduce_share"] = logged_allreduce / std::max(logged_seconds, 1e-9);
