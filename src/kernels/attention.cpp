@@ -135,7 +135,7 @@ void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, con
     off = prob_offsets(n, seg_start, s, bf16);
     probs->resize(size_t(off.back()));
   }
-  parallel_for(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
+  parallel_for_balanced(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
     std::vector<float> scratch(probs ? 0 : size_t(kBlock * (pos0 + n)));
     for (size_t task = begin; task < end; ++task) {
       const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * kBlock, t1 = std::min(n, t0 + kBlock);
@@ -268,36 +268,65 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   const std::vector<int64_t> off = probs ? prob_offsets(n, seg_start, s, bf16) : std::vector<int64_t>();
   if (probs && int64_t(probs->size()) != off.back()) fail("attention", "kept probabilities do not match the sequence");
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  // One task per KV head: its keys and values collect gradients from every query head of its
-  // group, so no two threads write the same dk/dv rows.
-  parallel_for(size_t(s.kv_heads), 1, [&](size_t g0, size_t g1) {
+  // One task per query head, shared out between threads. Its dQ rows are its own; the first head
+  // of each group adds its dK and dV into the outputs and the others into their own [n, head_dim]
+  // buffers, added after in head order, so no two threads write the same rows and the sums do not
+  // depend on which thread ran what. (A task per KV head, four here, left the two threads ~16%
+  // apart in time: their speeds differ, and four tasks cannot even that out.)
+  const int64_t extra_heads = s.heads - s.kv_heads;
+  Buffer extra(size_t(extra_heads * 2 * n * hd), 0.0f);
+  auto dkv_of = [&](int64_t h, bool values, int64_t& ld) -> float* {
+    const int64_t g = h / group, i = h % group;
+    ld = i == 0 ? ldk : hd;
+    if (i == 0) return (values ? dv : dk) + g * hd;
+    return extra.data() + ((g * (group - 1) + i - 1) * 2 + (values ? 1 : 0)) * n * hd;
+  };
+  parallel_for_balanced(size_t(s.heads), 1, [&](size_t h0, size_t h1) {
     std::vector<float> scratch(probs ? 0 : size_t(kBlock * n)), dP(size_t(kBlock * n));
-    for (int64_t g = int64_t(g0); g < int64_t(g1); ++g)
-      for (int64_t h = g * group; h < (g + 1) * group; ++h)
-        for (int64_t t0 = 0; t0 < n; t0 += kBlock) {
-          const int64_t klo = block_first_key(t0, seg_start, s, bf16), t1 = std::min(n, t0 + kBlock), L = t1 - klo;
-          const float* P = probs ? probs->data() + off[size_t(h * blocks + t0 / kBlock)] : scratch.data();
-          if (!probs)
-            block_probs(bf16, q, k, KvLayout::token_major(s), t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, scratch.data(),
-                        kp.get());
-          // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
-          const float* dout_h = dout + (t0 * s.heads + h) * hd;
-          if (kp) gemm_bf16(Bf16Rows(dout_h, ldq, false, t1 - t0, hd), keys_of(kp->v[size_t(g)], klo, L), dP.data(), L, false);
-          else gemm(bf16, t1 - t0, L, hd, dout_h, ldq, false, v + klo * ldk + g * hd, ldk, false, dP.data(), L, false);
-          for (int64_t t = t0; t < t1; ++t) {
-            const float D = vec::dot(dout + t * ldq + h * hd, out + t * ldq + h * hd, hd);
-            float* dp = dP.data() + (t - t0) * L;
-            const float* p = P + (t - t0) * L;
-            for (int64_t j = 0; j < L; ++j) dp[j] = p[j] * (dp[j] - D) * scale;
-          }
-          // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
-          float* dq_h = dq + (t0 * s.heads + h) * hd;
-          if (kp) gemm_bf16(Bf16Rows(dP.data(), L, false, t1 - t0, L), keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true);
-          else gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);
-          gemm(bf16, L, hd, t1 - t0, dP.data(), L, true, q + (t0 * s.heads + h) * hd, ldq, true, dk + klo * ldk + g * hd, ldk,
-               true);
-          gemm(bf16, L, hd, t1 - t0, P, L, true, dout_h, ldq, true, dv + klo * ldk + g * hd, ldk, true);
+    for (int64_t h = int64_t(h0); h < int64_t(h1); ++h) {
+      const int64_t g = h / group;
+      int64_t lddk = 0, lddv = 0;
+      float* dk_h = dkv_of(h, false, lddk);
+      float* dv_h = dkv_of(h, true, lddv);
+      for (int64_t t0 = 0; t0 < n; t0 += kBlock) {
+        const int64_t klo = block_first_key(t0, seg_start, s, bf16), t1 = std::min(n, t0 + kBlock), L = t1 - klo;
+        const float* P = probs ? probs->data() + off[size_t(h * blocks + t0 / kBlock)] : scratch.data();
+        if (!probs)
+          block_probs(bf16, q, k, KvLayout::token_major(s), t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, scratch.data(),
+                      kp.get());
+        // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
+        const float* dout_h = dout + (t0 * s.heads + h) * hd;
+        if (kp) gemm_bf16(Bf16Rows(dout_h, ldq, false, t1 - t0, hd), keys_of(kp->v[size_t(g)], klo, L), dP.data(), L, false);
+        else gemm(bf16, t1 - t0, L, hd, dout_h, ldq, false, v + klo * ldk + g * hd, ldk, false, dP.data(), L, false);
+        for (int64_t t = t0; t < t1; ++t) {
+          const float D = vec::dot(dout + t * ldq + h * hd, out + t * ldq + h * hd, hd);
+          float* dp = dP.data() + (t - t0) * L;
+          const float* p = P + (t - t0) * L;
+          for (int64_t j = 0; j < L; ++j) dp[j] = p[j] * (dp[j] - D) * scale;
         }
+        // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
+        float* dq_h = dq + (t0 * s.heads + h) * hd;
+        if (kp) gemm_bf16(Bf16Rows(dP.data(), L, false, t1 - t0, L), keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true);
+        else gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);
+        gemm(bf16, L, hd, t1 - t0, dP.data(), L, true, q + (t0 * s.heads + h) * hd, ldq, true, dk_h + klo * lddk, lddk, true);
+        gemm(bf16, L, hd, t1 - t0, P, L, true, dout_h, ldq, true, dv_h + klo * lddv, lddv, true);
+      }
+    }
+  });
+  if (extra_heads == 0) return;
+  parallel_for_balanced(size_t(n), 16, [&](size_t t0, size_t t1) {
+    for (int64_t h = 0; h < s.heads; ++h) {
+      if (h % group == 0) continue;
+      const int64_t g = h / group;
+      int64_t ld = 0;
+      const float* ek = dkv_of(h, false, ld);
+      const float* ev = dkv_of(h, true, ld);
+      for (size_t t = t0; t < t1; ++t)
+        for (int64_t d = 0; d < hd; ++d) {
+          dk[int64_t(t) * ldk + g * hd + d] += ek[int64_t(t) * hd + d];
+          dv[int64_t(t) * ldk + g * hd + d] += ev[int64_t(t) * hd + d];
+        }
+    }
   });
 }
 

@@ -38,7 +38,7 @@ double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vo
                                       float* dlogits, const std::function<void(int64_t, int64_t)>& rows_done) {
   constexpr int64_t kRows = 16;
   std::vector<double> losses(static_cast<size_t>(n), 0.0);
-  parallel_for(size_t((n + kRows - 1) / kRows), 1, [&](size_t b0, size_t b1) {
+  parallel_for_balanced(size_t((n + kRows - 1) / kRows), 1, [&](size_t b0, size_t b1) {
     for (size_t b = b0; b < b1; ++b) {
       const int64_t r0 = int64_t(b) * kRows, r1 = std::min(n, r0 + kRows);
       for (int64_t i = r0; i < r1; ++i) losses[size_t(i)] = row_loss(logits, vocab, target, scale, dlogits, size_t(i));

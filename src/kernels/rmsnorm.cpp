@@ -10,7 +10,7 @@
 namespace zephyr {
 
 void rmsnorm_forward(const float* x, const float* w, int64_t n, int64_t dim, double eps, float* y) {
-  parallel_for(size_t(n), 16, [&](size_t r0, size_t r1) {
+  parallel_for_balanced(size_t(n), 16, [&](size_t r0, size_t r1) {
     for (size_t i = r0; i < r1; ++i) {
       const float* xi = x + i * dim;
       float* yi = y + i * dim;
@@ -27,7 +27,7 @@ void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t n
   constexpr int64_t C = 32;
   const int64_t chunks = (n + C - 1) / C;
   std::vector<float> part(size_t(chunks * dim), 0.0f);
-  parallel_for(size_t(chunks), 1, [&](size_t c0, size_t c1) {
+  parallel_for_balanced(size_t(chunks), 1, [&](size_t c0, size_t c1) {
     for (int64_t c = int64_t(c0); c < int64_t(c1); ++c) {
       float* pw = part.data() + c * dim;
       for (int64_t i = c * C; i < std::min(n, (c + 1) * C); ++i) {

@@ -61,18 +61,31 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
   // place; p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
   const float b1 = float(c.beta1), b2 = float(c.beta2), step_size = float(lr / bc1), sqrt_bc2 = float(std::sqrt(bc2));
   const float eps = float(c.eps);
+  // One loop over all trainable elements (parameters lie back to back in the flat buffers), shared
+  // out in pieces: a loop per tensor was ~60 loops a step, each ending with one thread waiting
+  // for the other (~20% of the optimizer's time). The update is elementwise, so any split gives
+  // the same bits.
+  struct Span {
+    size_t begin, end;
+    float keep;
+  };
+  std::vector<Span> spans;
   for (size_t i = 0; i < model.params().size(); ++i) {
     const ParamInfo& p = model.params()[i];
-    if (!p.trainable) continue;
-    float* w = model.trainable_weights() + p.grad_offset;
-    const float* g = model.grads().data() + p.grad_offset;
-    float* m = m_.data() + p.grad_offset;
-    float* v = v_.data() + p.grad_offset;
-    const float keep = decay_[i] ? float(1.0 - lr * c.weight_decay) : 1.0f;
-    parallel_for(p.numel, 4096, [&](size_t a, size_t b) {
-      adamw_update(w + a, g + a, m + a, v + a, b - a, grad_coef, keep, b1, b2, step_size, sqrt_bc2, eps);
-    });
+    if (p.trainable) spans.push_back({p.grad_offset, p.grad_offset + p.numel, decay_[i] ? float(1.0 - lr * c.weight_decay) : 1.0f});
   }
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
+  float* w = model.trainable_weights();
+  const float* g = model.grads().data();
+  parallel_for_balanced(model.trainable_numel(), 4096, [&](size_t a, size_t b) {
+    auto s = std::upper_bound(spans.begin(), spans.end(), a, [](size_t x, const Span& sp) { return x < sp.begin; });
+    if (s != spans.begin()) --s;
+    for (; s != spans.end() && s->begin < b; ++s) {
+      const size_t lo = std::max(a, s->begin), hi = std::min(b, s->end);
+      if (lo < hi)
+        adamw_update(w + lo, g + lo, m_.data() + lo, v_.data() + lo, hi - lo, grad_coef, s->keep, b1, b2, step_size, sqrt_bc2, eps);
+    }
+  });
 }
 
 double grad_norm(const std::vector<float>& grads) {
