@@ -103,6 +103,50 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
   }
 }
 
+// Rows [r0, r0 + 16) of x [rows, K] (row-major) packed two ways from one read: as panels of 8 rows
+// over pairs of columns at `a` (what pack16 makes of x), and transposed — x's columns as the rows,
+// pairs of x's rows as k — as panels of Rt rows at `t` (what pack16 makes of xᵀ given k-major).
+// Packing xᵀ on its own reads 64 bytes of each of x's rows per 16 columns, a stride of a whole row
+// from cache line to cache line; in the bf16 training step that pack took 2.6x the time of the
+// row-wise one of the same gradients (0.50 vs 0.19 s of 8 steps of the 56M model).
+Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int64_t r0, int64_t K, uint16_t* a, int64_t Rt,
+                                  uint16_t* t) {
+  const int64_t pairs = (K + 1) / 2, t_pairs = (rows + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
+  int32_t* a_panel = reinterpret_cast<int32_t*>(a) + (r0 / MR) * pairs * MR;
+  for (int64_t k = 0; k < K; k += 32) {
+    const int64_t nk = std::min<int64_t>(32, K - k);
+    const __mmask16 m0 = __mmask16(nk >= 16 ? 0xffffu : (1u << nk) - 1);
+    const __mmask16 m1 = __mmask16(nk >= 32 ? 0xffffu : nk > 16 ? (1u << (nk - 16)) - 1 : 0);
+    __m512 lo[16], hi[16];
+    for (int64_t i = 0; i < 16; ++i) {
+      const float* src = x + (r0 + i) * ld + k;
+      lo[i] = i < nr ? _mm512_maskz_loadu_ps(m0, src) : _mm512_setzero_ps();
+      hi[i] = i < nr ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps();
+    }
+    // Transposed: pair j of x's rows (r0 + 2j, r0 + 2j + 1) for 16 columns at a time.
+    for (int64_t h = 0; h < 2 && k + 16 * h < K; ++h) {
+      const int64_t f0 = k + 16 * h;
+      int32_t* t_panel = reinterpret_cast<int32_t*>(t) + (f0 / Rt) * t_pairs * Rt;
+      for (int64_t j = 0; j < 8 && r0 / 2 + j < t_pairs; ++j) {
+        const __m512 e = h ? hi[2 * j] : lo[2 * j], o = h ? hi[2 * j + 1] : lo[2 * j + 1];
+        const __m512i ev = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(e));
+        const __m512i ov = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(o));
+        store_pair(t_panel, t_pairs, Rt, f0, r0 / 2 + j, _mm512_or_si512(ev, _mm512_slli_epi32(ov, 16)));
+      }
+    }
+    __m512i v[16];
+    for (int64_t i = 0; i < 16; ++i) v[i] = (__m512i)_mm512_cvtne2ps_pbh(hi[i], lo[i]);
+    transpose16(v);
+    for (int64_t j = 0; j < std::min<int64_t>(16, pairs - k / 2); ++j) store_pair(a_panel, pairs, MR, r0, k / 2 + j, v[j]);
+  }
+}
+
+void pack_with_transpose(const float* x, int64_t ld, int64_t M, int64_t K, uint16_t* a, int64_t Rt, uint16_t* t) {
+  parallel_for_balanced(size_t((M + 15) / 16), 1, [&](size_t g0, size_t g1) {
+    for (size_t g = g0; g < g1; ++g) pack16_with_transpose(x, ld, M, int64_t(g) * 16, K, a, Rt, t);
+  });
+}
+
 // Packs all panels of R rows of a matrix with `rows` rows, across threads. With R = 8 and an odd
 // panel count the last 16-row group also fills one panel past the end: the buffer holds it.
 void pack(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t K, int64_t R, uint16_t* out) {
@@ -163,6 +207,19 @@ Bf16Panels::Bf16Panels(const float* b, int64_t ldb, bool transpose_b, int64_t N,
     : n_(N), k_(K), data_(new uint16_t[size_t((N + NR - 1) / NR * ((K + 1) / 2) * NR * 2)]) {
   // Not value-initialised: every element is written by the packing (a zero fill cost ~2%).
   pack(b, ldb, transpose_b, N, K, NR, data_.get());
+}
+
+Bf16Panels::Bf16Panels(int64_t N, int64_t K)
+    : n_(N), k_(K), data_(new uint16_t[size_t((N + NR - 1) / NR * ((K + 1) / 2) * NR * 2)]) {}
+
+void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Rows& at) {
+  if (at.m() != a.k() || at.k() != a.m()) fail("pack_with_transpose", "the transposed pack's shape is not A's transposed");
+  pack_with_transpose(x, ld, a.m(), a.k(), a.data_.get(), MR, at.data_.get());
+}
+
+void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt) {
+  if (bt.n() != a.k() || bt.k() != a.m()) fail("pack_with_transpose", "the transposed pack's shape is not A's transposed");
+  pack_with_transpose(x, ld, a.m(), a.k(), a.data_.get(), NR, bt.data_.get());
 }
 
 void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,

@@ -27,6 +27,8 @@ class Bf16Panels {
  public:
   Bf16Panels() = default;
   Bf16Panels(const float* b, int64_t ldb, bool transpose_b, int64_t N, int64_t K);
+  // Room for B [N, K], filled by pack_with_transpose.
+  Bf16Panels(int64_t N, int64_t K);
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
   const uint16_t* data() const { return data_.get(); }
@@ -37,6 +39,7 @@ class Bf16Panels {
  private:
   int64_t n_ = 0, k_ = 0;
   std::unique_ptr<uint16_t[]> data_;
+  friend void pack_with_transpose(const float*, int64_t, class Bf16Rows&, Bf16Panels&);
 };
 
 // A packed for the GEMM: once for several products that share it, or block by block by the
@@ -61,7 +64,16 @@ class Bf16Rows {
  private:
   int64_t m_ = 0, k_ = 0;
   std::unique_ptr<uint16_t[]> data_;
+  friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Rows&);
+  friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Panels&);
 };
+
+// x [M, K] (row-major, row stride ld) packed in one read as A [M, K] (`a`) and transposed, as the A
+// of a product over M (`at`: [K, M]) or as its B (`bt`: N = K, K = M) — a layer's input as its
+// forward product's A and its weight gradient's B, an output gradient as the A of both backward
+// products. Each is made with room for its shape.
+void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Rows& at);
+void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt);
 
 // The same product with B already packed (N and K from it), and with A packed too.
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,

@@ -137,9 +137,16 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
   } else if (!mm.bf16) {
     matmul_backward(x, n, w, dy, dx, dw);
   } else {
-    if (dx) gemm_bf16(n, dy, w.rows, false, mm.packed->wt[i], dx, w.cols, true);
-    if (dw && xt.n()) gemm_bf16(w.rows, dy, w.rows, true, xt, dw, w.cols, true);
-    else if (dw) gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
+    if (dx && dw && xt.n()) {  // dy packed once for both products
+      Bf16Rows a(n, w.rows), at(w.rows, n);
+      pack_with_transpose(dy, w.rows, a, at);
+      gemm_bf16(a, mm.packed->wt[i], dx, w.cols, true);
+      gemm_bf16(at, xt, dw, w.cols, true);
+    } else {
+      if (dx) gemm_bf16(n, dy, w.rows, false, mm.packed->wt[i], dx, w.cols, true);
+      if (dw && xt.n()) gemm_bf16(w.rows, dy, w.rows, true, xt, dw, w.cols, true);
+      else if (dw) gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
+    }
   }
   const TrainableModel::Adapter* ad = m.adapter(i);
   if (!ad) return;
@@ -174,8 +181,12 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   // for the weight gradients when the backward pass follows and the weights train.
   const bool pack = mm.bf16 && m.matrix(P.q).dtype == DType::F32, pack_t = pack && for_backward && m.params()[P.q].trainable;
   auto packed = [&](const Buffer& in, int64_t cols, Bf16Panels& t) {
-    if (pack_t) t = Bf16Panels(in.data(), cols, true, cols, T);
-    return pack ? Bf16Rows(in.data(), cols, false, T, cols) : Bf16Rows();
+    if (!pack) return Bf16Rows();
+    if (!pack_t) return Bf16Rows(in.data(), cols, false, T, cols);
+    Bf16Rows a(T, cols);
+    t = Bf16Panels(cols, T);
+    pack_with_transpose(in.data(), cols, a, t);
+    return a;
   };
   a.x_in = x;
   fresh(a.xn1, T * H);

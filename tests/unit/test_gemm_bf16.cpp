@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/rng.h"
 #include "kernels/gemm_bf16.h"
 
@@ -64,4 +65,40 @@ TEST(GemmBf16, ARowsPackedInBlocksEqualAPackedWhole) {
     EXPECT_EQ(rows, whole) << M << "x" << N << "x" << K;
     EXPECT_EQ(columns, whole) << M << "x" << N << "x" << K;
   }
+}
+
+// One read packing x as A and xᵀ as A or B gives the products of packing each on its own.
+TEST(GemmBf16, PackWithTransposeEqualsSeparatePacks) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  Rng rng(7);
+  for (auto [M, K] : {std::pair<int64_t, int64_t>{45, 29}, {511, 72}, {16, 64}, {9, 3}, {33, 100}, {50, 1}}) {
+    const int64_t ld = K + 3, N = 21;
+    std::vector<float> x(size_t(M * ld)), y(size_t(N * K)), z(size_t(N * M));
+    for (auto& v : x) v = float(rng.normal());
+    for (auto& v : y) v = float(rng.normal());
+    for (auto& v : z) v = float(rng.normal());
+    Bf16Rows a(M, K), at(K, M), a2(M, K);
+    Bf16Panels bt(K, M);
+    pack_with_transpose(x.data(), ld, a, at);
+    pack_with_transpose(x.data(), ld, a2, bt);
+    const Bf16Panels py(y.data(), K, false, N, K), pz(z.data(), M, false, N, M);
+    std::vector<float> want(size_t(M * N)), got(want.size()), got2(want.size());
+    gemm_bf16(Bf16Rows(x.data(), ld, false, M, K), py, want.data(), N, false);  // x yᵀ
+    gemm_bf16(a, py, got.data(), N, false);
+    gemm_bf16(a2, py, got2.data(), N, false);
+    EXPECT_EQ(got, want) << M << "x" << K;
+    EXPECT_EQ(got2, want) << M << "x" << K;
+    std::vector<float> want_t(size_t(K * N)), got_t(want_t.size());
+    gemm_bf16(Bf16Rows(x.data(), ld, true, K, M), pz, want_t.data(), N, false);  // xᵀ zᵀ
+    gemm_bf16(at, pz, got_t.data(), N, false);
+    EXPECT_EQ(got_t, want_t) << M << "x" << K;
+    std::vector<float> want_b(size_t(N * K)), got_b(want_b.size());
+    const Bf16Rows rz(z.data(), M, false, N, M);
+    gemm_bf16(rz, Bf16Panels(x.data(), ld, true, K, M), want_b.data(), K, false);  // z x
+    gemm_bf16(rz, bt, got_b.data(), K, false);
+    EXPECT_EQ(got_b, want_b) << M << "x" << K;
+  }
+  Bf16Rows a(4, 6), wrong(5, 4);
+  std::vector<float> x(24, 1.0f);
+  EXPECT_THROW(pack_with_transpose(x.data(), 6, a, wrong), Error);
 }
