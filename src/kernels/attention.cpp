@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/target_clones.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/vec.h"
 
@@ -150,6 +151,13 @@ void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, con
   });
 }
 
+// dS = P ⊙ (dP - D) · scale for one query's row, in place in dP (each element as the scalar
+// expression computes it, so every version has the same bits).
+ZEPHYR_CLONES_V4_V3 void softmax_grad(const float* __restrict p, float D, float scale, float* __restrict dp, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - D) * scale;
+}
+
 #define Z_AVX512 __attribute__((target("avx512f,avx512dq,fma")))
 
 // Σ of each of 4 vectors, per 128-bit block: block b of the result holds [Σ_b a0, Σ_b a1, Σ_b a2, Σ_b a3].
@@ -273,6 +281,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   // buffers, added after in head order, so no two threads write the same rows and the sums do not
   // depend on which thread ran what. (A task per KV head, four here, left the two threads ~16%
   // apart in time: their speeds differ, and four tasks cannot even that out.)
+  // D = rowsum(dO ⊙ O) for every query and head, in one pass over both in memory order.
+  std::vector<float> D(size_t(n * s.heads));
+  parallel_for_balanced(size_t(n * s.heads), 64, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) D[i] = vec::dot(dout + i * hd, out + i * hd, hd);
+  });
   const int64_t extra_heads = s.heads - s.kv_heads;
   Buffer extra(size_t(extra_heads * 2 * n * hd), 0.0f);
   auto dkv_of = [&](int64_t h, bool values, int64_t& ld) -> float* {
@@ -298,17 +311,19 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         const float* dout_h = dout + (t0 * s.heads + h) * hd;
         if (kp) gemm_bf16(Bf16Rows(dout_h, ldq, false, t1 - t0, hd), keys_of(kp->v[size_t(g)], klo, L), dP.data(), L, false);
         else gemm(bf16, t1 - t0, L, hd, dout_h, ldq, false, v + klo * ldk + g * hd, ldk, false, dP.data(), L, false);
-        for (int64_t t = t0; t < t1; ++t) {
-          const float D = vec::dot(dout + t * ldq + h * hd, out + t * ldq + h * hd, hd);
-          float* dp = dP.data() + (t - t0) * L;
-          const float* p = P + (t - t0) * L;
-          for (int64_t j = 0; j < L; ++j) dp[j] = p[j] * (dp[j] - D) * scale;
-        }
+        for (int64_t t = t0; t < t1; ++t) softmax_grad(P + (t - t0) * L, D[size_t(t * s.heads + h)], scale, dP.data() + (t - t0) * L, L);
         // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
         float* dq_h = dq + (t0 * s.heads + h) * hd;
-        if (kp) gemm_bf16(Bf16Rows(dP.data(), L, false, t1 - t0, L), keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true);
-        else gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);
-        gemm(bf16, L, hd, t1 - t0, dP.data(), L, true, q + (t0 * s.heads + h) * hd, ldq, true, dk_h + klo * lddk, lddk, true);
+        const float* q_h = q + (t0 * s.heads + h) * hd;
+        if (kp) {  // dS packed for both of its products in one read
+          Bf16Rows ds(t1 - t0, L), ds_t(L, t1 - t0);
+          pack_with_transpose(dP.data(), L, ds, ds_t);
+          gemm_bf16(ds, keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true);
+          gemm_bf16(ds_t, Bf16Panels(q_h, ldq, true, hd, t1 - t0), dk_h + klo * lddk, lddk, true);
+        } else {
+          gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);
+          gemm(bf16, L, hd, t1 - t0, dP.data(), L, true, q_h, ldq, true, dk_h + klo * lddk, lddk, true);
+        }
         gemm(bf16, L, hd, t1 - t0, P, L, true, dout_h, ldq, true, dv_h + klo * lddv, lddv, true);
       }
     }
