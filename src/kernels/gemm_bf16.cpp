@@ -109,10 +109,10 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
 // Packing xᵀ on its own reads 64 bytes of each of x's rows per 16 columns, a stride of a whole row
 // from cache line to cache line; in the bf16 training step that pack took 2.6x the time of the
 // row-wise one of the same gradients (0.50 vs 0.19 s of 8 steps of the 56M model).
-Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int64_t r0, int64_t K, uint16_t* a, int64_t Rt,
-                                  uint16_t* t) {
+Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int64_t r0, int64_t K, int64_t Ra, uint16_t* a,
+                                  int64_t Rt, uint16_t* t) {
   const int64_t pairs = (K + 1) / 2, t_pairs = (rows + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
-  int32_t* a_panel = reinterpret_cast<int32_t*>(a) + (r0 / MR) * pairs * MR;
+  int32_t* a_panel = reinterpret_cast<int32_t*>(a) + (r0 / Ra) * pairs * Ra;
   for (int64_t k = 0; k < K; k += 32) {
     const int64_t nk = std::min<int64_t>(32, K - k);
     const __mmask16 m0 = __mmask16(nk >= 16 ? 0xffffu : (1u << nk) - 1);
@@ -137,13 +137,13 @@ Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int6
     __m512i v[16];
     for (int64_t i = 0; i < 16; ++i) v[i] = (__m512i)_mm512_cvtne2ps_pbh(hi[i], lo[i]);
     transpose16(v);
-    for (int64_t j = 0; j < std::min<int64_t>(16, pairs - k / 2); ++j) store_pair(a_panel, pairs, MR, r0, k / 2 + j, v[j]);
+    for (int64_t j = 0; j < std::min<int64_t>(16, pairs - k / 2); ++j) store_pair(a_panel, pairs, Ra, r0, k / 2 + j, v[j]);
   }
 }
 
-void pack_with_transpose(const float* x, int64_t ld, int64_t M, int64_t K, uint16_t* a, int64_t Rt, uint16_t* t) {
-  parallel_for_balanced(size_t((M + 15) / 16), 1, [&](size_t g0, size_t g1) {
-    for (size_t g = g0; g < g1; ++g) pack16_with_transpose(x, ld, M, int64_t(g) * 16, K, a, Rt, t);
+void pack_with_transpose(const float* x, int64_t ld, int64_t M, int64_t K, int64_t Ra, uint16_t* a, int64_t Rt, uint16_t* t) {
+  parallel_for_balanced(size_t(((M + Ra - 1) / Ra * Ra + 15) / 16), 1, [&](size_t g0, size_t g1) {
+    for (size_t g = g0; g < g1; ++g) pack16_with_transpose(x, ld, M, int64_t(g) * 16, K, Ra, a, Rt, t);
   });
 }
 
@@ -221,12 +221,17 @@ Bf16Panels::Bf16Panels(int64_t N, int64_t K)
 
 void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Rows& at) {
   if (at.m() != a.k() || at.k() != a.m()) fail("pack_with_transpose", "the transposed pack's shape is not A's transposed");
-  pack_with_transpose(x, ld, a.m(), a.k(), a.data_.get(), MR, at.data_.get());
+  pack_with_transpose(x, ld, a.m(), a.k(), MR, a.data_.get(), MR, at.data_.get());
 }
 
 void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt) {
   if (bt.n() != a.k() || bt.k() != a.m()) fail("pack_with_transpose", "the transposed pack's shape is not A's transposed");
-  pack_with_transpose(x, ld, a.m(), a.k(), a.data_.get(), NR, bt.data_.get());
+  pack_with_transpose(x, ld, a.m(), a.k(), MR, a.data_.get(), NR, bt.data_.get());
+}
+
+void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt) {
+  if (bt.n() != b.k() || bt.k() != b.n()) fail("pack_with_transpose", "the transposed pack's shape is not B's transposed");
+  pack_with_transpose(x, ld, b.n(), b.k(), NR, b.data_.get(), NR, bt.data_.get());
 }
 
 void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,

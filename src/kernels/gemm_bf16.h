@@ -40,6 +40,7 @@ class Bf16Panels {
   int64_t n_ = 0, k_ = 0;
   std::unique_ptr<uint16_t[]> data_;
   friend void pack_with_transpose(const float*, int64_t, class Bf16Rows&, Bf16Panels&);
+  friend void pack_with_transpose(const float*, int64_t, Bf16Panels&, Bf16Panels&);
 };
 
 // A packed for the GEMM: once for several products that share it, or block by block by the
@@ -74,6 +75,9 @@ class Bf16Rows {
 // products. Each is made with room for its shape.
 void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Rows& at);
 void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt);
+// x [N, K] as B (`b`) and transposed as B (`bt`: N = K, K = N): a weight for its forward product and
+// its input gradient's.
+void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt);
 
 // The same product with B already packed (N and K from it), and with A packed too.
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,

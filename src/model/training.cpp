@@ -63,8 +63,13 @@ struct Matmuls {
       const Matrix W = m.matrix(i);
       if (W.dtype != DType::F32) continue;  // a quantized base's: matmul_frozen
       const auto* data = static_cast<const float*>(W.data);
-      p->w[i] = Bf16Panels(data, W.cols, false, W.rows, W.cols);
-      if (backward || frozen) p->wt[i] = Bf16Panels(data, W.cols, true, W.cols, W.rows);
+      if (backward || frozen) {  // both from one read of the weight
+        p->w[i] = Bf16Panels(W.rows, W.cols);
+        p->wt[i] = Bf16Panels(W.cols, W.rows);
+        pack_with_transpose(data, W.cols, p->w[i], p->wt[i]);
+      } else {
+        p->w[i] = Bf16Panels(data, W.cols, false, W.rows, W.cols);
+      }
     }
     packed = p;
     if (frozen) m.frozen_bf16 = packed;

@@ -67,7 +67,7 @@ TEST(GemmBf16, ARowsPackedInBlocksEqualAPackedWhole) {
   }
 }
 
-// One read packing x as A and xᵀ as A or B gives the products of packing each on its own.
+// One read packing x as A or B and xᵀ as A or B gives the products of packing each on its own.
 TEST(GemmBf16, PackWithTransposeEqualsSeparatePacks) {
   if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   Rng rng(7);
@@ -97,6 +97,16 @@ TEST(GemmBf16, PackWithTransposeEqualsSeparatePacks) {
     gemm_bf16(rz, Bf16Panels(x.data(), ld, true, K, M), want_b.data(), K, false);  // z x
     gemm_bf16(rz, bt, got_b.data(), K, false);
     EXPECT_EQ(got_b, want_b) << M << "x" << K;
+    // x as B and xᵀ as B: a weight for its forward and input-gradient products
+    Bf16Panels b(M, K), bt2(K, M);
+    pack_with_transpose(x.data(), ld, b, bt2);
+    const Bf16Rows ry(y.data(), K, false, N, K);
+    std::vector<float> want_w(size_t(N * M)), got_w(want_w.size()), got_wt(want_b.size());
+    gemm_bf16(ry, Bf16Panels(x.data(), ld, false, M, K), want_w.data(), M, false);  // y xᵀ
+    gemm_bf16(ry, b, got_w.data(), M, false);
+    gemm_bf16(rz, bt2, got_wt.data(), K, false);
+    EXPECT_EQ(got_w, want_w) << M << "x" << K;
+    EXPECT_EQ(got_wt, want_b) << M << "x" << K;
   }
   Bf16Rows a(4, 6), wrong(5, 4);
   std::vector<float> x(24, 1.0f);
