@@ -112,6 +112,7 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
 Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int64_t r0, int64_t K, int64_t Ra, uint16_t* a,
                                   int64_t Rt, uint16_t* t) {
   const int64_t pairs = (K + 1) / 2, t_pairs = (rows + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
+  const int64_t t_round = std::max<int64_t>(Rt, 16);  // the transposed pack's rows are written 16 at a time
   int32_t* a_panel = reinterpret_cast<int32_t*>(a) + (r0 / Ra) * pairs * Ra;
   for (int64_t k = 0; k < K; k += 32) {
     const int64_t nk = std::min<int64_t>(32, K - k);
@@ -124,7 +125,7 @@ Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int6
       hi[i] = i < nr ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps();
     }
     // Transposed: pair j of x's rows (r0 + 2j, r0 + 2j + 1) for 16 columns at a time.
-    for (int64_t h = 0; h < 2 && k + 16 * h < K; ++h) {
+    for (int64_t h = 0; h < 2 && k + 16 * h < (K + t_round - 1) / t_round * t_round; ++h) {  // padding rows: zeros
       const int64_t f0 = k + 16 * h;
       int32_t* t_panel = reinterpret_cast<int32_t*>(t) + (f0 / Rt) * t_pairs * Rt;
       for (int64_t j = 0; j < 8 && r0 / 2 + j < t_pairs; ++j) {
