@@ -92,8 +92,7 @@ void block_probs(bool bf16, const float* q, const float* k, const KvLayout& kv, 
     } else {
       const float m = vec::max(row + lo, hi - lo + 1);
       const double sum = vec::exp_sub(row + lo, m, row + lo, hi - lo + 1);
-      const float inv = float(1.0 / sum);
-      for (int64_t j = lo; j <= hi; ++j) row[j] *= inv;
+      vec::scale(row + lo, float(1.0 / sum), hi - lo + 1);
       if (lse_out) lse_out[t * s.heads + h] = m + float(std::log(sum));
     }
     std::fill(row, row + lo, 0.0f);
