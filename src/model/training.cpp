@@ -209,10 +209,17 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   fresh(a.lse, T * c.num_attention_heads);
   attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, mm.bf16, a.attn.data(), a.lse.data(),
                           for_backward ? &a.probs : nullptr);
-  Buffer o(size_t(T * H));
-  const Bf16Rows attn = packed(a.attn, qd, a.attn_t);
-  linear(m, mm, P.o, a.attn.data(), T, o.data(), attn);
-  for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+  // The residual adds: into x by the product itself where it can (bf16 without an adapter: the
+  // tile's sum plus x, the same value x + o gives), else through o. A serial pass over x each
+  // left the other core idle.
+  Buffer o;
+  auto add_linear = [&](size_t i, const Buffer& in, const Bf16Rows& in_packed) {
+    if (in_packed.m() && !m.adapter(i)) return gemm_bf16(in_packed, mm.packed->w[i], x.data(), H, true);
+    fresh(o, T * H);
+    linear(m, mm, i, in.data(), T, o.data(), in_packed);
+    for (size_t j = 0; j < x.size(); ++j) x[j] += o[j];
+  };
+  add_linear(P.o, a.attn, packed(a.attn, qd, a.attn_t));
   a.x_mid = x;
   fresh(a.xn2, T * H);
   rmsnorm_forward(x.data(), m.weight(P.post_norm), T, H, c.rms_norm_eps, a.xn2.data());
@@ -223,9 +230,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data(), xn2);
   linear(m, mm, P.up, a.xn2.data(), T, a.up.data(), xn2);
   swiglu_forward(a.gate.data(), a.up.data(), T * I, a.act.data());
-  const Bf16Rows act = packed(a.act, I, a.act_t);
-  linear(m, mm, P.down, a.act.data(), T, o.data(), act);
-  for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+  add_linear(P.down, a.act, packed(a.act, I, a.act_t));
 }
 
 // One row's forward pass, kept for its backward pass: the layer activations (or only each
