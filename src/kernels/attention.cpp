@@ -275,16 +275,16 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   const std::vector<int64_t> off = probs ? prob_offsets(n, seg_start, s, bf16) : std::vector<int64_t>();
   if (probs && int64_t(probs->size()) != off.back()) fail("attention", "kept probabilities do not match the sequence");
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  // One task per query head, shared out between threads. Its dQ rows are its own; the first head
-  // of each group adds its dK and dV into the outputs and the others into their own [n, head_dim]
-  // buffers, added after in head order, so no two threads write the same rows and the sums do not
-  // depend on which thread ran what. (A task per KV head, four here, left the two threads ~16%
-  // apart in time: their speeds differ, and four tasks cannot even that out.)
   // D = rowsum(dO ⊙ O) for every query and head, in one pass over both in memory order.
   std::vector<float> D(size_t(n * s.heads));
   parallel_for_balanced(size_t(n * s.heads), 64, [&](size_t i0, size_t i1) {
     for (size_t i = i0; i < i1; ++i) D[i] = vec::dot(dout + i * hd, out + i * hd, hd);
   });
+  // One task per query head, shared out between threads. Its dQ rows are its own; the first head
+  // of each group adds its dK and dV into the outputs and the others into their own [n, head_dim]
+  // buffers, added after in head order, so no two threads write the same rows and the sums do not
+  // depend on which thread ran what. (A task per KV head, four here, left the two threads ~16%
+  // apart in time: their speeds differ, and four tasks cannot even that out.)
   const int64_t extra_heads = s.heads - s.kv_heads;
   Buffer extra(size_t(extra_heads * 2 * n * hd), 0.0f);
   auto dkv_of = [&](int64_t h, bool values, int64_t& ld) -> float* {

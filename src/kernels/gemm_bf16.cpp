@@ -103,9 +103,10 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
   }
 }
 
-// Rows [r0, r0 + 16) of x [rows, K] (row-major) packed two ways from one read: as panels of 8 rows
+// Rows [r0, r0 + 16) of x [rows, K] (row-major) packed two ways from one read: as panels of Ra rows
 // over pairs of columns at `a` (what pack16 makes of x), and transposed — x's columns as the rows,
-// pairs of x's rows as k — as panels of Rt rows at `t` (what pack16 makes of xᵀ given k-major).
+// pairs of x's rows as k — as panels of Rt rows at `t` (what pack16 makes of xᵀ given k-major);
+// panels of 8 rows are an A, of 32 a B.
 // Packing xᵀ on its own reads 64 bytes of each of x's rows per 16 columns, a stride of a whole row
 // from cache line to cache line; in the bf16 training step that pack took 2.6x the time of the
 // row-wise one of the same gradients (0.50 vs 0.19 s of 8 steps of the 56M model).

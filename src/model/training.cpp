@@ -182,8 +182,9 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
-  // bf16 over fp32 weights: each input packed once for the products that read it, and kept packed
-  // for the weight gradients when the backward pass follows and the weights train.
+  // bf16 over fp32 weights: each input packed once for the products that read it and, from the
+  // same read, kept packed for the weight gradients when the backward pass follows and the weights
+  // train.
   const bool pack = mm.bf16 && m.matrix(P.q).dtype == DType::F32, pack_t = pack && for_backward && m.params()[P.q].trainable;
   auto packed = [&](const Buffer& in, int64_t cols, Bf16Panels& t) {
     if (!pack) return Bf16Rows();
