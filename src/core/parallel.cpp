@@ -185,6 +185,8 @@ int num_threads() {
 
 namespace detail {
 
+bool in_task() { return t_in_task; }
+
 void run_slots(size_t slots, const std::function<void(size_t)>& task) {
   if (t_in_task || slots <= 1) {
     for (size_t s = 0; s < slots; ++s) task(s);

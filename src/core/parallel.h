@@ -24,6 +24,10 @@ namespace detail {
 // when all have run (an exception from a task is rethrown here). Called from inside a task, runs
 // the slots on the calling thread.
 void run_slots(size_t slots, const std::function<void(size_t)>& task);
+// True inside a task of run_slots, where a loop runs on the calling thread alone: the loops below
+// then call fn once, without the bookkeeping of slots and shares (attention's per-head tasks make
+// ~1000 such nested calls a layer: a GEMM or a pack per block of queries).
+bool in_task();
 }  // namespace detail
 
 // Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread, each a multiple
@@ -31,7 +35,7 @@ void run_slots(size_t slots, const std::function<void(size_t)>& task);
 template <class Fn>
 void parallel_for(size_t n, size_t grain, Fn&& fn) {
   const size_t threads = size_t(num_threads());
-  if (threads <= 1 || n <= grain) {
+  if (threads <= 1 || n <= grain || detail::in_task()) {
     fn(size_t(0), n);
     return;
   }
@@ -52,7 +56,7 @@ void parallel_for(size_t n, size_t grain, Fn&& fn) {
 template <class Fn>
 void parallel_for_balanced(size_t n, size_t grain, Fn&& fn) {
   const size_t threads = size_t(num_threads());
-  if (threads <= 1 || n <= grain) {
+  if (threads <= 1 || n <= grain || detail::in_task()) {
     fn(size_t(0), n);
     return;
   }

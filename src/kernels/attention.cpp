@@ -80,7 +80,8 @@ void block_probs(bool bf16, const float* q, const float* k, const KvLayout& kv, 
   const int64_t hd = s.head_dim, ldq = s.heads * hd, L = pos0 + t1 - klo;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   if (kp)
-    gemm_bf16(Bf16Rows(q + (t0 * s.heads + h) * hd, ldq, false, t1 - t0, hd), keys_of(kp->k[size_t(g)], klo, L), P, L, false);
+    gemm_bf16(Bf16Rows(q + (t0 * s.heads + h) * hd, ldq, false, t1 - t0, hd), keys_of(kp->k[size_t(g)], klo, L), P, L, false,
+              {Bf16Causal::kColumns, pos0 + t0 - klo});
   else
     gemm(bf16, t1 - t0, L, hd, q + (t0 * s.heads + h) * hd, ldq, false, k + klo * kv.row + g * kv.head, kv.row, false, P, L, false);
   for (int64_t t = t0; t < t1; ++t) {
@@ -144,7 +145,9 @@ void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, con
       float* P = probs ? probs->data() + off[task] : scratch.data();
       block_probs(bf16, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P, kp.get());
       float* o = out + (t0 * s.heads + h) * hd;
-      if (kp) gemm_bf16(Bf16Rows(P, L, false, t1 - t0, L), keys_of_t(kp->vt[size_t(g)], klo, L), o, s.heads * hd, false);
+      if (kp)
+        gemm_bf16(Bf16Rows(P, L, false, t1 - t0, L), keys_of_t(kp->vt[size_t(g)], klo, L), o, s.heads * hd, false,
+                  {Bf16Causal::kKUpTo, pos0 + t0 - klo});
       else gemm(bf16, t1 - t0, hd, L, P, L, false, v + klo * kv.row + g * kv.head, kv.row, true, o, s.heads * hd, false);
     }
   });
@@ -308,7 +311,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                       kp.get());
         // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
         const float* dout_h = dout + (t0 * s.heads + h) * hd;
-        if (kp) gemm_bf16(Bf16Rows(dout_h, ldq, false, t1 - t0, hd), keys_of(kp->v[size_t(g)], klo, L), dP.data(), L, false);
+        const Bf16Causal cols{Bf16Causal::kColumns, t0 - klo}, up_to{Bf16Causal::kKUpTo, t0 - klo}, from{Bf16Causal::kKFrom, t0 - klo};
+        if (kp) gemm_bf16(Bf16Rows(dout_h, ldq, false, t1 - t0, hd), keys_of(kp->v[size_t(g)], klo, L), dP.data(), L, false, cols);
         else gemm(bf16, t1 - t0, L, hd, dout_h, ldq, false, v + klo * ldk + g * hd, ldk, false, dP.data(), L, false);
         for (int64_t t = t0; t < t1; ++t) softmax_grad(P + (t - t0) * L, D[size_t(t * s.heads + h)], scale, dP.data() + (t - t0) * L, L);
         // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
@@ -317,13 +321,15 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         if (kp) {  // dS packed for both of its products in one read
           Bf16Rows ds(t1 - t0, L), ds_t(L, t1 - t0);
           pack_with_transpose(dP.data(), L, ds, ds_t);
-          gemm_bf16(ds, keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true);
-          gemm_bf16(ds_t, Bf16Panels(q_h, ldq, true, hd, t1 - t0), dk_h + klo * lddk, lddk, true);
+          gemm_bf16(ds, keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true, up_to);
+          gemm_bf16(ds_t, Bf16Panels(q_h, ldq, true, hd, t1 - t0).view(), dk_h + klo * lddk, lddk, true, from);
+          gemm_bf16(Bf16Rows(P, L, true, L, t1 - t0), Bf16Panels(dout_h, ldq, true, hd, t1 - t0).view(), dv_h + klo * lddv, lddv, true,
+                    from);
         } else {
           gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);
           gemm(bf16, L, hd, t1 - t0, dP.data(), L, true, q_h, ldq, true, dk_h + klo * lddk, lddk, true);
+          gemm(bf16, L, hd, t1 - t0, P, L, true, dout_h, ldq, true, dv_h + klo * lddv, lddv, true);
         }
-        gemm(bf16, L, hd, t1 - t0, P, L, true, dout_h, ldq, true, dv_h + klo * lddv, lddv, true);
       }
     }
   });

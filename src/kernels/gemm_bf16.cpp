@@ -274,11 +274,32 @@ void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, bo
 }
 
 void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate) {
+  gemm_bf16(a, b, c, ldc, accumulate, Bf16Causal{});
+}
+
+void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate, Bf16Causal causal) {
   if (a.k() != b.k) fail("gemm_bf16", "A's K (" + std::to_string(a.k()) + ") differs from B's (" + std::to_string(b.k) + ")");
   const int64_t M = a.m(), N = b.n, pairs = (b.k + 1) / 2, mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
+  const int64_t a_stride = pairs * MR * 2, off = causal.offset;
   auto tile = [&](int64_t p, int64_t q) {
-    micro_kernel(a.data() + p * ((a.k() + 1) / 2) * MR * 2, b.data + q * b.panel_stride, pairs, c + p * MR * ldc + q * NR, ldc,
-                 std::min(MR, M - p * MR), std::min(NR, N - q * NR), accumulate);
+    const int64_t rows = std::min(MR, M - p * MR), cols = std::min(NR, N - q * NR);
+    float* ct = c + p * MR * ldc + q * NR;
+    int64_t p0 = 0, p1 = pairs;  // the k-pairs this tile reads
+    switch (causal.kind) {
+      case Bf16Causal::kNone: break;
+      case Bf16Causal::kColumns:
+        if (q * NR > p * MR + rows - 1 + off) {  // every column past every row's last key
+          if (!accumulate)
+            for (int64_t i = 0; i < rows; ++i) std::fill(ct + i * ldc, ct + i * ldc + cols, 0.0f);
+          return;
+        }
+        break;
+      case Bf16Causal::kKUpTo: p1 = std::clamp<int64_t>((p * MR + rows - 1 + off) / 2 + 1, 0, pairs); break;
+      case Bf16Causal::kKFrom: p0 = std::clamp<int64_t>((p * MR - off) / 2, 0, pairs); break;
+    }
+    if (p1 <= p0 && accumulate) return;
+    micro_kernel(a.data() + p * a_stride + p0 * MR * 2, b.data + q * b.panel_stride + p0 * NR * 2, std::max<int64_t>(p1 - p0, 0), ct,
+                 ldc, rows, cols, accumulate);
   };
   // Threads take disjoint C tiles split along the larger operand, which is also the outer loop: its
   // panel stays in L1 while the smaller operand streams from L2/L3. (B outer for lm_head's dW,

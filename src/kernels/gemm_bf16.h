@@ -85,4 +85,17 @@ void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const B
 void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, bool accumulate);
 void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate);
 
+// Attention's causal triangle in a product of a block of queries and the keys it sees, `offset` =
+// the block's first query minus its first key: the work whose result the mask makes zero is
+// skipped. kColumns (scores, dP: C's rows queries, columns keys): C (m, n) is computed only where
+// n <= m + offset, 8 x 32 tiles at a time (skipped tiles hold zeros, or are left as they were
+// when accumulating). kKUpTo (P·V, dS·K: A's rows queries, k keys): row m reads k <= m + offset
+// only, A being zero past it. kKFrom (Pᵀ·dO, dSᵀ·Q: A's rows keys, k queries): row m reads k >=
+// m - offset only. Per 8-row tile, in pairs of k; the k skipped only ever added products of zero.
+struct Bf16Causal {
+  enum Kind { kNone, kColumns, kKUpTo, kKFrom } kind = kNone;
+  int64_t offset = 0;
+};
+void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate, Bf16Causal causal);
+
 }  // namespace zephyr

@@ -112,3 +112,46 @@ TEST(GemmBf16, PackWithTransposeEqualsSeparatePacks) {
   std::vector<float> x(24, 1.0f);
   EXPECT_THROW(pack_with_transpose(x.data(), 6, a, wrong), Error);
 }
+
+// Products under attention's causal mask skip only work that adds zeros: where A is zero past
+// (kKUpTo) or before (kKFrom) each row's diagonal, the skipping product equals the whole one bit
+// for bit, with and without accumulation; kColumns computes every entry on or below the diagonal
+// as the whole product does, and what it skips holds zeros.
+TEST(GemmBf16, CausalSkippingEqualsTheWholeProduct) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  Rng rng(11);
+  for (auto [M, N, K, off] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{64, 40, 100, 36}, {45, 21, 77, 0}, {17, 70, 64, 13},
+                              {64, 64, 128, 64}, {9, 33, 40, 3}}) {
+    std::vector<float> b(size_t(N * K)), c0(size_t(M * N));
+    for (auto& v : b) v = float(rng.normal());
+    for (auto& v : c0) v = float(rng.normal());
+    const Bf16Panels pb(b.data(), K, false, N, K);
+    for (auto kind : {Bf16Causal::kKUpTo, Bf16Causal::kKFrom}) {
+      std::vector<float> a(size_t(M * K));
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t k = 0; k < K; ++k) {
+          const bool masked = kind == Bf16Causal::kKUpTo ? k > m + off : k < m - off;
+          a[size_t(m * K + k)] = masked ? 0.0f : float(rng.normal());
+        }
+      const Bf16Rows pa(a.data(), K, false, M, K);
+      for (bool acc : {false, true}) {
+        std::vector<float> whole = c0, skipping = c0;
+        gemm_bf16(pa, pb.view(), whole.data(), N, acc);
+        gemm_bf16(pa, pb.view(), skipping.data(), N, acc, {kind, off});
+        EXPECT_EQ(skipping, whole) << M << "x" << N << "x" << K << " offset " << off << " kind " << kind << " accumulate " << acc;
+      }
+    }
+    std::vector<float> a(size_t(M * K));
+    for (auto& v : a) v = float(rng.normal());
+    const Bf16Rows pa(a.data(), K, false, M, K);
+    std::vector<float> whole(c0.size()), skipping(c0.size(), 7.0f);
+    gemm_bf16(pa, pb.view(), whole.data(), N, false);
+    gemm_bf16(pa, pb.view(), skipping.data(), N, false, {Bf16Causal::kColumns, off});
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        const float got = skipping[size_t(m * N + n)], want = whole[size_t(m * N + n)];
+        if (n <= m + off) ASSERT_EQ(got, want) << m << "," << n << " of " << M << "x" << N << " offset " << off;
+        else ASSERT_TRUE(got == want || got == 0.0f) << m << "," << n << " of " << M << "x" << N << " offset " << off;
+      }
+  }
+}
