@@ -119,25 +119,25 @@ Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int6
     const int64_t nk = std::min<int64_t>(32, K - k);
     const __mmask16 m0 = __mmask16(nk >= 16 ? 0xffffu : (1u << nk) - 1);
     const __mmask16 m1 = __mmask16(nk >= 32 ? 0xffffu : nk > 16 ? (1u << (nk - 16)) - 1 : 0);
-    __m512 lo[16], hi[16];
+    // Each row's 32 values as bf16 in one register (16 registers in all: as 32 fp32 vectors GCC
+    // spilled them around the transposes).
+    __m512i v[16];
     for (int64_t i = 0; i < 16; ++i) {
       const float* src = x + (r0 + i) * ld + k;
-      lo[i] = i < nr ? _mm512_maskz_loadu_ps(m0, src) : _mm512_setzero_ps();
-      hi[i] = i < nr ? _mm512_maskz_loadu_ps(m1, src + 16) : _mm512_setzero_ps();
+      const __m256i lo = i < nr ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m0, src)) : _mm256_setzero_si256();
+      const __m256i hi = i < nr ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m1, src + 16)) : _mm256_setzero_si256();
+      v[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
     }
     // Transposed: pair j of x's rows (r0 + 2j, r0 + 2j + 1) for 16 columns at a time.
     for (int64_t h = 0; h < 2 && k + 16 * h < (K + t_round - 1) / t_round * t_round; ++h) {  // padding rows: zeros
       const int64_t f0 = k + 16 * h;
       int32_t* t_panel = reinterpret_cast<int32_t*>(t) + (f0 / Rt) * t_pairs * Rt;
       for (int64_t j = 0; j < 8 && r0 / 2 + j < t_pairs; ++j) {
-        const __m512 e = h ? hi[2 * j] : lo[2 * j], o = h ? hi[2 * j + 1] : lo[2 * j + 1];
-        const __m512i ev = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(e));
-        const __m512i ov = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(o));
+        const __m512i ev = _mm512_cvtepu16_epi32(h ? _mm512_extracti64x4_epi64(v[2 * j], 1) : _mm512_castsi512_si256(v[2 * j]));
+        const __m512i ov = _mm512_cvtepu16_epi32(h ? _mm512_extracti64x4_epi64(v[2 * j + 1], 1) : _mm512_castsi512_si256(v[2 * j + 1]));
         store_pair(t_panel, t_pairs, Rt, f0, r0 / 2 + j, _mm512_or_si512(ev, _mm512_slli_epi32(ov, 16)));
       }
     }
-    __m512i v[16];
-    for (int64_t i = 0; i < 16; ++i) v[i] = (__m512i)_mm512_cvtne2ps_pbh(hi[i], lo[i]);
     transpose16(v);
     for (int64_t j = 0; j < std::min<int64_t>(16, pairs - k / 2); ++j) store_pair(a_panel, pairs, Ra, r0, k / 2 + j, v[j]);
   }
