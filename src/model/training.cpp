@@ -132,11 +132,15 @@ void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x
 
 // dx += dy · W (when dx is given), the weight's gradient += dyᵀ · x unless it is frozen, and the
 // adapter's gradients: with u = x' Aᵀ, dB += s dyᵀ u, du = s dy B, dA += duᵀ x', dx += du A (masked).
-// xt: xᵀ packed by the forward pass (bf16; empty when it did not).
+// xt: xᵀ packed by the forward pass (bf16; empty when it did not). dx_fresh: dx holds no values
+// yet, and dx = dy · W is written (the bf16 product stores its tiles: no zero fill of dx, whose
+// serial pass left the other core idle, nor a read of it).
 void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx,
-                     const Bf16Panels& xt = Bf16Panels()) {
+                     const Bf16Panels& xt = Bf16Panels(), bool dx_fresh = false) {
   const Matrix w = m.matrix(i);
   float* dw = m.grad(i);
+  const bool bf16_product = mm.bf16 && w.dtype == DType::F32;
+  if (dx && dx_fresh && !bf16_product) std::fill(dx, dx + n * w.cols, 0.0f);
   if (w.dtype != DType::F32) {
     if (dx) matmul_frozen_backward(dy, n, w, dx, mm.bf16);
   } else if (!mm.bf16) {
@@ -145,10 +149,10 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
     if (dx && dw && xt.n()) {  // dy packed once for both products
       Bf16Rows a(n, w.rows), at(w.rows, n);
       pack_with_transpose(dy, w.rows, a, at);
-      gemm_bf16(a, mm.packed->wt[i], dx, w.cols, true);
+      gemm_bf16(a, mm.packed->wt[i], dx, w.cols, !dx_fresh);
       gemm_bf16(at, xt, dw, w.cols, true);
     } else {
-      if (dx) gemm_bf16(n, dy, w.rows, false, mm.packed->wt[i], dx, w.cols, true);
+      if (dx) gemm_bf16(n, dy, w.rows, false, mm.packed->wt[i], dx, w.cols, !dx_fresh);
       if (dw && xt.n()) gemm_bf16(w.rows, dy, w.rows, true, xt, dw, w.cols, true);
       else if (dw) gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
     }
@@ -346,19 +350,19 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
       layer_forward(m, P, x_l, a, T, r.rope, seg_start, mm, true);
     }
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
-    zeros(dact, T * I);
-    linear_backward(m, mm, P.down, a.act.data(), T, dx.data(), dact.data(), a.act_t);
+    fresh(dact, T * I);
+    linear_backward(m, mm, P.down, a.act.data(), T, dx.data(), dact.data(), a.act_t, true);
     fresh(dgate, T * I);
     fresh(dup, T * I);
     swiglu_backward(a.gate.data(), a.up.data(), dact.data(), T * I, dgate.data(), dup.data());
-    zeros(dxn, T * H);
-    linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data(), a.xn2_t);
+    fresh(dxn, T * H);
+    linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data(), a.xn2_t, true);
     linear_backward(m, mm, P.up, a.xn2.data(), T, dup.data(), dxn.data(), a.xn2_t);
     rmsnorm_backward(a.x_mid.data(), m.weight(P.post_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.post_norm));
     // Attention: x_mid = x_in + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
-    zeros(dattn, T * qd);
-    linear_backward(m, mm, P.o, a.attn.data(), T, dx.data(), dattn.data(), a.attn_t);
+    fresh(dattn, T * qd);
+    linear_backward(m, mm, P.o, a.attn.data(), T, dx.data(), dattn.data(), a.attn_t, true);
     zeros(dq, T * qd);
     zeros(dk, T * kvd);
     zeros(dv, T * kvd);
@@ -367,8 +371,8 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     rope_apply(dq.data(), T, c.num_attention_heads, r.rope, true);
     rope_apply(dk.data(), T, c.num_key_value_heads, r.rope, true);
     // q and k were rotated in place; the projections saw xn1, which is what their weights need.
-    zeros(dxn, T * H);
-    linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data(), a.xn1_t);
+    fresh(dxn, T * H);
+    linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data(), a.xn1_t, true);
     linear_backward(m, mm, P.k, a.xn1.data(), T, dk.data(), dxn.data(), a.xn1_t);
     linear_backward(m, mm, P.v, a.xn1.data(), T, dv.data(), dxn.data(), a.xn1_t);
     rmsnorm_backward(a.x_in.data(), m.weight(P.input_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
