@@ -311,6 +311,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                       kp.get());
         // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
         const float* dout_h = dout + (t0 * s.heads + h) * hd;
+        // The bf16 products skip the work the causal mask zeroes: dP past the diagonal, and the zero
+        // part of dS and P (past the diagonal in a query's row, before it in a key's).
         const Bf16Causal cols{Bf16Causal::kColumns, t0 - klo}, up_to{Bf16Causal::kKUpTo, t0 - klo}, from{Bf16Causal::kKFrom, t0 - klo};
         if (kp) gemm_bf16(Bf16Rows(dout_h, ldq, false, t1 - t0, hd), keys_of(kp->v[size_t(g)], klo, L), dP.data(), L, false, cols);
         else gemm(bf16, t1 - t0, L, hd, dout_h, ldq, false, v + klo * ldk + g * hd, ldk, false, dP.data(), L, false);
