@@ -2,13 +2,10 @@
 # One DPO step (policy forward + backward on chosen and rejected, AdamW) in tokens/s on the ~56M
 # model of the SFT benchmark, 2 pairs of 512-token rows (256 prompt + 256 completion), 2 threads,
 # beside PyTorch's step as TRL runs it without precomputed reference log-probs (policy and
-# reference forward), fp32 and bf16 autocast, in the same run.
+# reference forward), fp32 and bf16 autocast, in the same run; and beside PyPI's current torch with
+# SDPA and torch.compile where bench/setup_torch_pypi.sh installed it.
 set -euo pipefail
-build=${1:-build}
-threads=${BENCH_THREADS:-2}
-models="$build/bench-models"
-mkdir -p "$models"
-z="$build/bin/zephyr"
+source "$(dirname "$0")/common.sh"
 pairs="$models/pairs-2x512.jsonl"
 python3 -c "
 import json, random
@@ -43,3 +40,13 @@ best = max(f32["tokens_per_second"], b16["tokens_per_second"])
 print(f"dpo step 56m: zephyr.cpp bf16 {ours:.0f} tok/s | {f32['impl']} {f32['tokens_per_second']:.0f} | {b16['impl']} "
       f"{b16['tokens_per_second']:.0f} | ratio to PyTorch's best {ours / best if best else 0:.2f}x")
 PY
+if [ -x "$ref/torch-pypi/bin/python" ]; then  # the current PyTorch at its best: SDPA + compile
+  for flags in "" "--bf16"; do
+    "$ref/torch-pypi/bin/python" "$(dirname "$0")/sft_step_torch.py" --shape 512,8,8,4,1408 --threads "$threads" --steps 2 --dpo \
+      --sdpa --compile $flags 2>/dev/null | tail -1
+  done | python3 -c "
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print(f'  {r[\"impl\"]}: {r[\"tokens_per_second\"]:.0f} tok/s; zephyr.cpp / it: {$ours / r[\"tokens_per_second\"]:.2f}x')"
+fi

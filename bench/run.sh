@@ -29,7 +29,7 @@ echo "GEMV kernels (one 14336 x 4096 matrix per type, block types as loaded) vs 
 "$build/bench/gemv_throughput" 2
 echo
 bash "$(dirname "$0")/sft_step.sh" "$build" "$ref"
-bash "$(dirname "$0")/dpo_step.sh" "$build"
+bash "$(dirname "$0")/dpo_step.sh" "$build" "$ref"
 bash "$(dirname "$0")/mpi_sft_step.sh" "$build"
 bash "$(dirname "$0")/lora_step.sh" "$build" "$ref"
 echo
