@@ -285,11 +285,11 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   });
   // One task per query head, shared out between threads. Its dQ rows are its own; the first head
   // of each group adds its dK and dV into the outputs and the others into their own [n, head_dim]
-  // buffers, added after in head order, so no two threads write the same rows and the sums do not
-  // depend on which thread ran what. (A task per KV head, four here, left the two threads ~16%
-  // apart in time: their speeds differ, and four tasks cannot even that out.)
+  // buffers (zeroed by their task), added after in head order, so no two threads write the same
+  // rows and the sums do not depend on which thread ran what. (A task per KV head, four here, left
+  // the two threads ~16% apart in time: their speeds differ, and four tasks cannot even that out.)
   const int64_t extra_heads = s.heads - s.kv_heads;
-  Buffer extra(size_t(extra_heads * 2 * n * hd), 0.0f);
+  Buffer extra(size_t(extra_heads * 2 * n * hd));
   auto dkv_of = [&](int64_t h, bool values, int64_t& ld) -> float* {
     const int64_t g = h / group, i = h % group;
     ld = i == 0 ? ldk : hd;
@@ -303,6 +303,10 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
       int64_t lddk = 0, lddv = 0;
       float* dk_h = dkv_of(h, false, lddk);
       float* dv_h = dkv_of(h, true, lddv);
+      if (h % group) {
+        std::fill(dk_h, dk_h + n * hd, 0.0f);
+        std::fill(dv_h, dv_h + n * hd, 0.0f);
+      }
       for (int64_t t0 = 0; t0 < n; t0 += kBlock) {
         const int64_t klo = block_first_key(t0, seg_start, s, bf16), t1 = std::min(n, t0 + kBlock), L = t1 - klo;
         const float* P = probs ? probs->data() + off[size_t(h * blocks + t0 / kBlock)] : scratch.data();

@@ -297,7 +297,7 @@ void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc
       case Bf16Causal::kKUpTo: p1 = std::clamp<int64_t>((p * MR + rows - 1 + off) / 2 + 1, 0, pairs); break;
       case Bf16Causal::kKFrom: p0 = std::clamp<int64_t>((p * MR - off) / 2, 0, pairs); break;
     }
-    if (p1 <= p0 && accumulate) return;
+    if (p1 <= p0 && accumulate) return;  // without accumulation a tile with no pairs stores zeros
     micro_kernel(a.data() + p * a_stride + p0 * MR * 2, b.data + q * b.panel_stride + p0 * NR * 2, std::max<int64_t>(p1 - p0, 0), ct,
                  ldc, rows, cols, accumulate);
   };
