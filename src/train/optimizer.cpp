@@ -24,13 +24,14 @@ namespace {
 // divisions and a square root per element made the scalar loop ~6% of an SFT step. The
 // operations are the same in every version (this file is compiled without FMA contraction), so
 // the result has the same bits. The gradient is first multiplied by the clipping coefficient in
-// double, as clip_grad_norm_ scales it (a coefficient of 1 leaves it exact).
+// double, as clip_grad_norm_ scales it (a coefficient of 1 leaves it exact), and cleared.
 ZEPHYR_CLONES_V4_V3 void adamw_update(
-    float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, size_t n, double coef, float keep, float b1,
+    float* __restrict w, float* __restrict g, float* __restrict m, float* __restrict v, size_t n, double coef, float keep, float b1,
     float b2, float step_size, float sqrt_bc2, float eps) {
 #pragma omp simd
   for (size_t j = 0; j < n; ++j) {
     const float gj = float(double(g[j]) * coef);
+    g[j] = 0.0f;
     w[j] *= keep;
     m[j] = m[j] * b1 + gj * (1.0f - b1);
     v[j] = v[j] * b2 + gj * gj * (1.0f - b2);
@@ -76,7 +77,7 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
   }
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
   float* w = model.trainable_weights();
-  const float* g = model.grads().data();
+  float* g = model.grads().data();
   parallel_for_balanced(model.trainable_numel(), 4096, [&](size_t a, size_t b) {
     auto s = std::upper_bound(spans.begin(), spans.end(), a, [](size_t x, const Span& sp) { return x < sp.begin; });
     if (s != spans.begin()) --s;
