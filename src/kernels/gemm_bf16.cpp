@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -110,8 +111,9 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
 // Packing xᵀ on its own reads 64 bytes of each of x's rows per 16 columns, a stride of a whole row
 // from cache line to cache line; in the bf16 training step that pack took 2.6x the time of the
 // row-wise one of the same gradients (0.50 vs 0.19 s of 8 steps of the 56M model).
-Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int64_t r0, int64_t K, int64_t Ra, uint16_t* a,
-                                  int64_t Rt, uint16_t* t) {
+// x holds the matrix's rows from x_row0 on (0: all of it; r0: a producer's 16 rows).
+Z_BF16 void pack16_with_transpose(const float* x, int64_t x_row0, int64_t ld, int64_t rows, int64_t r0, int64_t K, int64_t Ra,
+                                  uint16_t* a, int64_t Rt, uint16_t* t) {
   const int64_t pairs = (K + 1) / 2, t_pairs = (rows + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
   const int64_t t_round = std::max<int64_t>(Rt, 16);  // the transposed pack's rows are written 16 at a time
   int32_t* a_panel = reinterpret_cast<int32_t*>(a) + (r0 / Ra) * pairs * Ra;
@@ -123,7 +125,7 @@ Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int6
     // spilled them around the transposes).
     __m512i v[16];
     for (int64_t i = 0; i < 16; ++i) {
-      const float* src = x + (r0 + i) * ld + k;
+      const float* src = x + (r0 + i - x_row0) * ld + k;
       const __m256i lo = i < nr ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m0, src)) : _mm256_setzero_si256();
       const __m256i hi = i < nr ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m1, src + 16)) : _mm256_setzero_si256();
       v[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
@@ -145,7 +147,7 @@ Z_BF16 void pack16_with_transpose(const float* x, int64_t ld, int64_t rows, int6
 
 void pack_with_transpose(const float* x, int64_t ld, int64_t M, int64_t K, int64_t Ra, uint16_t* a, int64_t Rt, uint16_t* t) {
   parallel_for_balanced(size_t(((M + Ra - 1) / Ra * Ra + 15) / 16), 1, [&](size_t g0, size_t g1) {
-    for (size_t g = g0; g < g1; ++g) pack16_with_transpose(x, ld, M, int64_t(g) * 16, K, Ra, a, Rt, t);
+    for (size_t g = g0; g < g1; ++g) pack16_with_transpose(x, 0, ld, M, int64_t(g) * 16, K, Ra, a, Rt, t);
   });
 }
 
@@ -234,6 +236,28 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt
 void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt) {
   if (bt.n() != b.k() || bt.k() != b.n()) fail("pack_with_transpose", "the transposed pack's shape is not B's transposed");
   pack_with_transpose(x, ld, b.n(), b.k(), NR, b.data_.get(), NR, bt.data_.get());
+}
+
+void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std::vector<PackTarget>& targets) {
+  for (const PackTarget& t : targets)
+    if (t.a->m() != M || t.a->k() != K || (t.at ? t.at->m() != K || t.at->k() != M : !t.bt || t.bt->n() != K || t.bt->k() != M))
+      fail("pack_produced", "a pack's shape is not the produced matrix's");
+  const size_t n = targets.size();
+  parallel_for_balanced(size_t(((M + MR - 1) / MR * MR + 15) / 16), 1, [&](size_t g0, size_t g1) {
+    thread_local std::vector<float> scratch;  // 16 rows of each matrix: L2-sized
+    if (scratch.size() < n * 16 * size_t(K)) scratch.resize(n * 16 * size_t(K));
+    std::vector<float*> out(n);
+    for (size_t i = 0; i < n; ++i) out[i] = scratch.data() + i * 16 * size_t(K);
+    for (size_t g = g0; g < g1; ++g) {
+      const int64_t r0 = int64_t(g) * 16, r1 = std::min(M, r0 + 16);
+      if (r0 < r1) produce(r0, r1, out.data());
+      for (size_t i = 0; i < n; ++i) {
+        const PackTarget& t = targets[i];
+        pack16_with_transpose(out[i], r0, K, M, r0, K, MR, t.a->data_.get(), t.at ? MR : NR,
+                              t.at ? t.at->data_.get() : t.bt->data_.get());
+      }
+    }
+  });
 }
 
 void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,

@@ -4,7 +4,9 @@
 // Debian's OpenBLAS is built without its SBGEMM.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <vector>
 
 namespace zephyr {
 
@@ -41,6 +43,8 @@ class Bf16Panels {
   std::unique_ptr<uint16_t[]> data_;
   friend void pack_with_transpose(const float*, int64_t, class Bf16Rows&, Bf16Panels&);
   friend void pack_with_transpose(const float*, int64_t, Bf16Panels&, Bf16Panels&);
+  friend void pack_produced(int64_t, int64_t, const std::function<void(int64_t, int64_t, float* const*)>&,
+                            const std::vector<struct PackTarget>&);
 };
 
 // A packed for the GEMM: once for several products that share it, or block by block by the
@@ -67,6 +71,8 @@ class Bf16Rows {
   std::unique_ptr<uint16_t[]> data_;
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Rows&);
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Panels&);
+  friend void pack_produced(int64_t, int64_t, const std::function<void(int64_t, int64_t, float* const*)>&,
+                            const std::vector<struct PackTarget>&);
 };
 
 // x [M, K] (row-major, row stride ld) packed in one read as A [M, K] (`a`) and transposed, as the A
@@ -78,6 +84,19 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt
 // x [N, K] as B (`b`) and transposed as B (`bt`: N = K, K = N): a weight for its forward product and
 // its input gradient's.
 void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt);
+
+// Matrices [M, K] that code makes 16 rows at a time (an elementwise pass's outputs), each packed as
+// pack_with_transpose packs a whole one — as A, and transposed as a product's A (`at`) or B (`bt`)
+// — while its rows are in cache: made whole first, an MLP-sized one (511 x 1408 fp32, 2.9 MB) went
+// out to memory and was read back for the packing. produce(r0, r1, out) writes rows [r0, r1) of
+// matrix i at out[i] (row stride K) on the calling thread; groups of rows run across threads.
+struct PackTarget {
+  Bf16Rows* a;
+  Bf16Rows* at = nullptr;  // or
+  Bf16Panels* bt = nullptr;
+};
+using RowsProducer = std::function<void(int64_t r0, int64_t r1, float* const* out)>;
+void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std::vector<PackTarget>& targets);
 
 // The same product with B already packed (N and K from it), and with A packed too.
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,

@@ -130,6 +130,20 @@ void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x
   });
 }
 
+// Whether linear_backward_packed can take layer i: bf16 over a trained fp32 weight, no adapter.
+bool packed_backward(const TrainableModel& m, const Matmuls& mm, size_t i) {
+  return mm.bf16 && m.matrix(i).dtype == DType::F32 && m.params()[i].trainable && !m.adapter(i);
+}
+
+// linear_backward's products for bf16 with dy packed by the caller as A (`a`) and transposed (`at`):
+// dx (+)= dy · W and the weight's gradient += dyᵀ · x.
+void linear_backward_packed(TrainableModel& m, const Matmuls& mm, size_t i, const Bf16Rows& a, const Bf16Rows& at, float* dx,
+                            const Bf16Panels& xt, bool dx_fresh) {
+  const Matrix w = m.matrix(i);
+  gemm_bf16(a, mm.packed->wt[i], dx, w.cols, !dx_fresh);
+  gemm_bf16(at, xt, m.grad(i), w.cols, true);
+}
+
 // dx += dy · W (when dx is given), the weight's gradient += dyᵀ · x unless it is frozen, and the
 // adapter's gradients: with u = x' Aᵀ, dB += s dyᵀ u, du = s dy B, dA += duᵀ x', dx += du A (masked).
 // xt: xᵀ packed by the forward pass (bf16; empty when it did not). dx_fresh: dx holds no values
@@ -149,8 +163,7 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
     if (dx && dw && xt.n()) {  // dy packed once for both products
       Bf16Rows a(n, w.rows), at(w.rows, n);
       pack_with_transpose(dy, w.rows, a, at);
-      gemm_bf16(a, mm.packed->wt[i], dx, w.cols, !dx_fresh);
-      gemm_bf16(at, xt, dw, w.cols, true);
+      linear_backward_packed(m, mm, i, a, at, dx, xt, dx_fresh);
     } else {
       if (dx) gemm_bf16(n, dy, w.rows, false, mm.packed->wt[i], dx, w.cols, !dx_fresh);
       if (dw && xt.n()) gemm_bf16(w.rows, dy, w.rows, true, xt, dw, w.cols, true);
@@ -230,10 +243,23 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   rmsnorm_forward(x.data(), m.weight(P.post_norm), T, H, c.rms_norm_eps, a.xn2.data());
   fresh(a.gate, T * I);
   fresh(a.up, T * I);
-  fresh(a.act, T * I);
   const Bf16Rows xn2 = packed(a.xn2, H, a.xn2_t);
   linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data(), xn2);
   linear(m, mm, P.up, a.xn2.data(), T, a.up.data(), xn2);
+  if (pack_t && !m.adapter(P.down)) {
+    // act made 16 rows at a time and packed while they are in cache; the down product and its
+    // weight gradient read only the packs, so no fp32 act is kept.
+    Bf16Rows act(T, I);
+    a.act_t = Bf16Panels(I, T);
+    pack_produced(
+        T, I,
+        [&](int64_t r0, int64_t r1, float* const* out) {
+          swiglu_forward_serial(a.gate.data() + r0 * I, a.up.data() + r0 * I, (r1 - r0) * I, out[0]);
+        },
+        {{&act, nullptr, &a.act_t}});
+    return add_linear(P.down, a.act, act);
+  }
+  fresh(a.act, T * I);
   swiglu_forward(a.gate.data(), a.up.data(), T * I, a.act.data());
   add_linear(P.down, a.act, packed(a.act, I, a.act_t));
 }
@@ -352,12 +378,26 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
     fresh(dact, T * I);
     linear_backward(m, mm, P.down, a.act.data(), T, dx.data(), dact.data(), a.act_t, true);
-    fresh(dgate, T * I);
-    fresh(dup, T * I);
-    swiglu_backward(a.gate.data(), a.up.data(), dact.data(), T * I, dgate.data(), dup.data());
     fresh(dxn, T * H);
-    linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data(), a.xn2_t, true);
-    linear_backward(m, mm, P.up, a.xn2.data(), T, dup.data(), dxn.data(), a.xn2_t);
+    if (packed_backward(m, mm, P.gate) && packed_backward(m, mm, P.up) && a.xn2_t.n()) {
+      // dgate and dup made 16 rows at a time and packed for both their products while in cache.
+      Bf16Rows g(T, I), gt(I, T), u(T, I), ut(I, T);
+      pack_produced(
+          T, I,
+          [&](int64_t r0, int64_t r1, float* const* out) {
+            swiglu_backward_serial(a.gate.data() + r0 * I, a.up.data() + r0 * I, dact.data() + r0 * I, (r1 - r0) * I, out[0],
+                                   out[1]);
+          },
+          {{&g, &gt}, {&u, &ut}});
+      linear_backward_packed(m, mm, P.gate, g, gt, dxn.data(), a.xn2_t, true);
+      linear_backward_packed(m, mm, P.up, u, ut, dxn.data(), a.xn2_t, false);
+    } else {
+      fresh(dgate, T * I);
+      fresh(dup, T * I);
+      swiglu_backward(a.gate.data(), a.up.data(), dact.data(), T * I, dgate.data(), dup.data());
+      linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data(), a.xn2_t, true);
+      linear_backward(m, mm, P.up, a.xn2.data(), T, dup.data(), dxn.data(), a.xn2_t);
+    }
     rmsnorm_backward(a.x_mid.data(), m.weight(P.post_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.post_norm));
     // Attention: x_mid = x_in + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).

@@ -41,8 +41,7 @@ TEST(GemmBf16, MatchesRoundedFp32ProductsOnOddShapes) {
 }
 
 // A filled block by block by its producer (16 rows by 32 columns, or 16 rows by a few columns of
-// its transpose) gives
-// the same products, bit for bit, as A packed whole.
+// its transpose) gives the same products, bit for bit, as A packed whole.
 TEST(GemmBf16, ARowsPackedInBlocksEqualAPackedWhole) {
   if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   Rng rng(5);
@@ -111,6 +110,47 @@ TEST(GemmBf16, PackWithTransposeEqualsSeparatePacks) {
   Bf16Rows a(4, 6), wrong(5, 4);
   std::vector<float> x(24, 1.0f);
   EXPECT_THROW(pack_with_transpose(x.data(), 6, a, wrong), Error);
+}
+
+// Matrices made 16 rows at a time by a producer and packed as they come equal the same matrices
+// packed whole by pack_with_transpose, as A and transposed as A or B, for row counts off the
+// 16-row groups; a pack of another shape is refused.
+TEST(GemmBf16, PackProducedEqualsPackWithTranspose) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  Rng rng(9);
+  for (auto [M, K] : {std::pair<int64_t, int64_t>{511, 72}, {45, 29}, {16, 64}, {9, 3}, {33, 100}}) {
+    const int64_t N = 13;
+    std::vector<float> x(size_t(M * K)), y(size_t(M * K)), w(size_t(N * K)), z(size_t(N * M));
+    for (auto* v : {&x, &y, &w, &z})
+      for (auto& e : *v) e = float(rng.normal());
+    Bf16Rows xa(M, K), xat(K, M), ya(M, K), pxa(M, K), pxat(K, M), pya(M, K);
+    Bf16Panels ybt(K, M), pybt(K, M);
+    pack_with_transpose(x.data(), K, xa, xat);
+    pack_with_transpose(y.data(), K, ya, ybt);
+    int64_t rows = 0;
+    pack_produced(
+        M, K,
+        [&](int64_t r0, int64_t r1, float* const* out) {
+          std::copy(x.begin() + r0 * K, x.begin() + r1 * K, out[0]);
+          std::copy(y.begin() + r0 * K, y.begin() + r1 * K, out[1]);
+          rows += r1 - r0;
+        },
+        {{&pxa, &pxat}, {&pya, nullptr, &pybt}});
+    EXPECT_EQ(rows, M);
+    const Bf16Panels pw(w.data(), K, false, N, K), pz(z.data(), M, false, N, M);
+    const Bf16Rows rz(z.data(), M, false, N, M);
+    auto product = [](const Bf16Rows& a, const Bf16Panels& b) {
+      std::vector<float> c(size_t(a.m() * b.n()));
+      gemm_bf16(a, b, c.data(), b.n(), false);
+      return c;
+    };
+    EXPECT_EQ(product(pxa, pw), product(xa, pw)) << M << "x" << K;
+    EXPECT_EQ(product(pya, pw), product(ya, pw)) << M << "x" << K;
+    EXPECT_EQ(product(pxat, pz), product(xat, pz)) << M << "x" << K;
+    EXPECT_EQ(product(rz, pybt), product(rz, ybt)) << M << "x" << K;
+  }
+  Bf16Rows a(4, 6), wrong(5, 4);
+  EXPECT_THROW(pack_produced(4, 6, [](int64_t, int64_t, float* const*) {}, {{&a, &wrong}}), Error);
 }
 
 // Products under attention's causal mask skip only work that adds zeros: where A is zero past
