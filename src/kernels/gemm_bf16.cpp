@@ -68,16 +68,13 @@ Z_BF16 inline void store_pair(int32_t* panel, int64_t pairs, int64_t R, int64_t 
 // row's pairs was slow: this and no zero fill of the buffers took the training shapes from ~290 to
 // ~326 GFLOPS); for one stored [K, rows] (x[k * ld + r]) two k-rows give the pairs of 16 rows in
 // one store.
-// Only pairs [p0, p1) may be packed (a producer's block; p0 a multiple of 16 unless k_major).
-Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t r0, int64_t K, int64_t R, uint16_t* out,
-                   int64_t p0 = 0, int64_t p1 = -1) {
+Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t r0, int64_t K, int64_t R, uint16_t* out) {
   const int64_t pairs = (K + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
-  if (p1 < 0) p1 = pairs;
   const __mmask16 rmask = __mmask16((1u << nr) - 1);
   // Pair p of rows r0..r0+15 goes to 16 consecutive int32 (R = 32) or to two panels (R = 8).
   int32_t* panel = reinterpret_cast<int32_t*>(out) + (r0 / R) * pairs * R;
   if (k_major) {
-    for (int64_t p = p0; p < p1; ++p) {
+    for (int64_t p = 0; p < pairs; ++p) {
       const __m512 k0 = nr ? _mm512_maskz_loadu_ps(rmask, x + (2 * p) * ld + r0) : _mm512_setzero_ps();
       const __m512 k1 = nr && 2 * p + 1 < K ? _mm512_maskz_loadu_ps(rmask, x + (2 * p + 1) * ld + r0) : _mm512_setzero_ps();
       const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(k0));
@@ -86,7 +83,7 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
     }
     return;
   }
-  for (int64_t p = p0; p < p1; p += 16) {
+  for (int64_t p = 0; p < pairs; p += 16) {
     const int64_t k = 2 * p, nk = std::min<int64_t>(32, K - k);
     const __mmask16 m0 = __mmask16(nk >= 16 ? 0xffffu : (1u << nk) - 1);
     const __mmask16 m1 = __mmask16(nk >= 32 ? 0xffffu : nk > 16 ? (1u << (nk - 16)) - 1 : 0);
@@ -100,7 +97,7 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
       v[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src));
     }
     transpose16(v);
-    for (int64_t j = 0; j < std::min<int64_t>(16, p1 - p); ++j) store_pair(panel, pairs, R, r0, p + j, v[j]);
+    for (int64_t j = 0; j < std::min<int64_t>(16, pairs - p); ++j) store_pair(panel, pairs, R, r0, p + j, v[j]);
   }
 }
 
@@ -238,6 +235,11 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& 
   pack_with_transpose(x, ld, b.n(), b.k(), NR, b.data_.get(), NR, bt.data_.get());
 }
 
+void pack_rows_with_transpose(const float* x, int64_t ld, int64_t r0, int64_t r1, Bf16Rows& a, Bf16Rows& at) {
+  if (at.m() != a.k() || at.k() != a.m()) fail("pack_rows_with_transpose", "the transposed pack's shape is not A's transposed");
+  for (int64_t r = r0; r < r1; r += 16) pack16_with_transpose(x, 0, ld, a.m(), r, a.k(), MR, a.data_.get(), MR, at.data_.get());
+}
+
 void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std::vector<PackTarget>& targets) {
   for (const PackTarget& t : targets)
     if (t.a->m() != M || t.a->k() != K || (t.at ? t.at->m() != K || t.at->k() != M : !t.bt || t.bt->n() != K || t.bt->k() != M))
@@ -271,16 +273,6 @@ Bf16Rows::Bf16Rows(int64_t M, int64_t K)
 
 Bf16Rows::Bf16Rows(const float* a, int64_t lda, bool transpose_a, int64_t M, int64_t K) : Bf16Rows(M, K) {
   pack(a, lda, transpose_a, M, K, MR, data_.get());
-}
-
-void Bf16Rows::pack_rows(const float* a, int64_t lda, int64_t r0, int64_t r1, int64_t k0, int64_t k1) {
-  if (k1 < 0) k1 = k_;
-  for (int64_t r = r0; r < r1; r += 16) pack16(a, lda, false, m_, r, k_, MR, data_.get(), k0 / 2, (k1 + 1) / 2);
-}
-
-void Bf16Rows::pack_columns(const float* a, int64_t lda, int64_t k0, int64_t k1, int64_t m0, int64_t m1) {
-  m1 = std::min(m1 < 0 ? m_ : m1, (m_ + MR - 1) / MR * MR);
-  for (int64_t r = m0; r < m1; r += 16) pack16(a, lda, true, m_, r, k_, MR, data_.get(), k0 / 2, (k1 + 1) / 2);
 }
 
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,

@@ -52,16 +52,10 @@ class Bf16Panels {
 class Bf16Rows {
  public:
   Bf16Rows() = default;
-  // Room for A [M, K], filled by pack_rows or pack_columns.
+  // Room for A [M, K], filled by pack_with_transpose, pack_rows_with_transpose or pack_produced.
   Bf16Rows(int64_t M, int64_t K);
   // A [M, K] packed whole, across threads (transpose_a: given as [K, M]).
   Bf16Rows(const float* a, int64_t lda, bool transpose_a, int64_t M, int64_t K);
-  // Rows [r0, r1) of A given row-major (a[m * lda + k]) at columns [k0, k1) (k1 -1: K), on the
-  // calling thread: r0 a multiple of 16, r1 too unless it is M; k0 a multiple of 32, k1 too unless K.
-  void pack_rows(const float* a, int64_t lda, int64_t r0, int64_t r1, int64_t k0 = 0, int64_t k1 = -1);
-  // Columns [k0, k1) of A given as [K, M] (a[k * lda + m]) for rows [m0, m1) (m1 -1: M), on the
-  // calling thread: k0 even, k1 too unless it is K; m0 a multiple of 16, m1 too unless M.
-  void pack_columns(const float* a, int64_t lda, int64_t k0, int64_t k1, int64_t m0 = 0, int64_t m1 = -1);
   int64_t m() const { return m_; }
   int64_t k() const { return k_; }
   const uint16_t* data() const { return data_.get(); }
@@ -71,6 +65,7 @@ class Bf16Rows {
   std::unique_ptr<uint16_t[]> data_;
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Rows&);
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Panels&);
+  friend void pack_rows_with_transpose(const float*, int64_t, int64_t, int64_t, Bf16Rows&, Bf16Rows&);
   friend void pack_produced(int64_t, int64_t, const std::function<void(int64_t, int64_t, float* const*)>&,
                             const std::vector<struct PackTarget>&);
 };
@@ -84,6 +79,10 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt
 // x [N, K] as B (`b`) and transposed as B (`bt`: N = K, K = N): a weight for its forward product and
 // its input gradient's.
 void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt);
+// Rows [r0, r1) of x packed into A and its transpose (`at`) as pack_with_transpose packs them, on
+// the calling thread: r0 a multiple of 16, r1 too unless it is M. For a producer packing its
+// output block by block (the loss's logit gradients).
+void pack_rows_with_transpose(const float* x, int64_t ld, int64_t r0, int64_t r1, Bf16Rows& a, Bf16Rows& at);
 
 // Matrices [M, K] that code makes 16 rows at a time (an elementwise pass's outputs), each packed as
 // pack_with_transpose packs a whole one — as A, and transposed as a product's A (`at`) or B (`bt`)

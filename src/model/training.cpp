@@ -269,7 +269,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
 // logits for a unit scale — in dlogits, or where packed_head() holds, packed as the lm_head's two
 // backward products read it (G and Gᵀ) by the loss while each block of rows is still in cache.
 // Packing 65 MB of fp32 gradients read back from memory, twice, and scaling them took ~12 ms of a
-// 56M model's ~400 ms row; in the loss the packing adds ~5 ms.
+// 56M model's ~400 ms row; in the loss the packing adds ~4 ms.
 struct RowPass {
   const int* ids = nullptr;
   int64_t T = 0;
@@ -317,15 +317,10 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
     r.head_grad = Bf16Rows(T, V);
     r.head_grad_t = Bf16Rows(V, T);
     float* d = r.dlogits.data();
+    // Both packs of each block of rows from one read (a pack each, stretch by stretch, added
+    // 4.1-4.5 ms to a 511-token row's loss; one read 3.3-4.0, microbenchmark).
     r.nll = cross_entropy_forward_backward(d, T, V, targets, 1.0f, d, [&](int64_t t0, int64_t t1) {
-      // Both packs of one stretch of the block's rows at a time, which stays in L2 between them
-      // (16 rows of 2048 logits are 128 KB).
-      constexpr int64_t kHeadStretch = 2048;
-      for (int64_t v0 = 0; v0 < V; v0 += kHeadStretch) {
-        const int64_t v1 = std::min(V, v0 + kHeadStretch);
-        r.head_grad.pack_rows(d, V, t0, t1, v0, v1);
-        r.head_grad_t.pack_columns(d, V, t0, t1, v0, v1);
-      }
+      pack_rows_with_transpose(d, V, t0, t1, r.head_grad, r.head_grad_t);
     });
     r.dlogits = Buffer();
   } else {
