@@ -91,7 +91,7 @@ void pack_rows_with_transpose(const float* x, int64_t ld, int64_t r0, int64_t r1
 // matrix i at out[i] (row stride K) on the calling thread; groups of rows run across threads.
 struct PackTarget {
   Bf16Rows* a;
-  Bf16Rows* at = nullptr;  // or
+  Bf16Rows* at = nullptr;  // one of at and bt
   Bf16Panels* bt = nullptr;
 };
 using RowsProducer = std::function<void(int64_t r0, int64_t r1, float* const* out)>;

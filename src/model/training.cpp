@@ -246,7 +246,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   const Bf16Rows xn2 = packed(a.xn2, H, a.xn2_t);
   linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data(), xn2);
   linear(m, mm, P.up, a.xn2.data(), T, a.up.data(), xn2);
-  if (pack_t && !m.adapter(P.down)) {
+  if (pack_t && packed_backward(m, mm, P.down)) {
     // act made 16 rows at a time and packed while they are in cache; the down product and its
     // weight gradient read only the packs, so no fp32 act is kept.
     Bf16Rows act(T, I);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -125,7 +126,7 @@ TEST(GemmBf16, PackProducedEqualsPackWithTranspose) {
     Bf16Panels ybt(K, M), pybt(K, M);
     pack_with_transpose(x.data(), K, xa, xat);
     pack_with_transpose(y.data(), K, ya, ybt);
-    int64_t rows = 0;
+    std::atomic<int64_t> rows{0};  // groups of rows run on several threads
     pack_produced(
         M, K,
         [&](int64_t r0, int64_t r1, float* const* out) {
