@@ -29,21 +29,18 @@ double row_loss(const float* logits, int64_t vocab, const int* target, float sca
 
 }  // namespace
 
-double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vocab, const int* target, float scale,
-                                      float* dlogits) {
-  return cross_entropy_forward_backward(logits, n, vocab, target, scale, dlogits, [](int64_t, int64_t) {});
+void cross_entropy_rows(const float* logits, int64_t n, int64_t vocab, const int* target, float scale, float* dlogits,
+                        double* losses) {
+  for (int64_t i = 0; i < n; ++i) losses[i] = row_loss(logits, vocab, target, scale, dlogits, size_t(i));
 }
 
 double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vocab, const int* target, float scale,
-                                      float* dlogits, const std::function<void(int64_t, int64_t)>& rows_done) {
+                                      float* dlogits) {
   constexpr int64_t kRows = 16;
   std::vector<double> losses(static_cast<size_t>(n), 0.0);
   parallel_for_balanced(size_t((n + kRows - 1) / kRows), 1, [&](size_t b0, size_t b1) {
-    for (size_t b = b0; b < b1; ++b) {
-      const int64_t r0 = int64_t(b) * kRows, r1 = std::min(n, r0 + kRows);
-      for (int64_t i = r0; i < r1; ++i) losses[size_t(i)] = row_loss(logits, vocab, target, scale, dlogits, size_t(i));
-      rows_done(r0, r1);
-    }
+    const int64_t r0 = int64_t(b0) * kRows, r1 = std::min(n, int64_t(b1) * kRows);
+    cross_entropy_rows(logits + r0 * vocab, r1 - r0, vocab, target + r0, scale, dlogits + r0 * vocab, losses.data() + r0);
   });
   double total = 0;
   for (double x : losses) total += x;

@@ -1,7 +1,6 @@
 // Cross-entropy of next-token logits against targets, fused with its gradient.
 #pragma once
 #include <cstdint>
-#include <functional>
 
 namespace zephyr {
 
@@ -14,9 +13,9 @@ constexpr int kIgnoreIndex = -100;  // HF's label for positions without loss
 double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vocab, const int* target, float scale,
                                       float* dlogits);
 
-// The same in blocks of 16 rows, calling rows_done(r0, r1) on the thread that wrote a block's
-// dlogits while they are still in its cache (bf16 training packs them there for its GEMMs).
-double cross_entropy_forward_backward(const float* logits, int64_t n, int64_t vocab, const int* target, float scale,
-                                      float* dlogits, const std::function<void(int64_t, int64_t)>& rows_done);
+// The same on the calling thread, each row's loss at losses[i]: for code that packs a block of
+// rows' dlogits while they are in its cache (bf16 training, for its GEMMs).
+void cross_entropy_rows(const float* logits, int64_t n, int64_t vocab, const int* target, float scale, float* dlogits,
+                        double* losses);
 
 }  // namespace zephyr

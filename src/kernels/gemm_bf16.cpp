@@ -235,11 +235,6 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& 
   pack_with_transpose(x, ld, b.n(), b.k(), NR, b.data_.get(), NR, bt.data_.get());
 }
 
-void pack_rows_with_transpose(const float* x, int64_t ld, int64_t r0, int64_t r1, Bf16Rows& a, Bf16Rows& at) {
-  if (at.m() != a.k() || at.k() != a.m()) fail("pack_rows_with_transpose", "the transposed pack's shape is not A's transposed");
-  for (int64_t r = r0; r < r1; r += 16) pack16_with_transpose(x, 0, ld, a.m(), r, a.k(), MR, a.data_.get(), MR, at.data_.get());
-}
-
 void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std::vector<PackTarget>& targets) {
   for (const PackTarget& t : targets)
     if (t.a->m() != M || t.a->k() != K || (t.at ? t.at->m() != K || t.at->k() != M : !t.bt || t.bt->n() != K || t.bt->k() != M))

@@ -52,7 +52,7 @@ class Bf16Panels {
 class Bf16Rows {
  public:
   Bf16Rows() = default;
-  // Room for A [M, K], filled by pack_with_transpose, pack_rows_with_transpose or pack_produced.
+  // Room for A [M, K], filled by pack_with_transpose or pack_produced.
   Bf16Rows(int64_t M, int64_t K);
   // A [M, K] packed whole, across threads (transpose_a: given as [K, M]).
   Bf16Rows(const float* a, int64_t lda, bool transpose_a, int64_t M, int64_t K);
@@ -65,7 +65,6 @@ class Bf16Rows {
   std::unique_ptr<uint16_t[]> data_;
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Rows&);
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Panels&);
-  friend void pack_rows_with_transpose(const float*, int64_t, int64_t, int64_t, Bf16Rows&, Bf16Rows&);
   friend void pack_produced(int64_t, int64_t, const std::function<void(int64_t, int64_t, float* const*)>&,
                             const std::vector<struct PackTarget>&);
 };
@@ -79,12 +78,9 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt
 // x [N, K] as B (`b`) and transposed as B (`bt`: N = K, K = N): a weight for its forward product and
 // its input gradient's.
 void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt);
-// Rows [r0, r1) of x packed into A and its transpose (`at`) as pack_with_transpose packs them, on
-// the calling thread: r0 a multiple of 16, r1 too unless it is M. For a producer packing its
-// output block by block (the loss's logit gradients).
-void pack_rows_with_transpose(const float* x, int64_t ld, int64_t r0, int64_t r1, Bf16Rows& a, Bf16Rows& at);
 
-// Matrices [M, K] that code makes 16 rows at a time (an elementwise pass's outputs), each packed as
+// Matrices [M, K] that code makes 16 rows at a time (an elementwise pass's outputs: SwiGLU's, the
+// loss's logit gradients), each packed as
 // pack_with_transpose packs a whole one — as A, and transposed as a product's A (`at`) or B (`bt`)
 // — while its rows are in cache: made whole first, an MLP-sized one (511 x 1408 fp32, 2.9 MB) went
 // out to memory and was read back for the packing. produce(r0, r1, out) writes rows [r0, r1) of

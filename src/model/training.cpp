@@ -269,7 +269,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
 // logits for a unit scale — in dlogits, or where packed_head() holds, packed as the lm_head's two
 // backward products read it (G and Gᵀ) by the loss while each block of rows is still in cache.
 // Packing 65 MB of fp32 gradients read back from memory, twice, and scaling them took ~12 ms of a
-// 56M model's ~400 ms row; in the loss the packing adds ~4 ms.
+// 56M model's ~400 ms row; in the loss the packing adds ~3 ms.
 struct RowPass {
   const int* ids = nullptr;
   int64_t T = 0;
@@ -316,12 +316,17 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
   if (keep && packed_head(m, mm)) {
     r.head_grad = Bf16Rows(T, V);
     r.head_grad_t = Bf16Rows(V, T);
-    float* d = r.dlogits.data();
-    // Both packs of each block of rows from one read (a pack each, stretch by stretch, added
-    // 4.1-4.5 ms to a 511-token row's loss; one read 3.3-4.0, microbenchmark).
-    r.nll = cross_entropy_forward_backward(d, T, V, targets, 1.0f, d, [&](int64_t t0, int64_t t1) {
-      pack_rows_with_transpose(d, V, t0, t1, r.head_grad, r.head_grad_t);
-    });
+    // Each block of rows' gradients made beside the logits, not over them, and packed from that
+    // one read: a 511-token row's loss with its packs 7.3-7.6 ms (microbenchmark, 2 threads; the
+    // loss alone 4.3-4.5), packed in place 7.7-8.4, as a pack each over column stretches 8.8-9.2.
+    std::vector<double> losses(static_cast<size_t>(T));
+    pack_produced(
+        T, V,
+        [&](int64_t r0, int64_t r1, float* const* out) {
+          cross_entropy_rows(r.dlogits.data() + r0 * V, r1 - r0, V, targets + r0, 1.0f, out[0], losses.data() + r0);
+        },
+        {{&r.head_grad, &r.head_grad_t}});
+    for (double l : losses) r.nll += l;
     r.dlogits = Buffer();
   } else {
     r.nll = cross_entropy_forward_backward(r.dlogits.data(), T, V, targets, 1.0f, r.dlogits.data());

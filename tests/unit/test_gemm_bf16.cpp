@@ -41,30 +41,6 @@ TEST(GemmBf16, MatchesRoundedFp32ProductsOnOddShapes) {
   }
 }
 
-// A and its transpose packed 16 rows at a time by their producer, blocks in any order, give the
-// same products, bit for bit, as both packed whole.
-TEST(GemmBf16, RowsPackedInBlocksEqualAPackedWhole) {
-  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
-  Rng rng(5);
-  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{45, 37, 29}, {16, 64, 32}, {9, 5, 3}, {33, 40, 100}}) {
-    const int64_t ld = K + 5;
-    std::vector<float> a(size_t(M * ld)), b(size_t(N * K)), c(size_t(N * M));
-    for (auto* v : {&a, &b, &c})
-      for (auto& x : *v) x = float(rng.normal());
-    Bf16Rows whole(M, K), whole_t(K, M), blocks(M, K), blocks_t(K, M);
-    pack_with_transpose(a.data(), ld, whole, whole_t);
-    for (int64_t r = (M - 1) / 16 * 16; r >= 0; r -= 16) pack_rows_with_transpose(a.data(), ld, r, std::min(M, r + 16), blocks, blocks_t);
-    const Bf16Panels pb(b.data(), K, false, N, K), pc(c.data(), M, false, N, M);
-    std::vector<float> want(size_t(M * N)), got(want.size()), want_t(size_t(K * N)), got_t(want_t.size());
-    gemm_bf16(whole, pb, want.data(), N, false);
-    gemm_bf16(blocks, pb, got.data(), N, false);
-    gemm_bf16(whole_t, pc, want_t.data(), N, false);
-    gemm_bf16(blocks_t, pc, got_t.data(), N, false);
-    EXPECT_EQ(got, want) << M << "x" << N << "x" << K;
-    EXPECT_EQ(got_t, want_t) << M << "x" << N << "x" << K;
-  }
-}
-
 // One read packing x as A or B and xᵀ as A or B gives the products of packing each on its own.
 TEST(GemmBf16, PackWithTransposeEqualsSeparatePacks) {
   if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
