@@ -51,13 +51,29 @@ Z_BF16 inline void transpose16(__m512i r[16]) {
   }
 }
 
-// Stores pair p of rows r0..r0+15: 16 consecutive int32 of a 32-row panel, or two 8-row panels.
-Z_BF16 inline void store_pair(int32_t* panel, int64_t pairs, int64_t R, int64_t r0, int64_t p, __m512i v) {
-  if (R == 32) {
-    _mm512_storeu_si512(panel + p * 32 + r0 % 32, v);
-  } else {
+// A pack's panels: rows per panel (8: an A, 32: a B) and, for an A the FMA kernel reads, its values
+// widened to fp32 (each pair as two floats: the kernel broadcasts them straight from memory).
+struct Panels {
+  int64_t rows;
+  bool wide = false;
+};
+
+// bf16 to fp32 (exact): 16 bf16 to 16 floats.
+Z_BF16 inline __m512i widen16(__m256i x) { return _mm512_slli_epi32(_mm512_cvtepu16_epi32(x), 16); }
+
+// Stores pair p of rows r0..r0+15 (16 int32, each a pair of bf16) into the pack at out: 16
+// consecutive int32 of a 32-row panel, or two 8-row panels.
+Z_BF16 inline void store_pair(uint16_t* out, Panels f, int64_t pairs, int64_t r0, int64_t p, __m512i v) {
+  if (f.rows == 32) {
+    _mm512_storeu_si512(reinterpret_cast<int32_t*>(out) + (r0 / 32) * pairs * 32 + p * 32 + r0 % 32, v);
+  } else if (!f.wide) {
+    int32_t* panel = reinterpret_cast<int32_t*>(out) + (r0 / 8) * pairs * 8;
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(panel + p * 8), _mm512_castsi512_si256(v));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(panel + (pairs + p) * 8), _mm512_extracti64x4_epi64(v, 1));
+  } else {
+    float* panel = reinterpret_cast<float*>(out) + (r0 / 8) * pairs * 16;
+    _mm512_storeu_si512(panel + p * 16, widen16(_mm512_castsi512_si256(v)));
+    _mm512_storeu_si512(panel + (pairs + p) * 16, widen16(_mm512_extracti64x4_epi64(v, 1)));
   }
 }
 
@@ -68,18 +84,16 @@ Z_BF16 inline void store_pair(int32_t* panel, int64_t pairs, int64_t R, int64_t 
 // row's pairs was slow: this and no zero fill of the buffers took the training shapes from ~290 to
 // ~326 GFLOPS); for one stored [K, rows] (x[k * ld + r]) two k-rows give the pairs of 16 rows in
 // one store.
-Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t r0, int64_t K, int64_t R, uint16_t* out) {
+Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t r0, int64_t K, Panels f, uint16_t* out) {
   const int64_t pairs = (K + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
   const __mmask16 rmask = __mmask16((1u << nr) - 1);
-  // Pair p of rows r0..r0+15 goes to 16 consecutive int32 (R = 32) or to two panels (R = 8).
-  int32_t* panel = reinterpret_cast<int32_t*>(out) + (r0 / R) * pairs * R;
   if (k_major) {
     for (int64_t p = 0; p < pairs; ++p) {
       const __m512 k0 = nr ? _mm512_maskz_loadu_ps(rmask, x + (2 * p) * ld + r0) : _mm512_setzero_ps();
       const __m512 k1 = nr && 2 * p + 1 < K ? _mm512_maskz_loadu_ps(rmask, x + (2 * p + 1) * ld + r0) : _mm512_setzero_ps();
       const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(k0));
       const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(k1));
-      store_pair(panel, pairs, R, r0, p, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      store_pair(out, f, pairs, r0, p, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
     }
     return;
   }
@@ -97,23 +111,21 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
       v[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src));
     }
     transpose16(v);
-    for (int64_t j = 0; j < std::min<int64_t>(16, pairs - p); ++j) store_pair(panel, pairs, R, r0, p + j, v[j]);
+    for (int64_t j = 0; j < std::min<int64_t>(16, pairs - p); ++j) store_pair(out, f, pairs, r0, p + j, v[j]);
   }
 }
 
 // Rows [r0, r0 + 16) of x [rows, K] (row-major) packed two ways from one read: as panels of Ra rows
 // over pairs of columns at `a` (what pack16 makes of x), and transposed — x's columns as the rows,
-// pairs of x's rows as k — as panels of Rt rows at `t` (what pack16 makes of xᵀ given k-major);
-// panels of 8 rows are an A, of 32 a B.
+// pairs of x's rows as k — as panels of Rt rows at `t` (what pack16 makes of xᵀ given k-major).
 // Packing xᵀ on its own reads 64 bytes of each of x's rows per 16 columns, a stride of a whole row
 // from cache line to cache line; in the bf16 training step that pack took 2.6x the time of the
 // row-wise one of the same gradients (0.50 vs 0.19 s of 8 steps of the 56M model).
 // x holds the matrix's rows from x_row0 on (0: all of it; r0: a producer's 16 rows).
-Z_BF16 void pack16_with_transpose(const float* x, int64_t x_row0, int64_t ld, int64_t rows, int64_t r0, int64_t K, int64_t Ra,
-                                  uint16_t* a, int64_t Rt, uint16_t* t) {
+Z_BF16 void pack16_with_transpose(const float* x, int64_t x_row0, int64_t ld, int64_t rows, int64_t r0, int64_t K, Panels fa,
+                                  uint16_t* a, Panels ft, uint16_t* t) {
   const int64_t pairs = (K + 1) / 2, t_pairs = (rows + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
-  const int64_t t_round = std::max<int64_t>(Rt, 16);  // the transposed pack's rows are written 16 at a time
-  int32_t* a_panel = reinterpret_cast<int32_t*>(a) + (r0 / Ra) * pairs * Ra;
+  const int64_t t_round = std::max<int64_t>(ft.rows, 16);  // the transposed pack's rows are written 16 at a time
   for (int64_t k = 0; k < K; k += 32) {
     const int64_t nk = std::min<int64_t>(32, K - k);
     const __mmask16 m0 = __mmask16(nk >= 16 ? 0xffffu : (1u << nk) - 1);
@@ -130,34 +142,34 @@ Z_BF16 void pack16_with_transpose(const float* x, int64_t x_row0, int64_t ld, in
     // Transposed: pair j of x's rows (r0 + 2j, r0 + 2j + 1) for 16 columns at a time.
     for (int64_t h = 0; h < 2 && k + 16 * h < (K + t_round - 1) / t_round * t_round; ++h) {  // padding rows: zeros
       const int64_t f0 = k + 16 * h;
-      int32_t* t_panel = reinterpret_cast<int32_t*>(t) + (f0 / Rt) * t_pairs * Rt;
       for (int64_t j = 0; j < 8 && r0 / 2 + j < t_pairs; ++j) {
         const __m512i ev = _mm512_cvtepu16_epi32(h ? _mm512_extracti64x4_epi64(v[2 * j], 1) : _mm512_castsi512_si256(v[2 * j]));
         const __m512i ov = _mm512_cvtepu16_epi32(h ? _mm512_extracti64x4_epi64(v[2 * j + 1], 1) : _mm512_castsi512_si256(v[2 * j + 1]));
-        store_pair(t_panel, t_pairs, Rt, f0, r0 / 2 + j, _mm512_or_si512(ev, _mm512_slli_epi32(ov, 16)));
+        store_pair(t, ft, t_pairs, f0, r0 / 2 + j, _mm512_or_si512(ev, _mm512_slli_epi32(ov, 16)));
       }
     }
     transpose16(v);
-    for (int64_t j = 0; j < std::min<int64_t>(16, pairs - k / 2); ++j) store_pair(a_panel, pairs, Ra, r0, k / 2 + j, v[j]);
+    for (int64_t j = 0; j < std::min<int64_t>(16, pairs - k / 2); ++j) store_pair(a, fa, pairs, r0, k / 2 + j, v[j]);
   }
 }
 
-void pack_with_transpose(const float* x, int64_t ld, int64_t M, int64_t K, int64_t Ra, uint16_t* a, int64_t Rt, uint16_t* t) {
-  parallel_for_balanced(size_t(((M + Ra - 1) / Ra * Ra + 15) / 16), 1, [&](size_t g0, size_t g1) {
-    for (size_t g = g0; g < g1; ++g) pack16_with_transpose(x, 0, ld, M, int64_t(g) * 16, K, Ra, a, Rt, t);
+void pack_with_transpose(const float* x, int64_t ld, int64_t M, int64_t K, Panels fa, uint16_t* a, Panels ft, uint16_t* t) {
+  parallel_for_balanced(size_t(((M + fa.rows - 1) / fa.rows * fa.rows + 15) / 16), 1, [&](size_t g0, size_t g1) {
+    for (size_t g = g0; g < g1; ++g) pack16_with_transpose(x, 0, ld, M, int64_t(g) * 16, K, fa, a, ft, t);
   });
 }
 
-// Packs all panels of R rows of a matrix with `rows` rows, across threads. With R = 8 and an odd
-// panel count the last 16-row group also fills one panel past the end: the buffer holds it.
-void pack(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t K, int64_t R, uint16_t* out) {
-  const int64_t groups = ((rows + R - 1) / R * R + 15) / 16;
+// Packs all panels of a matrix with `rows` rows, across threads. With 8-row panels and an odd panel
+// count the last 16-row group also fills one panel past the end: the buffer holds it.
+void pack(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t K, Panels f, uint16_t* out) {
+  const int64_t groups = ((rows + f.rows - 1) / f.rows * f.rows + 15) / 16;
   parallel_for_balanced(size_t(groups), 1, [&](size_t g0, size_t g1) {
-    for (size_t g = g0; g < g1; ++g) pack16(x, ld, k_major, rows, int64_t(g) * 16, K, R, out);
+    for (size_t g = g0; g < g1; ++g) pack16(x, ld, k_major, rows, int64_t(g) * 16, K, f, out);
   });
 }
 
 // C tile (+)= A micro-panel · B micro-panel over `pairs` k-pairs: A [pairs][8][2], B [pairs][32][2].
+// (Z_ACC and Z_STORE serve both kernels.)
 // The 16 accumulators are named variables: as an array GCC kept them in registers in the loop but
 // stored and reloaded them through the stack around it (32 more memory operations a tile, ~10% of
 // the kernel's samples outside its loop in the training step).
@@ -172,7 +184,6 @@ Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, 
   }
 #define Z_ACC(i) __m512 acc##i##0 = _mm512_setzero_ps(), acc##i##1 = _mm512_setzero_ps();
   Z_ACC(0) Z_ACC(1) Z_ACC(2) Z_ACC(3) Z_ACC(4) Z_ACC(5) Z_ACC(6) Z_ACC(7)
-#undef Z_ACC
   for (int64_t p = 0; p < pairs; ++p) {
     const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp + p * NR * 2);
     const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + p * NR * 2 + 32);
@@ -200,10 +211,66 @@ Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, 
     _mm512_mask_storeu_ps(dst + 16, m1, v1);                        \
   }
   Z_STORE(0) Z_STORE(1) Z_STORE(2) Z_STORE(3) Z_STORE(4) Z_STORE(5) Z_STORE(6) Z_STORE(7)
+}
+
+// The same tile with fp32 FMAs, A widened to fp32 when packed ([pairs][8][2] floats): Intel's
+// vdpbf16ps (Emerald Rapids measured here) issues one every 2 cycles against two FMAs a cycle, 32
+// against 64 flops, so there the bf16 products are faster widened (exact: a bf16 has 8 significant
+// bits, a product 16) and multiplied by FMA: for each pair the odd product first, then the even,
+// each added with one rounding, as the SDM specifies vdpbf16ps. B is widened in registers (2
+// shifts and 2 masks a pair, for 32 FMAs that each broadcast their A value from memory). Widening
+// A here instead, a chunk at a time into an L1 scratch, took ~18% of the kernel's samples.
+#define Z_FMA __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+Z_FMA void micro_kernel_fma(const float* ap, const uint16_t* bp, int64_t pairs, float* c, int64_t ldc, int64_t rows, int64_t cols,
+                            bool accumulate) {
+  for (int i = 0; i < MR && i < rows; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
+  }
+  const __m512i odd_mask = _mm512_set1_epi32(int(0xffff0000u));
+  Z_ACC(0) Z_ACC(1) Z_ACC(2) Z_ACC(3) Z_ACC(4) Z_ACC(5) Z_ACC(6) Z_ACC(7)
+#undef Z_ACC
+  const int32_t* b = reinterpret_cast<const int32_t*>(bp);
+  for (int64_t p = 0; p < pairs; ++p) {
+    const __m512i r0 = _mm512_loadu_si512(b + p * NR), r1 = _mm512_loadu_si512(b + p * NR + 16);
+    const __m512 b0e = _mm512_castsi512_ps(_mm512_slli_epi32(r0, 16)), b1e = _mm512_castsi512_ps(_mm512_slli_epi32(r1, 16));
+    const __m512 b0o = _mm512_castsi512_ps(_mm512_and_si512(r0, odd_mask));
+    const __m512 b1o = _mm512_castsi512_ps(_mm512_and_si512(r1, odd_mask));
+    const float* w = ap + p * MR * 2;
+    // Written out: from intrinsics GCC moved 8-9 registers a pair around its FMAs. Odd products
+    // first, then even.
+#define Z_ROW(i, odd, even)                                                          \
+  "vfmadd231ps " #odd "(%[w])%{1to16%}, %[b0o], %[c" #i "0]\n\t"                     \
+  "vfmadd231ps " #odd "(%[w])%{1to16%}, %[b1o], %[c" #i "1]\n\t"                     \
+  "vfmadd231ps " #even "(%[w])%{1to16%}, %[b0e], %[c" #i "0]\n\t"                    \
+  "vfmadd231ps " #even "(%[w])%{1to16%}, %[b1e], %[c" #i "1]\n\t"
+    // (Two statements: an asm takes at most 30 operands.)
+    asm(Z_ROW(0, 4, 0) Z_ROW(1, 12, 8) Z_ROW(2, 20, 16) Z_ROW(3, 28, 24)
+        : [c00] "+v"(acc00), [c01] "+v"(acc01), [c10] "+v"(acc10), [c11] "+v"(acc11), [c20] "+v"(acc20), [c21] "+v"(acc21),
+          [c30] "+v"(acc30), [c31] "+v"(acc31)
+        : [w] "r"(w), [b0o] "v"(b0o), [b1o] "v"(b1o), [b0e] "v"(b0e), [b1e] "v"(b1e), "m"(*(const float(*)[16])w));
+    asm(Z_ROW(4, 36, 32) Z_ROW(5, 44, 40) Z_ROW(6, 52, 48) Z_ROW(7, 60, 56)
+        : [c40] "+v"(acc40), [c41] "+v"(acc41), [c50] "+v"(acc50), [c51] "+v"(acc51), [c60] "+v"(acc60), [c61] "+v"(acc61),
+          [c70] "+v"(acc70), [c71] "+v"(acc71)
+        : [w] "r"(w), [b0o] "v"(b0o), [b1o] "v"(b1o), [b0e] "v"(b0e), [b1e] "v"(b1e), "m"(*(const float(*)[16])w));
+#undef Z_ROW
+  }
+  const __mmask16 m0 = __mmask16(cols >= 16 ? 0xffffu : (1u << cols) - 1);
+  const __mmask16 m1 = __mmask16(cols >= 32 ? 0xffffu : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+  Z_STORE(0) Z_STORE(1) Z_STORE(2) Z_STORE(3) Z_STORE(4) Z_STORE(5) Z_STORE(6) Z_STORE(7)
 #undef Z_STORE
 }
 
 }  // namespace
+
+namespace {
+// Intel's vdpbf16ps runs at half the FMA rate (above); AMD's Zen 4 at the same rate as FMA, with
+// half the instructions.
+Bf16Multiply multiply = (__builtin_cpu_init(), __builtin_cpu_is("intel")) ? Bf16Multiply::kFma : Bf16Multiply::kDotProduct;
+}  // namespace
+
+Bf16Multiply bf16_multiply() { return multiply; }
+void set_bf16_multiply(Bf16Multiply m) { multiply = m; }
 
 bool gemm_bf16_available() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -214,7 +281,7 @@ bool gemm_bf16_available() {
 Bf16Panels::Bf16Panels(const float* b, int64_t ldb, bool transpose_b, int64_t N, int64_t K)
     : n_(N), k_(K), data_(new uint16_t[size_t((N + NR - 1) / NR * ((K + 1) / 2) * NR * 2)]) {
   // Not value-initialised: every element is written by the packing (a zero fill cost ~2%).
-  pack(b, ldb, transpose_b, N, K, NR, data_.get());
+  pack(b, ldb, transpose_b, N, K, {NR}, data_.get());
 }
 
 Bf16Panels::Bf16Panels(int64_t N, int64_t K)
@@ -222,17 +289,17 @@ Bf16Panels::Bf16Panels(int64_t N, int64_t K)
 
 void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Rows& at) {
   if (at.m() != a.k() || at.k() != a.m()) fail("pack_with_transpose", "the transposed pack's shape is not A's transposed");
-  pack_with_transpose(x, ld, a.m(), a.k(), MR, a.data_.get(), MR, at.data_.get());
+  pack_with_transpose(x, ld, a.m(), a.k(), {MR, a.wide_}, a.data_.get(), {MR, at.wide_}, at.data_.get());
 }
 
 void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt) {
   if (bt.n() != a.k() || bt.k() != a.m()) fail("pack_with_transpose", "the transposed pack's shape is not A's transposed");
-  pack_with_transpose(x, ld, a.m(), a.k(), MR, a.data_.get(), NR, bt.data_.get());
+  pack_with_transpose(x, ld, a.m(), a.k(), {MR, a.wide_}, a.data_.get(), {NR}, bt.data_.get());
 }
 
 void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt) {
   if (bt.n() != b.k() || bt.k() != b.n()) fail("pack_with_transpose", "the transposed pack's shape is not B's transposed");
-  pack_with_transpose(x, ld, b.n(), b.k(), NR, b.data_.get(), NR, bt.data_.get());
+  pack_with_transpose(x, ld, b.n(), b.k(), {NR}, b.data_.get(), {NR}, bt.data_.get());
 }
 
 void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std::vector<PackTarget>& targets) {
@@ -250,8 +317,8 @@ void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std:
       if (r0 < r1) produce(r0, r1, out.data());
       for (size_t i = 0; i < n; ++i) {
         const PackTarget& t = targets[i];
-        pack16_with_transpose(out[i], r0, K, M, r0, K, MR, t.a->data_.get(), t.at ? MR : NR,
-                              t.at ? t.at->data_.get() : t.bt->data_.get());
+        pack16_with_transpose(out[i], r0, K, M, r0, K, {MR, t.a->wide_}, t.a->data_.get(),
+                              t.at ? Panels{MR, t.at->wide_} : Panels{NR}, t.at ? t.at->data_.get() : t.bt->data_.get());
       }
     }
   });
@@ -262,12 +329,14 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, boo
   gemm_bf16(M, a, lda, transpose_a, Bf16Panels(b, ldb, transpose_b, N, K), c, ldc, accumulate);
 }
 
-// An odd panel count gets one more: the last 16-row group writes two panels.
+// An odd panel count gets one more: the last 16-row group writes two panels. Widened values take
+// twice the room.
 Bf16Rows::Bf16Rows(int64_t M, int64_t K)
-    : m_(M), k_(K), data_(new uint16_t[size_t(((M + MR - 1) / MR + 1) / 2 * 2 * ((K + 1) / 2) * MR * 2)]) {}
+    : m_(M), k_(K), wide_(bf16_multiply() == Bf16Multiply::kFma),
+      data_(new uint16_t[size_t(((M + MR - 1) / MR + 1) / 2 * 2 * ((K + 1) / 2) * MR * 2 * (wide_ ? 2 : 1))]) {}
 
 Bf16Rows::Bf16Rows(const float* a, int64_t lda, bool transpose_a, int64_t M, int64_t K) : Bf16Rows(M, K) {
-  pack(a, lda, transpose_a, M, K, MR, data_.get());
+  pack(a, lda, transpose_a, M, K, {MR, wide_}, data_.get());
 }
 
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,
@@ -309,8 +378,11 @@ void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc
       case Bf16Causal::kKFrom: p0 = std::clamp<int64_t>((p * MR - off) / 2, 0, pairs); break;
     }
     if (p1 <= p0 && accumulate) return;  // without accumulation a tile with no pairs stores zeros
-    micro_kernel(a.data() + p * a_stride + p0 * MR * 2, b.data + q * b.panel_stride + p0 * NR * 2, std::max<int64_t>(p1 - p0, 0), ct,
-                 ldc, rows, cols, accumulate);
+    const uint16_t* bt = b.data + q * b.panel_stride + p0 * NR * 2;
+    if (a.wide())
+      micro_kernel_fma(reinterpret_cast<const float*>(a.data()) + p * a_stride + p0 * MR * 2, bt, std::max<int64_t>(p1 - p0, 0), ct,
+                       ldc, rows, cols, accumulate);
+    else micro_kernel(a.data() + p * a_stride + p0 * MR * 2, bt, std::max<int64_t>(p1 - p0, 0), ct, ldc, rows, cols, accumulate);
   };
   // Threads take disjoint C tiles split along the larger operand, which is also the outer loop: its
   // panel stays in L1 while the smaller operand streams from L2/L3. (B outer for lm_head's dW,

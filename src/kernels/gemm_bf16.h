@@ -13,6 +13,14 @@ namespace zephyr {
 // True when this CPU has AVX512-BF16.
 bool gemm_bf16_available();
 
+// What multiplies the bf16 values: vdpbf16ps (AMD, where it runs at the fp32 FMA rate with half
+// the instructions), or fp32 FMAs on the values widened to fp32 (Intel, where vdpbf16ps runs at
+// half the FMA rate); the same products, each sum rounded as vdpbf16ps specifies. Chosen by the
+// CPU's vendor; tests and benchmarks set it to run both.
+enum class Bf16Multiply { kDotProduct, kFma };
+Bf16Multiply bf16_multiply();
+void set_bf16_multiply(Bf16Multiply m);
+
 // lda/ldb/ldc are row strides in elements; transpose_a means A is given as [K, M] (element (m, k)
 // at a[k * lda + m]), likewise transpose_b for B given as [K, N]. accumulate adds to C.
 void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,
@@ -58,10 +66,13 @@ class Bf16Rows {
   Bf16Rows(const float* a, int64_t lda, bool transpose_a, int64_t M, int64_t K);
   int64_t m() const { return m_; }
   int64_t k() const { return k_; }
+  // Values widened to fp32 for the FMA kernel (chosen by bf16_multiply() when made).
+  bool wide() const { return wide_; }
   const uint16_t* data() const { return data_.get(); }
 
  private:
   int64_t m_ = 0, k_ = 0;
+  bool wide_ = false;
   std::unique_ptr<uint16_t[]> data_;
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Rows&);
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Panels&);

@@ -1,6 +1,6 @@
 // The bf16 GEMM equals an fp32 GEMM of the bf16-rounded inputs up to accumulation order, for odd
 // sizes (edges of every tile and of the 16-row packing groups), every transpose combination,
-// accumulation, and both loop orders (M > N and M <= N).
+// accumulation, and both loop orders (M > N and M <= N); with either way of multiplying.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,9 +15,22 @@
 
 using namespace zephyr;
 
+// Runs fn with each way of multiplying (vdpbf16ps and widened FMAs), then restores this CPU's.
+template <class Fn>
+void with_each_multiply(Fn&& fn) {
+  const Bf16Multiply mine = bf16_multiply();
+  for (Bf16Multiply m : {Bf16Multiply::kDotProduct, Bf16Multiply::kFma}) {
+    set_bf16_multiply(m);
+    SCOPED_TRACE(m == Bf16Multiply::kFma ? "fma" : "dot product");
+    fn();
+  }
+  set_bf16_multiply(mine);
+}
+
 TEST(GemmBf16, MatchesRoundedFp32ProductsOnOddShapes) {
   if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   Rng rng(3);
+  with_each_multiply([&] {
   for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {9, 33, 7}, {17, 70, 64}, {64, 96, 129},
                          {300, 40, 75}, {41, 9, 600}}) {
     for (int ta = 0; ta < 2; ++ta)
@@ -38,6 +51,30 @@ TEST(GemmBf16, MatchesRoundedFp32ProductsOnOddShapes) {
             ASSERT_NEAR(c[size_t(i * N + j)], ref, 1e-4 * (1 + std::sqrt(double(K)))) << M << "x" << N << "x" << K << " ta " << ta << " tb " << tb;
           }
       }
+  }
+  });
+}
+
+// The two ways of multiplying give the same sums: the products are exact in fp32 either way, and
+// the FMA kernel adds each pair's odd product, then its even one, as vdpbf16ps does. Bit for bit
+// where the CPU's vdpbf16ps rounds as the SDM specifies (Intel); elsewhere within a rounding of each sum.
+TEST(GemmBf16, FmaMultiplyGivesTheDotProductsSums) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  Rng rng(5);
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{13, 50, 9}, {64, 64, 256}, {70, 33, 1031}}) {
+    std::vector<float> a(size_t(M * K)), b(size_t(N * K)), c0(size_t(M * N), 0.25f), c1 = c0;
+    for (auto& x : a) x = float(rng.normal());
+    for (auto& x : b) x = float(rng.normal());
+    const Bf16Multiply mine = bf16_multiply();
+    set_bf16_multiply(Bf16Multiply::kDotProduct);
+    gemm_bf16(M, N, K, a.data(), K, false, b.data(), K, false, c0.data(), N, true);
+    set_bf16_multiply(Bf16Multiply::kFma);
+    gemm_bf16(M, N, K, a.data(), K, false, b.data(), K, false, c1.data(), N, true);
+    set_bf16_multiply(mine);
+    for (size_t i = 0; i < c0.size(); ++i) {
+      if (__builtin_cpu_is("intel")) ASSERT_EQ(c0[i], c1[i]) << M << "x" << N << "x" << K << " at " << i;
+      else ASSERT_NEAR(c0[i], c1[i], 1e-5 * std::sqrt(double(K))) << M << "x" << N << "x" << K << " at " << i;
+    }
   }
 }
 
@@ -135,6 +172,7 @@ TEST(GemmBf16, PackProducedEqualsPackWithTranspose) {
 TEST(GemmBf16, CausalSkippingEqualsTheWholeProduct) {
   if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   Rng rng(11);
+  with_each_multiply([&] {
   for (auto [M, N, K, off] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{64, 40, 100, 36}, {45, 21, 77, 0}, {17, 70, 64, 13},
                               {64, 64, 128, 64}, {9, 33, 40, 3}}) {
     std::vector<float> b(size_t(N * K)), c0(size_t(M * N));
@@ -169,4 +207,5 @@ TEST(GemmBf16, CausalSkippingEqualsTheWholeProduct) {
         else ASSERT_TRUE(got == want || got == 0.0f) << m << "," << n << " of " << M << "x" << N << " offset " << off;
       }
   }
+  });
 }
