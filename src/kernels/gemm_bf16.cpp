@@ -221,6 +221,7 @@ Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, 
 // shifts and 2 masks a pair, for 32 FMAs that each broadcast their A value from memory). Widening
 // A here instead, a chunk at a time into an L1 scratch, took ~18% of the kernel's samples.
 #define Z_FMA __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+template <bool kStreamB>
 Z_FMA void micro_kernel_fma(const float* ap, const uint16_t* bp, int64_t pairs, float* c, int64_t ldc, int64_t rows, int64_t cols,
                             bool accumulate) {
   for (int i = 0; i < MR && i < rows; ++i) {
@@ -232,6 +233,10 @@ Z_FMA void micro_kernel_fma(const float* ap, const uint16_t* bp, int64_t pairs, 
 #undef Z_ACC
   const int32_t* b = reinterpret_cast<const int32_t*>(bp);
   for (int64_t p = 0; p < pairs; ++p) {
+    if (kStreamB) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + (p + 8) * NR), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + (p + 8) * NR + 16), _MM_HINT_T0);
+    }
     const __m512i r0 = _mm512_loadu_si512(b + p * NR), r1 = _mm512_loadu_si512(b + p * NR + 16);
     const __m512 b0e = _mm512_castsi512_ps(_mm512_slli_epi32(r0, 16)), b1e = _mm512_castsi512_ps(_mm512_slli_epi32(r1, 16));
     const __m512 b0o = _mm512_castsi512_ps(_mm512_and_si512(r0, odd_mask));
@@ -361,6 +366,7 @@ void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc
   if (a.k() != b.k) fail("gemm_bf16", "A's K (" + std::to_string(a.k()) + ") differs from B's (" + std::to_string(b.k) + ")");
   const int64_t M = a.m(), N = b.n, pairs = (b.k + 1) / 2, mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
   const int64_t a_stride = pairs * MR * 2, off = causal.offset;
+  const bool a_outer = mp * MR > np * NR;  // see below
   auto tile = [&](int64_t p, int64_t q) {
     const int64_t rows = std::min(MR, M - p * MR), cols = std::min(NR, N - q * NR);
     float* ct = c + p * MR * ldc + q * NR;
@@ -380,7 +386,7 @@ void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc
     if (p1 <= p0 && accumulate) return;  // without accumulation a tile with no pairs stores zeros
     const uint16_t* bt = b.data + q * b.panel_stride + p0 * NR * 2;
     if (a.wide())
-      micro_kernel_fma(reinterpret_cast<const float*>(a.data()) + p * a_stride + p0 * MR * 2, bt, std::max<int64_t>(p1 - p0, 0), ct,
+      (a_outer ? micro_kernel_fma<true> : micro_kernel_fma<false>)(reinterpret_cast<const float*>(a.data()) + p * a_stride + p0 * MR * 2, bt, std::max<int64_t>(p1 - p0, 0), ct,
                        ldc, rows, cols, accumulate);
     else micro_kernel(a.data() + p * a_stride + p0 * MR * 2, bt, std::max<int64_t>(p1 - p0, 0), ct, ldc, rows, cols, accumulate);
   };
@@ -391,7 +397,6 @@ void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc
   // pieces: split by whole panels, the two threads ended ~50 us apart in a ~1.7 ms product (one
   // panel's row of tiles), ~3% of the bf16 training step's GEMM time spent waiting. Every tile is
   // computed the same way whichever thread takes it.
-  const bool a_outer = mp * MR > np * NR;
   const int64_t outer = a_outer ? mp : np, inner = a_outer ? np : mp;
   const int64_t per_piece = std::clamp<int64_t>(2048 / std::max<int64_t>(pairs, 1), 1, inner);
   const int64_t pieces = (inner + per_piece - 1) / per_piece;
