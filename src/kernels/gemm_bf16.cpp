@@ -266,12 +266,10 @@ Z_FMA void micro_kernel_fma(const float* ap, const uint16_t* bp, int64_t pairs, 
 #undef Z_STORE
 }
 
-}  // namespace
-
-namespace {
 // Intel's vdpbf16ps runs at half the FMA rate (above); AMD's Zen 4 at the same rate as FMA, with
 // half the instructions.
 Bf16Multiply multiply = (__builtin_cpu_init(), __builtin_cpu_is("intel")) ? Bf16Multiply::kFma : Bf16Multiply::kDotProduct;
+
 }  // namespace
 
 Bf16Multiply bf16_multiply() { return multiply; }

@@ -1,7 +1,8 @@
 // C[M,N] (+)= A[M,K] · B[N,K]ᵀ with A and B rounded to bf16 and products accumulated in fp32 by
-// AVX512-BF16 dot products (vdpbf16ps: 32 multiply-adds per instruction, twice fp32 FMA) — the
-// matmuls of `bf16: true` training, as PyTorch's bf16 autocast feeds its GEMMs. Hand-written because
-// Debian's OpenBLAS is built without its SBGEMM.
+// AVX512-BF16 dot products (vdpbf16ps: 32 multiply-adds per instruction, on AMD's Zen 4 twice fp32
+// FMA; on Intel, where it issues at half the FMA rate, by FMAs on the widened values: see
+// Bf16Multiply) — the matmuls of `bf16: true` training, as PyTorch's bf16 autocast feeds its GEMMs.
+// Hand-written because Debian's OpenBLAS is built without its SBGEMM.
 #pragma once
 #include <cstdint>
 #include <functional>
