@@ -364,7 +364,7 @@ void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc
   if (a.k() != b.k) fail("gemm_bf16", "A's K (" + std::to_string(a.k()) + ") differs from B's (" + std::to_string(b.k) + ")");
   const int64_t M = a.m(), N = b.n, pairs = (b.k + 1) / 2, mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
   const int64_t a_stride = pairs * MR * 2, off = causal.offset;
-  const bool a_outer = mp * MR > np * NR;  // see below
+  const bool a_outer = mp * MR > np * NR;  // the loop order, see below
   auto tile = [&](int64_t p, int64_t q) {
     const int64_t rows = std::min(MR, M - p * MR), cols = std::min(NR, N - q * NR);
     float* ct = c + p * MR * ldc + q * NR;
@@ -382,11 +382,13 @@ void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc
       case Bf16Causal::kKFrom: p0 = std::clamp<int64_t>((p * MR - off) / 2, 0, pairs); break;
     }
     if (p1 <= p0 && accumulate) return;  // without accumulation a tile with no pairs stores zeros
+    const int64_t at = p * a_stride + p0 * MR * 2, n = std::max<int64_t>(p1 - p0, 0);  // A's first value, k-pairs
     const uint16_t* bt = b.data + q * b.panel_stride + p0 * NR * 2;
-    if (a.wide())
-      (a_outer ? micro_kernel_fma<true> : micro_kernel_fma<false>)(reinterpret_cast<const float*>(a.data()) + p * a_stride + p0 * MR * 2, bt, std::max<int64_t>(p1 - p0, 0), ct,
-                       ldc, rows, cols, accumulate);
-    else micro_kernel(a.data() + p * a_stride + p0 * MR * 2, bt, std::max<int64_t>(p1 - p0, 0), ct, ldc, rows, cols, accumulate);
+    if (!a.wide()) return micro_kernel(a.data() + at, bt, n, ct, ldc, rows, cols, accumulate);
+    const float* aw = reinterpret_cast<const float*>(a.data()) + at;
+    // B streams past a fixed A panel when A is the outer operand (below): then the kernel prefetches it.
+    if (a_outer) micro_kernel_fma<true>(aw, bt, n, ct, ldc, rows, cols, accumulate);
+    else micro_kernel_fma<false>(aw, bt, n, ct, ldc, rows, cols, accumulate);
   };
   // Threads take disjoint C tiles split along the larger operand, which is also the outer loop: its
   // panel stays in L1 while the smaller operand streams from L2/L3. (B outer for lm_head's dW,
