@@ -122,6 +122,23 @@ struct Server::Impl {
     }
     if (t.joinable()) t.join();
   }
+  // Streamed responses not yet ended. httplib's stop() ends every chunked response at its next
+  // chunk, so the stopper waits for these to write their last chunks and [DONE] first.
+  std::mutex streams_mu;
+  std::condition_variable streams_cv;
+  int open_streams = 0;
+  void stream_ended() {
+    {
+      std::lock_guard<std::mutex> lock(streams_mu);
+      --open_streams;
+    }
+    streams_cv.notify_all();
+  }
+  void wait_for_streams() {
+    // Bounded: a client that stops reading fails httplib's write timeout and ends its stream.
+    std::unique_lock<std::mutex> lock(streams_mu);
+    streams_cv.wait_for(lock, std::chrono::seconds(30), [this] { return open_streams == 0; });
+  }
   std::unique_ptr<ContentFilter> filter;
   std::atomic<uint64_t> filter_passed{0}, filter_flagged{0}, filter_errors{0};
 
@@ -402,6 +419,10 @@ void Server::Impl::send_stream(httplib::Response& res, Endpoint e, const Complet
   auto announced = std::make_shared<bool>(false);
   auto completion_tokens = std::make_shared<int64_t>(0);
   res.set_header("Cache-Control", "no-cache");
+  {
+    std::lock_guard<std::mutex> lock(streams_mu);
+    ++open_streams;
+  }
   res.set_chunked_content_provider(
       "text/event-stream",
       [this, job, gates, conversation, meta, e, include_usage, logprobs, offsets, announced, completion_tokens, usage](
@@ -454,7 +475,10 @@ void Server::Impl::send_stream(httplib::Response& res, Endpoint e, const Complet
         }
         return true;
       },
-      [job](bool) { job->cancel(); });  // the response ended (or broke): nothing may keep running for it
+      [this, job](bool) {  // the response ended (or broke): nothing may keep running for it
+        job->cancel();
+        stream_ended();
+      });
 }
 
 bool Server::Impl::flagged(const std::string& role, const std::string& text, const ordered_json& conversation, std::string& category) {
@@ -580,6 +604,7 @@ void Server::stop(bool cancel) {
     std::lock_guard<std::mutex> lock(s.stopper_mu);
     s.stopper = std::thread([&s, cancel] {
       s.engine.shutdown(cancel);
+      s.wait_for_streams();
       s.http.stop();
     });
   });

@@ -241,7 +241,8 @@ def lifecycle_tests(zephyr, model):
         sock.close()
         code = s.p.wait(30)
         check(b"data: [DONE]" in rest and b'"finish_reason":"length"' in rest and code == 0,
-              f"SIGTERM: the stream in flight ends with its finish and [DONE]; the server exits {code}")
+              f"SIGTERM: the stream in flight ends with its finish and [DONE]; the server exits {code}"
+              + ("" if b"data: [DONE]" in rest else f" (the stream's last bytes: {rest[-200:]!r})"))
     finally:
         s.close()
 
