@@ -68,7 +68,9 @@ def main():
                 "weight_decay: 0.05\nsave_steps: 3\nsave_total_limit: 2\nlogging_steps: 5\nseed: 7\n"
                 "hub_model_id: ignored/by-zephyr\n")
     full = os.path.join(tmp, "full")
+    started = time.time()
     subprocess.run([z, "sft", "--config", recipe, "--output_dir", full], check=True, capture_output=True)
+    full_seconds = time.time() - started
     reference = open(os.path.join(full, "model.safetensors"), "rb").read()
     for delay in (0.0, 0.15, 0.4):
         run = os.path.join(tmp, f"killed{delay}")
@@ -116,6 +118,8 @@ def main():
                     bad.append(f"{os.path.relpath(path, root)}: {e}")
         return bad
 
+    # Each run is killed within a sixth of the uninterrupted run's time (a fixed 0.05-1.5 s let a
+    # resumed run finish before its kill on a fast CPU), so six kills land before the end.
     rng = random.Random(11)
     run = os.path.join(tmp, "killed-often")
     kills, problems = 0, []
@@ -125,7 +129,7 @@ def main():
         proc = subprocess.Popen([z, "sft", "--config", recipe, "--output_dir", run] + (["--resume"] if resume else []),
                                 stderr=subprocess.DEVNULL)
         try:
-            proc.wait(timeout=rng.uniform(0.05, 1.5) if attempt < 6 else 300)
+            proc.wait(timeout=rng.uniform(0.05, max(0.2, full_seconds / 6)) if attempt < 6 else 300)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -135,6 +139,7 @@ def main():
         break
     same = proc.returncode == 0 and open(os.path.join(run, "model.safetensors"), "rb").read() == reference
     left = [os.path.join(d, n) for d, dirs, files in os.walk(run) for n in dirs + files if ".tmp" in n]
+    print(f"     (the uninterrupted run took {full_seconds:.1f} s)")
     check(kills == 6 and same and not problems and not left,
           f"killed {kills} times at random moments: every file complete or absent after each kill, the last run "
           f"bit-identical to the uninterrupted one, no temp file left", (problems[:3], left[:3], proc.returncode))
