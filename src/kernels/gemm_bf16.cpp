@@ -305,6 +305,13 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& 
   pack_with_transpose(x, ld, b.n(), b.k(), {NR}, b.data_.get(), {NR}, bt.data_.get());
 }
 
+int64_t pack_groups(const Bf16Panels& b) { return (b.n() + NR - 1) / NR * NR / 16; }
+
+void pack_group_with_transpose(const float* x, int64_t ld, int64_t g, Bf16Panels& b, Bf16Panels& bt) {
+  if (bt.n() != b.k() || bt.k() != b.n()) fail("pack_group_with_transpose", "the transposed pack's shape is not B's transposed");
+  pack16_with_transpose(x, 0, ld, b.n(), g * 16, b.k(), {NR}, b.data_.get(), {NR}, bt.data_.get());
+}
+
 void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std::vector<PackTarget>& targets) {
   for (const PackTarget& t : targets)
     if (t.a->m() != M || t.a->k() != K || (t.at ? t.at->m() != K || t.at->k() != M : !t.bt || t.bt->n() != K || t.bt->k() != M))

@@ -52,6 +52,7 @@ class Bf16Panels {
   std::unique_ptr<uint16_t[]> data_;
   friend void pack_with_transpose(const float*, int64_t, class Bf16Rows&, Bf16Panels&);
   friend void pack_with_transpose(const float*, int64_t, Bf16Panels&, Bf16Panels&);
+  friend void pack_group_with_transpose(const float*, int64_t, int64_t, Bf16Panels&, Bf16Panels&);
   friend void pack_produced(int64_t, int64_t, const std::function<void(int64_t, int64_t, float* const*)>&,
                             const std::vector<struct PackTarget>&);
 };
@@ -90,6 +91,12 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt
 // x [N, K] as B (`b`) and transposed as B (`bt`: N = K, K = N): a weight for its forward product and
 // its input gradient's.
 void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt);
+
+// B [N, K] packed as pack_with_transpose(x, ld, b, bt) packs it, one group of 16 rows at a time
+// ([16 g, 16 g + 16), rows past N packed as zeros): by code that changes a weight a group at a time
+// (the optimizer) while the group is in cache. b and bt made with room for B and Bᵀ.
+int64_t pack_groups(const Bf16Panels& b);
+void pack_group_with_transpose(const float* x, int64_t ld, int64_t g, Bf16Panels& b, Bf16Panels& bt);
 
 // Matrices [M, K] that code makes 16 rows at a time (an elementwise pass's outputs: SwiGLU's, the
 // loss's logit gradients), each packed as

@@ -52,6 +52,7 @@ TrainableModel TrainableModel::load(const std::filesystem::path& path) {
 }
 
 void TrainableModel::load_weights(const std::filesystem::path& path) {
+  trained_bf16_.reset();
   if (lora_) {
     const std::filesystem::path file = path / "adapter_model.safetensors";
     if (!std::filesystem::exists(file)) fail(path.string(), "has no adapter_model.safetensors");
@@ -99,6 +100,7 @@ void TrainableModel::save(const std::filesystem::path& dir, const std::filesyste
 }
 
 void TrainableModel::merge(const PeftAdapter& adapter) {
+  trained_bf16_.reset();
   if (lora_ || frozen_base()) fail("model", "has adapters of its own or a frozen base; merge into a plain model");
   const std::string where = (adapter.dir / "adapter_model.safetensors").string();
   if (config_.tie_word_embeddings && adapter.modules.count("lm_head"))
@@ -115,7 +117,14 @@ void TrainableModel::merge(const PeftAdapter& adapter) {
   }
 }
 
+std::vector<size_t> TrainableModel::linears() const {
+  std::vector<size_t> out{lm_head_};
+  for (const Layer& P : layers_) out.insert(out.end(), {P.q, P.k, P.v, P.o, P.gate, P.up, P.down});
+  return out;
+}
+
 void TrainableModel::add_lora(const LoraConfig& c, uint64_t seed) {
+  trained_bf16_.reset();
   if (lora_) fail("model", "already has adapters");
   c.validate("lora");
   lora_ = c;

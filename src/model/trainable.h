@@ -77,18 +77,31 @@ class TrainableModel {
     std::vector<Bf16Panels> w, wt;  // by parameter index; empty but for the linear layers
   };
   mutable std::shared_ptr<const Bf16Weights> frozen_bf16;
+  // The trained weights packed the same way by the optimizer while it updated them, 16 rows at a
+  // time from cache (bf16 training without adapters): the next pass takes them instead of packing
+  // every weight again from memory. Dropped by every access that can change the weights.
+  std::shared_ptr<const Bf16Weights> trained_bf16() const { return trained_bf16_; }
+  void set_trained_bf16(std::shared_ptr<const Bf16Weights> p) { trained_bf16_ = std::move(p); }
+  // The linear layers' parameter indices: lm_head, then each layer's q k v o gate up down.
+  std::vector<size_t> linears() const;
   // Off: the adapters run without dropout in training passes too (TRL's DPO disable_dropout).
   bool adapter_dropout = true;
   // The trainable parameters' weights, laid out as grads(): weights(), or with adapters theirs
   // (kept apart, so adding them never copies the base).
-  float* trainable_weights() { return lora_ ? adapter_weights_.data() : weights_.data(); }
+  float* trainable_weights() {
+    trained_bf16_.reset();
+    return lora_ ? adapter_weights_.data() : weights_.data();
+  }
   size_t trainable_numel() const { return lora_ ? adapter_weights_.size() : weights_.size(); }
 
   const ModelConfig& config() const { return config_; }
   const std::vector<ParamInfo>& params() const { return params_; }
   // Parameters of the model, a frozen base's and adapters' included.
   size_t num_parameters() const;
-  std::vector<float>& weights() { return weights_; }
+  std::vector<float>& weights() {
+    trained_bf16_.reset();
+    return weights_;
+  }
   const std::vector<float>& weights() const { return weights_; }
   // The trainable parameters' gradients; empty until the first zero_grads().
   std::vector<float>& grads() { return grads_; }
@@ -130,6 +143,7 @@ class TrainableModel {
   std::vector<Adapter> adapters_;
   std::vector<int> adapter_of_;  // by parameter index: index into adapters_, or -1
   bool adapters_enabled_ = true;
+  std::shared_ptr<const Bf16Weights> trained_bf16_;
 };
 
 }  // namespace zephyr

@@ -48,18 +48,21 @@ struct Matmuls {
   Matmuls(const TrainableModel& m, bool use_bf16, bool backward)
       : bf16(use_bf16), dropout(backward && m.adapter_dropout && m.lora() && m.lora()->dropout > 0) {
     if (!bf16) return;
-    // A frozen base (adapters) is packed once and kept; a trained one changes every step.
+    // A frozen base (adapters) is packed once and kept; a trained one changes every step, and is
+    // packed by the optimizer as it updates it (trained_bf16) or else here.
     const bool frozen = m.lora() != nullptr;
     if (frozen && m.frozen_bf16) {
       packed = m.frozen_bf16;
       return;
     }
+    if (!frozen && m.trained_bf16()) {
+      packed = m.trained_bf16();
+      return;
+    }
     auto p = std::make_shared<TrainableModel::Bf16Weights>();
     p->w.resize(m.params().size());
     p->wt.resize(m.params().size());
-    std::vector<size_t> linears{m.lm_head()};
-    for (const auto& P : m.layers()) linears.insert(linears.end(), {P.q, P.k, P.v, P.o, P.gate, P.up, P.down});
-    for (size_t i : linears) {
+    for (size_t i : m.linears()) {
       const Matrix W = m.matrix(i);
       if (W.dtype != DType::F32) continue;  // a quantized base's: matmul_frozen
       const auto* data = static_cast<const float*>(W.data);

@@ -55,38 +55,69 @@ ZEPHYR_CLONES_V4_V3 double chunk_sum_squares(const float* __restrict x, size_t n
 
 }  // namespace
 
-void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double grad_coef) {
+void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double grad_coef, bool pack_bf16) {
   ++step_;
   const double bc1 = 1.0 - std::pow(c.beta1, double(step_)), bc2 = 1.0 - std::pow(c.beta2, double(step_));
   // The same float operations as torch's single-tensor AdamW: p *= 1 - lr*wd; m, v updated in
   // place; p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps).
   const float b1 = float(c.beta1), b2 = float(c.beta2), step_size = float(lr / bc1), sqrt_bc2 = float(std::sqrt(bc2));
   const float eps = float(c.eps);
-  // One loop over all trainable elements (parameters lie back to back in the flat buffers), shared
-  // out in pieces: a loop per tensor was ~60 loops a step, each ending with one thread waiting
-  // for the other (~20% of the optimizer's time). The update is elementwise, so any split gives
+  float* w = model.trainable_weights();  // (drops the packs of the weights before this update)
+  float* g = model.grads().data();
+  std::shared_ptr<TrainableModel::Bf16Weights> packs;
+  if (pack_bf16 && !model.lora() && !model.frozen_base()) {
+    packs = std::make_shared<TrainableModel::Bf16Weights>();
+    packs->w.resize(model.params().size());
+    packs->wt.resize(model.params().size());
+    for (size_t i : model.linears()) {
+      const Matrix W = model.matrix(i);
+      if (!model.params()[i].trainable || W.dtype != DType::F32) continue;
+      packs->w[i] = Bf16Panels(W.rows, W.cols);
+      packs->wt[i] = Bf16Panels(W.cols, W.rows);
+    }
+  }
+  // One loop over all trainable elements (parameters lie back to back in the flat buffers), in
+  // pieces shared out across threads: a loop per tensor was ~60 loops a step, each ending with one
+  // thread waiting for the other (~20% of the optimizer's time). A packed weight's pieces are its
+  // 16-row groups, each packed after its update. The update is elementwise, so any split gives
   // the same bits.
-  struct Span {
-    size_t begin, end;
+  struct Piece {
+    size_t begin, end;  // elements, laid out as grads()
     float keep;
+    size_t param = 0;  // with group >= 0: the weight whose group this is
+    int64_t group = -1;
   };
-  std::vector<Span> spans;
+  std::vector<Piece> pieces;
   for (size_t i = 0; i < model.params().size(); ++i) {
     const ParamInfo& p = model.params()[i];
-    if (p.trainable) spans.push_back({p.grad_offset, p.grad_offset + p.numel, decay_[i] ? float(1.0 - lr * c.weight_decay) : 1.0f});
+    if (!p.trainable) continue;
+    const float keep = decay_[i] ? float(1.0 - lr * c.weight_decay) : 1.0f;
+    if (packs && packs->w[i].n()) {
+      const size_t rows = size_t(p.shape[0]), cols = size_t(p.shape[1]);
+      for (int64_t grp = 0; grp < pack_groups(packs->w[i]); ++grp) {
+        const size_t r0 = std::min(rows, size_t(grp) * 16), r1 = std::min(rows, r0 + 16);  // past the rows: packed as zeros
+        pieces.push_back({p.grad_offset + r0 * cols, p.grad_offset + r1 * cols, keep, i, grp});
+      }
+      continue;
+    }
+    constexpr size_t kChunk = size_t(1) << 16;
+    for (size_t b = 0; b < p.numel; b += kChunk)
+      pieces.push_back({p.grad_offset + b, p.grad_offset + std::min(p.numel, b + kChunk), keep});
   }
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
-  float* w = model.trainable_weights();
-  float* g = model.grads().data();
-  parallel_for_balanced(model.trainable_numel(), 4096, [&](size_t a, size_t b) {
-    auto s = std::upper_bound(spans.begin(), spans.end(), a, [](size_t x, const Span& sp) { return x < sp.begin; });
-    if (s != spans.begin()) --s;
-    for (; s != spans.end() && s->begin < b; ++s) {
-      const size_t lo = std::max(a, s->begin), hi = std::min(b, s->end);
-      if (lo < hi)
-        adamw_update(w + lo, g + lo, m_.data() + lo, v_.data() + lo, hi - lo, grad_coef, s->keep, b1, b2, step_size, sqrt_bc2, eps);
+  std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.begin < b.begin; });
+  parallel_for_balanced(pieces.size(), 1, [&](size_t a, size_t b) {
+    for (size_t k = a; k < b; ++k) {
+      const Piece& s = pieces[k];
+      if (s.begin < s.end)
+        adamw_update(w + s.begin, g + s.begin, m_.data() + s.begin, v_.data() + s.begin, s.end - s.begin, grad_coef, s.keep, b1,
+                     b2, step_size, sqrt_bc2, eps);
+      if (s.group >= 0) {
+        const ParamInfo& p = model.params()[s.param];
+        pack_group_with_transpose(w + p.grad_offset, p.shape[1], s.group, packs->w[s.param], packs->wt[s.param]);
+      }
     }
   });
+  if (packs) model.set_trained_bf16(std::move(packs));
 }
 
 double grad_norm(const std::vector<float>& grads) {

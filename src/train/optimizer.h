@@ -22,7 +22,11 @@ class AdamW {
   // pass of its own over the gradients took ~0.4% of a 56M SFT step's perf samples). The gradients
   // are left zero for the next step: cleared as they are read, where a fill of its own (one more
   // pass over memory) took ~1.8% of the 56M step.
-  void step(TrainableModel& model, const AdamWConfig& c, double lr, double grad_coef = 1.0);
+  // With pack_bf16 (bf16 training without adapters) each linear weight is packed for the next
+  // pass's bf16 GEMMs 16 rows at a time, right after those rows are updated and while they are in
+  // cache (TrainableModel::trained_bf16): packed by the pass instead, every weight was read from
+  // memory once more, and the packing's shuffles ran apart from the update's memory stalls.
+  void step(TrainableModel& model, const AdamWConfig& c, double lr, double grad_coef = 1.0, bool pack_bf16 = false);
   int64_t steps() const { return step_; }
 
   // State for checkpoints: moments in the layout of the model's gradients, and the step count.

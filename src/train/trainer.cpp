@@ -279,7 +279,7 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
     const double tokens = double(step_stats.tokens);
     const double norm = grad_norm(model.grads());
     const double lr = scheduled_lr(c.lr_scheduler_type, c.learning_rate, st.step, warmup, total);
-    opt.step(model, ac, lr, clip_coefficient(norm, c.max_grad_norm));
+    opt.step(model, ac, lr, clip_coefficient(norm, c.max_grad_norm), pass.bf16);
     ++st.step;
     st.cursor += per_step;
     const double loss = weight > 0 ? step_stats.loss_sum / weight : 0.0;

@@ -9,6 +9,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/gemm_bf16.h"
 #include "model/training.h"
+#include "train/optimizer.h"
 #include "train/sft_data.h"
 
 using namespace zephyr;
@@ -114,4 +115,39 @@ TEST(Training, Bf16MatmulsStayCloseToFp32) {
     EXPECT_LT(std::sqrt(diff / norm), 2e-2) << "config " << config;
     EXPECT_GT(std::sqrt(diff / norm), 0.0);  // the bf16 path really ran
   }
+}
+
+// The optimizer packs each weight for the next bf16 pass as it updates it, a 16-row group at a
+// time: the packs must hold what packing the updated weights whole gives (rows past a weight's
+// end, up to its last 32-row panel, as zeros), and the next pass must run on them.
+TEST(Training, OptimizerPacksTheWeightsItUpdates) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  TrainableModel m = random_model();  // rows 40 (lm_head), 48 (gate, up), 32, 16: whole and partial panels
+  const TokenBatch b = make_batch({random_row(13, 1), random_row(9, 2)}, 0);
+  m.zero_grads();
+  forward_backward(m, b, 0.05f, false, true);
+  AdamW opt(m);
+  opt.step(m, AdamWConfig{1e-2}, 1e-2, 1.0, true);
+  const auto packs = m.trained_bf16();
+  ASSERT_TRUE(packs);
+  for (size_t i : m.linears()) {
+    const Matrix W = m.matrix(i);
+    Bf16Panels w(W.rows, W.cols), wt(W.cols, W.rows);
+    pack_with_transpose(static_cast<const float*>(W.data), W.cols, w, wt);
+    auto same = [](const Bf16Panels& x, const Bf16Panels& y) {
+      const size_t n = size_t((x.n() + 31) / 32 * 32 * ((x.k() + 1) / 2 * 2));
+      return x.n() == y.n() && x.k() == y.k() && std::equal(x.data(), x.data() + n, y.data());
+    };
+    EXPECT_TRUE(same(packs->w[i], w)) << m.params()[i].name;
+    EXPECT_TRUE(same(packs->wt[i], wt)) << m.params()[i].name;
+  }
+  // The next pass on the optimizer's packs gives what it gives packing the weights itself.
+  const LossSum with = forward_backward(m, b, 0.05f, false, true);
+  const std::vector<float> g = m.grads();
+  m.weights();  // an access that can change the weights drops the packs
+  EXPECT_FALSE(m.trained_bf16());
+  m.zero_grads();
+  const LossSum without = forward_backward(m, b, 0.05f, false, true);
+  EXPECT_EQ(with.nll, without.nll);
+  EXPECT_EQ(g, m.grads());
 }
