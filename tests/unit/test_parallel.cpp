@@ -59,6 +59,9 @@ TEST(ParallelForBalanced, AnIdleThreadTakesOverTheEndOfASlowShare) {
 // (the cores are contended), and a while later hands slots to the workers again.
 TEST(Pool, AfterTwoStalledLoopsTheCallerRunsAloneForAWhile) {
   ThreadsFor use(2);
+  // A stall an earlier test left in the pool (the slow share above is one, when the caller waited
+  // for it) would make this test's first stall the second within the window: let it age out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const std::thread::id caller = std::this_thread::get_id();
   // Both slots start (the caller's waits for the other's start), the worker's then sleeps.
   auto loop = [&](std::chrono::milliseconds worker_sleep) {
