@@ -1,16 +1,19 @@
 #include "kernels/swiglu.h"
 
 #include "core/parallel.h"
+#include "core/target_clones.h"
 #include "kernels/vec.h"
 
 namespace zephyr {
 
-void swiglu_forward_serial(const float* gate, const float* up, int64_t n, float* out) {
+// The loops compiled for AVX-512 / AVX2 too (as baseline x86-64 they ran 4 floats at a time), with
+// no FMA contraction (CMakeLists.txt), so every version gives the same bits.
+ZEPHYR_CLONES_V4_V3 void swiglu_forward_serial(const float* gate, const float* up, int64_t n, float* out) {
   vec::sigmoid(gate, out, n);
   for (int64_t i = 0; i < n; ++i) out[i] *= gate[i] * up[i];
 }
 
-void swiglu_backward_serial(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) {
+ZEPHYR_CLONES_V4_V3 void swiglu_backward_serial(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) {
   vec::sigmoid(gate, dup, n);  // σ(g), read back before dup is written
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i], s = dup[i];
