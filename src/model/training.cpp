@@ -9,6 +9,7 @@
 #include "core/parallel.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
+#include "kernels/dropout.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -79,35 +80,19 @@ struct Matmuls {
   }
 };
 
-uint64_t splitmix64(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+// The dropout mask of adapter i's input in the current row, keyed by (micro-batch, row, layer),
+// so the backward pass and a checkpointed recomputation draw the same mask without storing it.
+DropoutMask dropout_mask(const TrainableModel& m, const Matmuls& mm, size_t i) {
+  return DropoutMask(splitmix64(m.dropout_seed ^ splitmix64(mm.row_key * 0x100000001b3ull + i)), m.lora()->dropout);
 }
-
-// The dropout mask of adapter i's input in the current row: element j is dropped when a hash of
-// (micro-batch, row, layer, j) falls below p·2^64, so the backward pass and a checkpointed
-// recomputation draw the same mask without storing it. Kept elements are scaled by 1 / (1 - p).
-struct DropoutMask {
-  uint64_t key, threshold;
-  float scale;
-  DropoutMask(const TrainableModel& m, const Matmuls& mm, size_t i)
-      : key(splitmix64(m.dropout_seed ^ splitmix64(mm.row_key * 0x100000001b3ull + i))),
-        threshold(uint64_t(std::ldexp(m.lora()->dropout, 64))),  // dropout < 1: below 2^64
-        scale(float(1.0 / (1.0 - m.lora()->dropout))) {}
-  bool keep(size_t j) const { return splitmix64(key + j) >= threshold; }
-};
 
 // An adapter's input: x itself, or x through dropout.
 const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, int64_t cols,
                            Buffer& out) {
   if (!mm.dropout) return x;
-  const DropoutMask mask(m, mm, i);
+  const DropoutMask mask = dropout_mask(m, mm, i);
   fresh(out, n * cols);
-  parallel_for(size_t(n * cols), 1 << 14, [&](size_t b, size_t e) {
-    for (size_t j = b; j < e; ++j) out[j] = mask.keep(j) ? x[j] * mask.scale : 0.0f;
-  });
+  parallel_for(size_t(n * cols), 1 << 14, [&](size_t b, size_t e) { dropout_apply(mask, b, e - b, x + b, out.data() + b); });
   return out.data();
 }
 
@@ -188,11 +173,8 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
   // Through the dropout: the gradient reaches the kept elements, scaled as they were.
   Buffer dxd(size_t(n * w.cols), 0.0f);
   matmul_backward(xin, n, m.matrix(ad->a), du.data(), dxd.data(), m.grad(ad->a));
-  const DropoutMask mask(m, mm, i);
-  parallel_for(dxd.size(), 1 << 14, [&](size_t a, size_t b) {
-    for (size_t j = a; j < b; ++j)
-      if (mask.keep(j)) dx[j] += dxd[j] * mask.scale;
-  });
+  const DropoutMask mask = dropout_mask(m, mm, i);
+  parallel_for(dxd.size(), 1 << 14, [&](size_t a, size_t b) { dropout_add_backward(mask, a, b - a, dxd.data() + a, dx + a); });
 }
 
 // One layer's forward for T tokens: x (the residual stream) is updated in place and everything
