@@ -121,22 +121,22 @@ const bool kHasAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_suppo
 // Rows per panel when a 16-bit matrix is widened for SGEMM: ~2 MB of fp32, so a panel stays in L3.
 int64_t panel_rows(int64_t cols) { return std::max<int64_t>(16, (int64_t(1) << 19) / std::max<int64_t>(cols, 1)); }
 
-// C[M, N] = op(A)·op(B) + beta·C (row-major, as cblas_sgemm): every fp32 GEMM goes through here. The
+// C[M, N] = alpha·op(A)·op(B) + beta·C (row-major, as cblas_sgemm): every fp32 GEMM goes through here. The
 // larger of M and N is split across zephyr's pool, each part a single-threaded sgemm (the pool runs
 // BLAS on one thread inside its tasks; a product too small to split runs as one call). OpenBLAS's own
 // OpenMP team kept spinning between a training step's GEMMs while the pool's loops ran, and the two
 // teams took the two cores from each other: the 56M fp32 SFT step ran 564 tok/s, 666 this way.
 void pooled_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b, int64_t ldb,
-                  float beta, float* c, int64_t ldc) {
+                  float beta, float* c, int64_t ldc, float alpha = 1.0f) {
   const auto tra = ta ? CblasTrans : CblasNoTrans, trb = tb ? CblasTrans : CblasNoTrans;
   if (M >= N)
     parallel_for(size_t(M), 64, [&](size_t m0, size_t m1) {
-      cblas_sgemm(CblasRowMajor, tra, trb, int(m1 - m0), int(N), int(K), 1.0f, ta ? a + m0 : a + m0 * size_t(lda), int(lda), b,
+      cblas_sgemm(CblasRowMajor, tra, trb, int(m1 - m0), int(N), int(K), alpha, ta ? a + m0 : a + m0 * size_t(lda), int(lda), b,
                   int(ldb), beta, c + m0 * size_t(ldc), int(ldc));
     });
   else
     parallel_for(size_t(N), 64, [&](size_t n0, size_t n1) {
-      cblas_sgemm(CblasRowMajor, tra, trb, int(M), int(n1 - n0), int(K), 1.0f, a, int(lda), tb ? b + n0 * size_t(ldb) : b + n0,
+      cblas_sgemm(CblasRowMajor, tra, trb, int(M), int(n1 - n0), int(K), alpha, a, int(lda), tb ? b + n0 * size_t(ldb) : b + n0,
                   int(ldb), beta, c + n0, int(ldc));
     });
 }
@@ -160,11 +160,11 @@ void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y
 
 const char* gemv_isa() { return kHasAvx512 ? "avx512" : kHasAvx2 ? "avx2" : "generic"; }
 
-void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw) {
+void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw, float alpha) {
   if (n <= 0) return;
   const auto* wf = static_cast<const float*>(w.data);
-  if (dx) pooled_sgemm(false, false, n, w.cols, w.rows, dy, w.rows, wf, w.cols, 1.0f, dx, w.cols);
-  if (dw) pooled_sgemm(true, false, w.rows, w.cols, n, dy, w.rows, x, w.cols, 1.0f, dw, w.cols);
+  if (dx) pooled_sgemm(false, false, n, w.cols, w.rows, dy, w.rows, wf, w.cols, 1.0f, dx, w.cols, alpha);
+  if (dw) pooled_sgemm(true, false, w.rows, w.cols, n, dy, w.rows, x, w.cols, 1.0f, dw, w.cols, alpha);
 }
 
 void matrix_row(const Matrix& w, int64_t row, float* out) {
@@ -264,8 +264,9 @@ int64_t frozen_panel_rows(const Matrix& w) { return std::min(w.rows, std::max<in
 
 }  // namespace
 
-void thin_matmul(const float* x, int64_t n, const Matrix& w, float* y) {
-  pooled_sgemm(false, true, n, w.rows, w.cols, x, w.cols, static_cast<const float*>(w.data), w.cols, 0.0f, y, w.rows);
+void thin_matmul(const float* x, int64_t n, const Matrix& w, float* y, float alpha, bool accumulate) {
+  pooled_sgemm(false, true, n, w.rows, w.cols, x, w.cols, static_cast<const float*>(w.data), w.cols, accumulate ? 1.0f : 0.0f, y,
+               w.rows, alpha);
 }
 
 void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16) {

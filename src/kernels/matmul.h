@@ -40,8 +40,8 @@ void matmul_rowwise(const float* x, int64_t n, const Matrix& w, float* y, int64_
 void matmul_rowwise(const float* x, int64_t n, const StackedMatrix& w, float* y);
 
 // The backward of matmul for fp32 weights: dx += dy · w and dw += dyᵀ · x (each when not null, a
-// frozen weight has no dw), with dy [n, w.rows]; both through BLAS SGEMM.
-void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw);
+// frozen weight has no dw), with dy [n, w.rows] taken times alpha; both through BLAS SGEMM.
+void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw, float alpha = 1.0f);
 
 // Training through frozen low-precision weights (QLoRA): y = x · Wᵀ and dx += dy · W with W of any
 // stored type dequantized to fp32 panels for a GEMM (the bf16 one where `bf16`, else sgemm) — the
@@ -50,9 +50,10 @@ void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy
 void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16);
 void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16);
 
-// y = x · Wᵀ with a thin fp32 matrix (a LoRA adapter's A [r, in] or B [out, r]) as one GEMM for any
-// n (matmul takes row-at-a-time GEMVs below 4 rows). Its backward is matmul_backward.
-void thin_matmul(const float* x, int64_t n, const Matrix& w, float* y);
+// y = alpha · x · Wᵀ (added to y with accumulate) with a thin fp32 matrix (a LoRA adapter's A [r,
+// in] or B [out, r]) as one GEMM for any n (matmul takes row-at-a-time GEMVs below 4 rows). Its
+// backward is matmul_backward.
+void thin_matmul(const float* x, int64_t n, const Matrix& w, float* y, float alpha = 1.0f, bool accumulate = false);
 
 // Row `row` of w converted to fp32 (embedding lookup).
 void matrix_row(const Matrix& w, int64_t row, float* out);
