@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "kernels/cross_entropy.h"
+#include "kernels/dropout.h"
 #include "kernels/gemm_bf16.h"
 #include "model/training.h"
 #include "train/optimizer.h"
@@ -150,4 +151,30 @@ TEST(Training, OptimizerPacksTheWeightsItUpdates) {
   const LossSum without = forward_backward(m, b, 0.05f, false, true);
   EXPECT_EQ(with.nll, without.nll);
   EXPECT_EQ(g, m.grads());
+}
+
+// The vectorised loops give each element the mask keep() defines, from any first element and
+// length; about p of the elements are dropped, and kept ones scaled.
+TEST(Dropout, MasksAreKeepsAtAnyOffsetAndDropAboutP) {
+  const DropoutMask mask(0x1234abcdull, 0.1);
+  const size_t n = 100003;
+  std::vector<float> x(n), out(n), dx(n), dxd(n);
+  Rng rng(5);
+  for (size_t j = 0; j < n; ++j) x[j] = float(rng.normal()), dx[j] = float(rng.normal()), dxd[j] = float(rng.normal());
+  size_t dropped = 0;
+  for (size_t j0 : {size_t(0), size_t(1), size_t(7), size_t(30)}) {
+    const size_t len = n - j0 - j0 % 5;
+    dropout_apply(mask, j0, len, x.data(), out.data());
+    std::vector<float> d = dx;
+    dropout_add_backward(mask, j0, len, dxd.data(), d.data());
+    for (size_t j = 0; j < len; ++j) {
+      const bool keep = mask.keep(j0 + j);
+      ASSERT_EQ(out[j], keep ? x[j] * mask.scale : 0.0f) << "element " << j0 + j;
+      ASSERT_EQ(d[j], keep ? dx[j] + dxd[j] * mask.scale : dx[j]) << "element " << j0 + j;
+      if (j0 == 0) dropped += !keep;
+    }
+  }
+  EXPECT_NEAR(double(dropped) / double(n), 0.1, 0.005);
+  EXPECT_FLOAT_EQ(mask.scale, float(1.0 / 0.9));
+  EXPECT_EQ(DropoutMask(1, 0.0).threshold, 0u);  // p = 0 keeps everything
 }
