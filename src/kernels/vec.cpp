@@ -63,8 +63,10 @@ static inline float exp_nonpositive(float x) {
 
 ZEPHYR_CLONES_V4_V3 double exp_sub(const float* x, float m, float* out, int64_t n) {
   double total = 0;
-  for (int64_t i0 = 0; i0 < n; i0 += 256) {  // float partial sums of 256 values, added in double
-    const int64_t i1 = i0 + 256 < n ? i0 + 256 : n;
+  // Float partial sums of 1024 values, added in double. (Of 256, the 16 lanes' serial sum at the
+  // end of each took ~20% of the loop's time.)
+  for (int64_t i0 = 0; i0 < n; i0 += 1024) {
+    const int64_t i1 = i0 + 1024 < n ? i0 + 1024 : n;
     float s = 0;
 #pragma omp simd reduction(+ : s)
     for (int64_t i = i0; i < i1; ++i) s += out[i] = exp_nonpositive(x[i] - m);
