@@ -121,9 +121,9 @@ const bool kHasAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_suppo
 // Rows per panel when a 16-bit matrix is widened for SGEMM: ~2 MB of fp32, so a panel stays in L3.
 int64_t panel_rows(int64_t cols) { return std::max<int64_t>(16, (int64_t(1) << 19) / std::max<int64_t>(cols, 1)); }
 
-// C[M, N] = alpha·op(A)·op(B) + beta·C (row-major, as cblas_sgemm): every fp32 GEMM goes through here. The
-// larger of M and N is split across zephyr's pool, each part a single-threaded sgemm (the pool runs
-// BLAS on one thread inside its tasks; a product too small to split runs as one call). OpenBLAS's own
+// C[M, N] = alpha·op(A)·op(B) + beta·C (row-major, as cblas_sgemm): every fp32 GEMM goes through
+// here. The larger of M and N is split across zephyr's pool, each part a single-threaded sgemm (the
+// pool runs BLAS on one thread inside its tasks; a product too small to split runs as one call). OpenBLAS's own
 // OpenMP team kept spinning between a training step's GEMMs while the pool's loops ran, and the two
 // teams took the two cores from each other: the 56M fp32 SFT step ran 564 tok/s, 666 this way.
 void pooled_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* b, int64_t ldb,

@@ -13,7 +13,8 @@ ZEPHYR_CLONES_V4_V3 void swiglu_forward_serial(const float* gate, const float* u
   for (int64_t i = 0; i < n; ++i) out[i] *= gate[i] * up[i];
 }
 
-ZEPHYR_CLONES_V4_V3 void swiglu_backward_serial(const float* gate, const float* up, const float* dout, int64_t n, float* dgate, float* dup) {
+ZEPHYR_CLONES_V4_V3 void swiglu_backward_serial(const float* gate, const float* up, const float* dout, int64_t n, float* dgate,
+                                                float* dup) {
   vec::sigmoid(gate, dup, n);  // σ(g), read back before dup is written
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i], s = dup[i];
