@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -49,22 +50,31 @@ namespace {
 // CPU has it.
 const bool kHasF16c = __builtin_cpu_supports("avx2");
 
-__attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint16_t* h, float* dst, size_t n) {
+// Value i of 16-bit data that need not be 2-byte aligned (a GGUF with general.alignment 1 may
+// place an F16 tensor at an odd offset): one unaligned load on x86, without the undefined
+// behaviour of dereferencing a misaligned uint16_t*.
+inline uint16_t load16(const uint8_t* p, size_t i) {
+  uint16_t v;
+  std::memcpy(&v, p + 2 * i, 2);
+  return v;
+}
+
+__attribute__((target("avx,f16c"))) void f16_to_f32_f16c(const uint8_t* h, float* dst, size_t n) {
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
-  for (; i < n; ++i) dst[i] = f16_to_f32(h[i]);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 2 * i))));
+  for (; i < n; ++i) dst[i] = f16_to_f32(load16(h, i));
 }
 
 }  // namespace
 
 void to_f32(DType from, const void* src, float* dst, size_t n) {
-  const auto* h = static_cast<const uint16_t*>(src);
+  const auto* h = static_cast<const uint8_t*>(src);
   switch (from) {
     case DType::F32: std::memcpy(dst, src, n * 4); break;
-    case DType::BF16: for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]); break;
+    case DType::BF16: for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load16(h, i)); break;
     case DType::F16:
       if (kHasF16c) f16_to_f32_f16c(h, dst, n);
-      else for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(h[i]);
+      else for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(load16(h, i));
       break;
     default: fail(dtype_name(from), "is a block type; kernels/quant.h dequantizes it");
   }

@@ -213,9 +213,11 @@ void GgufFile::parse(const uint8_t* data, size_t size) {
   }
   uint64_t alignment = kDefaultAlignment;
   if (const GgufValue* a = find("general.alignment")) {
-    if (a->type != GgufType::U32 || a->value.get<uint64_t>() == 0 ||
+    // The spec asks for a multiple of 8; a power of two from 8 on also keeps every tensor's
+    // blocks (fp16 scales, floats) at an address their type can be read from.
+    if (a->type != GgufType::U32 || a->value.get<uint64_t>() < 8 ||
         (a->value.get<uint64_t>() & (a->value.get<uint64_t>() - 1)) != 0)
-      fail(name_, "general.alignment must be a power of two stored as uint32");
+      fail(name_, "general.alignment must be a power of two of at least 8, stored as uint32");
     alignment = a->value.get<uint64_t>();
   }
   struct Raw {

@@ -206,6 +206,21 @@ TEST(DType, ConversionsRoundToNearestEven) {
   EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 4096), 0x3c00);  // below half an f16 ulp
 }
 
+// 16-bit data at an odd address (a safetensors header need not be padded) widen as aligned data do.
+TEST(DType, SixteenBitDataWidenFromAnyAddress) {
+  std::vector<uint16_t> h;
+  for (float v : {1.0f, -2.5f, 0.333251953125f, 65504.0f, 6.1035156e-05f, 0.0f, 3.0f, -7.25f, 100.0f, 0.5f, 2.0f})
+    h.push_back(f32_to_f16(v));
+  std::vector<uint8_t> odd(h.size() * 2 + 1);
+  std::memcpy(odd.data() + 1, h.data(), h.size() * 2);
+  for (DType t : {DType::F16, DType::BF16}) {
+    std::vector<float> a(h.size()), b(h.size());
+    to_f32(t, h.data(), a.data(), h.size());
+    to_f32(t, odd.data() + 1, b.data(), h.size());
+    EXPECT_EQ(a, b) << dtype_name(t);
+  }
+}
+
 TEST(Generator, SameSeedSameTextAndEosStops) {
   const fs::path d = tiny_model("gen", DType::F32, 0);
   const Model m = Model::load(d);
