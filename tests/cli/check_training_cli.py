@@ -68,9 +68,7 @@ def main():
                 "weight_decay: 0.05\nsave_steps: 3\nsave_total_limit: 2\nlogging_steps: 5\nseed: 7\n"
                 "hub_model_id: ignored/by-zephyr\n")
     full = os.path.join(tmp, "full")
-    started = time.time()
     subprocess.run([z, "sft", "--config", recipe, "--output_dir", full], check=True, capture_output=True)
-    full_seconds = time.time() - started
     reference = open(os.path.join(full, "model.safetensors"), "rb").read()
     for delay in (0.0, 0.15, 0.4):
         run = os.path.join(tmp, f"killed{delay}")
@@ -118,28 +116,38 @@ def main():
                     bad.append(f"{os.path.relpath(path, root)}: {e}")
         return bad
 
-    # Each run is killed within a sixth of the uninterrupted run's time (a fixed 0.05-1.5 s let a
-    # resumed run finish before its kill on a fast CPU), so six kills land before the end.
+    # The first run is killed 0.05-0.3 s after its start (before its first checkpoint, as a rule),
+    # each later one at a random moment 0-0.25 s after it wrote a checkpoint of its own (within
+    # the next few steps, so sometimes inside the next checkpoint's write). Kills timed from the
+    # start alone (0.05-1.5 s) let a resumed run finish first on a fast or briefly idle machine.
+    def checkpoints():
+        return {n for n in (os.listdir(run) if os.path.isdir(run) else [])
+                if n.startswith("checkpoint-") and not n.endswith(".tmp")}
+
     rng = random.Random(11)
     run = os.path.join(tmp, "killed-often")
     kills, problems = 0, []
     for attempt in range(7):  # six kills, then a run left to finish
-        resume = any(os.path.exists(os.path.join(run, n, "trainer_state.json")) and not n.endswith(".tmp")
-                     for n in (os.listdir(run) if os.path.isdir(run) else []))
+        resume = any(os.path.exists(os.path.join(run, n, "trainer_state.json")) for n in checkpoints())
+        before = checkpoints()
         proc = subprocess.Popen([z, "sft", "--config", recipe, "--output_dir", run] + (["--resume"] if resume else []),
                                 stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=rng.uniform(0.05, max(0.2, full_seconds / 6)) if attempt < 6 else 300)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-            problems += [f"after kill {kills}: {b}" for b in torn_files(run)]
-            continue
-        break
+        if attempt == 6:
+            proc.wait(timeout=300)
+            break
+        if attempt > 0:
+            deadline = time.time() + 120
+            while proc.poll() is None and time.time() < deadline and not checkpoints() - before:
+                time.sleep(0.005)
+        time.sleep(rng.uniform(0.05, 0.3) if attempt == 0 else rng.uniform(0.0, 0.25))
+        if proc.poll() is not None:
+            break  # ended before its kill: counted short below
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        problems += [f"after kill {kills}: {b}" for b in torn_files(run)]
     same = proc.returncode == 0 and open(os.path.join(run, "model.safetensors"), "rb").read() == reference
     left = [os.path.join(d, n) for d, dirs, files in os.walk(run) for n in dirs + files if ".tmp" in n]
-    print(f"     (the uninterrupted run took {full_seconds:.1f} s)")
     check(kills == 6 and same and not problems and not left,
           f"killed {kills} times at random moments: every file complete or absent after each kill, the last run "
           f"bit-identical to the uninterrupted one, no temp file left", (problems[:3], left[:3], proc.returncode))

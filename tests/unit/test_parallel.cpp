@@ -59,9 +59,6 @@ TEST(ParallelForBalanced, AnIdleThreadTakesOverTheEndOfASlowShare) {
 // (the cores are contended), and a while later hands slots to the workers again.
 TEST(Pool, AfterTwoStalledLoopsTheCallerRunsAloneForAWhile) {
   ThreadsFor use(2);
-  // A stall an earlier test left in the pool (the slow share above is one, when the caller waited
-  // for it) would make this test's first stall the second within the window: let it age out.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const std::thread::id caller = std::this_thread::get_id();
   // Both slots start (the caller's waits for the other's start), the worker's then sleeps.
   auto loop = [&](std::chrono::milliseconds worker_sleep) {
@@ -79,9 +76,19 @@ TEST(Pool, AfterTwoStalledLoopsTheCallerRunsAloneForAWhile) {
     });
     return worker_ran.load();
   };
-  ASSERT_TRUE(loop(std::chrono::milliseconds(20)));
-  ASSERT_TRUE(loop(std::chrono::milliseconds(20)));
-  EXPECT_FALSE(loop(std::chrono::milliseconds(0))) << "the third loop should have run on the caller alone";
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_TRUE(loop(std::chrono::milliseconds(0))) << "the workers take slots again after the solo period";
+  // Up to three tries, each after a pause that lets earlier stalls age out (an earlier test's slow
+  // share is one): the two stalls must end within the pool's 50 ms window, and on a loaded
+  // machine (ctest runs other tests beside this one) a late worker can stretch a loop past it.
+  bool solo = false;
+  for (int attempt = 0; attempt < 3 && !solo; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (loop(std::chrono::milliseconds(20)) && loop(std::chrono::milliseconds(20))) solo = !loop(std::chrono::milliseconds(0));
+  }
+  EXPECT_TRUE(solo) << "the loop after two stalled ones should have run on the caller alone";
+  bool back = false;
+  for (int attempt = 0; attempt < 3 && !back; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    back = loop(std::chrono::milliseconds(0));
+  }
+  EXPECT_TRUE(back) << "the workers take slots again after the solo period";
 }
