@@ -375,6 +375,12 @@ def main():
     bad_off = bytearray(good)
     struct.pack_into("<Q", bad_off, type_at + 4, 1 << 50)
     expect_error("bad-offset.gguf", bytes(bad_off), "beyond the end of the file")
+    # gguf-py and llama.cpp take any power of two; below 8 (the spec's multiple of 8) a tensor's
+    # blocks could sit at an address their fp16 scales cannot be read from.
+    small = os.path.join(tmp, "alignment-4.gguf")
+    write_gguf(small, {"token_embd.weight": (np.zeros((8, 32), np.float32), None)}, None,
+               {"alignment": lambda w: w.add_custom_alignment(4)}, tokenizer=None)
+    expect_error("alignment-4.gguf", open(small, "rb").read(), "power of two of at least 8")
 
     print(f"{len(failures)} failure(s)")
     sys.exit(1 if failures else 0)
