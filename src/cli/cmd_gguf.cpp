@@ -53,7 +53,7 @@ Run add_export_gguf(CLI::App& app) {
   cmd->add_option("--type", a->type,
                   "weight type: f16 (default), bf16, f32, q8_0, q4_0, q4_1, q4_k, q6_k, or q4_k_m (Q4_K with Q6_K for "
                   "output, attn_v and ffn_down); norms stay F32")
-      ->check(CLI::IsMember(type_names()));
+      ->transform(CLI::IsMember(type_names(), CLI::ignore_case));
   a->threads.add(cmd);
   return [a] {
     a->threads.apply();
@@ -72,7 +72,7 @@ Run add_quantize(CLI::App& app) {
   cmd->add_option("output", a->out, "GGUF file to write")->required();
   cmd->add_option("--type", a->type, "q8_0, q4_0, q4_1, q4_k, q6_k, q4_k_m, f16, bf16 or f32")
       ->required()
-      ->check(CLI::IsMember(type_names()));
+      ->transform(CLI::IsMember(type_names(), CLI::ignore_case));
   a->threads.add(cmd);
   return [a] {
     a->threads.apply();
@@ -91,7 +91,8 @@ Run add_export_hf(CLI::App& app) {
   auto a = std::make_shared<Args>();
   cmd->add_option("gguf", a->in, "GGUF file")->required();
   cmd->add_option("output", a->out, "model directory to write (new)")->required();
-  cmd->add_option("--dtype", a->dtype, "weight type: f32 (default) or bf16; norms stay F32")->check(CLI::IsMember({"f32", "bf16"}));
+  cmd->add_option("--dtype", a->dtype, "weight type: f32 (default) or bf16; norms stay F32")
+      ->transform(CLI::IsMember({"f32", "bf16"}, CLI::ignore_case));
   a->threads.add(cmd);
   return [a] {
     a->threads.apply();
@@ -117,7 +118,7 @@ Run add_merge(CLI::App& app) {
   cmd->add_option("adapter", a->adapter, "LoRA adapter directory (adapter_config.json + adapter_model.safetensors)")->required();
   cmd->add_option("output", a->out, "model directory to write (new), or GGUF file with --gguf")->required();
   cmd->add_option("--gguf", a->gguf, "write a GGUF of this weight type instead (as export-gguf --type)")
-      ->check(CLI::IsMember(type_names()));
+      ->transform(CLI::IsMember(type_names(), CLI::ignore_case));
   a->threads.add(cmd);
   return [a] {
     namespace fs = std::filesystem;
