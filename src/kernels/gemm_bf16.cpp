@@ -77,6 +77,14 @@ Z_BF16 inline void store_pair(uint16_t* out, Panels f, int64_t pairs, int64_t r0
   }
 }
 
+// Word indices that interleave two rows of 16 bf16 into 16 pairs, (row 0, row 1) each: words i and
+// 16 + i of one register (kInterleave, for vpermw), or words i of two (kInterleave2, vpermt2w:
+// 32 + i is the second register's word i; + 16 takes the upper halves).
+alignas(64) constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                  8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+alignas(64) constexpr uint16_t kInterleave2[32] = {0, 32, 1, 33, 2,  34, 3,  35, 4,  36, 5,  37, 6,  38, 7,  39,
+                                                   8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+
 // Packs a matrix into panels of R rows (R = 8 or 32) in k-pairs, panel[p][r][2] = (x[r][2p],
 // x[r][2p+1]) as bf16 (round to nearest even), zero-padded past the matrix, panels `pairs` pairs
 // apart; rows [r0, r0 + 16) are packed here. For a matrix stored with rows contiguous in k
@@ -88,12 +96,11 @@ Z_BF16 void pack16(const float* x, int64_t ld, bool k_major, int64_t rows, int64
   const int64_t pairs = (K + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
   const __mmask16 rmask = __mmask16((1u << nr) - 1);
   if (k_major) {
+    const __m512i interleave = _mm512_load_si512(kInterleave);
     for (int64_t p = 0; p < pairs; ++p) {
       const __m512 k0 = nr ? _mm512_maskz_loadu_ps(rmask, x + (2 * p) * ld + r0) : _mm512_setzero_ps();
       const __m512 k1 = nr && 2 * p + 1 < K ? _mm512_maskz_loadu_ps(rmask, x + (2 * p + 1) * ld + r0) : _mm512_setzero_ps();
-      const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(k0));
-      const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(k1));
-      store_pair(out, f, pairs, r0, p, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      store_pair(out, f, pairs, r0, p, _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(k1, k0)));
     }
     return;
   }
@@ -126,6 +133,8 @@ Z_BF16 void pack16_with_transpose(const float* x, int64_t x_row0, int64_t ld, in
                                   uint16_t* a, Panels ft, uint16_t* t) {
   const int64_t pairs = (K + 1) / 2, t_pairs = (rows + 1) / 2, nr = std::clamp<int64_t>(rows - r0, 0, 16);
   const int64_t t_round = std::max<int64_t>(ft.rows, 16);  // the transposed pack's rows are written 16 at a time
+  const __m512i interleave_lo = _mm512_load_si512(kInterleave2);
+  const __m512i interleave_hi = _mm512_add_epi16(interleave_lo, _mm512_set1_epi16(16));
   for (int64_t k = 0; k < K; k += 32) {
     const int64_t nk = std::min<int64_t>(32, K - k);
     const __mmask16 m0 = __mmask16(nk >= 16 ? 0xffffu : (1u << nk) - 1);
@@ -135,18 +144,16 @@ Z_BF16 void pack16_with_transpose(const float* x, int64_t x_row0, int64_t ld, in
     __m512i v[16];
     for (int64_t i = 0; i < 16; ++i) {
       const float* src = x + (r0 + i - x_row0) * ld + k;
-      const __m256i lo = i < nr ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m0, src)) : _mm256_setzero_si256();
-      const __m256i hi = i < nr ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m1, src + 16)) : _mm256_setzero_si256();
-      v[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+      v[i] = i < nr ? (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src))
+                    : _mm512_setzero_si512();
     }
-    // Transposed: pair j of x's rows (r0 + 2j, r0 + 2j + 1) for 16 columns at a time.
+    // Transposed: pair j of x's rows (r0 + 2j, r0 + 2j + 1) for 16 columns at a time, the two rows'
+    // values interleaved by one vpermt2w.
     for (int64_t h = 0; h < 2 && k + 16 * h < (K + t_round - 1) / t_round * t_round; ++h) {  // padding rows: zeros
       const int64_t f0 = k + 16 * h;
-      for (int64_t j = 0; j < 8 && r0 / 2 + j < t_pairs; ++j) {
-        const __m512i ev = _mm512_cvtepu16_epi32(h ? _mm512_extracti64x4_epi64(v[2 * j], 1) : _mm512_castsi512_si256(v[2 * j]));
-        const __m512i ov = _mm512_cvtepu16_epi32(h ? _mm512_extracti64x4_epi64(v[2 * j + 1], 1) : _mm512_castsi512_si256(v[2 * j + 1]));
-        store_pair(t, ft, t_pairs, f0, r0 / 2 + j, _mm512_or_si512(ev, _mm512_slli_epi32(ov, 16)));
-      }
+      const __m512i idx = h ? interleave_hi : interleave_lo;
+      for (int64_t j = 0; j < 8 && r0 / 2 + j < t_pairs; ++j)
+        store_pair(t, ft, t_pairs, f0, r0 / 2 + j, _mm512_permutex2var_epi16(v[2 * j], idx, v[2 * j + 1]));
     }
     transpose16(v);
     for (int64_t j = 0; j < std::min<int64_t>(16, pairs - k / 2); ++j) store_pair(a, fa, pairs, r0, k / 2 + j, v[j]);
