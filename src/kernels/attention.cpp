@@ -127,14 +127,17 @@ std::vector<int64_t> prob_offsets(int64_t n, const int64_t* seg_start, const Att
 // nested regions get one thread). lse may be null (prefill); probs (training) keeps the
 // probabilities at prob_offsets.
 void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, const float* v, const KvLayout& kv,
-                    const int64_t* seg_start, const AttentionShape& s, bool bf16, float* out, float* lse, Buffer* probs = nullptr) {
+                    const int64_t* seg_start, const AttentionShape& s, bool bf16, float* out, float* lse,
+                    AttentionProbs* probs = nullptr) {
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, blocks = (n + kBlock - 1) / kBlock;
   // bf16 is training only (token-major keys, pos0 = 0)
   const std::unique_ptr<PackedKv> kp = bf16 ? std::make_unique<PackedKv>(k, v, n, s, true, false, false, true) : nullptr;
   std::vector<int64_t> off;
   if (probs) {
     off = prob_offsets(n, seg_start, s, bf16);
-    probs->resize(size_t(off.back()));
+    probs->p.resize(size_t(off.back()));
+    probs->t.clear();
+    if (kp) probs->t.resize(size_t(s.heads * blocks));
   }
   parallel_for_balanced(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
     std::vector<float> scratch(probs ? 0 : size_t(kBlock * (pos0 + n)));
@@ -142,13 +145,19 @@ void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, con
       const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * kBlock, t1 = std::min(n, t0 + kBlock);
       const int64_t klo = pos0 ? first_key(pos0 + t0, seg_start, s.window) : block_first_key(t0, seg_start, s, bf16);
       const int64_t g = h / group, L = pos0 + t1 - klo;
-      float* P = probs ? probs->data() + off[task] : scratch.data();
+      float* P = probs ? probs->p.data() + off[task] : scratch.data();
       block_probs(bf16, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P, kp.get());
       float* o = out + (t0 * s.heads + h) * hd;
-      if (kp)
-        gemm_bf16(Bf16Rows(P, L, false, t1 - t0, L), keys_of_t(kp->vt[size_t(g)], klo, L), o, s.heads * hd, false,
-                  {Bf16Causal::kKUpTo, pos0 + t0 - klo});
-      else gemm(bf16, t1 - t0, hd, L, P, L, false, v + klo * kv.row + g * kv.head, kv.row, true, o, s.heads * hd, false);
+      if (kp) {
+        Bf16Rows pa(t1 - t0, L);
+        if (probs) {
+          probs->t[task] = Bf16Rows(L, t1 - t0);
+          pack_with_transpose(P, L, pa, probs->t[task]);
+        } else {
+          pa = Bf16Rows(P, L, false, t1 - t0, L);
+        }
+        gemm_bf16(pa, keys_of_t(kp->vt[size_t(g)], klo, L), o, s.heads * hd, false, {Bf16Causal::kKUpTo, pos0 + t0 - klo});
+      } else gemm(bf16, t1 - t0, hd, L, P, L, false, v + klo * kv.row + g * kv.head, kv.row, true, o, s.heads * hd, false);
     }
   });
 }
@@ -264,20 +273,21 @@ void attention_forward(const float* q, int64_t n, int64_t pos0, const float* k, 
 }
 
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
-                             const AttentionShape& s, bool bf16, float* out, float* lse, Buffer* probs) {
+                             const AttentionShape& s, bool bf16, float* out, float* lse, AttentionProbs* probs) {
   forward_blocks(q, n, 0, k, v, KvLayout::token_major(s), seg_start, s, bf16, out, lse, probs);
 }
 
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
                         const float* lse, int64_t n, const int64_t* seg_start, const AttentionShape& s, bool bf16,
-                        float* dq, float* dk, float* dv, const Buffer* probs) {
+                        float* dq, float* dk, float* dv, const AttentionProbs* probs) {
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   // Kept probabilities spare recomputing the scores (a GEMM) and their exponentials.
   const std::unique_ptr<PackedKv> kp = bf16 ? std::make_unique<PackedKv>(k, v, n, s, !probs, true, true, false) : nullptr;
   const std::vector<int64_t> off = probs ? prob_offsets(n, seg_start, s, bf16) : std::vector<int64_t>();
-  if (probs && int64_t(probs->size()) != off.back()) fail("attention", "kept probabilities do not match the sequence");
+  if (probs && int64_t(probs->p.size()) != off.back()) fail("attention", "kept probabilities do not match the sequence");
   const int64_t blocks = (n + kBlock - 1) / kBlock;
+  const bool kept_t = probs && kp && probs->t.size() == size_t(s.heads * blocks);
   // D = rowsum(dO ⊙ O) for every query and head, in one pass over both in memory order.
   std::vector<float> D(size_t(n * s.heads));
   parallel_for_balanced(size_t(n * s.heads), 64, [&](size_t i0, size_t i1) {
@@ -309,7 +319,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
       }
       for (int64_t t0 = 0; t0 < n; t0 += kBlock) {
         const int64_t klo = block_first_key(t0, seg_start, s, bf16), t1 = std::min(n, t0 + kBlock), L = t1 - klo;
-        const float* P = probs ? probs->data() + off[size_t(h * blocks + t0 / kBlock)] : scratch.data();
+        const float* P = probs ? probs->p.data() + off[size_t(h * blocks + t0 / kBlock)] : scratch.data();
         if (!probs)
           block_probs(bf16, q, k, KvLayout::token_major(s), t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, scratch.data(),
                       kp.get());
@@ -329,8 +339,9 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           pack_with_transpose(dP.data(), L, ds, ds_t);
           gemm_bf16(ds, keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true, up_to);
           gemm_bf16(ds_t, Bf16Panels(q_h, ldq, true, hd, t1 - t0).view(), dk_h + klo * lddk, lddk, true, from);
-          gemm_bf16(Bf16Rows(P, L, true, L, t1 - t0), Bf16Panels(dout_h, ldq, true, hd, t1 - t0).view(), dv_h + klo * lddv, lddv, true,
-                    from);
+          Bf16Rows packed_pt;
+          const Bf16Rows& pt = kept_t ? probs->t[size_t(h * blocks + t0 / kBlock)] : (packed_pt = Bf16Rows(P, L, true, L, t1 - t0));
+          gemm_bf16(pt, Bf16Panels(dout_h, ldq, true, hd, t1 - t0).view(), dv_h + klo * lddv, lddv, true, from);
         } else {
           gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);
           gemm(bf16, L, hd, t1 - t0, dP.data(), L, true, q_h, ldq, true, dk_h + klo * lddk, lddk, true);

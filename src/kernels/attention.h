@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "kernels/gemm_bf16.h"
 
 namespace zephyr {
 
@@ -41,15 +42,24 @@ void attention_query(const float* q, int64_t pos, const float* k, const float* v
 // (all 0 without packing): t sees keys j with max(seg_start[t], t - window + 1) <= j <= t.
 // lse [n, heads] receives the log-sum-exp of each query's scaled scores for the backward pass.
 // bf16: the matmuls take bf16-rounded inputs (fp32 accumulation), as in `bf16: true` training.
-// probs, when given, keeps the probabilities for the backward pass (per query head and block of
-// queries, the keys the block sees: about heads x n² / 2 floats plus a block's diagonal).
+// probs, when given, keeps the probabilities for the backward pass.
+struct AttentionProbs {
+  // Per query head and block of queries, the keys the block sees: about heads x n² / 2 floats plus
+  // a block's diagonal.
+  Buffer p;
+  // bf16: each block's transposed, packed as dV's product reads it, from the read that packs the
+  // block for the forward's own product. (Packed from p in the backward pass, read a column at a
+  // time, it took ~1% of the 56M bf16 training step.)
+  std::vector<Bf16Rows> t;
+  bool empty() const { return p.empty(); }
+};
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,
-                             const AttentionShape& s, bool bf16, float* out, float* lse, Buffer* probs = nullptr);
+                             const AttentionShape& s, bool bf16, float* out, float* lse, AttentionProbs* probs = nullptr);
 
 // Adds the gradients of q, k, v (dq, dk, dv +=) given dout; reads the probabilities the forward
 // pass kept (the same bf16 setting), or recomputes them from q, k and lse.
 void attention_backward(const float* q, const float* k, const float* v, const float* out, const float* dout,
                         const float* lse, int64_t n, const int64_t* seg_start, const AttentionShape& s, bool bf16,
-                        float* dq, float* dk, float* dv, const Buffer* probs = nullptr);
+                        float* dq, float* dk, float* dv, const AttentionProbs* probs = nullptr);
 
 }  // namespace zephyr

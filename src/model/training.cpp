@@ -27,7 +27,7 @@ namespace {
 struct LayerActs {
   Buffer x_in, xn1, q, k, v, attn, lse, x_mid, xn2, gate, up, act;
   Bf16Panels xn1_t, attn_t, xn2_t, act_t;
-  Buffer probs;  // attention's probabilities (the backward pass would recompute them)
+  AttentionProbs probs;  // attention's probabilities (the backward pass would recompute them)
 };
 
 // A buffer of n floats that its producer overwrites whole (no zero fill), one that gradients are
