@@ -4,6 +4,7 @@
 // CPUs that have it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -95,6 +96,35 @@ TEST(Vec, ExpSubIsWithinTwoUlpOfExp) {
   }
   EXPECT_NEAR(sum, ref_sum, 1e-6 * ref_sum);
   EXPECT_EQ(out.back(), 1.0f);
+}
+
+TEST(Vec, RowsOfAnyLengthGiveEachValueAsALongRowDoes) {
+  // Attention's rows end anywhere in a vector (the AVX-512 versions mask the last one): each value
+  // of e^(x − m), max and scale as in a long row, the sum theirs, and nothing past the row written.
+  Rng rng(3);
+  std::vector<float> x(300);
+  for (auto& v : x) v = -float(rng.next() % 20000) * 0.001f;
+  std::vector<float> whole(x.size()), scaled(x);
+  vec::exp_sub(x.data(), 0.0f, whole.data(), int64_t(x.size()));
+  for (float& v : scaled) v *= 0.37f;
+  for (int64_t off : {0, 1, 5}) {
+    for (int64_t n = 0; n + off <= 70; ++n) {
+      std::vector<float> out(size_t(n + 1), -1.0f), y(x.begin() + off, x.begin() + off + n + 1);
+      const double sum = vec::exp_sub(x.data() + off, 0.0f, out.data(), n);
+      double ref = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(out[size_t(i)], whole[size_t(off + i)]) << "n " << n << " i " << i;
+        ref += out[size_t(i)];
+      }
+      EXPECT_EQ(out[size_t(n)], -1.0f) << "n " << n;
+      EXPECT_NEAR(sum, ref, 1e-6 * ref) << "n " << n;
+      const float m = n ? *std::max_element(x.begin() + off, x.begin() + off + n) : -INFINITY;
+      EXPECT_EQ(vec::max(x.data() + off, n), m) << "n " << n;
+      vec::scale(y.data(), 0.37f, n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[size_t(i)], scaled[size_t(off + i)]) << "n " << n;
+      EXPECT_EQ(y[size_t(n)], x[size_t(off + n)]) << "n " << n;
+    }
+  }
 }
 
 TEST(Vec, SigmoidIsWithinFourUlpForEverySign) {
