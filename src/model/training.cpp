@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 
 #include "core/buffer.h"
@@ -27,6 +28,7 @@ namespace {
 struct LayerActs {
   Buffer x_in, xn1, q, k, v, attn, lse, x_mid, xn2, gate, up, act;
   Bf16Panels xn1_t, attn_t, xn2_t, act_t;
+  std::map<size_t, Buffer> adapter_u;  // by parameter index: each adapter's x' Aᵀ, which its backward reads
   AttentionProbs probs;  // attention's probabilities (the backward pass would recompute them)
 };
 
@@ -106,9 +108,9 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
 
 // y[n, out] = x[n, in] · Wᵀ for the linear layer with parameter index i, plus its adapter's
 // s · (x' Aᵀ) Bᵀ. xa: x packed by the caller (bf16; empty when it did not), shared with other
-// layers that read it.
+// layers that read it. keep_u: where to keep the adapter's u = x' Aᵀ for the backward pass.
 void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y,
-            const Bf16Rows& xa = Bf16Rows()) {
+            const Bf16Rows& xa = Bf16Rows(), Buffer* keep_u = nullptr) {
   const Matrix w = m.matrix(i);
   if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16);
   else if (mm.bf16 && xa.m()) gemm_bf16(xa, mm.packed->w[i], y, w.rows, false);
@@ -118,7 +120,9 @@ void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x
   if (!ad) return;
   // The scale rides on the second product, which adds into y (a product of its own and a pass
   // adding it took ~1% of a 1B model's LoRA step).
-  Buffer xd, u(size_t(n * m.params()[ad->a].shape[0]));
+  Buffer xd, local_u;
+  Buffer& u = keep_u ? *keep_u : local_u;
+  fresh(u, n * m.params()[ad->a].shape[0]);
   const float* xin = adapter_input(m, mm, i, x, n, w.cols, xd);
   thin_matmul(xin, n, m.matrix(ad->a), u.data());
   thin_matmul(u.data(), n, m.matrix(ad->b), y, ad->scale, true);
@@ -142,9 +146,10 @@ void linear_backward_packed(TrainableModel& m, const Matmuls& mm, size_t i, cons
 // adapter's gradients: with u = x' Aᵀ, dB += s dyᵀ u, du = s dy B, dA += duᵀ x', dx += du A (masked).
 // xt: xᵀ packed by the forward pass (bf16; empty when it did not). dx_fresh: dx holds no values
 // yet, and dx = dy · W is written (the bf16 product stores its tiles: no zero fill of dx, whose
-// serial pass left the other core idle, nor a read of it).
+// serial pass left the other core idle, nor a read of it). acts: the layer's kept values, whose u
+// the adapter reads if the forward pass kept it (else it is made again: a product that reads x').
 void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx,
-                     const Bf16Panels& xt = Bf16Panels(), bool dx_fresh = false) {
+                     const Bf16Panels& xt = Bf16Panels(), bool dx_fresh = false, const LayerActs* acts = nullptr) {
   const Matrix w = m.matrix(i);
   float* dw = m.grad(i);
   const bool bf16_product = mm.bf16 && w.dtype == DType::F32;
@@ -167,11 +172,19 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
   const TrainableModel::Adapter* ad = m.adapter(i);
   if (!ad) return;
   const int64_t r = m.params()[ad->a].shape[0];
-  Buffer xd, u(size_t(n * r)), du(size_t(n * r), 0.0f);
+  Buffer xd, made_u, du(size_t(n * r), 0.0f);
   const float* xin = adapter_input(m, mm, i, x, n, w.cols, xd);
-  thin_matmul(xin, n, m.matrix(ad->a), u.data());
+  const auto kept = acts ? acts->adapter_u.find(i) : std::map<size_t, Buffer>::const_iterator();
+  const float* u = nullptr;
+  if (acts && kept != acts->adapter_u.end() && kept->second.size() == size_t(n * r)) {
+    u = kept->second.data();
+  } else {
+    fresh(made_u, n * r);
+    thin_matmul(xin, n, m.matrix(ad->a), made_u.data());
+    u = made_u.data();
+  }
   // s · dy as the products' alpha, not a scaled copy of dy.
-  matmul_backward(u.data(), n, m.matrix(ad->b), dy, du.data(), m.grad(ad->b), ad->scale);
+  matmul_backward(u, n, m.matrix(ad->b), dy, du.data(), m.grad(ad->b), ad->scale);
   if (!dx || !mm.dropout) return matmul_backward(xin, n, m.matrix(ad->a), du.data(), dx, m.grad(ad->a));
   // Through the dropout: the gradient reaches the kept elements, scaled as they were.
   Buffer dxd;
@@ -207,9 +220,11 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   fresh(a.k, T * kvd);
   fresh(a.v, T * kvd);
   const Bf16Rows xn1 = packed(a.xn1, H, a.xn1_t);
-  linear(m, mm, P.q, a.xn1.data(), T, a.q.data(), xn1);
-  linear(m, mm, P.k, a.xn1.data(), T, a.k.data(), xn1);
-  linear(m, mm, P.v, a.xn1.data(), T, a.v.data(), xn1);
+  // The adapters' u for the backward pass (a few rows of r values each).
+  auto keep_u = [&](size_t i) { return for_backward && m.adapter(i) ? &a.adapter_u[i] : nullptr; };
+  linear(m, mm, P.q, a.xn1.data(), T, a.q.data(), xn1, keep_u(P.q));
+  linear(m, mm, P.k, a.xn1.data(), T, a.k.data(), xn1, keep_u(P.k));
+  linear(m, mm, P.v, a.xn1.data(), T, a.v.data(), xn1, keep_u(P.v));
   rope_apply(a.q.data(), T, c.num_attention_heads, rope, false);
   rope_apply(a.k.data(), T, c.num_key_value_heads, rope, false);
   fresh(a.attn, T * qd);
@@ -223,7 +238,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   auto add_linear = [&](size_t i, const Buffer& in, const Bf16Rows& in_packed) {
     if (in_packed.m() && !m.adapter(i)) return gemm_bf16(in_packed, mm.packed->w[i], x.data(), H, true);
     fresh(o, T * H);
-    linear(m, mm, i, in.data(), T, o.data(), in_packed);
+    linear(m, mm, i, in.data(), T, o.data(), in_packed, keep_u(i));
     for (size_t j = 0; j < x.size(); ++j) x[j] += o[j];
   };
   add_linear(P.o, a.attn, packed(a.attn, qd, a.attn_t));
@@ -233,8 +248,8 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   fresh(a.gate, T * I);
   fresh(a.up, T * I);
   const Bf16Rows xn2 = packed(a.xn2, H, a.xn2_t);
-  linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data(), xn2);
-  linear(m, mm, P.up, a.xn2.data(), T, a.up.data(), xn2);
+  linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data(), xn2, keep_u(P.gate));
+  linear(m, mm, P.up, a.xn2.data(), T, a.up.data(), xn2, keep_u(P.up));
   if (pack_t && packed_backward(m, mm, P.down)) {
     // act made 16 rows at a time and packed while they are in cache; the down product and its
     // weight gradient read only the packs, so no fp32 act is kept.
@@ -370,7 +385,7 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     }
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
     fresh(dact, T * I);
-    linear_backward(m, mm, P.down, a.act.data(), T, dx.data(), dact.data(), a.act_t, true);
+    linear_backward(m, mm, P.down, a.act.data(), T, dx.data(), dact.data(), a.act_t, true, &a);
     fresh(dxn, T * H);
     if (packed_backward(m, mm, P.gate) && packed_backward(m, mm, P.up) && a.xn2_t.n()) {
       // dgate and dup made 16 rows at a time and packed for both their products while in cache.
@@ -388,14 +403,14 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
       fresh(dgate, T * I);
       fresh(dup, T * I);
       swiglu_backward(a.gate.data(), a.up.data(), dact.data(), T * I, dgate.data(), dup.data());
-      linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data(), a.xn2_t, true);
-      linear_backward(m, mm, P.up, a.xn2.data(), T, dup.data(), dxn.data(), a.xn2_t);
+      linear_backward(m, mm, P.gate, a.xn2.data(), T, dgate.data(), dxn.data(), a.xn2_t, true, &a);
+      linear_backward(m, mm, P.up, a.xn2.data(), T, dup.data(), dxn.data(), a.xn2_t, false, &a);
     }
     rmsnorm_backward(a.x_mid.data(), m.weight(P.post_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.post_norm));
     // Attention: x_mid = x_in + o(attention(rope(q(xn1)), rope(k(xn1)), v(xn1))).
     fresh(dattn, T * qd);
-    linear_backward(m, mm, P.o, a.attn.data(), T, dx.data(), dattn.data(), a.attn_t, true);
+    linear_backward(m, mm, P.o, a.attn.data(), T, dx.data(), dattn.data(), a.attn_t, true, &a);
     zeros(dq, T * qd);
     zeros(dk, T * kvd);
     zeros(dv, T * kvd);
@@ -405,9 +420,9 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     rope_apply(dk.data(), T, c.num_key_value_heads, r.rope, true);
     // q and k were rotated in place; the projections saw xn1, which is what their weights need.
     fresh(dxn, T * H);
-    linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data(), a.xn1_t, true);
-    linear_backward(m, mm, P.k, a.xn1.data(), T, dk.data(), dxn.data(), a.xn1_t);
-    linear_backward(m, mm, P.v, a.xn1.data(), T, dv.data(), dxn.data(), a.xn1_t);
+    linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data(), a.xn1_t, true, &a);
+    linear_backward(m, mm, P.k, a.xn1.data(), T, dk.data(), dxn.data(), a.xn1_t, false, &a);
+    linear_backward(m, mm, P.v, a.xn1.data(), T, dv.data(), dxn.data(), a.xn1_t, false, &a);
     rmsnorm_backward(a.x_in.data(), m.weight(P.input_norm), dxn.data(), T, H, c.rms_norm_eps, dx.data(),
                      m.grad(P.input_norm));
     a = LayerActs();  // free as we go
