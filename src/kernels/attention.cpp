@@ -340,7 +340,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           gemm_bf16(ds, keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true, up_to);
           gemm_bf16(ds_t, Bf16Panels(q_h, ldq, true, hd, t1 - t0).view(), dk_h + klo * lddk, lddk, true, from);
           Bf16Rows packed_pt;
-          const Bf16Rows& pt = kept_t ? probs->t[size_t(h * blocks + t0 / kBlock)] : (packed_pt = Bf16Rows(P, L, true, L, t1 - t0));
+          const Bf16Rows& pt =
+              kept_t ? probs->t[size_t(h * blocks + t0 / kBlock)] : (packed_pt = Bf16Rows(P, L, true, L, t1 - t0));
           gemm_bf16(pt, Bf16Panels(dout_h, ldq, true, hd, t1 - t0).view(), dv_h + klo * lddv, lddv, true, from);
         } else {
           gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);

@@ -25,7 +25,6 @@ ZEPHYR_CLONES_V4_V3 void axpy(float* y, float a, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-
 ZEPHYR_CLONES_V4_V3 float sum_squares(const float* x, int64_t n) {
   float s = 0;
 #pragma omp simd reduction(+ : s)
@@ -143,7 +142,10 @@ Z_AVX512 float max_avx512(const float* x, int64_t n) {
   __m512 m = _mm512_set1_ps(-INFINITY);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
-  if (i < n) m = _mm512_mask_max_ps(m, __mmask16((1u << (n - i)) - 1), m, _mm512_maskz_loadu_ps(__mmask16((1u << (n - i)) - 1), x + i));
+  if (i < n) {
+    const __mmask16 k = __mmask16((1u << (n - i)) - 1);
+    m = _mm512_mask_max_ps(m, k, m, _mm512_maskz_loadu_ps(k, x + i));
+  }
   return _mm512_reduce_max_ps(m);
 }
 
@@ -157,8 +159,10 @@ Z_AVX512 void scale_avx512(float* y, float a, int64_t n) {
   }
 }
 
-// As target_clones picks its v4 versions.
-const bool kAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("x86-64-v4"));
+// Where target_clones picks its v4 versions (x86-64-v4: AVX-512 F, BW, CD, DQ and VL).
+const bool kAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                                __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                                                __builtin_cpu_supports("avx512vl"));
 
 }  // namespace
 

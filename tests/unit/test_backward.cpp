@@ -149,8 +149,8 @@ void check_train_attention(int64_t n, const AttentionShape& s, const std::vector
     ASSERT_FALSE(probs.t.empty());
     probs.t.clear();
     std::vector<float> pq(q.size(), 0), pk(k.size(), 0), pv(v.size(), 0);
-    attention_backward(q.data(), k.data(), v.data(), o.data(), r.data(), l.data(), n, seg.data(), s, bf16, pq.data(), pk.data(), pv.data(),
-                       &probs);
+    attention_backward(q.data(), k.data(), v.data(), o.data(), r.data(), l.data(), n, seg.data(), s, bf16, pq.data(), pk.data(),
+                       pv.data(), &probs);
     EXPECT_EQ(pq, kq);
     EXPECT_EQ(pk, kk);
     EXPECT_EQ(pv, kv);
