@@ -182,18 +182,24 @@ constexpr int64_t kQuantGemmTokens = 32;
 
 // y = x·Wᵀ through fp32 panels of W, P rows each (rows converted by `fill`, in thread chunks
 // of `grain` rows), for weight types the GEMMs cannot read: the bf16 GEMM where `bf16`, else
-// BLAS's sgemm.
+// BLAS's sgemm. The bf16 GEMM reads x packed once for all panels (xa: packed by the caller): packed
+// per panel, a 7B-shaped QLoRA step packed each layer's inputs ~200 times where 4 do.
 template <class Fill>
 void panel_gemm(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy, int64_t P, int64_t grain, bool bf16,
-                Fill fill) {
+                Fill fill, const Bf16Rows* xa = nullptr) {
   P = std::min(P, w.rows);
   std::vector<float> panel(size_t(P * w.cols));
+  Bf16Rows packed_x;
+  if (bf16 && !(xa && xa->m() == n && xa->k() == w.cols)) {
+    packed_x = Bf16Rows(x, w.cols, false, n, w.cols);
+    xa = &packed_x;
+  }
   for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
     const int64_t rows = std::min(P, w.rows - r0);
     parallel_for(size_t(rows), size_t(grain), [&](size_t a, size_t b) {
       fill(r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
     });
-    if (bf16) gemm_bf16(n, rows, w.cols, x, w.cols, false, panel.data(), w.cols, false, y + r0, ldy, false);
+    if (bf16) gemm_bf16(*xa, Bf16Panels(panel.data(), w.cols, false, rows, w.cols), y + r0, ldy, false);
     else pooled_sgemm(false, true, n, rows, w.cols, x, w.cols, panel.data(), w.cols, 0.0f, y + r0, ldy);
   }
 }
@@ -220,8 +226,8 @@ QuantizedActivations* kept_activations(size_t n) {
 // prompt logits up to 2.2 from a float reference where the fp32/bf16 panels stay within 0.43.
 void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy, bool rowwise = false) {
   if (!rowwise && n >= kQuantGemmTokens && (!is_interleaved(w.dtype) || w.dtype == DType::Q4_1x8)) {
-    // The bf16 GEMM re-packs x for every panel, so it gets fewer, larger ones (~16 MB); sgemm's
-    // stay in L2/L3 (~2 MB).
+    // The bf16 GEMM's panels are larger (~16 MB: when it re-packed x for every panel, fewer
+    // panels were faster); sgemm's stay in L2/L3 (~2 MB).
     const bool bf16 = gemm_bf16_available();
     const int64_t P = bf16 ? std::max<int64_t>(256, (int64_t(1) << 22) / w.cols) : panel_rows(w.cols);
     return panel_gemm(x, n, w, y, ldy, P, 1, bf16, [&](int64_t r0, int64_t r1, float* out) {
@@ -258,8 +264,7 @@ void weight_rows(const Matrix& w, int64_t r0, int64_t r1, float* out) {
   for (int64_t r = r0; r < r1; ++r, out += w.cols) matrix_row(w, r, out);
 }
 
-// Panel height for the frozen-weight products: ~4 MB of fp32 (the bf16 GEMM re-packs its other
-// operand per panel, so few large panels).
+// Panel height for the frozen-weight products: ~4 MB of fp32.
 int64_t frozen_panel_rows(const Matrix& w) { return std::min(w.rows, std::max<int64_t>(64, (int64_t(1) << 20) / w.cols)); }
 
 }  // namespace
@@ -269,11 +274,12 @@ void thin_matmul(const float* x, int64_t n, const Matrix& w, float* y, float alp
                w.rows, alpha);
 }
 
-void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16) {
+void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16, const Bf16Rows* xa) {
   if (n <= 0) return;
   bf16 = bf16 && gemm_bf16_available();
-  panel_gemm(x, n, w, y, w.rows, frozen_panel_rows(w), 8, bf16,
-             [&](int64_t r0, int64_t r1, float* out) { weight_rows(w, r0, r1, out); });
+  panel_gemm(
+      x, n, w, y, w.rows, frozen_panel_rows(w), 8, bf16, [&](int64_t r0, int64_t r1, float* out) { weight_rows(w, r0, r1, out); },
+      xa);
 }
 
 void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16) {

@@ -9,6 +9,8 @@
 
 namespace zephyr {
 
+class Bf16Rows;  // kernels/gemm_bf16.h
+
 // A row-major [rows, cols] weight matrix, not owned (usually mmapped from safetensors).
 struct Matrix {
   DType dtype = DType::F32;
@@ -47,7 +49,8 @@ void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy
 // stored type dequantized to fp32 panels for a GEMM (the bf16 one where `bf16`, else sgemm) — the
 // activations stay in float, so training sees exactly the dequantized weights (the inference
 // kernels' int8 activations would not).
-void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16);
+// xa: x packed by the caller for the bf16 GEMM (shared by the layers that read x); else packed here.
+void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16, const Bf16Rows* xa = nullptr);
 void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16);
 
 // y = alpha · x · Wᵀ (added to y with accumulate) with a thin fp32 matrix (a LoRA adapter's A [r,

@@ -112,7 +112,7 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
 void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y,
             const Bf16Rows& xa = Bf16Rows(), Buffer* keep_u = nullptr) {
   const Matrix w = m.matrix(i);
-  if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16);
+  if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16, xa.m() ? &xa : nullptr);
   else if (mm.bf16 && xa.m()) gemm_bf16(xa, mm.packed->w[i], y, w.rows, false);
   else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.packed->w[i], y, w.rows, false);
   else matmul(x, n, w, y);
@@ -201,10 +201,10 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
-  // bf16 over fp32 weights: each input packed once for the products that read it and, from the
-  // same read, kept packed for the weight gradients when the backward pass follows and the weights
-  // train.
-  const bool pack = mm.bf16 && m.matrix(P.q).dtype == DType::F32, pack_t = pack && for_backward && m.params()[P.q].trainable;
+  // bf16: each input packed once for the products that read it (fp32 weights' and a quantized
+  // base's panels alike) and, from the same read, kept packed for the weight gradients when the
+  // backward pass follows and the weights train.
+  const bool pack = mm.bf16, pack_t = pack && for_backward && m.params()[P.q].trainable;
   auto packed = [&](const Buffer& in, int64_t cols, Bf16Panels& t) {
     if (!pack) return Bf16Rows();
     if (!pack_t) return Bf16Rows(in.data(), cols, false, T, cols);
@@ -236,7 +236,8 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   // left the other core idle.
   Buffer o;
   auto add_linear = [&](size_t i, const Buffer& in, const Bf16Rows& in_packed) {
-    if (in_packed.m() && !m.adapter(i)) return gemm_bf16(in_packed, mm.packed->w[i], x.data(), H, true);
+    if (in_packed.m() && !m.adapter(i) && m.matrix(i).dtype == DType::F32)
+      return gemm_bf16(in_packed, mm.packed->w[i], x.data(), H, true);
     fresh(o, T * H);
     linear(m, mm, i, in.data(), T, o.data(), in_packed, keep_u(i));
     for (size_t j = 0; j < x.size(); ++j) x[j] += o[j];
