@@ -55,6 +55,8 @@ class Bf16Panels {
   friend void pack_group_with_transpose(const float*, int64_t, int64_t, Bf16Panels&, Bf16Panels&);
   friend void pack_produced(int64_t, int64_t, const std::function<void(int64_t, int64_t, float* const*)>&,
                             const std::vector<struct PackTarget>&);
+  friend void pack_produced(int64_t, int64_t, const std::function<void(int64_t, int64_t, float* const*)>&, Bf16Panels*,
+                            Bf16Panels*);
 };
 
 // A packed for the GEMM: once for several products that share it, or block by block by the
@@ -111,6 +113,10 @@ struct PackTarget {
 };
 using RowsProducer = std::function<void(int64_t r0, int64_t r1, float* const* out)>;
 void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std::vector<PackTarget>& targets);
+// The same for a B [N, K] made 16 rows at a time (a quantized weight's rows dequantized), packed as
+// B (`b`) and/or transposed as B (`bt`: N = K, K = N); either may be null. Dequantized whole into
+// fp32 first, a frozen weight's panel (~4 MB) went out to memory and was read back to be packed.
+void pack_produced(int64_t N, int64_t K, const RowsProducer& produce, Bf16Panels* b, Bf16Panels* bt);
 
 // The same product with B already packed (N and K from it), and with A packed too.
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,

@@ -180,27 +180,37 @@ namespace {
 // the dequantization. (The interleaved kernels amortise it over 8 rows and 8 tokens.)
 constexpr int64_t kQuantGemmTokens = 32;
 
-// y = x·Wᵀ through fp32 panels of W, P rows each (rows converted by `fill`, in thread chunks
-// of `grain` rows), for weight types the GEMMs cannot read: the bf16 GEMM where `bf16`, else
-// BLAS's sgemm. The bf16 GEMM reads x packed once for all panels (xa: packed by the caller): packed
-// per panel, a 7B-shaped QLoRA step packed each layer's inputs ~200 times where 4 do.
+// y = x·Wᵀ through panels of W, P rows each (rows converted to fp32 by `fill`), for weight types
+// the GEMMs cannot read: the bf16 GEMM where `bf16` (each 16 rows packed as they are converted),
+// else BLAS's sgemm on fp32 panels (filled in thread chunks of `grain` rows). The bf16 GEMM reads x
+// packed once for all panels (xa: packed by the caller): packed per panel, a 7B-shaped QLoRA step
+// packed each layer's inputs ~200 times where 4 do.
 template <class Fill>
 void panel_gemm(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy, int64_t P, int64_t grain, bool bf16,
                 Fill fill, const Bf16Rows* xa = nullptr) {
   P = std::min(P, w.rows);
-  std::vector<float> panel(size_t(P * w.cols));
-  Bf16Rows packed_x;
-  if (bf16 && !(xa && xa->m() == n && xa->k() == w.cols)) {
-    packed_x = Bf16Rows(x, w.cols, false, n, w.cols);
-    xa = &packed_x;
+  if (bf16) {
+    Bf16Rows packed_x;
+    if (!(xa && xa->m() == n && xa->k() == w.cols)) {
+      packed_x = Bf16Rows(x, w.cols, false, n, w.cols);
+      xa = &packed_x;
+    }
+    for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
+      const int64_t rows = std::min(P, w.rows - r0);
+      Bf16Panels b(rows, w.cols);
+      pack_produced(
+          rows, w.cols, [&](int64_t a, int64_t e, float* const* out) { fill(r0 + a, r0 + e, out[0]); }, &b, nullptr);
+      gemm_bf16(*xa, b, y + r0, ldy, false);
+    }
+    return;
   }
+  std::vector<float> panel(size_t(P * w.cols));
   for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
     const int64_t rows = std::min(P, w.rows - r0);
     parallel_for(size_t(rows), size_t(grain), [&](size_t a, size_t b) {
       fill(r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
     });
-    if (bf16) gemm_bf16(*xa, Bf16Panels(panel.data(), w.cols, false, rows, w.cols), y + r0, ldy, false);
-    else pooled_sgemm(false, true, n, rows, w.cols, x, w.cols, panel.data(), w.cols, 0.0f, y + r0, ldy);
+    pooled_sgemm(false, true, n, rows, w.cols, x, w.cols, panel.data(), w.cols, 0.0f, y + r0, ldy);
   }
 }
 
@@ -286,15 +296,22 @@ void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* 
   if (n <= 0) return;
   bf16 = bf16 && gemm_bf16_available();
   const int64_t P = frozen_panel_rows(w);
-  std::vector<float> panel(size_t(P * w.cols));
+  std::vector<float> panel(size_t(bf16 ? 0 : P * w.cols));
   for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
     const int64_t rows = std::min(P, w.rows - r0);
+    // dx[n, cols] += dy[:, r0 : r0 + rows] · panel[rows, cols]; in bf16 the panel packed transposed
+    // (as B: N = cols, K = rows) 16 rows at a time as they are dequantized.
+    if (bf16) {
+      Bf16Panels bt(w.cols, rows);
+      pack_produced(
+          rows, w.cols, [&](int64_t a, int64_t e, float* const* out) { weight_rows(w, r0 + a, r0 + e, out[0]); }, nullptr, &bt);
+      gemm_bf16(Bf16Rows(dy + r0, w.rows, false, n, rows), bt, dx, w.cols, true);
+      continue;
+    }
     parallel_for(size_t(rows), 8, [&](size_t a, size_t b) {
       weight_rows(w, r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
     });
-    // dx[n, cols] += dy[:, r0 : r0 + rows] · panel[rows, cols]
-    if (bf16) gemm_bf16(n, w.cols, rows, dy + r0, w.rows, false, panel.data(), w.cols, true, dx, w.cols, true);
-    else pooled_sgemm(false, false, n, w.cols, rows, dy + r0, w.rows, panel.data(), w.cols, 1.0f, dx, w.cols);
+    pooled_sgemm(false, false, n, w.cols, rows, dy + r0, w.rows, panel.data(), w.cols, 1.0f, dx, w.cols);
   }
 }
 

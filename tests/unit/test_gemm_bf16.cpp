@@ -165,6 +165,37 @@ TEST(GemmBf16, PackProducedEqualsPackWithTranspose) {
   EXPECT_THROW(pack_produced(4, 6, [](int64_t, int64_t, float* const*) {}, {{&a, &wrong}}), Error);
 }
 
+// A weight made 16 rows at a time (a quantized one dequantized) and packed as B and/or Bᵀ as it
+// comes gives the products of the weight packed whole, for row counts off the 32-row panels.
+TEST(GemmBf16, PackProducedWeightEqualsWholePacks) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  Rng rng(11);
+  for (auto [N, K] : {std::pair<int64_t, int64_t>{511, 72}, {45, 29}, {32, 64}, {9, 3}, {70, 100}}) {
+    const int64_t M = 19;
+    std::vector<float> w(size_t(N * K)), x(size_t(M * K)), dy(size_t(M * N));
+    for (auto* v : {&w, &x, &dy})
+      for (auto& e : *v) e = float(rng.normal());
+    auto producer = [&](int64_t r0, int64_t r1, float* const* out) { std::copy(w.begin() + r0 * K, w.begin() + r1 * K, out[0]); };
+    Bf16Panels b(N, K), bt(K, N), b_only(N, K), bt_only(K, N);
+    pack_produced(N, K, producer, &b, &bt);
+    pack_produced(N, K, producer, &b_only, nullptr);
+    pack_produced(N, K, producer, nullptr, &bt_only);
+    const Bf16Rows rx(x.data(), K, false, M, K), rdy(dy.data(), N, false, M, N);
+    auto product = [](const Bf16Rows& a, const Bf16Panels& p) {
+      std::vector<float> c(size_t(a.m() * p.n()));
+      gemm_bf16(a, p, c.data(), p.n(), false);
+      return c;
+    };
+    const auto y = product(rx, Bf16Panels(w.data(), K, false, N, K)), dx = product(rdy, Bf16Panels(w.data(), K, true, K, N));
+    EXPECT_EQ(product(rx, b), y) << N << "x" << K;
+    EXPECT_EQ(product(rx, b_only), y) << N << "x" << K;
+    EXPECT_EQ(product(rdy, bt), dx) << N << "x" << K;
+    EXPECT_EQ(product(rdy, bt_only), dx) << N << "x" << K;
+  }
+  Bf16Panels wrong(5, 4);
+  EXPECT_THROW(pack_produced(4, 6, [](int64_t, int64_t, float* const*) {}, &wrong, nullptr), Error);
+}
+
 // Products under attention's causal mask skip only work that adds zeros: where A is zero past
 // (kKUpTo) or before (kKFrom) each row's diagonal, the skipping product equals the whole one bit
 // for bit, with and without accumulation; kColumns computes every entry on or below the diagonal
