@@ -46,9 +46,9 @@ void matmul_rowwise(const float* x, int64_t n, const StackedMatrix& w, float* y)
 void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw, float alpha = 1.0f);
 
 // Training through frozen low-precision weights (QLoRA): y = x · Wᵀ and dx += dy · W with W of any
-// stored type dequantized to fp32 panels for a GEMM (the bf16 one where `bf16`, else sgemm) — the
-// activations stay in float, so training sees exactly the dequantized weights (the inference
-// kernels' int8 activations would not).
+// stored type dequantized for a GEMM (the bf16 one where `bf16`, packed 16 rows at a time as they
+// are dequantized; else sgemm on fp32 panels) — the activations stay in float, so training sees
+// exactly the dequantized weights (the inference kernels' int8 activations would not).
 // xa: x packed by the caller for the bf16 GEMM (shared by the layers that read x); else packed here.
 void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16, const Bf16Rows* xa = nullptr);
 void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16);

@@ -240,7 +240,9 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
       return gemm_bf16(in_packed, mm.packed->w[i], x.data(), H, true);
     fresh(o, T * H);
     linear(m, mm, i, in.data(), T, o.data(), in_packed, keep_u(i));
-    for (size_t j = 0; j < x.size(); ++j) x[j] += o[j];
+    parallel_for(x.size(), 1 << 15, [&](size_t b, size_t e) {
+      for (size_t j = b; j < e; ++j) x[j] += o[j];
+    });
   };
   add_linear(P.o, a.attn, packed(a.attn, qd, a.attn_t));
   copy_into(a.x_mid, x);
