@@ -321,24 +321,37 @@ void pack_group_with_transpose(const float* x, int64_t ld, int64_t g, Bf16Panels
   pack16_with_transpose(x, 0, ld, b.n(), g * 16, b.k(), {NR}, b.data_.get(), {NR}, bt.data_.get());
 }
 
-void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std::vector<PackTarget>& targets) {
-  for (const PackTarget& t : targets)
-    if (t.a->m() != M || t.a->k() != K || (t.at ? t.at->m() != K || t.at->k() != M : !t.bt || t.bt->n() != K || t.bt->k() != M))
-      fail("pack_produced", "a pack's shape is not the produced matrix's");
-  const size_t n = targets.size();
-  parallel_for_balanced(size_t(((M + MR - 1) / MR * MR + 15) / 16), 1, [&](size_t g0, size_t g1) {
-    thread_local std::vector<float> scratch;  // 16 rows of each matrix: L2-sized
+namespace {
+
+// The groups of 16 rows that cover `padded` rows of n matrices [M, K], shared out across threads:
+// produce writes each group's rows of matrix i at out[i] (row stride K) in the thread's scratch,
+// then pack(r0, out) packs them from there.
+template <class Pack>
+void for_produced_groups(int64_t M, int64_t padded, int64_t K, size_t n, const RowsProducer& produce, Pack pack) {
+  parallel_for_balanced(size_t((padded + 15) / 16), 1, [&](size_t g0, size_t g1) {
+    thread_local std::vector<float> scratch;  // 16 rows of each matrix: L1/L2-sized
     if (scratch.size() < n * 16 * size_t(K)) scratch.resize(n * 16 * size_t(K));
     std::vector<float*> out(n);
     for (size_t i = 0; i < n; ++i) out[i] = scratch.data() + i * 16 * size_t(K);
     for (size_t g = g0; g < g1; ++g) {
       const int64_t r0 = int64_t(g) * 16, r1 = std::min(M, r0 + 16);
       if (r0 < r1) produce(r0, r1, out.data());
-      for (size_t i = 0; i < n; ++i) {
-        const PackTarget& t = targets[i];
-        pack16_with_transpose(out[i], r0, K, M, r0, K, {MR, t.a->wide_}, t.a->data_.get(),
-                              t.at ? Panels{MR, t.at->wide_} : Panels{NR}, t.at ? t.at->data_.get() : t.bt->data_.get());
-      }
+      pack(r0, out.data());
+    }
+  });
+}
+
+}  // namespace
+
+void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std::vector<PackTarget>& targets) {
+  for (const PackTarget& t : targets)
+    if (t.a->m() != M || t.a->k() != K || (t.at ? t.at->m() != K || t.at->k() != M : !t.bt || t.bt->n() != K || t.bt->k() != M))
+      fail("pack_produced", "a pack's shape is not the produced matrix's");
+  for_produced_groups(M, (M + MR - 1) / MR * MR, K, targets.size(), produce, [&](int64_t r0, float* const* out) {
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const PackTarget& t = targets[i];
+      pack16_with_transpose(out[i], r0, K, M, r0, K, {MR, t.a->wide_}, t.a->data_.get(),
+                            t.at ? Panels{MR, t.at->wide_} : Panels{NR}, t.at ? t.at->data_.get() : t.bt->data_.get());
     }
   });
 }
@@ -346,15 +359,8 @@ void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std:
 void pack_produced(int64_t N, int64_t K, const RowsProducer& produce, Bf16Panels* b, Bf16Panels* bt) {
   if ((b && (b->n() != N || b->k() != K)) || (bt && (bt->n() != K || bt->k() != N)))
     fail("pack_produced", "a pack's shape is not the produced matrix's");
-  parallel_for_balanced(size_t((N + NR - 1) / NR * NR / 16), 1, [&](size_t g0, size_t g1) {
-    thread_local std::vector<float> scratch;  // 16 rows: L1/L2-sized
-    if (scratch.size() < 16 * size_t(K)) scratch.resize(16 * size_t(K));
-    float* out = scratch.data();
-    for (size_t g = g0; g < g1; ++g) {
-      const int64_t r0 = int64_t(g) * 16, r1 = std::min(N, r0 + 16);
-      if (r0 < r1) produce(r0, r1, &out);
-      pack16_with_transpose(out, r0, K, N, r0, K, {NR}, b ? b->data_.get() : nullptr, {NR}, bt ? bt->data_.get() : nullptr);
-    }
+  for_produced_groups(N, (N + NR - 1) / NR * NR, K, 1, produce, [&](int64_t r0, float* const* out) {
+    pack16_with_transpose(out[0], r0, K, N, r0, K, {NR}, b ? b->data_.get() : nullptr, {NR}, bt ? bt->data_.get() : nullptr);
   });
 }
 
