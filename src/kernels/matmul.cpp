@@ -236,8 +236,8 @@ QuantizedActivations* kept_activations(size_t n) {
 // prompt logits up to 2.2 from a float reference where the fp32/bf16 panels stay within 0.43.
 void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy, bool rowwise = false) {
   if (!rowwise && n >= kQuantGemmTokens && (!is_interleaved(w.dtype) || w.dtype == DType::Q4_1x8)) {
-    // The bf16 GEMM's panels are larger (~16 MB: when it re-packed x for every panel, fewer
-    // panels were faster); sgemm's stay in L2/L3 (~2 MB).
+    // The bf16 GEMM's panels are larger (~16 MB of fp32 rows: chosen when it re-packed x for every
+    // panel; 2 MB ones measured no faster since); sgemm's stay in L2/L3 (~2 MB).
     const bool bf16 = gemm_bf16_available();
     const int64_t P = bf16 ? std::max<int64_t>(256, (int64_t(1) << 22) / w.cols / 32 * 32) : panel_rows(w.cols);
     return panel_gemm(x, n, w, y, ldy, P, 1, bf16, [&](int64_t r0, int64_t r1, float* out) {

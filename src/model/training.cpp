@@ -231,9 +231,9 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   fresh(a.lse, T * c.num_attention_heads);
   attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, mm.bf16, a.attn.data(), a.lse.data(),
                           for_backward ? &a.probs : nullptr);
-  // The residual adds: into x by the product itself where it can (bf16 without an adapter: the
-  // tile's sum plus x, the same value x + o gives), else through o. A serial pass over x each
-  // left the other core idle.
+  // The residual adds: into x by the product itself where it can (bf16 over an fp32 weight without
+  // an adapter: the tile's sum plus x, the same value x + o gives), else through o, added across
+  // threads (a serial pass over x left the other core idle).
   Buffer o;
   auto add_linear = [&](size_t i, const Buffer& in, const Bf16Rows& in_packed) {
     if (in_packed.m() && !m.adapter(i) && m.matrix(i).dtype == DType::F32)

@@ -123,7 +123,7 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
 }
 
 double grad_norm(const std::vector<float>& grads) {
-  // Partial sums over fixed chunks (4 accumulators each), added in chunk order: threads share the
+  // Partial sums over fixed chunks (16 accumulators each), added in chunk order: threads share the
   // work, and the norm has the same bits for any thread count (resumed runs stay bit-identical).
   constexpr size_t C = size_t(1) << 16;
   const size_t n = grads.size(), chunks = (n + C - 1) / C;
