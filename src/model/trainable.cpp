@@ -161,8 +161,21 @@ size_t TrainableModel::num_parameters() const {
 // Allocated on first use: a model that only scores (a DPO reference) or whose base is frozen never
 // holds gradients for all of its weights.
 void TrainableModel::zero_grads() {
+  released_.clear();
   if (grads_.size() != trainable_numel()) grads_ = std::vector<float>(trainable_numel(), 0.0f);
   else std::fill(grads_.begin(), grads_.end(), 0.0f);
+}
+
+void TrainableModel::zero_released_grad(size_t i) {
+  float* g = grads_.data() + params_[i].grad_offset;
+  parallel_for(params_[i].numel, 1 << 15, [&](size_t b, size_t e) { std::fill(g + b, g + e, 0.0f); });
+  released_[i] = 0;
+}
+
+void TrainableModel::zero_released_grads() {
+  for (size_t i = 0; i < released_.size(); ++i)
+    if (released_[i] && params_[i].trainable) zero_released_grad(i);
+  released_.clear();
 }
 
 size_t TrainableModel::index(const std::string& name) const {

@@ -139,7 +139,9 @@ void linear_backward_packed(TrainableModel& m, const Matmuls& mm, size_t i, cons
                             const Bf16Panels& xt, bool dx_fresh) {
   const Matrix w = m.matrix(i);
   gemm_bf16(a, mm.packed->wt[i], dx, w.cols, !dx_fresh);
-  gemm_bf16(at, xt, m.grad(i), w.cols, true);
+  bool accumulate = true;
+  float* dw = m.grad_to_store(i, &accumulate);
+  gemm_bf16(at, xt, dw, w.cols, accumulate);
 }
 
 // dx += dy · W (when dx is given), the weight's gradient += dyᵀ · x unless it is frozen, and the
@@ -151,22 +153,25 @@ void linear_backward_packed(TrainableModel& m, const Matmuls& mm, size_t i, cons
 void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx,
                      const Bf16Panels& xt = Bf16Panels(), bool dx_fresh = false, const LayerActs* acts = nullptr) {
   const Matrix w = m.matrix(i);
-  float* dw = m.grad(i);
+  const bool trains = m.params()[i].trainable;
   const bool bf16_product = mm.bf16 && w.dtype == DType::F32;
   if (dx && dx_fresh && !bf16_product) std::fill(dx, dx + n * w.cols, 0.0f);
   if (w.dtype != DType::F32) {
     if (dx) matmul_frozen_backward(dy, n, w, dx, mm.bf16);
   } else if (!mm.bf16) {
-    matmul_backward(x, n, w, dy, dx, dw);
+    matmul_backward(x, n, w, dy, dx, m.grad(i));
   } else {
-    if (dx && dw && xt.n()) {  // dy packed once for both products
+    if (dx && trains && xt.n()) {  // dy packed once for both products
       Bf16Rows a(n, w.rows), at(w.rows, n);
       pack_with_transpose(dy, w.rows, a, at);
       linear_backward_packed(m, mm, i, a, at, dx, xt, dx_fresh);
     } else {
       if (dx) gemm_bf16(n, dy, w.rows, false, mm.packed->wt[i], dx, w.cols, !dx_fresh);
-      if (dw && xt.n()) gemm_bf16(w.rows, dy, w.rows, true, xt, dw, w.cols, true);
-      else if (dw) gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, true);
+      bool accumulate = true;
+      if (float* dw = trains ? m.grad_to_store(i, &accumulate) : nullptr) {
+        if (xt.n()) gemm_bf16(w.rows, dy, w.rows, true, xt, dw, w.cols, accumulate);
+        else gemm_bf16(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, dw, w.cols, accumulate);
+      }
     }
   }
   const TrainableModel::Adapter* ad = m.adapter(i);
@@ -370,7 +375,9 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
       vec::scale(dxnf.data(), scale, T * H);
       vec::scale(xs.data(), scale, T * H);
     }
-    gemm_bf16(r.head_grad_t, Bf16Panels(xs.data(), H, true, H, T), m.grad(m.lm_head()), H, true);
+    bool accumulate = true;
+    float* dw = m.grad_to_store(m.lm_head(), &accumulate);
+    gemm_bf16(r.head_grad_t, Bf16Panels(xs.data(), H, true, H, T), dw, H, accumulate);
   } else {
     if (scale != 1.0f)
       parallel_for(r.dlogits.size(), 1 << 16, [&](size_t b, size_t e) { vec::scale(r.dlogits.data() + b, scale, int64_t(e - b)); });

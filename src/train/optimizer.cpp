@@ -24,14 +24,14 @@ namespace {
 // divisions and a square root per element made the scalar loop ~6% of an SFT step. The
 // operations are the same in every version (this file is compiled without FMA contraction), so
 // the result has the same bits. The gradient is first multiplied by the clipping coefficient in
-// double, as clip_grad_norm_ scales it (a coefficient of 1 leaves it exact), and cleared.
+// double, as clip_grad_norm_ scales it (a coefficient of 1 leaves it exact). The gradient is not
+// cleared: the step releases it (TrainableModel::release_grads).
 ZEPHYR_CLONES_V4_V3 void adamw_update(
-    float* __restrict w, float* __restrict g, float* __restrict m, float* __restrict v, size_t n, double coef, float keep, float b1,
+    float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, size_t n, double coef, float keep, float b1,
     float b2, float step_size, float sqrt_bc2, float eps) {
 #pragma omp simd
   for (size_t j = 0; j < n; ++j) {
     const float gj = float(double(g[j]) * coef);
-    g[j] = 0.0f;
     w[j] *= keep;
     m[j] = m[j] * b1 + gj * (1.0f - b1);
     v[j] = v[j] * b2 + gj * gj * (1.0f - b2);
@@ -120,6 +120,7 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
     }
   });
   if (packs) model.set_trained_bf16(std::move(packs));
+  model.release_grads();
 }
 
 double grad_norm(const std::vector<float>& grads) {

@@ -20,8 +20,7 @@ class AdamW {
   // One update with learning rate lr; decay skips norm weights (transformers' default). The
   // gradients are taken times grad_coef (clipping's coefficient: folded into the update, where a
   // pass of its own over the gradients took ~0.4% of a 56M SFT step's perf samples). The gradients
-  // are left zero for the next step: cleared as they are read, where a fill of its own (one more
-  // pass over memory) took ~1.8% of the 56M step.
+  // are then released (TrainableModel::release_grads): zero for the next step without a write.
   // With pack_bf16 (bf16 training without adapters) each linear weight is packed for the next
   // pass's bf16 GEMMs 16 rows at a time, right after those rows are updated and while they are in
   // cache (TrainableModel::trained_bf16): packed by the pass instead, every weight was read from

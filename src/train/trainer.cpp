@@ -247,7 +247,7 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
   const int64_t first_step = st.step;
   EpochCache epochs;
   const PassOptions pass{c.gradient_checkpointing, c.bf16 && gemm_bf16_available()};
-  model.zero_grads();  // and each optimizer step leaves them zero for the next
+  model.zero_grads();  // and each optimizer step releases them (zero for the next)
   while (st.step < total) {
     const auto t0 = std::chrono::steady_clock::now();
     // Every rank knows the whole step (the loss normaliser is the step's, not the rank's) and

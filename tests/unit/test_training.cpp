@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/rng.h"
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cross_entropy.h"
@@ -17,8 +18,9 @@ using namespace zephyr;
 
 namespace {
 
-TrainableModel random_model() {
+TrainableModel random_model(bool tied = false) {
   ModelConfig c;
+  c.tie_word_embeddings = tied;
   c.hidden_size = 32;
   c.intermediate_size = 48;
   c.num_hidden_layers = 2;
@@ -151,6 +153,40 @@ TEST(Training, OptimizerPacksTheWeightsItUpdates) {
   const LossSum without = forward_backward(m, b, 0.05f, false, true);
   EXPECT_EQ(with.nll, without.nll);
   EXPECT_EQ(g, m.grads());
+}
+
+// After an optimizer step the gradients are released, not cleared: the next micro-batches (two
+// here, so the second adds to the first) must give the gradients they give after zero_grads, in
+// fp32 and bf16, with the embedding tied to the lm_head (whose gradient the head's product stores
+// and the embedding's scatter then adds to) and without.
+TEST(Training, ReleasedGradientsCountAsZero) {
+  for (bool tied : {false, true})
+    for (bool bf16 : {false, true}) {
+      if (bf16 && !gemm_bf16_available()) continue;
+      TrainableModel m = random_model(tied);
+      const TokenBatch b1 = make_batch({random_row(13, 1), random_row(9, 2)}, 0), b2 = make_batch({random_row(11, 3)}, 0);
+      m.zero_grads();
+      forward_backward(m, b1, 0.05f, false, bf16);
+      AdamW opt(m);
+      opt.step(m, AdamWConfig{1e-2}, 1e-2, 1.0, bf16);  // the last gradients are left in memory
+      forward_backward(m, b1, 0.05f, false, bf16);
+      forward_backward(m, b2, 0.05f, false, bf16);
+      const std::vector<float> released = m.grads();
+      m.zero_grads();
+      forward_backward(m, b1, 0.05f, false, bf16);
+      forward_backward(m, b2, 0.05f, false, bf16);
+      EXPECT_EQ(released, m.grads()) << "tied " << tied << " bf16 " << bf16;
+      // and the sum of each micro-batch's own (the second added to the first, not stored over it)
+      m.zero_grads();
+      forward_backward(m, b1, 0.05f, false, bf16);
+      const std::vector<float> g1 = m.grads();
+      m.zero_grads();
+      forward_backward(m, b2, 0.05f, false, bf16);
+      for (size_t j = 0; j < g1.size(); ++j) ASSERT_NEAR(released[j], g1[j] + m.grads()[j], 1e-6) << j;
+      opt.step(m, AdamWConfig{1e-2}, 1e-2, 1.0, bf16);
+      const std::vector<float> read = m.grads();  // released ones read as zeros
+      EXPECT_TRUE(std::all_of(read.begin(), read.end(), [](float x) { return x == 0.0f; }));
+    }
 }
 
 // The vectorised loops give each element the mask keep() defines, from any first element and
