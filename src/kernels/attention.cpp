@@ -87,14 +87,12 @@ void block_probs(bool bf16, const float* q, const float* k, const KvLayout& kv, 
   for (int64_t t = t0; t < t1; ++t) {
     float* row = P + (t - t0) * L;
     const int64_t lo = first_key(pos0 + t, seg_start, s.window) - klo, hi = pos0 + t - klo;  // visible: [lo, hi]
-    vec::scale(row + lo, scale, hi - lo + 1);
     if (lse) {
+      vec::scale(row + lo, scale, hi - lo + 1);
       vec::exp_sub(row + lo, lse[t * s.heads + h], row + lo, hi - lo + 1);  // lse >= every score of the row
     } else {
-      const float m = vec::max(row + lo, hi - lo + 1);
-      const double sum = vec::exp_sub(row + lo, m, row + lo, hi - lo + 1);
-      vec::scale(row + lo, float(1.0 / sum), hi - lo + 1);
-      if (lse_out) lse_out[t * s.heads + h] = m + float(std::log(sum));
+      const float row_lse = vec::softmax(row + lo, scale, hi - lo + 1);
+      if (lse_out) lse_out[t * s.heads + h] = row_lse;
     }
     std::fill(row, row + lo, 0.0f);
     std::fill(row + hi + 1, row + L, 0.0f);

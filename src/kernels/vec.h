@@ -15,6 +15,10 @@ float max(const float* x, int64_t n);
 // out[i] = e^(x[i] − m) for x[i] <= m (softmax's shifted scores; within 2 ulp of expf, exactly 0
 // below e^−87.3), returning the sum in double; out may be x.
 double exp_sub(const float* x, float m, float* out, int64_t n);
+// x = softmax(scale · x) in place for n >= 1, returning the log-sum-exp of scale · x: the
+// exponentials as exp_sub's, summed in 16 lanes and those as a fixed tree (every version gives
+// the same bits).
+float softmax(float* x, float scale, int64_t n);
 // out[i] = σ(x[i]) = 1 / (1 + e^−x[i]), by the same exponential; out may be x.
 void sigmoid(const float* x, float* out, int64_t n);
 
