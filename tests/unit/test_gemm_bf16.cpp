@@ -1,6 +1,7 @@
 // The bf16 GEMM equals an fp32 GEMM of the bf16-rounded inputs up to accumulation order, for odd
 // sizes (edges of every tile and of the 16-row packing groups), every transpose combination,
-// accumulation, and both loop orders (M > N and M <= N); with either way of multiplying.
+// accumulation, and both loop orders (M > N and M <= N), also with a K long enough that the outer
+// panels go in groups; with either way of multiplying.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -32,7 +33,7 @@ TEST(GemmBf16, MatchesRoundedFp32ProductsOnOddShapes) {
   Rng rng(3);
   with_each_multiply([&] {
   for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {9, 33, 7}, {17, 70, 64}, {64, 96, 129},
-                         {300, 40, 75}, {41, 9, 600}}) {
+                         {300, 40, 75}, {41, 9, 600}, {33, 140, 8200}, {140, 33, 8200}}) {  // the last two: long K
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb) {
         std::vector<float> a(size_t(M * K)), b(size_t(N * K)), c(size_t(M * N), 0.5f);
