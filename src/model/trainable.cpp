@@ -164,12 +164,40 @@ void TrainableModel::zero_grads() {
   released_.clear();
   if (grads_.size() != trainable_numel()) grads_ = std::vector<float>(trainable_numel(), 0.0f);
   else std::fill(grads_.begin(), grads_.end(), 0.0f);
+  embed_sparse_ = true;
+  embed_rows_.clear();
+  embed_marked_.assign(size_t(params_[embed_].shape[0]), 0);
 }
 
 void TrainableModel::zero_released_grad(size_t i) {
   float* g = grads_.data() + params_[i].grad_offset;
-  parallel_for(params_[i].numel, 1 << 15, [&](size_t b, size_t e) { std::fill(g + b, g + e, 0.0f); });
   released_[i] = 0;
+  if (i == embed_ && embed_sparse_) {
+    const size_t cols = size_t(params_[i].shape[1]);
+    parallel_for(embed_rows_.size(), 64, [&](size_t b, size_t e) {
+      for (size_t r = b; r < e; ++r) std::fill(g + size_t(embed_rows_[r]) * cols, g + size_t(embed_rows_[r] + 1) * cols, 0.0f);
+    });
+  } else {
+    parallel_for(params_[i].numel, 1 << 15, [&](size_t b, size_t e) { std::fill(g + b, g + e, 0.0f); });
+  }
+  if (i == embed_) {
+    embed_sparse_ = true;
+    embed_rows_.clear();
+    embed_marked_.assign(size_t(params_[embed_].shape[0]), 0);
+  }
+}
+
+float* TrainableModel::embedding_grad_rows(const int* ids, int64_t n) {
+  const size_t i = embed_;
+  if (!params_[i].trainable) return nullptr;
+  if (released(i)) zero_released_grad(i);
+  if (embed_sparse_)
+    for (int64_t t = 0; t < n; ++t)
+      if (!embed_marked_[size_t(ids[t])]) {
+        embed_marked_[size_t(ids[t])] = 1;
+        embed_rows_.push_back(ids[t]);
+      }
+  return grads_.data() + params_[i].grad_offset;
 }
 
 void TrainableModel::zero_released_grads() {

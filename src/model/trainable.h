@@ -104,8 +104,14 @@ class TrainableModel {
   }
   const std::vector<float>& weights() const { return weights_; }
   // The trainable parameters' gradients; empty until the first zero_grads(). Those released by
-  // release_grads() are zeroed here first.
+  // release_grads() are zeroed here first. grads() is for code that may write any of them;
+  // read_grads() for code that only reads them.
   std::vector<float>& grads() {
+    zero_released_grads();
+    embed_sparse_ = false;
+    return grads_;
+  }
+  const std::vector<float>& read_grads() {
     zero_released_grads();
     return grads_;
   }
@@ -123,6 +129,7 @@ class TrainableModel {
   float* grad(size_t i) {
     if (!params_[i].trainable) return nullptr;
     if (released(i)) zero_released_grad(i);
+    if (i == embed_) embed_sparse_ = false;
     return grads_.data() + params_[i].grad_offset;
   }
   // For a product that writes parameter i's whole gradient: where, and whether to add to it
@@ -131,7 +138,17 @@ class TrainableModel {
     if (!params_[i].trainable) return nullptr;
     *accumulate = !released(i);
     if (released(i)) released_[i] = 0;
+    if (i == embed_) embed_sparse_ = false;
     return grads_.data() + params_[i].grad_offset;
+  }
+  // The embedding's gradient, for adding to the rows of tokens ids[0, n) alone: the rows that may
+  // hold values are tracked, so that clearing a released gradient zeroes those rows (not the whole
+  // vocabulary's 65 MB at 32000 x 512) and the optimizer reads no others.
+  float* embedding_grad_rows(const int* ids, int64_t n);
+  // The rows of the embedding's gradient that may be non-zero, in no order, where it is known
+  // (written only by embedding_grad_rows since it was last zero); else null.
+  const std::vector<int32_t>* embedding_grad_nonzero_rows() const {
+    return embed_sparse_ && params_[embed_].trainable ? &embed_rows_ : nullptr;
   }
   // A 2-D parameter as the Matrix the kernels take (a frozen base's in its stored type).
   Matrix matrix(size_t i) const;
@@ -153,6 +170,11 @@ class TrainableModel {
   void zero_released_grad(size_t i);
   void zero_released_grads();
   std::vector<char> released_;  // by parameter: its gradient counts as zero (release_grads)
+  // Whether embed_rows_ holds every row of the embedding's gradient that may be non-zero (rows
+  // marked in embed_marked_); false once any other code may have written it.
+  bool embed_sparse_ = false;
+  std::vector<int32_t> embed_rows_;
+  std::vector<char> embed_marked_;
   std::vector<float> weights_, grads_;  // weights_: the base's (all but adapters)
   std::vector<Layer> layers_;
   size_t embed_ = 0, final_norm_ = 0, lm_head_ = 0;

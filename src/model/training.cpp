@@ -439,7 +439,7 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
   }
   // Threads take columns, so a token seen twice adds its rows in order on one thread (the same
   // bits); a serial loop over rows scattered through the embedding left the other core idle.
-  if (float* dembed = m.grad(m.embed()))
+  if (float* dembed = m.embedding_grad_rows(ids, T))
     parallel_for(size_t(H), 16, [&](size_t j0, size_t j1) {
       for (int64_t t = 0; t < T; ++t)
         for (size_t j = j0; j < j1; ++j) dembed[size_t(ids[t] * H) + j] += dx[size_t(t * H) + j];

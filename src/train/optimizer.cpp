@@ -25,13 +25,16 @@ namespace {
 // operations are the same in every version (this file is compiled without FMA contraction), so
 // the result has the same bits. The gradient is first multiplied by the clipping coefficient in
 // double, as clip_grad_norm_ scales it (a coefficient of 1 leaves it exact). The gradient is not
-// cleared: the step releases it (TrainableModel::release_grads).
+// cleared: the step releases it (TrainableModel::release_grads). kZeroGradient: elements whose
+// gradient is known to be zero (embedding rows no token of the step touched), not read from memory
+// — the same operations on a zero.
+template <bool kZeroGradient>
 ZEPHYR_CLONES_V4_V3 void adamw_update(
     float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, size_t n, double coef, float keep, float b1,
     float b2, float step_size, float sqrt_bc2, float eps) {
 #pragma omp simd
   for (size_t j = 0; j < n; ++j) {
-    const float gj = float(double(g[j]) * coef);
+    const float gj = kZeroGradient ? 0.0f : float(double(g[j]) * coef);
     w[j] *= keep;
     m[j] = m[j] * b1 + gj * (1.0f - b1);
     v[j] = v[j] * b2 + gj * gj * (1.0f - b2);
@@ -65,7 +68,7 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
   const float b1 = float(c.beta1), b2 = float(c.beta2), step_size = float(lr / bc1), sqrt_bc2 = float(std::sqrt(bc2));
   const float eps = float(c.eps);
   float* w = model.trainable_weights();  // (drops the packs of the weights before this update)
-  float* g = model.grads().data();
+  const float* g = model.read_grads().data();
   std::shared_ptr<TrainableModel::Bf16Weights> packs;
   if (pack_bf16 && !model.lora() && !model.frozen_base()) {
     packs = std::make_shared<TrainableModel::Bf16Weights>();
@@ -88,12 +91,32 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
     float keep;
     size_t param = 0;  // with group >= 0: the weight whose group this is
     int64_t group = -1;
+    bool zero_gradient = false;
   };
   std::vector<Piece> pieces;
+  constexpr size_t kChunk = size_t(1) << 16;
+  auto add_chunks = [&](size_t begin, size_t end, float keep, bool zero_gradient) {
+    for (size_t b = begin; b < end; b += kChunk) pieces.push_back({b, std::min(end, b + kChunk), keep, 0, -1, zero_gradient});
+  };
+  // The embedding's rows that hold gradient, where known (the rest are zero).
+  std::vector<int32_t> rows;
+  if (const std::vector<int32_t>* r = model.embedding_grad_nonzero_rows()) rows = *r;
+  std::sort(rows.begin(), rows.end());
   for (size_t i = 0; i < model.params().size(); ++i) {
     const ParamInfo& p = model.params()[i];
     if (!p.trainable) continue;
     const float keep = decay_[i] ? float(1.0 - lr * c.weight_decay) : 1.0f;
+    if (i == model.embed() && model.embedding_grad_nonzero_rows()) {
+      const size_t cols = size_t(p.shape[1]), vocab = size_t(p.shape[0]);
+      size_t row = 0;
+      for (size_t k = 0; k <= rows.size(); ++k) {
+        const size_t next = k < rows.size() ? size_t(rows[k]) : vocab;
+        add_chunks(p.grad_offset + row * cols, p.grad_offset + next * cols, keep, true);
+        if (k < rows.size()) add_chunks(p.grad_offset + next * cols, p.grad_offset + (next + 1) * cols, keep, false);
+        row = next + 1;
+      }
+      continue;
+    }
     if (packs && packs->w[i].n()) {
       const size_t rows = size_t(p.shape[0]), cols = size_t(p.shape[1]);
       for (int64_t grp = 0; grp < pack_groups(packs->w[i]); ++grp) {
@@ -102,17 +125,16 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
       }
       continue;
     }
-    constexpr size_t kChunk = size_t(1) << 16;
-    for (size_t b = 0; b < p.numel; b += kChunk)
-      pieces.push_back({p.grad_offset + b, p.grad_offset + std::min(p.numel, b + kChunk), keep});
+    add_chunks(p.grad_offset, p.grad_offset + p.numel, keep, false);
   }
   std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.begin < b.begin; });
   parallel_for_balanced(pieces.size(), 1, [&](size_t a, size_t b) {
     for (size_t k = a; k < b; ++k) {
       const Piece& s = pieces[k];
       if (s.begin < s.end)
-        adamw_update(w + s.begin, g + s.begin, m_.data() + s.begin, v_.data() + s.begin, s.end - s.begin, grad_coef, s.keep, b1,
-                     b2, step_size, sqrt_bc2, eps);
+        (s.zero_gradient ? adamw_update<true> : adamw_update<false>)(w + s.begin, g + s.begin, m_.data() + s.begin,
+                                                                     v_.data() + s.begin, s.end - s.begin, grad_coef, s.keep,
+                                                                     b1, b2, step_size, sqrt_bc2, eps);
       if (s.group >= 0) {
         const ParamInfo& p = model.params()[s.param];
         pack_group_with_transpose(w + p.grad_offset, p.shape[1], s.group, packs->w[s.param], packs->wt[s.param]);

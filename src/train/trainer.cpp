@@ -271,13 +271,13 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
       for (auto& [k, v] : s.sums) step_stats.sums[k] += v;
     }
     const auto t_reduce = std::chrono::steady_clock::now();
-    world.sum(model.grads().data(), model.grads().size());
+    if (ranks > 1) world.sum(model.grads().data(), model.grads().size());
     if (ranks > 1) step_stats = summed(world, step_stats, names);
     logged_allreduce += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_reduce).count();
     logged_count += step_stats.count;
     for (auto& [k, v] : step_stats.sums) logged_sums[k] += v;
     const double tokens = double(step_stats.tokens);
-    const double norm = grad_norm(model.grads());
+    const double norm = grad_norm(model.read_grads());
     const double lr = scheduled_lr(c.lr_scheduler_type, c.learning_rate, st.step, warmup, total);
     opt.step(model, ac, lr, clip_coefficient(norm, c.max_grad_norm), pass.bf16);
     ++st.step;

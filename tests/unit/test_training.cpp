@@ -189,6 +189,35 @@ TEST(Training, ReleasedGradientsCountAsZero) {
     }
 }
 
+// The embedding's gradient is written row by row and its rows are tracked: clearing it zeroes
+// those rows alone and the optimizer skips reading the others. Two steps (the second clearing the
+// first's rows) must leave the weights and moments the untracked path leaves, bit for bit.
+TEST(Training, TrackedEmbeddingRowsStepAsTheWholeGradient) {
+  for (bool bf16 : {false, true}) {
+    if (bf16 && !gemm_bf16_available()) continue;
+    const TokenBatch b1 = make_batch({random_row(13, 1), random_row(9, 2)}, 0), b2 = make_batch({random_row(11, 3)}, 0);
+    auto train = [&](bool tracked) {
+      TrainableModel m = random_model();
+      AdamW opt(m);
+      m.zero_grads();
+      for (const TokenBatch* b : {&b1, &b2}) {
+        forward_backward(m, *b, 0.05f, false, bf16);
+        EXPECT_EQ(m.embedding_grad_nonzero_rows() != nullptr, true);
+        if (!tracked) m.grads();  // code that may write any element: rows no longer tracked
+        EXPECT_EQ(m.embedding_grad_nonzero_rows() != nullptr, tracked);
+        opt.step(m, AdamWConfig{1e-2}, 1e-2, 0.7, bf16);
+      }
+      return std::make_tuple(m.weights(), opt.exp_avg(), opt.exp_avg_sq(), m.read_grads());
+    };
+    const auto [w1, m1, v1, g1] = train(true);
+    const auto [w0, m0, v0, g0] = train(false);
+    EXPECT_EQ(w1, w0) << "bf16 " << bf16;
+    EXPECT_EQ(m1, m0) << "bf16 " << bf16;
+    EXPECT_EQ(v1, v0) << "bf16 " << bf16;
+    EXPECT_TRUE(std::all_of(g1.begin(), g1.end(), [](float x) { return x == 0.0f; }));
+  }
+}
+
 // The vectorised loops give each element the mask keep() defines, from any first element and
 // length; about p of the elements are dropped, and kept ones scaled.
 TEST(Dropout, MasksAreKeepsAtAnyOffsetAndDropAboutP) {
