@@ -99,9 +99,9 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
     for (size_t b = begin; b < end; b += kChunk) pieces.push_back({b, std::min(end, b + kChunk), keep, 0, -1, zero_gradient});
   };
   // The embedding's rows that hold gradient, where known (the rest are zero).
-  std::vector<int32_t> rows;
-  if (const std::vector<int32_t>* r = model.embedding_grad_nonzero_rows()) rows = *r;
-  std::sort(rows.begin(), rows.end());
+  std::vector<int32_t> embed_rows;
+  if (const std::vector<int32_t>* r = model.embedding_grad_nonzero_rows()) embed_rows = *r;
+  std::sort(embed_rows.begin(), embed_rows.end());
   for (size_t i = 0; i < model.params().size(); ++i) {
     const ParamInfo& p = model.params()[i];
     if (!p.trainable) continue;
@@ -109,10 +109,10 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
     if (i == model.embed() && model.embedding_grad_nonzero_rows()) {
       const size_t cols = size_t(p.shape[1]), vocab = size_t(p.shape[0]);
       size_t row = 0;
-      for (size_t k = 0; k <= rows.size(); ++k) {
-        const size_t next = k < rows.size() ? size_t(rows[k]) : vocab;
+      for (size_t k = 0; k <= embed_rows.size(); ++k) {  // the zero rows before each row with gradient, then it
+        const size_t next = k < embed_rows.size() ? size_t(embed_rows[k]) : vocab;
         add_chunks(p.grad_offset + row * cols, p.grad_offset + next * cols, keep, true);
-        if (k < rows.size()) add_chunks(p.grad_offset + next * cols, p.grad_offset + (next + 1) * cols, keep, false);
+        if (k < embed_rows.size()) add_chunks(p.grad_offset + next * cols, p.grad_offset + (next + 1) * cols, keep, false);
         row = next + 1;
       }
       continue;
