@@ -137,18 +137,24 @@ Z_AVX512 inline __m512 exp_nonpositive16(__m512 x) {
   return _mm512_maskz_mul_ps(ok, p, _mm512_castsi512_ps(bits));
 }
 
+// out = e^(x − m) over the whole vectors from i0 on below i1, their sum in 16 lanes; *i: where they end.
+Z_AVX512 inline __m512 exp_sub_lanes(const float* x, __m512 mv, float* out, int64_t i0, int64_t i1, int64_t* i) {
+  __m512 lanes = _mm512_setzero_ps();
+  for (*i = i0; *i + 16 <= i1; *i += 16) {
+    const __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(x + *i), mv));
+    _mm512_storeu_ps(out + *i, e);
+    lanes = _mm512_add_ps(lanes, e);
+  }
+  return lanes;
+}
+
 Z_AVX512 double exp_sub_avx512(const float* x, float m, float* out, int64_t n) {
   double total = 0;
   const __m512 mv = _mm512_set1_ps(m);
   for (int64_t i0 = 0; i0 < n; i0 += 1024) {
     const int64_t i1 = i0 + 1024 < n ? i0 + 1024 : n;
-    __m512 lanes = _mm512_setzero_ps();
-    int64_t i = i0;
-    for (; i + 16 <= i1; i += 16) {
-      const __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mv));
-      _mm512_storeu_ps(out + i, e);
-      lanes = _mm512_add_ps(lanes, e);
-    }
+    int64_t i = 0;
+    const __m512 lanes = exp_sub_lanes(x, mv, out, i0, i1, &i);
     alignas(64) float lane[16], rest[16];
     _mm512_store_ps(lane, lanes);
     if (i < i1) {
@@ -188,13 +194,8 @@ Z_AVX512 float softmax_avx512(float* x, float scale, int64_t n) {
   double total = 0;
   for (int64_t i0 = 0; i0 < n; i0 += 1024) {
     const int64_t i1 = i0 + 1024 < n ? i0 + 1024 : n;
-    __m512 lanes = _mm512_setzero_ps();
-    int64_t i = i0;
-    for (; i + 16 <= i1; i += 16) {
-      const __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(x + i), m16));
-      _mm512_storeu_ps(x + i, e);
-      lanes = _mm512_add_ps(lanes, e);
-    }
+    int64_t i = 0;
+    __m512 lanes = exp_sub_lanes(x, m16, x, i0, i1, &i);
     if (i < i1) {
       const __mmask16 k = __mmask16((1u << (i1 - i)) - 1);
       const __m512 e = _mm512_maskz_mov_ps(k, exp_nonpositive16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m16)));
