@@ -164,6 +164,11 @@ void TrainableModel::zero_grads() {
   released_.clear();
   if (grads_.size() != trainable_numel()) grads_ = std::vector<float>(trainable_numel(), 0.0f);
   else std::fill(grads_.begin(), grads_.end(), 0.0f);
+  track_embedding_rows();
+}
+
+// The embedding's gradient is zero: from here on its rows are tracked, none yet.
+void TrainableModel::track_embedding_rows() {
   embed_sparse_ = true;
   embed_rows_.clear();
   embed_marked_.assign(size_t(params_[embed_].shape[0]), 0);
@@ -180,11 +185,7 @@ void TrainableModel::zero_released_grad(size_t i) {
   } else {
     parallel_for(params_[i].numel, 1 << 15, [&](size_t b, size_t e) { std::fill(g + b, g + e, 0.0f); });
   }
-  if (i == embed_) {
-    embed_sparse_ = true;
-    embed_rows_.clear();
-    embed_marked_.assign(size_t(params_[embed_].shape[0]), 0);
-  }
+  if (i == embed_) track_embedding_rows();
 }
 
 float* TrainableModel::embedding_grad_rows(const int* ids, int64_t n) {

@@ -169,6 +169,7 @@ class TrainableModel {
   bool released(size_t i) const { return !released_.empty() && released_[i]; }
   void zero_released_grad(size_t i);
   void zero_released_grads();
+  void track_embedding_rows();
   std::vector<char> released_;  // by parameter: its gradient counts as zero (release_grads)
   // Whether embed_rows_ holds every row of the embedding's gradient that may be non-zero (rows
   // marked in embed_marked_); false once any other code may have written it.

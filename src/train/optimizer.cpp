@@ -98,15 +98,15 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
   auto add_chunks = [&](size_t begin, size_t end, float keep, bool zero_gradient) {
     for (size_t b = begin; b < end; b += kChunk) pieces.push_back({b, std::min(end, b + kChunk), keep, 0, -1, zero_gradient});
   };
-  // The embedding's rows that hold gradient, where known (the rest are zero).
-  std::vector<int32_t> embed_rows;
-  if (const std::vector<int32_t>* r = model.embedding_grad_nonzero_rows()) embed_rows = *r;
+  // The embedding's rows that hold gradient, where they are tracked (the rest are zero).
+  const std::vector<int32_t>* tracked = model.embedding_grad_nonzero_rows();
+  std::vector<int32_t> embed_rows = tracked ? *tracked : std::vector<int32_t>();
   std::sort(embed_rows.begin(), embed_rows.end());
   for (size_t i = 0; i < model.params().size(); ++i) {
     const ParamInfo& p = model.params()[i];
     if (!p.trainable) continue;
     const float keep = decay_[i] ? float(1.0 - lr * c.weight_decay) : 1.0f;
-    if (i == model.embed() && model.embedding_grad_nonzero_rows()) {
+    if (i == model.embed() && tracked) {
       const size_t cols = size_t(p.shape[1]), vocab = size_t(p.shape[0]);
       size_t row = 0;
       for (size_t k = 0; k <= embed_rows.size(); ++k) {  // the zero rows before each row with gradient, then it

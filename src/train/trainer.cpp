@@ -271,8 +271,10 @@ TrainSummary train(const TrainConfig& c, TrainableModel& model, Objective& obj, 
       for (auto& [k, v] : s.sums) step_stats.sums[k] += v;
     }
     const auto t_reduce = std::chrono::steady_clock::now();
-    if (ranks > 1) world.sum(model.grads().data(), model.grads().size());
-    if (ranks > 1) step_stats = summed(world, step_stats, names);
+    if (ranks > 1) {
+      world.sum(model.grads().data(), model.grads().size());
+      step_stats = summed(world, step_stats, names);
+    }
     logged_allreduce += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_reduce).count();
     logged_count += step_stats.count;
     for (auto& [k, v] : step_stats.sums) logged_sums[k] += v;

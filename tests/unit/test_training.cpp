@@ -202,7 +202,7 @@ TEST(Training, TrackedEmbeddingRowsStepAsTheWholeGradient) {
       m.zero_grads();
       for (const TokenBatch* b : {&b1, &b2}) {
         forward_backward(m, *b, 0.05f, false, bf16);
-        EXPECT_EQ(m.embedding_grad_nonzero_rows() != nullptr, true);
+        EXPECT_TRUE(m.embedding_grad_nonzero_rows() != nullptr);
         if (!tracked) m.grads();  // code that may write any element: rows no longer tracked
         EXPECT_EQ(m.embedding_grad_nonzero_rows() != nullptr, tracked);
         opt.step(m, AdamWConfig{1e-2}, 1e-2, 0.7, bf16);
