@@ -134,8 +134,6 @@ void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, con
   if (probs) {
     off = prob_offsets(n, seg_start, s, bf16);
     probs->p.resize(size_t(off.back()));
-    probs->t.clear();
-    if (kp) probs->t.resize(size_t(s.heads * blocks));
   }
   parallel_for_balanced(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
     std::vector<float> scratch(probs ? 0 : size_t(kBlock * (pos0 + n)));
@@ -146,16 +144,10 @@ void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, con
       float* P = probs ? probs->p.data() + off[task] : scratch.data();
       block_probs(bf16, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P, kp.get());
       float* o = out + (t0 * s.heads + h) * hd;
-      if (kp) {
-        Bf16Rows pa(t1 - t0, L);
-        if (probs) {
-          probs->t[task] = Bf16Rows(L, t1 - t0);
-          pack_with_transpose(P, L, pa, probs->t[task]);
-        } else {
-          pa = Bf16Rows(P, L, false, t1 - t0, L);
-        }
-        gemm_bf16(pa, keys_of_t(kp->vt[size_t(g)], klo, L), o, s.heads * hd, false, {Bf16Causal::kKUpTo, pos0 + t0 - klo});
-      } else gemm(bf16, t1 - t0, hd, L, P, L, false, v + klo * kv.row + g * kv.head, kv.row, true, o, s.heads * hd, false);
+      if (kp)
+        gemm_bf16(Bf16Rows(P, L, false, t1 - t0, L), keys_of_t(kp->vt[size_t(g)], klo, L), o, s.heads * hd, false,
+                  {Bf16Causal::kKUpTo, pos0 + t0 - klo});
+      else gemm(bf16, t1 - t0, hd, L, P, L, false, v + klo * kv.row + g * kv.head, kv.row, true, o, s.heads * hd, false);
     }
   });
 }
@@ -285,7 +277,6 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   const std::vector<int64_t> off = probs ? prob_offsets(n, seg_start, s, bf16) : std::vector<int64_t>();
   if (probs && int64_t(probs->p.size()) != off.back()) fail("attention", "kept probabilities do not match the sequence");
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  const bool kept_t = probs && kp && probs->t.size() == size_t(s.heads * blocks);
   // D = rowsum(dO ⊙ O) for every query and head, in one pass over both in memory order.
   std::vector<float> D(size_t(n * s.heads));
   parallel_for_balanced(size_t(n * s.heads), 64, [&](size_t i0, size_t i1) {
@@ -337,9 +328,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
           pack_with_transpose(dP.data(), L, ds, ds_t);
           gemm_bf16(ds, keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true, up_to);
           gemm_bf16(ds_t, Bf16Panels(q_h, ldq, true, hd, t1 - t0).view(), dk_h + klo * lddk, lddk, true, from);
-          Bf16Rows packed_pt;
-          const Bf16Rows& pt =
-              kept_t ? probs->t[size_t(h * blocks + t0 / kBlock)] : (packed_pt = Bf16Rows(P, L, true, L, t1 - t0));
+          Bf16Rows pt(L, t1 - t0);
+          pack_transposed(P, L, pt);
           gemm_bf16(pt, Bf16Panels(dout_h, ldq, true, hd, t1 - t0).view(), dv_h + klo * lddv, lddv, true, from);
         } else {
           gemm(bf16, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);

@@ -47,10 +47,6 @@ struct AttentionProbs {
   // Per query head and block of queries, the keys the block sees: about heads x n² / 2 floats plus
   // a block's diagonal.
   Buffer p;
-  // bf16: each block's transposed, packed as dV's product reads it, from the read that packs the
-  // block for the forward's own product. (Packed from p in the backward pass, read a column at a
-  // time, it took ~1% of the 56M bf16 training step.)
-  std::vector<Bf16Rows> t;
   bool empty() const { return p.empty(); }
 };
 void attention_train_forward(const float* q, const float* k, const float* v, int64_t n, const int64_t* seg_start,

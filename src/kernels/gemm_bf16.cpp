@@ -309,6 +309,10 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt
   pack_with_transpose(x, ld, a.m(), a.k(), {MR, a.wide_}, a.data_.get(), {NR}, bt.data_.get());
 }
 
+void pack_transposed(const float* x, int64_t ld, Bf16Rows& at) {
+  pack_with_transpose(x, ld, at.k(), at.m(), {MR, false}, nullptr, {MR, at.wide_}, at.data_.get());
+}
+
 void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt) {
   if (bt.n() != b.k() || bt.k() != b.n()) fail("pack_with_transpose", "the transposed pack's shape is not B's transposed");
   pack_with_transpose(x, ld, b.n(), b.k(), {NR}, b.data_.get(), {NR}, bt.data_.get());

@@ -80,6 +80,7 @@ class Bf16Rows {
   std::unique_ptr<uint16_t[]> data_;
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Rows&);
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Panels&);
+  friend void pack_transposed(const float*, int64_t, Bf16Rows&);
   friend void pack_produced(int64_t, int64_t, const std::function<void(int64_t, int64_t, float* const*)>&,
                             const std::vector<struct PackTarget>&);
 };
@@ -93,6 +94,9 @@ void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt
 // x [N, K] as B (`b`) and transposed as B (`bt`: N = K, K = N): a weight for its forward product and
 // its input gradient's.
 void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt);
+// x [M, K] packed transposed only (`at`: [K, M]), reading x's rows as pack_with_transpose does
+// (Bf16Rows(x, ld, true, K, M) walks down x's columns, 16 at a time).
+void pack_transposed(const float* x, int64_t ld, Bf16Rows& at);
 
 // B [N, K] packed as pack_with_transpose(x, ld, b, bt) packs it, one group of 16 rows at a time
 // ([16 g, 16 g + 16), rows past N packed as zeros): by code that changes a weight a group at a time
