@@ -79,7 +79,8 @@ TEST(GemmBf16, FmaMultiplyGivesTheDotProductsSums) {
   }
 }
 
-// One read packing x as A or B and xᵀ as A or B gives the products of packing each on its own.
+// One read packing x as A or B and xᵀ as A or B (or xᵀ alone) gives the products of packing each on
+// its own.
 TEST(GemmBf16, PackWithTransposeEqualsSeparatePacks) {
   if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
   Rng rng(7);
@@ -103,6 +104,11 @@ TEST(GemmBf16, PackWithTransposeEqualsSeparatePacks) {
     std::vector<float> want_t(size_t(K * N)), got_t(want_t.size());
     gemm_bf16(Bf16Rows(x.data(), ld, true, K, M), pz, want_t.data(), N, false);  // xᵀ zᵀ
     gemm_bf16(at, pz, got_t.data(), N, false);
+    EXPECT_EQ(got_t, want_t) << M << "x" << K;
+    Bf16Rows at_only(K, M);  // xᵀ alone, from x's rows
+    pack_transposed(x.data(), ld, at_only);
+    std::fill(got_t.begin(), got_t.end(), 0.0f);
+    gemm_bf16(at_only, pz, got_t.data(), N, false);
     EXPECT_EQ(got_t, want_t) << M << "x" << K;
     std::vector<float> want_b(size_t(N * K)), got_b(want_b.size());
     const Bf16Rows rz(z.data(), M, false, N, M);
