@@ -21,7 +21,7 @@ namespace zephyr {
 
 namespace {
 
-// What the backward pass needs of one layer, for one row of T tokens. In bf16 the linear layers'
+// What the backward pass needs of one layer, for a chunk's tokens (below). In bf16 the linear layers'
 // inputs are also kept packed as their weight gradients' operand (xᵀ, the GEMM's B): packed in the
 // forward pass while each is in cache, once for the layers that share it (q, k, v; gate, up).
 // Packed in the backward pass they came from memory, once per layer.
@@ -29,7 +29,7 @@ struct LayerActs {
   Buffer x_in, xn1, q, k, v, attn, lse, x_mid, xn2, gate, up, act;
   Bf16Panels xn1_t, attn_t, xn2_t, act_t;
   std::map<size_t, Buffer> adapter_u;  // by parameter index: each adapter's x' Aᵀ, which its backward reads
-  AttentionProbs probs;  // attention's probabilities (the backward pass would recompute them)
+  std::vector<AttentionProbs> probs;  // attention's probabilities, by row (the backward pass would recompute them)
 };
 
 // A buffer of n floats that its producer overwrites whole (no zero fill), one that gradients are
@@ -199,12 +199,35 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
   parallel_for(dxd.size(), 1 << 14, [&](size_t a, size_t b) { dropout_add_backward(mask, a, b - a, dxd.data() + a, dx + a); });
 }
 
-// One layer's forward for T tokens: x (the residual stream) is updated in place and everything
-// the backward pass needs is kept in a.
-void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buffer& x, LayerActs& a, int64_t T,
-                   const RopeTable& rope, const int64_t* seg_start, const Matmuls& mm, bool for_backward) {
+// A chunk of a batch: consecutive rows that run through each layer together, as one sequence of N
+// tokens, and apart only in attention (a call per row) and the loss. A row of 511 tokens at a time,
+// every product read its weight (and a weight gradient its accumulator) from memory again per row;
+// the 56M step with its 4 rows as one chunk: bf16 +3.2% and +3.8% (medians of two sets of 5
+// alternated pairs; fp32 gained 2.6% but runs rows alone, see kChunkActivations).
+struct ChunkRow {
+  int64_t row = 0;             // index in the batch
+  int64_t start = 0, T = 0;    // its tokens in the chunk
+  Buffer dlogits;              // the loss gradient w.r.t. its logits, for a unit scale; or, where
+  Bf16Rows head_grad, head_grad_t;  // packed_head() holds, packed as the lm_head's two backward
+  double nll = 0;                   // products read it (G and Gᵀ) by the loss, from cache
+};
+
+struct ChunkPass {
+  int64_t N = 0;
+  std::vector<ChunkRow> rows;
+  std::vector<int> ids, targets;
+  std::vector<int64_t> seg_start;  // each token's segment start within its row
+  RopeTable rope;                  // every token's angles, for every layer's q and k and their gradients
+  std::vector<LayerActs> acts;
+  Buffer x, xnf, dxnf;
+};
+
+// One layer's forward for a chunk's tokens: x (the residual stream) is updated in place and
+// everything the backward pass needs is kept in a.
+void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buffer& x, LayerActs& a, const ChunkPass& cp,
+                   const Matmuls& mm, bool for_backward) {
   const ModelConfig& c = m.config();
-  const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim();
+  const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), T = cp.N;
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
   // bf16: each input packed once for the products that read it (fp32 weights' and a quantized
   // base's panels alike) and, from the same read, kept packed for the weight gradients when the
@@ -230,15 +253,21 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   linear(m, mm, P.q, a.xn1.data(), T, a.q.data(), xn1, keep_u(P.q));
   linear(m, mm, P.k, a.xn1.data(), T, a.k.data(), xn1, keep_u(P.k));
   linear(m, mm, P.v, a.xn1.data(), T, a.v.data(), xn1, keep_u(P.v));
-  rope_apply(a.q.data(), T, c.num_attention_heads, rope, false);
-  rope_apply(a.k.data(), T, c.num_key_value_heads, rope, false);
+  rope_apply(a.q.data(), T, c.num_attention_heads, cp.rope, false);
+  rope_apply(a.k.data(), T, c.num_key_value_heads, cp.rope, false);
   fresh(a.attn, T * qd);
   fresh(a.lse, T * c.num_attention_heads);
   // fp32 keeps the probabilities for the backward pass; bf16 recomputes them there (a K = 64 product
   // and the exponentials), which was faster in the step than writing ~7 MB a layer and row out to
   // memory and reading it back (56M step +0.9%).
-  attention_train_forward(a.q.data(), a.k.data(), a.v.data(), T, seg_start, shape, mm.bf16, a.attn.data(), a.lse.data(),
-                          for_backward && !mm.bf16 ? &a.probs : nullptr);
+  const bool keep_probs = for_backward && !mm.bf16;
+  if (keep_probs) a.probs.resize(cp.rows.size());
+  for (size_t j = 0; j < cp.rows.size(); ++j) {
+    const int64_t s = cp.rows[j].start;
+    attention_train_forward(a.q.data() + s * qd, a.k.data() + s * kvd, a.v.data() + s * kvd, cp.rows[j].T, cp.seg_start.data() + s,
+                            shape, mm.bf16, a.attn.data() + s * qd, a.lse.data() + s * c.num_attention_heads,
+                            keep_probs ? &a.probs[j] : nullptr);
+  }
   // The residual adds: into x by the product itself where it can (bf16 over an fp32 weight without
   // an adapter: the tile's sum plus x, the same value x + o gives), else through o, added across
   // threads (a serial pass over x left the other core idle).
@@ -279,58 +308,25 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   add_linear(P.down, a.act, packed(a.act, I, a.act_t));
 }
 
-// One row's forward pass, kept for its backward pass: the layer activations (or only each
-// layer's input when checkpointing), the final hidden states and the loss gradient w.r.t. the
-// logits for a unit scale — in dlogits, or where packed_head() holds, packed as the lm_head's two
-// backward products read it (G and Gᵀ) by the loss while each block of rows is still in cache.
-// Packing 65 MB of fp32 gradients read back from memory, twice, and scaling them took ~12 ms of a
-// 56M model's ~400 ms row; in the loss the packing adds ~3 ms.
-struct RowPass {
-  const int* ids = nullptr;
-  int64_t T = 0;
-  RopeTable rope;  // the row's positions' angles, for every layer's q and k and their gradients
-  std::vector<int64_t> seg_start;
-  std::vector<LayerActs> acts;
-  Buffer x, xnf, dlogits;
-  Bf16Rows head_grad, head_grad_t;
-  double nll = 0;
-};
-
 // Whether the lm_head's gradient products take the loss's packed gradient: bf16 with a trained
 // fp32 head and no adapters (those read dlogits in fp32).
 bool packed_head(const TrainableModel& m, const Matmuls& mm) {
   return mm.bf16 && !m.lora() && m.matrix(m.lm_head()).dtype == DType::F32 && m.params()[m.lm_head()].trainable;
 }
 
-RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets, int64_t T, std::vector<int64_t> positions,
-                    std::vector<int64_t> seg_start, bool keep, bool checkpointing, const Matmuls& mm) {
-  const ModelConfig& c = m.config();
-  const int64_t H = c.hidden_size, V = c.vocab_size;
-  RowPass r;
-  r.ids = ids;
-  r.T = T;
-  r.rope = rope_table(positions.data(), T, c.head_dim, c.rope_theta);
-  r.seg_start = std::move(seg_start);
-  const size_t L = m.layers().size();
-  r.acts.resize(L);
-  fresh(r.x, T * H);
-  const Matrix embed = m.matrix(m.embed());
-  for (int64_t t = 0; t < T; ++t) matrix_row(embed, ids[t], r.x.data() + t * H);
-  for (size_t l = 0; l < L; ++l) {
-    layer_forward(m, m.layers()[l], r.x, r.acts[l], T, r.rope, r.seg_start.data(), mm, keep && !checkpointing);
-    if (checkpointing || !keep) {
-      Buffer input = std::move(r.acts[l].x_in);
-      r.acts[l] = LayerActs();
-      if (keep) r.acts[l].x_in = std::move(input);
-    }
-  }
-  fresh(r.xnf, T * H);
-  fresh(r.dlogits, T * V);
-  rmsnorm_forward(r.x.data(), m.weight(m.final_norm()), T, H, c.rms_norm_eps, r.xnf.data());
-  linear(m, mm, m.lm_head(), r.xnf.data(), T, r.dlogits.data());
+// A row's logits and loss, kept (keep) as its loss gradient for a unit scale. The head runs a row
+// at a time: a chunk's logits at once would be ~260 MB at 2048 tokens and a 32000 vocabulary.
+// Packing 65 MB of fp32 gradients read back from memory, twice, and scaling them took ~12 ms of a
+// 56M model's ~400 ms row; in the loss the packing adds ~3 ms.
+void head_forward(const TrainableModel& m, ChunkPass& cp, ChunkRow& row, bool keep, Matmuls mm) {
+  mm.row_key = uint64_t(row.row);  // an adapter's dropout masks: the row's own
+  const int64_t V = m.config().vocab_size, H = m.config().hidden_size, T = row.T;
+  const int* targets = cp.targets.data() + row.start;
+  fresh(row.dlogits, T * V);
+  linear(m, mm, m.lm_head(), cp.xnf.data() + row.start * H, T, row.dlogits.data());
   if (keep && packed_head(m, mm)) {
-    r.head_grad = Bf16Rows(T, V);
-    r.head_grad_t = Bf16Rows(V, T);
+    row.head_grad = Bf16Rows(T, V);
+    row.head_grad_t = Bf16Rows(V, T);
     // Each block of rows' gradients made beside the logits, not over them, and packed from that
     // one read: a 511-token row's loss with its packs 7.3-7.6 ms (microbenchmark, 2 threads; the
     // loss alone 4.3-4.5), packed in place 7.7-8.4, as a pack each over column stretches 8.8-9.2.
@@ -338,63 +334,96 @@ RowPass row_forward(const TrainableModel& m, const int* ids, const int* targets,
     pack_produced(
         T, V,
         [&](int64_t r0, int64_t r1, float* const* out) {
-          cross_entropy_rows(r.dlogits.data() + r0 * V, r1 - r0, V, targets + r0, 1.0f, out[0], losses.data() + r0);
+          cross_entropy_rows(row.dlogits.data() + r0 * V, r1 - r0, V, targets + r0, 1.0f, out[0], losses.data() + r0);
         },
-        {{&r.head_grad, &r.head_grad_t}});
-    for (double l : losses) r.nll += l;
-    r.dlogits = Buffer();
+        {{&row.head_grad, &row.head_grad_t}});
+    for (double l : losses) row.nll += l;
+    row.dlogits = Buffer();
   } else {
-    r.nll = cross_entropy_forward_backward(r.dlogits.data(), T, V, targets, 1.0f, r.dlogits.data());
+    row.nll = cross_entropy_forward_backward(row.dlogits.data(), T, V, targets, 1.0f, row.dlogits.data());
+    if (!keep) row.dlogits = Buffer();
   }
-  if (!keep) {
-    const double nll = r.nll;
-    r = RowPass();
-    r.nll = nll;
-  }
-  return r;
 }
 
-// Adds scale * d(nll)/d(params) for a row kept by row_forward, and frees it.
-void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing, const Matmuls& mm) {
-  const ModelConfig& c = m.config();
-  const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), T = r.T;
-  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
-  const size_t L = m.layers().size();
-  const int64_t* seg_start = r.seg_start.data();
-  const int* ids = r.ids;
-  auto& acts = r.acts;
-  auto& x = r.x;
-  auto& xnf = r.xnf;
-  // Backward. dx: gradient w.r.t. the residual stream.
-  Buffer dxnf, dx;
-  zeros(dxnf, T * H);
-  zeros(dx, T * H);
-  if (r.head_grad.m()) {
+// Adds scale * the row's lm_head gradients and writes its rows of dxnf; frees what the loss kept.
+void head_backward(TrainableModel& m, ChunkPass& cp, ChunkRow& row, float scale, Matmuls mm) {
+  mm.row_key = uint64_t(row.row);
+  const int64_t H = m.config().hidden_size, T = row.T;
+  const float* xnf = cp.xnf.data() + row.start * H;
+  float* dxnf = cp.dxnf.data() + row.start * H;
+  if (row.head_grad.m()) {
     // The scale goes on the small operands: dxnf = scale · G W, dW += Gᵀ (scale · xnf).
-    gemm_bf16(r.head_grad, mm.packed->wt[m.lm_head()], dxnf.data(), H, false);
-    Buffer xs;
-    copy_into(xs, xnf);
+    gemm_bf16(row.head_grad, mm.packed->wt[m.lm_head()], dxnf, H, false);
+    Buffer xs(size_t(T * H));
+    std::copy(xnf, xnf + T * H, xs.data());
     if (scale != 1.0f) {
-      vec::scale(dxnf.data(), scale, T * H);
+      vec::scale(dxnf, scale, T * H);
       vec::scale(xs.data(), scale, T * H);
     }
     bool accumulate = true;
     float* dw = m.grad_to_store(m.lm_head(), &accumulate);
-    gemm_bf16(r.head_grad_t, Bf16Panels(xs.data(), H, true, H, T), dw, H, accumulate);
+    gemm_bf16(row.head_grad_t, Bf16Panels(xs.data(), H, true, H, T), dw, H, accumulate);
   } else {
     if (scale != 1.0f)
-      parallel_for(r.dlogits.size(), 1 << 16, [&](size_t b, size_t e) { vec::scale(r.dlogits.data() + b, scale, int64_t(e - b)); });
-    linear_backward(m, mm, m.lm_head(), xnf.data(), T, r.dlogits.data(), dxnf.data());
+      parallel_for(row.dlogits.size(), 1 << 16, [&](size_t b, size_t e) { vec::scale(row.dlogits.data() + b, scale, int64_t(e - b)); });
+    linear_backward(m, mm, m.lm_head(), xnf, T, row.dlogits.data(), dxnf);
   }
-  rmsnorm_backward(x.data(), m.weight(m.final_norm()), dxnf.data(), T, H, c.rms_norm_eps, dx.data(), m.grad(m.final_norm()));
+  row.dlogits = Buffer();
+  row.head_grad = Bf16Rows();
+  row.head_grad_t = Bf16Rows();
+}
+
+// A chunk's forward pass, kept (keep) for its backward pass: the layer activations (or only each
+// layer's input when checkpointing), the final hidden states and each row's loss gradient. With
+// head_scale (the rows' gradient scale, known before the loss), each row's lm_head backward runs
+// right after its loss, so only one row's loss gradient is alive at a time.
+void chunk_forward(TrainableModel& m, ChunkPass& cp, bool keep, bool checkpointing, const Matmuls& mm,
+                   const float* head_scale) {
+  const ModelConfig& c = m.config();
+  const int64_t H = c.hidden_size, N = cp.N;
+  const size_t L = m.layers().size();
+  cp.acts.resize(L);
+  fresh(cp.x, N * H);
+  const Matrix embed = m.matrix(m.embed());
+  for (int64_t t = 0; t < N; ++t) matrix_row(embed, cp.ids[size_t(t)], cp.x.data() + t * H);
+  for (size_t l = 0; l < L; ++l) {
+    layer_forward(m, m.layers()[l], cp.x, cp.acts[l], cp, mm, keep && !checkpointing);
+    if (checkpointing || !keep) {
+      Buffer input = std::move(cp.acts[l].x_in);
+      cp.acts[l] = LayerActs();
+      if (keep) cp.acts[l].x_in = std::move(input);
+    }
+  }
+  fresh(cp.xnf, N * H);
+  rmsnorm_forward(cp.x.data(), m.weight(m.final_norm()), N, H, c.rms_norm_eps, cp.xnf.data());
+  if (keep) zeros(cp.dxnf, N * H);
+  for (ChunkRow& row : cp.rows) {
+    head_forward(m, cp, row, keep, mm);
+    if (keep && head_scale) head_backward(m, cp, row, *head_scale, mm);
+  }
+}
+
+// Adds d(nll)/d(params) for a chunk kept by chunk_forward, each row's scaled by row_scales (or
+// already taken by its lm_head backward), and frees it.
+void chunk_backward(TrainableModel& m, ChunkPass& cp, const std::vector<float>* row_scales, bool checkpointing, const Matmuls& mm) {
+  const ModelConfig& c = m.config();
+  const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), T = cp.N;
+  const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
+  const size_t L = m.layers().size();
+  if (row_scales)
+    for (ChunkRow& row : cp.rows) head_backward(m, cp, row, (*row_scales)[size_t(row.row)], mm);
+  // dx: gradient w.r.t. the residual stream.
+  Buffer dx;
+  zeros(dx, T * H);
+  rmsnorm_backward(cp.x.data(), m.weight(m.final_norm()), cp.dxnf.data(), T, H, c.rms_norm_eps, dx.data(), m.grad(m.final_norm()));
   Buffer dact, dgate, dup, dxn, dattn, dq, dk, dv;
   for (size_t l = L; l-- > 0;) {
     const auto& P = m.layers()[l];
-    LayerActs& a = acts[l];
+    LayerActs& a = cp.acts[l];
     if (checkpointing) {
       Buffer x_l;
       copy_into(x_l, a.x_in);
-      layer_forward(m, P, x_l, a, T, r.rope, seg_start, mm, true);
+      layer_forward(m, P, x_l, a, cp, mm, true);
     }
     // MLP: x_out = x_mid + down(swiglu(gate(xn2), up(xn2))).
     fresh(dact, T * I);
@@ -427,10 +456,15 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
     zeros(dq, T * qd);
     zeros(dk, T * kvd);
     zeros(dv, T * kvd);
-    attention_backward(a.q.data(), a.k.data(), a.v.data(), a.attn.data(), dattn.data(), a.lse.data(), T, seg_start, shape, mm.bf16,
-                       dq.data(), dk.data(), dv.data(), a.probs.empty() ? nullptr : &a.probs);
-    rope_apply(dq.data(), T, c.num_attention_heads, r.rope, true);
-    rope_apply(dk.data(), T, c.num_key_value_heads, r.rope, true);
+    for (size_t j = 0; j < cp.rows.size(); ++j) {
+      const int64_t s = cp.rows[j].start;
+      attention_backward(a.q.data() + s * qd, a.k.data() + s * kvd, a.v.data() + s * kvd, a.attn.data() + s * qd,
+                         dattn.data() + s * qd, a.lse.data() + s * c.num_attention_heads, cp.rows[j].T, cp.seg_start.data() + s,
+                         shape, mm.bf16, dq.data() + s * qd, dk.data() + s * kvd, dv.data() + s * kvd,
+                         a.probs.empty() ? nullptr : &a.probs[j]);
+    }
+    rope_apply(dq.data(), T, c.num_attention_heads, cp.rope, true);
+    rope_apply(dk.data(), T, c.num_key_value_heads, cp.rope, true);
     // q and k were rotated in place; the projections saw xn1, which is what their weights need.
     fresh(dxn, T * H);
     linear_backward(m, mm, P.q, a.xn1.data(), T, dq.data(), dxn.data(), a.xn1_t, true, &a);
@@ -442,12 +476,13 @@ void row_backward(TrainableModel& m, RowPass& r, float scale, bool checkpointing
   }
   // Threads take columns, so a token seen twice adds its rows in order on one thread (the same
   // bits); a serial loop over rows scattered through the embedding left the other core idle.
+  const int* ids = cp.ids.data();
   if (float* dembed = m.embedding_grad_rows(ids, T))
     parallel_for(size_t(H), 16, [&](size_t j0, size_t j1) {
       for (int64_t t = 0; t < T; ++t)
         for (size_t j = j0; j < j1; ++j) dembed[size_t(ids[t] * H) + j] += dx[size_t(t * H) + j];
     });
-  r = RowPass();
+  cp = ChunkPass();
 }
 
 }  // namespace
@@ -461,19 +496,51 @@ int64_t count_targets(const TokenBatch& b) {
 
 namespace {
 
-// Checks a batch and runs its rows. With `deferred`, every row's forward pass is kept first and
-// the row scales come from the callback given the per-row losses; otherwise each row runs
-// forward and backward at once (one row of activations alive at a time).
+// Tokens times hidden size a bf16 chunk holds at most (past one row): 2048 tokens at hidden 768.
+// The products' gain saturated near 2048 rows in a microbenchmark (4 x 511 -> 8 x 511: +1%) while
+// the activations kept grow with the chunk; a 1B model's rows run one at a time. fp32 runs a row
+// at a time: OpenBLAS's SGEMM gives a row other last bits in a product over more rows, and a row's
+// log-probs must not depend on the rows beside it (DPO's reference log-probs, taken in evaluation
+// batches, equal the policy's at step 0: loss log 2 exactly). Our bf16 GEMM computes every row
+// the same way in any product (an adapter's fp32 products are the exception).
+constexpr int64_t kChunkActivations = int64_t(2048) * 768;
+
+// Checks a batch and runs its rows in chunks. With `deferred`, every chunk's forward pass is kept
+// first and the row scales come from the callback given the per-row losses; otherwise each chunk
+// runs forward and backward at once (one chunk of activations alive at a time).
 LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool backward, bool checkpointing, bool bf16,
                   const RowScalesFromLosses* deferred) {
-  const int64_t V = m.config().vocab_size;
+  const ModelConfig& c = m.config();
+  const int64_t V = c.vocab_size;
   if (int64_t(b.input_ids.size()) != b.rows * b.seq || int64_t(b.labels.size()) != b.rows * b.seq)
     fail("batch", "input_ids and labels must both hold rows x seq entries");
   LossSum total;
   total.row_nll.assign(size_t(b.rows), 0.0);
   total.row_targets.assign(size_t(b.rows), 0);
-  std::vector<RowPass> kept(deferred ? size_t(b.rows) : 0);
+  const bool keep = backward && (deferred || grad_scale != 0.0f);
+  std::vector<ChunkPass> kept;
   Matmuls mm(m, bf16, backward);
+  ChunkPass cp;
+  std::vector<int64_t> positions;
+  // Runs the chunk gathered so far.
+  auto run_chunk = [&]() {
+    if (cp.rows.empty()) return;
+    cp.rope = rope_table(positions.data(), cp.N, c.head_dim, c.rope_theta);
+    positions.clear();
+    mm.row_key = uint64_t(cp.rows.front().row);
+    chunk_forward(m, cp, keep, checkpointing, mm, keep && !deferred ? &grad_scale : nullptr);
+    for (ChunkRow& row : cp.rows) {
+      int64_t n = 0;
+      for (int64_t t = row.start; t < row.start + row.T; ++t) n += cp.targets[size_t(t)] != kIgnoreIndex;
+      total.nll += row.nll;
+      total.targets += n;
+      total.row_nll[size_t(row.row)] = row.nll;
+      total.row_targets[size_t(row.row)] = n;
+    }
+    if (deferred) kept.push_back(std::move(cp));
+    else if (keep) chunk_backward(m, cp, nullptr, checkpointing, mm);
+    cp = ChunkPass();
+  };
   for (int64_t r = 0; r < b.rows; ++r) {
     const int* ids = b.input_ids.data() + r * b.seq;
     const int* labels = b.labels.data() + r * b.seq;
@@ -488,32 +555,29 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
     for (int64_t t = 1; t < b.seq; ++t)
       if (labels[t] != kIgnoreIndex) T = t;
     if (T == 0) continue;
-    std::vector<int> targets(static_cast<size_t>(T));
-    for (int64_t t = 0; t < T; ++t) targets[size_t(t)] = labels[t + 1];
-    std::vector<int64_t> positions(static_cast<size_t>(T)), seg(static_cast<size_t>(T), 0);
+    if (!cp.rows.empty() && (!bf16 || (cp.N + T) * c.hidden_size > kChunkActivations)) run_chunk();
+    ChunkRow row;
+    row.row = r;
+    row.start = cp.N;
+    row.T = T;
     for (int64_t t = 0; t < T; ++t) {
-      positions[size_t(t)] = b.positions.empty() ? t : b.positions[size_t(r * b.seq + t)];
-      if (!b.seg_start.empty()) seg[size_t(t)] = b.seg_start[size_t(r * b.seq + t)];
+      cp.ids.push_back(ids[t]);
+      cp.targets.push_back(labels[t + 1]);
+      positions.push_back(b.positions.empty() ? t : b.positions[size_t(r * b.seq + t)]);
+      cp.seg_start.push_back(b.seg_start.empty() ? 0 : b.seg_start[size_t(r * b.seq + t)]);
     }
-    const bool keep = backward && (deferred || grad_scale != 0.0f);
-    mm.row_key = uint64_t(r);
-    RowPass pass = row_forward(m, ids, targets.data(), T, std::move(positions), std::move(seg), keep, checkpointing, mm);
-    int64_t n = 0;
-    for (int t : targets) n += t != kIgnoreIndex;
-    total.nll += pass.nll;
-    total.targets += n;
-    total.row_nll[size_t(r)] = pass.nll;
-    total.row_targets[size_t(r)] = n;
-    if (deferred) kept[size_t(r)] = std::move(pass);
-    else if (keep) row_backward(m, pass, grad_scale, checkpointing, mm);
+    cp.N += T;
+    cp.rows.push_back(std::move(row));
   }
+  run_chunk();
   if (deferred) {
     const std::vector<float> scales = (*deferred)(total);
     if (int64_t(scales.size()) != b.rows) fail("batch", "one row scale per row expected");
-    for (int64_t r = 0; r < b.rows; ++r) {
-      if (kept[size_t(r)].T == 0) continue;
-      mm.row_key = uint64_t(r);
-      row_backward(m, kept[size_t(r)], grad_scale * scales[size_t(r)], checkpointing, mm);
+    std::vector<float> row_scales(scales.size());
+    for (size_t r = 0; r < scales.size(); ++r) row_scales[r] = grad_scale * scales[r];
+    for (ChunkPass& k : kept) {
+      mm.row_key = uint64_t(k.rows.front().row);
+      chunk_backward(m, k, &row_scales, checkpointing, mm);
     }
   }
   return total;
