@@ -29,7 +29,7 @@ struct LayerActs {
   Buffer x_in, xn1, q, k, v, attn, lse, x_mid, xn2, gate, up, act;
   Bf16Panels xn1_t, attn_t, xn2_t, act_t;
   std::map<size_t, Buffer> adapter_u;  // by parameter index: each adapter's x' Aᵀ, which its backward reads
-  std::vector<AttentionProbs> probs;  // attention's probabilities, by row (the backward pass would recompute them)
+  std::vector<AttentionProbs> probs;  // fp32: attention's probabilities, by row (bf16's backward pass recomputes them)
 };
 
 // A buffer of n floats that its producer overwrites whole (no zero fill), one that gradients are
@@ -40,10 +40,11 @@ void zeros(Buffer& v, int64_t n) {
   fresh(v, n);
   parallel_for(size_t(n), 1 << 15, [&](size_t b, size_t e) { std::fill(v.data() + b, v.data() + e, 0.0f); });
 }
-void copy_into(Buffer& v, const Buffer& x) {
-  fresh(v, int64_t(x.size()));
-  parallel_for(x.size(), 1 << 15, [&](size_t b, size_t e) { std::copy(x.data() + b, x.data() + e, v.data() + b); });
+void copy_into(Buffer& v, const float* x, int64_t n) {
+  fresh(v, n);
+  parallel_for(size_t(n), 1 << 15, [&](size_t b, size_t e) { std::copy(x + b, x + e, v.data() + b); });
 }
+void copy_into(Buffer& v, const Buffer& x) { copy_into(v, x.data(), int64_t(x.size())); }
 
 // How one batch's matmuls run: fp32 BLAS, or with `bf16: true` bf16 inputs and fp32 accumulation
 // (as PyTorch's bf16 autocast) while weights and gradients stay fp32. In bf16 each weight is
@@ -202,8 +203,8 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
 // A chunk of a batch: consecutive rows that run through each layer together, as one sequence of N
 // tokens, and apart only in attention (a call per row) and the loss. A row of 511 tokens at a time,
 // every product read its weight (and a weight gradient its accumulator) from memory again per row;
-// the 56M step with its 4 rows as one chunk: bf16 +3.2% and +3.8% (medians of two sets of 5
-// alternated pairs; fp32 gained 2.6% but runs rows alone, see kChunkActivations).
+// the 56M bf16 step with its 4 rows as one chunk: +2.5% (8 alternated pairs, every one faster),
+// and +1.8% against chunks of 2 rows (fp32 gained 2.6% but runs rows alone, see kChunkActivations).
 struct ChunkRow {
   int64_t row = 0;             // index in the batch
   int64_t start = 0, T = 0;    // its tokens in the chunk
@@ -258,8 +259,8 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   fresh(a.attn, T * qd);
   fresh(a.lse, T * c.num_attention_heads);
   // fp32 keeps the probabilities for the backward pass; bf16 recomputes them there (a K = 64 product
-  // and the exponentials), which was faster in the step than writing ~7 MB a layer and row out to
-  // memory and reading it back (56M step +0.9%).
+  // and the exponentials) rather than write ~7 MB a layer and row out to memory and read it back:
+  // the 56M step +0.5-1.6%, ~150 MB less peak RSS on the 125M one (fp32's SGEMM recomputation: -2.7%).
   const bool keep_probs = for_backward && !mm.bf16;
   if (keep_probs) a.probs.resize(cp.rows.size());
   for (size_t j = 0; j < cp.rows.size(); ++j) {
@@ -354,8 +355,8 @@ void head_backward(TrainableModel& m, ChunkPass& cp, ChunkRow& row, float scale,
   if (row.head_grad.m()) {
     // The scale goes on the small operands: dxnf = scale · G W, dW += Gᵀ (scale · xnf).
     gemm_bf16(row.head_grad, mm.packed->wt[m.lm_head()], dxnf, H, false);
-    Buffer xs(size_t(T * H));
-    std::copy(xnf, xnf + T * H, xs.data());
+    Buffer xs;
+    copy_into(xs, xnf, T * H);
     if (scale != 1.0f) {
       vec::scale(dxnf, scale, T * H);
       vec::scale(xs.data(), scale, T * H);
