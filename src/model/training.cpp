@@ -54,7 +54,7 @@ void copy_into(Buffer& v, const Buffer& x) { copy_into(v, x.data(), int64_t(x.si
 struct Matmuls {
   bool bf16 = false;
   bool dropout = false;  // adapters' dropout: in training passes only
-  uint64_t row_key = 0;  // the row being run, for its dropout masks
+  uint64_t row_key = 0;  // the row being run (a chunk's layers: its first row), for its dropout masks
   std::shared_ptr<const TrainableModel::Bf16Weights> packed;
 
   Matmuls(const TrainableModel& m, bool use_bf16, bool backward)
@@ -378,8 +378,8 @@ void head_backward(TrainableModel& m, ChunkPass& cp, ChunkRow& row, float scale,
 // layer's input when checkpointing), the final hidden states and each row's loss gradient. With
 // head_scale (the rows' gradient scale, known before the loss), each row's lm_head backward runs
 // right after its loss, so only one row's loss gradient is alive at a time.
-void chunk_forward(TrainableModel& m, ChunkPass& cp, bool keep, bool checkpointing, const Matmuls& mm,
-                   const float* head_scale) {
+void chunk_forward(TrainableModel& m, ChunkPass& cp, bool keep, bool checkpointing, Matmuls mm, const float* head_scale) {
+  mm.row_key = uint64_t(cp.rows.front().row);
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, N = cp.N;
   const size_t L = m.layers().size();
@@ -406,7 +406,8 @@ void chunk_forward(TrainableModel& m, ChunkPass& cp, bool keep, bool checkpointi
 
 // Adds d(nll)/d(params) for a chunk kept by chunk_forward, each row's scaled by row_scales (or
 // already taken by its lm_head backward), and frees it.
-void chunk_backward(TrainableModel& m, ChunkPass& cp, const std::vector<float>* row_scales, bool checkpointing, const Matmuls& mm) {
+void chunk_backward(TrainableModel& m, ChunkPass& cp, const std::vector<float>* row_scales, bool checkpointing, Matmuls mm) {
+  mm.row_key = uint64_t(cp.rows.front().row);  // as chunk_forward's (a recomputed layer draws the same masks)
   const ModelConfig& c = m.config();
   const int64_t H = c.hidden_size, I = c.intermediate_size, qd = c.q_dim(), kvd = c.kv_dim(), T = cp.N;
   const AttentionShape shape{c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.sliding_window};
@@ -528,7 +529,6 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
     if (cp.rows.empty()) return;
     cp.rope = rope_table(positions.data(), cp.N, c.head_dim, c.rope_theta);
     positions.clear();
-    mm.row_key = uint64_t(cp.rows.front().row);
     chunk_forward(m, cp, keep, checkpointing, mm, keep && !deferred ? &grad_scale : nullptr);
     for (ChunkRow& row : cp.rows) {
       int64_t n = 0;
@@ -576,10 +576,7 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
     if (int64_t(scales.size()) != b.rows) fail("batch", "one row scale per row expected");
     std::vector<float> row_scales(scales.size());
     for (size_t r = 0; r < scales.size(); ++r) row_scales[r] = grad_scale * scales[r];
-    for (ChunkPass& k : kept) {
-      mm.row_key = uint64_t(k.rows.front().row);
-      chunk_backward(m, k, &row_scales, checkpointing, mm);
-    }
+    for (ChunkPass& k : kept) chunk_backward(m, k, &row_scales, checkpointing, mm);
   }
   return total;
 }
