@@ -9,9 +9,16 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/huge_buffer.h"
 #include "train/world.h"
 
 int main(int argc, char** argv) {
+  // Training streams gigabytes through its weights, gradients, optimizer state and activations
+  // every step; with the heap in 2 MB pages the 56M bf16 SFT step ran 1.3% faster (12 alternated
+  // pairs, 10 faster; fp32 unchanged; peak RSS the same). glibc reads that setting only at start.
+  if (argc > 1)
+    for (const char* trains : {"sft", "pretrain", "dpo", "recipe"})
+      if (std::strcmp(argv[1], trains) == 0) zephyr::relaunch_with_huge_page_heap(argv);
   // Every training step and prompt allocates the same large scratch buffers again. glibc serves
   // blocks over 128 KB-32 MB with fresh mmaps and returns freed heap tops to the kernel, so each
   // step paid page faults and the kernel's zeroing of every page (SFT step 680 -> 850 tok/s

@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <new>
+#include <string>
 
 namespace zephyr {
 
@@ -34,6 +37,19 @@ void release_mapped_pages(const void* p, size_t n) {
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) & ~(page - 1);
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) & ~(page - 1);
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void relaunch_with_huge_page_heap(char** argv) {
+  const char* set = std::getenv("GLIBC_TUNABLES");
+  std::string tunables = set ? set : "";
+  if (tunables.find("glibc.malloc.hugetlb") != std::string::npos) return;
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  std::getline(thp, mode);
+  if (mode.empty() || mode.find("[never]") != std::string::npos) return;
+  tunables += (tunables.empty() ? "" : ":") + std::string("glibc.malloc.hugetlb=1");
+  if (::setenv("GLIBC_TUNABLES", tunables.c_str(), 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
 }
 
 }  // namespace zephyr

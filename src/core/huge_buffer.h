@@ -27,4 +27,10 @@ class HugeBuffer {
 // they leave its resident set (the page cache keeps them).
 void release_mapped_pages(const void* p, size_t n);
 
+// Runs this program again (execv of /proc/self/exe with the same arguments) with glibc's malloc
+// asking for transparent huge pages on the memory it takes from the kernel
+// (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), unless the variable already names that tunable (so
+// glibc.malloc.hugetlb=0 turns it off), THP is off, or the exec fails: then it returns.
+void relaunch_with_huge_page_heap(char** argv);
+
 }  // namespace zephyr
