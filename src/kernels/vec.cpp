@@ -133,8 +133,9 @@ Z_AVX512 inline __m512 exp_nonpositive16(__m512 x) {
   p = _mm512_maskz_fmadd_ps(ok, p, r, _mm512_set1_ps(0.5f));
   p = _mm512_maskz_fmadd_ps(ok, p, r, _mm512_set1_ps(1.0f));
   p = _mm512_maskz_fmadd_ps(ok, p, r, _mm512_set1_ps(1.0f));
-  const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(k), _mm512_set1_epi32(127)), 23);
-  return _mm512_maskz_mul_ps(ok, p, _mm512_castsi512_ps(bits));
+  // p · 2^k by vscalefps: one instruction where building 2^k's exponent bits and multiplying took
+  // four; the same value (one rounding either way), checked for every float in [-100, 1].
+  return _mm512_maskz_scalef_ps(ok, p, k);
 }
 
 // out = e^(x − m) over the whole vectors from i0 on below i1, their sum in 16 lanes; *i: where they end.
