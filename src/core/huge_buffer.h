@@ -1,6 +1,8 @@
-// Memory for weights that are streamed every token: 2 MB-aligned anonymous pages with transparent
-// huge pages requested, so a 14 GB sweep costs a few thousand TLB misses instead of millions
-// (measured: ~12% faster decode than reading the mmapped file's 4 KB pages in place).
+// Huge pages for memory read in long sweeps. HugeBuffer: weights that are streamed every token,
+// 2 MB-aligned anonymous pages with transparent huge pages requested, so a 14 GB sweep costs a few
+// thousand TLB misses instead of millions (measured: ~12% faster decode than reading the mmapped
+// file's 4 KB pages in place). relaunch_with_huge_page_heap: the same for everything malloc hands
+// out (training's weights, gradients, optimizer state and activations).
 #pragma once
 #include <cstddef>
 
