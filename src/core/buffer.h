@@ -16,6 +16,8 @@ struct UninitAllocator : std::allocator<T> {
     using other = UninitAllocator<U>;
   };
   UninitAllocator() = default;
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t n) noexcept { ::operator delete(p, n * sizeof(T), std::align_val_t(64)); }
   template <class U>
   UninitAllocator(const UninitAllocator<U>&) noexcept {}
   // Value-initialisation (what resize(n) asks for) becomes default-initialisation: none for float.

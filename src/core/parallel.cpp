@@ -58,6 +58,7 @@ class Pool {
         ~Leave() { t_in_task = false; }
       } leave;
       for (size_t s = 0; s < slots; ++s) task(s);
+      _mm_sfence();
       return;
     }
     task_.store(&task, std::memory_order_relaxed);
@@ -100,6 +101,7 @@ class Pool {
         if (!error_) error_ = std::current_exception();
       }
       t_in_task = false;
+      _mm_sfence();  // the slot's streaming stores are seen before it counts as done
       done_.fetch_add(1, std::memory_order_acq_rel);
     }
   }
@@ -187,9 +189,12 @@ namespace detail {
 
 bool in_task() { return t_in_task; }
 
+void fence_streams() { _mm_sfence(); }
+
 void run_slots(size_t slots, const std::function<void(size_t)>& task) {
   if (t_in_task || slots <= 1) {
     for (size_t s = 0; s < slots; ++s) task(s);
+    _mm_sfence();  // as after a pool thread's slots
     return;
   }
   num_threads();  // creates the pool on first use

@@ -5,7 +5,9 @@
 // thread claims them first, the caller included, and the caller waits only for pieces in progress,
 // never for a thread that has not started; when workers keep being taken off their cores in the
 // middle of a piece, the caller runs the loops alone for a while (parallel.cpp, Pool::note_wait).
-// OpenBLAS keeps its own OpenMP threads for GEMMs.
+// OpenBLAS keeps its own OpenMP threads for GEMMs. Every loop's threads fence their streaming
+// (non-temporal) stores before the loop returns, so that what a loop wrote that way (gemm_bf16.h:
+// Bf16Write::kStream) is seen by whatever runs after it, on any thread.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -28,6 +30,8 @@ void run_slots(size_t slots, const std::function<void(size_t)>& task);
 // then call fn once, without the bookkeeping of slots and shares (attention's per-head tasks make
 // ~1000 such nested calls a layer: a GEMM or a pack per block of queries).
 bool in_task();
+// Makes this thread's streaming stores visible before its later stores (sfence).
+void fence_streams();
 }  // namespace detail
 
 // Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread, each a multiple
@@ -37,6 +41,7 @@ void parallel_for(size_t n, size_t grain, Fn&& fn) {
   const size_t threads = size_t(num_threads());
   if (threads <= 1 || n <= grain || detail::in_task()) {
     fn(size_t(0), n);
+    detail::fence_streams();
     return;
   }
   const size_t blocks = (n + grain - 1) / grain;
@@ -58,6 +63,7 @@ void parallel_for_balanced(size_t n, size_t grain, Fn&& fn) {
   const size_t threads = size_t(num_threads());
   if (threads <= 1 || n <= grain || detail::in_task()) {
     fn(size_t(0), n);
+    detail::fence_streams();
     return;
   }
   const size_t blocks = (n + grain - 1) / grain;

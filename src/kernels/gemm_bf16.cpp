@@ -3,6 +3,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <new>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,24 +58,47 @@ Z_BF16 inline void transpose16(__m512i r[16]) {
 struct Panels {
   int64_t rows;
   bool wide = false;
+  bool stream = false;  // Bf16Write::kStream
 };
+
+uint16_t* bf16_data(size_t n) {
+  void* p = std::aligned_alloc(64, (n * sizeof(uint16_t) + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+  return static_cast<uint16_t*>(p);
+}
 
 // bf16 to fp32 (exact): 16 bf16 to 16 floats.
 Z_BF16 inline __m512i widen16(__m256i x) { return _mm512_slli_epi32(_mm512_cvtepu16_epi32(x), 16); }
 
 // Stores pair p of rows r0..r0+15 (16 int32, each a pair of bf16) into the pack at out: 16
-// consecutive int32 of a 32-row panel, or two 8-row panels.
+// consecutive int32 of a 32-row panel, or two 8-row panels. Every store is aligned to its size
+// (the pack's storage is 64-byte aligned): streamed, consecutive pairs fill whole lines.
 Z_BF16 inline void store_pair(uint16_t* out, Panels f, int64_t pairs, int64_t r0, int64_t p, __m512i v) {
   if (f.rows == 32) {
-    _mm512_storeu_si512(reinterpret_cast<int32_t*>(out) + (r0 / 32) * pairs * 32 + p * 32 + r0 % 32, v);
+    auto* dst = reinterpret_cast<__m512i*>(reinterpret_cast<int32_t*>(out) + (r0 / 32) * pairs * 32 + p * 32 + r0 % 32);
+    if (f.stream) _mm512_stream_si512(dst, v);
+    else _mm512_storeu_si512(dst, v);
   } else if (!f.wide) {
     int32_t* panel = reinterpret_cast<int32_t*>(out) + (r0 / 8) * pairs * 8;
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(panel + p * 8), _mm512_castsi512_si256(v));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(panel + (pairs + p) * 8), _mm512_extracti64x4_epi64(v, 1));
+    auto* lo = reinterpret_cast<__m256i*>(panel + p * 8);
+    auto* hi = reinterpret_cast<__m256i*>(panel + (pairs + p) * 8);
+    if (f.stream) {
+      _mm256_stream_si256(lo, _mm512_castsi512_si256(v));
+      _mm256_stream_si256(hi, _mm512_extracti64x4_epi64(v, 1));
+    } else {
+      _mm256_storeu_si256(lo, _mm512_castsi512_si256(v));
+      _mm256_storeu_si256(hi, _mm512_extracti64x4_epi64(v, 1));
+    }
   } else {
     float* panel = reinterpret_cast<float*>(out) + (r0 / 8) * pairs * 16;
-    _mm512_storeu_si512(panel + p * 16, widen16(_mm512_castsi512_si256(v)));
-    _mm512_storeu_si512(panel + (pairs + p) * 16, widen16(_mm512_extracti64x4_epi64(v, 1)));
+    const __m512i lo = widen16(_mm512_castsi512_si256(v)), hi = widen16(_mm512_extracti64x4_epi64(v, 1));
+    if (f.stream) {
+      _mm512_stream_si512(reinterpret_cast<__m512i*>(panel + p * 16), lo);
+      _mm512_stream_si512(reinterpret_cast<__m512i*>(panel + (pairs + p) * 16), hi);
+    } else {
+      _mm512_storeu_si512(panel + p * 16, lo);
+      _mm512_storeu_si512(panel + (pairs + p) * 16, hi);
+    }
   }
 }
 
@@ -182,12 +207,13 @@ void pack(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t K, Pan
 // The 16 accumulators are named variables: as an array GCC kept them in registers in the loop but
 // stored and reloaded them through the stack around it (32 more memory operations a tile, ~10% of
 // the kernel's samples outside its loop in the training step).
+// stream: a full tile stored over C by streaming stores (each row's 32 values two aligned lines).
 Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, float* c, int64_t ldc, int64_t rows,
-                         int64_t cols, bool accumulate) {
+                         int64_t cols, bool accumulate, bool stream) {
   // C's lines are fetched while the tile computes: gradients accumulated into come from memory
   // (a weight's gradient was last touched a row earlier). One layer's products with cold caches
   // (microbenchmark, 3 alternated runs): 29.0 / 34.9 / 29.9 ms -> 28.8 / 26.9 / 26.2.
-  for (int i = 0; i < MR && i < rows; ++i) {
+  for (int i = 0; !stream && i < MR && i < rows; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
   }
@@ -205,6 +231,13 @@ Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, 
   }
     Z_DOT(0) Z_DOT(1) Z_DOT(2) Z_DOT(3) Z_DOT(4) Z_DOT(5) Z_DOT(6) Z_DOT(7)
 #undef Z_DOT
+  }
+#define Z_STREAM(i)                                   \
+  _mm512_stream_ps(c + (i) * ldc, acc##i##0);         \
+  _mm512_stream_ps(c + (i) * ldc + 16, acc##i##1);
+  if (stream) {
+    Z_STREAM(0) Z_STREAM(1) Z_STREAM(2) Z_STREAM(3) Z_STREAM(4) Z_STREAM(5) Z_STREAM(6) Z_STREAM(7)
+    return;
   }
   const __mmask16 m0 = __mmask16(cols >= 16 ? 0xffffu : (1u << cols) - 1);
   const __mmask16 m1 = __mmask16(cols >= 32 ? 0xffffu : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
@@ -232,8 +265,8 @@ Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, 
 #define Z_FMA __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 template <bool kStreamB>
 Z_FMA void micro_kernel_fma(const float* ap, const uint16_t* bp, int64_t pairs, float* c, int64_t ldc, int64_t rows, int64_t cols,
-                            bool accumulate) {
-  for (int i = 0; i < MR && i < rows; ++i) {
+                            bool accumulate, bool stream) {
+  for (int i = 0; !stream && i < MR && i < rows; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
   }
@@ -269,6 +302,11 @@ Z_FMA void micro_kernel_fma(const float* ap, const uint16_t* bp, int64_t pairs, 
         : [w] "r"(w), [b0o] "v"(b0o), [b1o] "v"(b1o), [b0e] "v"(b0e), [b1e] "v"(b1e), "m"(*(const float(*)[16])w));
 #undef Z_ROW
   }
+  if (stream) {
+    Z_STREAM(0) Z_STREAM(1) Z_STREAM(2) Z_STREAM(3) Z_STREAM(4) Z_STREAM(5) Z_STREAM(6) Z_STREAM(7)
+    return;
+  }
+#undef Z_STREAM
   const __mmask16 m0 = __mmask16(cols >= 16 ? 0xffffu : (1u << cols) - 1);
   const __mmask16 m1 = __mmask16(cols >= 32 ? 0xffffu : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
   Z_STORE(0) Z_STORE(1) Z_STORE(2) Z_STORE(3) Z_STORE(4) Z_STORE(5) Z_STORE(6) Z_STORE(7)
@@ -284,6 +322,8 @@ Bf16Multiply multiply = (__builtin_cpu_init(), __builtin_cpu_is("intel")) ? Bf16
 Bf16Multiply bf16_multiply() { return multiply; }
 void set_bf16_multiply(Bf16Multiply m) { multiply = m; }
 
+void Bf16Free::operator()(uint16_t* p) const { std::free(p); }
+
 bool gemm_bf16_available() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512bf16");
@@ -291,38 +331,39 @@ bool gemm_bf16_available() {
 }
 
 Bf16Panels::Bf16Panels(const float* b, int64_t ldb, bool transpose_b, int64_t N, int64_t K)
-    : n_(N), k_(K), data_(new uint16_t[size_t((N + NR - 1) / NR * ((K + 1) / 2) * NR * 2)]) {
+    : n_(N), k_(K), data_(bf16_data(size_t((N + NR - 1) / NR * ((K + 1) / 2) * NR * 2))) {
   // Not value-initialised: every element is written by the packing (a zero fill cost ~2%).
   pack(b, ldb, transpose_b, N, K, {NR}, data_.get());
 }
 
-Bf16Panels::Bf16Panels(int64_t N, int64_t K)
-    : n_(N), k_(K), data_(new uint16_t[size_t((N + NR - 1) / NR * ((K + 1) / 2) * NR * 2)]) {}
+Bf16Panels::Bf16Panels(int64_t N, int64_t K, Bf16Write write)
+    : n_(N), k_(K), stream_(write == Bf16Write::kStream), data_(bf16_data(size_t((N + NR - 1) / NR * ((K + 1) / 2) * NR * 2))) {}
 
 void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Rows& at) {
   if (at.m() != a.k() || at.k() != a.m()) fail("pack_with_transpose", "the transposed pack's shape is not A's transposed");
-  pack_with_transpose(x, ld, a.m(), a.k(), {MR, a.wide_}, a.data_.get(), {MR, at.wide_}, at.data_.get());
+  pack_with_transpose(x, ld, a.m(), a.k(), {MR, a.wide_, a.stream_}, a.data_.get(), {MR, at.wide_, at.stream_}, at.data_.get());
 }
 
 void pack_with_transpose(const float* x, int64_t ld, Bf16Rows& a, Bf16Panels& bt) {
   if (bt.n() != a.k() || bt.k() != a.m()) fail("pack_with_transpose", "the transposed pack's shape is not A's transposed");
-  pack_with_transpose(x, ld, a.m(), a.k(), {MR, a.wide_}, a.data_.get(), {NR}, bt.data_.get());
+  pack_with_transpose(x, ld, a.m(), a.k(), {MR, a.wide_, a.stream_}, a.data_.get(), {NR, false, bt.stream_}, bt.data_.get());
 }
 
 void pack_transposed(const float* x, int64_t ld, Bf16Rows& at) {
-  pack_with_transpose(x, ld, at.k(), at.m(), {MR, false}, nullptr, {MR, at.wide_}, at.data_.get());
+  pack_with_transpose(x, ld, at.k(), at.m(), {MR, false}, nullptr, {MR, at.wide_, at.stream_}, at.data_.get());
 }
 
 void pack_with_transpose(const float* x, int64_t ld, Bf16Panels& b, Bf16Panels& bt) {
   if (bt.n() != b.k() || bt.k() != b.n()) fail("pack_with_transpose", "the transposed pack's shape is not B's transposed");
-  pack_with_transpose(x, ld, b.n(), b.k(), {NR}, b.data_.get(), {NR}, bt.data_.get());
+  pack_with_transpose(x, ld, b.n(), b.k(), {NR, false, b.stream_}, b.data_.get(), {NR, false, bt.stream_}, bt.data_.get());
 }
 
 int64_t pack_groups(const Bf16Panels& b) { return (b.n() + NR - 1) / NR * NR / 16; }
 
 void pack_group_with_transpose(const float* x, int64_t ld, int64_t g, Bf16Panels& b, Bf16Panels& bt) {
   if (bt.n() != b.k() || bt.k() != b.n()) fail("pack_group_with_transpose", "the transposed pack's shape is not B's transposed");
-  pack16_with_transpose(x, 0, ld, b.n(), g * 16, b.k(), {NR}, b.data_.get(), {NR}, bt.data_.get());
+  pack16_with_transpose(x, 0, ld, b.n(), g * 16, b.k(), {NR, false, b.stream_}, b.data_.get(), {NR, false, bt.stream_},
+                        bt.data_.get());
 }
 
 namespace {
@@ -354,8 +395,9 @@ void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std:
   for_produced_groups(M, (M + MR - 1) / MR * MR, K, targets.size(), produce, [&](int64_t r0, float* const* out) {
     for (size_t i = 0; i < targets.size(); ++i) {
       const PackTarget& t = targets[i];
-      pack16_with_transpose(out[i], r0, K, M, r0, K, {MR, t.a->wide_}, t.a->data_.get(),
-                            t.at ? Panels{MR, t.at->wide_} : Panels{NR}, t.at ? t.at->data_.get() : t.bt->data_.get());
+      pack16_with_transpose(out[i], r0, K, M, r0, K, {MR, t.a->wide_, t.a->stream_}, t.a->data_.get(),
+                            t.at ? Panels{MR, t.at->wide_, t.at->stream_} : Panels{NR, false, t.bt->stream_},
+                            t.at ? t.at->data_.get() : t.bt->data_.get());
     }
   });
 }
@@ -364,7 +406,8 @@ void pack_produced(int64_t N, int64_t K, const RowsProducer& produce, Bf16Panels
   if ((b && (b->n() != N || b->k() != K)) || (bt && (bt->n() != K || bt->k() != N)))
     fail("pack_produced", "a pack's shape is not the produced matrix's");
   for_produced_groups(N, (N + NR - 1) / NR * NR, K, 1, produce, [&](int64_t r0, float* const* out) {
-    pack16_with_transpose(out[0], r0, K, N, r0, K, {NR}, b ? b->data_.get() : nullptr, {NR}, bt ? bt->data_.get() : nullptr);
+    pack16_with_transpose(out[0], r0, K, N, r0, K, {NR, false, b && b->stream_}, b ? b->data_.get() : nullptr,
+                          {NR, false, bt && bt->stream_}, bt ? bt->data_.get() : nullptr);
   });
 }
 
@@ -375,17 +418,17 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, boo
 
 // An odd panel count gets one more: the last 16-row group writes two panels. Widened values take
 // twice the room.
-Bf16Rows::Bf16Rows(int64_t M, int64_t K)
-    : m_(M), k_(K), wide_(bf16_multiply() == Bf16Multiply::kFma),
-      data_(new uint16_t[size_t(((M + MR - 1) / MR + 1) / 2 * 2 * ((K + 1) / 2) * MR * 2 * (wide_ ? 2 : 1))]) {}
+Bf16Rows::Bf16Rows(int64_t M, int64_t K, Bf16Write write)
+    : m_(M), k_(K), wide_(bf16_multiply() == Bf16Multiply::kFma), stream_(write == Bf16Write::kStream),
+      data_(bf16_data(size_t(((M + MR - 1) / MR + 1) / 2 * 2 * ((K + 1) / 2) * MR * 2 * (wide_ ? 2 : 1)))) {}
 
 Bf16Rows::Bf16Rows(const float* a, int64_t lda, bool transpose_a, int64_t M, int64_t K) : Bf16Rows(M, K) {
   pack(a, lda, transpose_a, M, K, {MR, wide_}, data_.get());
 }
 
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,
-               bool accumulate) {
-  gemm_bf16(Bf16Rows(a, lda, transpose_a, M, b.k()), b, c, ldc, accumulate);
+               bool accumulate, Bf16Write write) {
+  gemm_bf16(Bf16Rows(a, lda, transpose_a, M, b.k()), b, c, ldc, accumulate, write);
 }
 
 Bf16PanelsView Bf16Panels::view(int64_t n0, int64_t n, int64_t k0, int64_t k) const {
@@ -393,19 +436,34 @@ Bf16PanelsView Bf16Panels::view(int64_t n0, int64_t n, int64_t k0, int64_t k) co
   return {data_.get() + n0 / NR * stride + k0 / 2 * NR * 2, n, k, stride};
 }
 
-void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, bool accumulate) {
-  gemm_bf16(a, b.view(), c, ldc, accumulate);
+namespace {
+
+void gemm_packed(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate, Bf16Causal causal,
+                 Bf16Write write);
+
+}  // namespace
+
+void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, bool accumulate, Bf16Write write) {
+  gemm_packed(a, b.view(), c, ldc, accumulate, Bf16Causal{}, write);
 }
 
 void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate) {
-  gemm_bf16(a, b, c, ldc, accumulate, Bf16Causal{});
+  gemm_packed(a, b, c, ldc, accumulate, Bf16Causal{}, Bf16Write::kCached);
 }
 
 void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate, Bf16Causal causal) {
+  gemm_packed(a, b, c, ldc, accumulate, causal, Bf16Write::kCached);
+}
+
+namespace {
+
+void gemm_packed(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate, Bf16Causal causal,
+                 Bf16Write write) {
   if (a.k() != b.k) fail("gemm_bf16", "A's K (" + std::to_string(a.k()) + ") differs from B's (" + std::to_string(b.k) + ")");
   const int64_t M = a.m(), N = b.n, pairs = (b.k + 1) / 2, mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
   const int64_t a_stride = pairs * MR * 2, off = causal.offset;
   const bool a_outer = mp * MR > np * NR;  // the loop order, see below
+  const bool stream = write == Bf16Write::kStream && ldc % 16 == 0;  // then C's rows all start as its first does
   auto tile = [&](int64_t p, int64_t q) {
     const int64_t rows = std::min(MR, M - p * MR), cols = std::min(NR, N - q * NR);
     float* ct = c + p * MR * ldc + q * NR;
@@ -425,11 +483,12 @@ void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc
     if (p1 <= p0 && accumulate) return;  // without accumulation a tile with no pairs stores zeros
     const int64_t at = p * a_stride + p0 * MR * 2, n = std::max<int64_t>(p1 - p0, 0);  // A's first value, k-pairs
     const uint16_t* bt = b.data + q * b.panel_stride + p0 * NR * 2;
-    if (!a.wide()) return micro_kernel(a.data() + at, bt, n, ct, ldc, rows, cols, accumulate);
+    const bool st = stream && !accumulate && rows == MR && cols == NR && reinterpret_cast<uintptr_t>(ct) % 64 == 0;
+    if (!a.wide()) return micro_kernel(a.data() + at, bt, n, ct, ldc, rows, cols, accumulate, st);
     const float* aw = reinterpret_cast<const float*>(a.data()) + at;
     // B streams past a fixed A panel when A is the outer operand (below): then the kernel prefetches it.
-    if (a_outer) micro_kernel_fma<true>(aw, bt, n, ct, ldc, rows, cols, accumulate);
-    else micro_kernel_fma<false>(aw, bt, n, ct, ldc, rows, cols, accumulate);
+    if (a_outer) micro_kernel_fma<true>(aw, bt, n, ct, ldc, rows, cols, accumulate, st);
+    else micro_kernel_fma<false>(aw, bt, n, ct, ldc, rows, cols, accumulate, st);
   };
   // Threads take disjoint C tiles split along the larger operand, which is also the outer loop: its
   // panel stays in L1 while the smaller operand streams from L2/L3. (B outer for lm_head's dW,
@@ -464,5 +523,7 @@ void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc
     }
   });
 }
+
+}  // namespace
 
 }  // namespace zephyr

@@ -11,6 +11,21 @@
 
 namespace zephyr {
 
+// How a pack or a product's C is written. kStream: by streaming (non-temporal) stores, which send
+// whole cache lines to memory without first reading them in (a normal store reads its line before
+// writing it): for results that are larger than the caches or are read back only after much other
+// traffic has evicted them (a weight's packs made by the optimizer for the next step, the forward's
+// packs kept for the backward pass, gradients, a row's logits). Results read right away stay
+// kCached. Only whole, aligned lines stream (a product's full tiles that store over C); the rest
+// is written as kCached writes it. A parallel_for's threads fence their streaming stores before it returns.
+enum class Bf16Write { kCached, kStream };
+
+// A pack's storage, 64-byte aligned so that its panels' lines can stream.
+struct Bf16Free {
+  void operator()(uint16_t* p) const;
+};
+using Bf16Data = std::unique_ptr<uint16_t[], Bf16Free>;
+
 // True when this CPU has AVX512-BF16.
 bool gemm_bf16_available();
 
@@ -38,8 +53,8 @@ class Bf16Panels {
  public:
   Bf16Panels() = default;
   Bf16Panels(const float* b, int64_t ldb, bool transpose_b, int64_t N, int64_t K);
-  // Room for B [N, K], filled by pack_with_transpose.
-  Bf16Panels(int64_t N, int64_t K);
+  // Room for B [N, K], filled by pack_with_transpose or pack_produced as `write` says.
+  Bf16Panels(int64_t N, int64_t K, Bf16Write write = Bf16Write::kCached);
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
   const uint16_t* data() const { return data_.get(); }
@@ -49,7 +64,8 @@ class Bf16Panels {
 
  private:
   int64_t n_ = 0, k_ = 0;
-  std::unique_ptr<uint16_t[]> data_;
+  bool stream_ = false;
+  Bf16Data data_;
   friend void pack_with_transpose(const float*, int64_t, class Bf16Rows&, Bf16Panels&);
   friend void pack_with_transpose(const float*, int64_t, Bf16Panels&, Bf16Panels&);
   friend void pack_group_with_transpose(const float*, int64_t, int64_t, Bf16Panels&, Bf16Panels&);
@@ -64,8 +80,8 @@ class Bf16Panels {
 class Bf16Rows {
  public:
   Bf16Rows() = default;
-  // Room for A [M, K], filled by pack_with_transpose or pack_produced.
-  Bf16Rows(int64_t M, int64_t K);
+  // Room for A [M, K], filled by pack_with_transpose or pack_produced as `write` says.
+  Bf16Rows(int64_t M, int64_t K, Bf16Write write = Bf16Write::kCached);
   // A [M, K] packed whole, across threads (transpose_a: given as [K, M]).
   Bf16Rows(const float* a, int64_t lda, bool transpose_a, int64_t M, int64_t K);
   int64_t m() const { return m_; }
@@ -76,8 +92,8 @@ class Bf16Rows {
 
  private:
   int64_t m_ = 0, k_ = 0;
-  bool wide_ = false;
-  std::unique_ptr<uint16_t[]> data_;
+  bool wide_ = false, stream_ = false;
+  Bf16Data data_;
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Rows&);
   friend void pack_with_transpose(const float*, int64_t, Bf16Rows&, Bf16Panels&);
   friend void pack_transposed(const float*, int64_t, Bf16Rows&);
@@ -122,10 +138,12 @@ void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std:
 // fp32 first, a frozen weight's panel (~4 MB) went out to memory and was read back to be packed.
 void pack_produced(int64_t N, int64_t K, const RowsProducer& produce, Bf16Panels* b, Bf16Panels* bt);
 
-// The same product with B already packed (N and K from it), and with A packed too.
+// The same product with B already packed (N and K from it), and with A packed too; C written as
+// `write` says.
 void gemm_bf16(int64_t M, const float* a, int64_t lda, bool transpose_a, const Bf16Panels& b, float* c, int64_t ldc,
-               bool accumulate);
-void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, bool accumulate);
+               bool accumulate, Bf16Write write = Bf16Write::kCached);
+void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, bool accumulate,
+               Bf16Write write = Bf16Write::kCached);
 void gemm_bf16(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t ldc, bool accumulate);
 
 // Attention's causal triangle in a product of a block of queries and the keys it sees, `offset` =

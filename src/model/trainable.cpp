@@ -162,7 +162,7 @@ size_t TrainableModel::num_parameters() const {
 // holds gradients for all of its weights.
 void TrainableModel::zero_grads() {
   released_.clear();
-  if (grads_.size() != trainable_numel()) grads_ = std::vector<float>(trainable_numel(), 0.0f);
+  if (grads_.size() != trainable_numel()) grads_ = Buffer(trainable_numel(), 0.0f);
   else std::fill(grads_.begin(), grads_.end(), 0.0f);
   track_embedding_rows();
 }

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/huge_buffer.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
@@ -106,12 +107,12 @@ class TrainableModel {
   // The trainable parameters' gradients; empty until the first zero_grads(). Those released by
   // release_grads() are zeroed here first. grads() is for code that may write any of them;
   // read_grads() for code that only reads them.
-  std::vector<float>& grads() {
+  Buffer& grads() {
     zero_released_grads();
     embed_sparse_ = false;
     return grads_;
   }
-  const std::vector<float>& read_grads() {
+  const Buffer& read_grads() {
     zero_released_grads();
     return grads_;
   }
@@ -176,7 +177,8 @@ class TrainableModel {
   bool embed_sparse_ = false;
   std::vector<int32_t> embed_rows_;
   std::vector<char> embed_marked_;
-  std::vector<float> weights_, grads_;  // weights_: the base's (all but adapters)
+  std::vector<float> weights_;
+  Buffer grads_;  // weights_: the base's (all but adapters)
   std::vector<Layer> layers_;
   size_t embed_ = 0, final_norm_ = 0, lm_head_ = 0;
   std::vector<float> adapter_weights_;

@@ -111,11 +111,11 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
 // s · (x' Aᵀ) Bᵀ. xa: x packed by the caller (bf16; empty when it did not), shared with other
 // layers that read it. keep_u: where to keep the adapter's u = x' Aᵀ for the backward pass.
 void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, float* y,
-            const Bf16Rows& xa = Bf16Rows(), Buffer* keep_u = nullptr) {
+            const Bf16Rows& xa = Bf16Rows(), Buffer* keep_u = nullptr, Bf16Write write = Bf16Write::kCached) {
   const Matrix w = m.matrix(i);
   if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16, xa.m() ? &xa : nullptr);
-  else if (mm.bf16 && xa.m()) gemm_bf16(xa, mm.packed->w[i], y, w.rows, false);
-  else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.packed->w[i], y, w.rows, false);
+  else if (mm.bf16 && xa.m()) gemm_bf16(xa, mm.packed->w[i], y, w.rows, false, write);
+  else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.packed->w[i], y, w.rows, false, write);
   else matmul(x, n, w, y);
   const TrainableModel::Adapter* ad = m.adapter(i);
   if (!ad) return;
@@ -142,7 +142,7 @@ void linear_backward_packed(TrainableModel& m, const Matmuls& mm, size_t i, cons
   gemm_bf16(a, mm.packed->wt[i], dx, w.cols, !dx_fresh);
   bool accumulate = true;
   float* dw = m.grad_to_store(i, &accumulate);
-  gemm_bf16(at, xt, dw, w.cols, accumulate);
+  gemm_bf16(at, xt, dw, w.cols, accumulate, Bf16Write::kStream);  // read next by the optimizer
 }
 
 // dx += dy · W (when dx is given), the weight's gradient += dyᵀ · x unless it is frozen, and the
@@ -238,7 +238,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
     if (!pack) return Bf16Rows();
     if (!pack_t) return Bf16Rows(in.data(), cols, false, T, cols);
     Bf16Rows a(T, cols);
-    t = Bf16Panels(cols, T);
+    t = Bf16Panels(cols, T, Bf16Write::kStream);  // read back in the backward pass
     pack_with_transpose(in.data(), cols, a, t);
     return a;
   };
@@ -295,7 +295,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
     // act made 16 rows at a time and packed while they are in cache; the down product and its
     // weight gradient read only the packs, so no fp32 act is kept.
     Bf16Rows act(T, I);
-    a.act_t = Bf16Panels(I, T);
+    a.act_t = Bf16Panels(I, T, Bf16Write::kStream);
     pack_produced(
         T, I,
         [&](int64_t r0, int64_t r1, float* const* out) {
@@ -324,10 +324,12 @@ void head_forward(const TrainableModel& m, ChunkPass& cp, ChunkRow& row, bool ke
   const int64_t V = m.config().vocab_size, H = m.config().hidden_size, T = row.T;
   const int* targets = cp.targets.data() + row.start;
   fresh(row.dlogits, T * V);
-  linear(m, mm, m.lm_head(), cp.xnf.data() + row.start * H, T, row.dlogits.data());
+  // The logits and the loss's packs of their gradient (65 and 2 x 33 MB for a 511-token row and a
+  // 32000 vocabulary) are larger than the caches: written by streaming stores, not read first.
+  linear(m, mm, m.lm_head(), cp.xnf.data() + row.start * H, T, row.dlogits.data(), Bf16Rows(), nullptr, Bf16Write::kStream);
   if (keep && packed_head(m, mm)) {
-    row.head_grad = Bf16Rows(T, V);
-    row.head_grad_t = Bf16Rows(V, T);
+    row.head_grad = Bf16Rows(T, V, Bf16Write::kStream);
+    row.head_grad_t = Bf16Rows(V, T, Bf16Write::kStream);
     // Each block of rows' gradients made beside the logits, not over them, and packed from that
     // one read: a 511-token row's loss with its packs 7.3-7.6 ms (microbenchmark, 2 threads; the
     // loss alone 4.3-4.5), packed in place 7.7-8.4, as a pack each over column stretches 8.8-9.2.
@@ -363,7 +365,7 @@ void head_backward(TrainableModel& m, ChunkPass& cp, ChunkRow& row, float scale,
     }
     bool accumulate = true;
     float* dw = m.grad_to_store(m.lm_head(), &accumulate);
-    gemm_bf16(row.head_grad_t, Bf16Panels(xs.data(), H, true, H, T), dw, H, accumulate);
+    gemm_bf16(row.head_grad_t, Bf16Panels(xs.data(), H, true, H, T), dw, H, accumulate, Bf16Write::kStream);
   } else {
     if (scale != 1.0f)
       parallel_for(row.dlogits.size(), 1 << 16, [&](size_t b, size_t e) { vec::scale(row.dlogits.data() + b, scale, int64_t(e - b)); });

@@ -77,8 +77,9 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
     for (size_t i : model.linears()) {
       const Matrix W = model.matrix(i);
       if (!model.params()[i].trainable || W.dtype != DType::F32) continue;
-      packs->w[i] = Bf16Panels(W.rows, W.cols);
-      packs->wt[i] = Bf16Panels(W.cols, W.rows);
+      // Read next by the next step's products, after the whole update has passed through the caches.
+      packs->w[i] = Bf16Panels(W.rows, W.cols, Bf16Write::kStream);
+      packs->wt[i] = Bf16Panels(W.cols, W.rows, Bf16Write::kStream);
     }
   }
   // One loop over all trainable elements (parameters lie back to back in the flat buffers), in
@@ -145,7 +146,7 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
   model.release_grads();
 }
 
-double grad_norm(const std::vector<float>& grads) {
+double grad_norm(const Buffer& grads) {
   // Partial sums over fixed chunks (16 accumulators each), added in chunk order: threads share the
   // work, and the norm has the same bits for any thread count (resumed runs stay bit-identical).
   constexpr size_t C = size_t(1) << 16;

@@ -41,7 +41,7 @@ class AdamW {
 
 // L2 norm of all gradients, and the factor torch.nn.utils.clip_grad_norm_ scales them by to bring
 // it to max_norm: 1 when the norm is within it or max_norm <= 0 (no clipping).
-double grad_norm(const std::vector<float>& grads);
+double grad_norm(const Buffer& grads);
 double clip_coefficient(double norm, double max_norm);
 
 // transformers' get_scheduler: "linear", "cosine", "constant", "constant_with_warmup". step is

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -201,6 +202,61 @@ TEST(GemmBf16, PackProducedWeightEqualsWholePacks) {
   }
   Bf16Panels wrong(5, 4);
   EXPECT_THROW(pack_produced(4, 6, [](int64_t, int64_t, float* const*) {}, &wrong, nullptr), Error);
+}
+
+// Streaming writes (Bf16Write::kStream) give what cached ones give: packs made that way (whole,
+// by groups, produced) and products storing C that way, with either way of multiplying, for shapes
+// off the tiles (partial tiles are stored as cached), with C's rows aligned and not, storing over C
+// and adding to it.
+TEST(GemmBf16, StreamedWritesEqualCachedOnes) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  Rng rng(13);
+  with_each_multiply([&] {
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{64, 96, 40}, {45, 70, 29}, {200, 37, 130}, {9, 32, 8200}}) {
+      Buffer x(size_t(M * K)), w(size_t(N * K)), y(size_t(M * N)), z(size_t(N * M));
+      for (auto* v : {&x, &w, &y, &z})
+        for (auto& e : *v) e = float(rng.normal());
+      Bf16Rows a(M, K), at(K, M), sa(M, K, Bf16Write::kStream), sat(K, M, Bf16Write::kStream);
+      pack_with_transpose(x.data(), K, a, at);
+      pack_with_transpose(x.data(), K, sa, sat);
+      Bf16Rows pa(M, K, Bf16Write::kStream), pat(K, M, Bf16Write::kStream);
+      pack_produced(
+          M, K, [&](int64_t r0, int64_t r1, float* const* out) { std::copy(x.begin() + r0 * K, x.begin() + r1 * K, out[0]); },
+          {{&pa, &pat}});
+      Bf16Panels b(N, K), bt(K, N), sb(N, K, Bf16Write::kStream), sbt(K, N, Bf16Write::kStream);
+      pack_with_transpose(w.data(), K, b, bt);
+      pack_with_transpose(w.data(), K, sb, sbt);
+      Bf16Panels gb(N, K, Bf16Write::kStream), gbt(K, N, Bf16Write::kStream);  // as the optimizer packs
+      for (int64_t g = 0; g < pack_groups(gb); ++g) pack_group_with_transpose(w.data(), K, g, gb, gbt);
+      Bf16Panels pb(N, K, Bf16Write::kStream), pbt(K, N, Bf16Write::kStream);
+      pack_produced(
+          N, K, [&](int64_t r0, int64_t r1, float* const* out) { std::copy(w.begin() + r0 * K, w.begin() + r1 * K, out[0]); },
+          &pb, &pbt);
+      const Bf16Rows ry(y.data(), N, false, M, N);
+      const Bf16Panels pz(z.data(), M, false, N, M);
+      // C (+)= A · Bᵀ into C's rows [rows, cols] at row stride ld, for each pair of packs; each
+      // result equal to the first pair's stored as cached.
+      auto check = [&](std::vector<const Bf16Rows*> as, std::vector<const Bf16Panels*> bs, int64_t rows, int64_t cols) {
+        for (int64_t pad : {0, 16, 4})  // 0 and 16 keep the tiles' lines aligned where cols allows
+          for (bool accumulate : {false, true}) {
+            const int64_t ld = cols + pad;
+            SCOPED_TRACE(testing::Message() << M << "x" << N << "x" << K << " C " << rows << "x" << cols << " ld " << ld
+                                            << " accumulate " << accumulate);
+            Buffer want(size_t(rows * ld), 0.5f);
+            gemm_bf16(*as[0], *bs[0], want.data(), ld, accumulate);
+            for (const Bf16Rows* ra : as)
+              for (const Bf16Panels* rb : bs) {
+                Buffer got(size_t(rows * ld), 0.5f);
+                gemm_bf16(*ra, *rb, got.data(), ld, accumulate, Bf16Write::kStream);
+                ASSERT_EQ(got, want);
+              }
+          }
+      };
+      check({&a, &sa, &pa}, {&b, &sb, &gb, &pb}, M, N);  // x wᵀ
+      check({&at, &sat, &pat}, {&pz}, K, N);               // xᵀ zᵀ
+      check({&ry}, {&bt, &sbt, &gbt, &pbt}, M, K);         // y w
+    }
+  });
 }
 
 // Products under attention's causal mask skip only work that adds zeros: where A is zero past

@@ -60,7 +60,7 @@ TEST(Training, CheckpointingGivesIdenticalGradients) {
     if (bf16 && !gemm_bf16_available()) continue;
     m.zero_grads();
     const LossSum full = forward_backward(m, b, 1.0f / float(targets), false, bf16);
-    const std::vector<float> g_full = m.grads();
+    const Buffer g_full = m.grads();
     m.zero_grads();
     const LossSum ckpt = forward_backward(m, b, 1.0f / float(targets), true, bf16);
     EXPECT_EQ(full.nll, ckpt.nll);
@@ -80,7 +80,7 @@ TEST(Training, PackedRowsEqualSeparateRows) {
   const TokenBatch packed = make_batch(packs, 0);
   m.zero_grads();
   const LossSum ls = forward_backward(m, separate, 1.0f);
-  const std::vector<float> g = m.grads();
+  const Buffer g = m.grads();
   m.zero_grads();
   const LossSum lp = forward_backward(m, packed, 1.0f);
   EXPECT_EQ(ls.targets, lp.targets);
@@ -115,7 +115,7 @@ TEST(Training, Bf16ChunkedRowsEqualRowsRunAlone) {
       const LossSum l = deferred ? forward_backward_deferred(m, one, 0.3f, false, true, one_scale)
                                  : forward_backward(m, one, 0.3f, false, true);
       nll_alone.push_back(l.nll);
-      const std::vector<float> g = m.grads();
+      const Buffer g = m.grads();
       g_alone.resize(g.size(), 0.0f);
       for (size_t i = 0; i < g.size(); ++i) g_alone[i] += g[i];
     }
@@ -125,7 +125,7 @@ TEST(Training, Bf16ChunkedRowsEqualRowsRunAlone) {
     const LossSum l = deferred ? forward_backward_deferred(m, all, 0.3f, false, true, all_scales)
                                : forward_backward(m, all, 0.3f, false, true);
     for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(l.row_nll[r], nll_alone[r]) << "row " << r << " deferred " << deferred;
-    const std::vector<float> g = m.grads();
+    const Buffer g = m.grads();
     double diff = 0, norm = 0;
     for (size_t i = 0; i < g.size(); ++i) {
       diff = std::max(diff, double(std::fabs(g[i] - g_alone[i])));
@@ -149,7 +149,7 @@ TEST(Training, Bf16MatmulsStayCloseToFp32) {
       return forward_backward(m, b, config == 0 ? 1.0f : 0.37f, false, bf16);
     };
     const LossSum f32 = run(false);
-    const std::vector<float> g = m.grads();
+    const Buffer g = m.grads();
     const LossSum bf16 = run(true);
     EXPECT_NEAR(bf16.nll, f32.nll, 1e-2 * f32.nll);  // bf16 inputs: ~3 significant digits per product
     double diff = 0, norm = 0;
@@ -188,7 +188,7 @@ TEST(Training, OptimizerPacksTheWeightsItUpdates) {
   }
   // The next pass on the optimizer's packs gives what it gives packing the weights itself.
   const LossSum with = forward_backward(m, b, 0.05f, false, true);
-  const std::vector<float> g = m.grads();
+  const Buffer g = m.grads();
   m.weights();  // an access that can change the weights drops the packs
   EXPECT_FALSE(m.trained_bf16());
   m.zero_grads();
@@ -213,7 +213,7 @@ TEST(Training, ReleasedGradientsCountAsZero) {
       opt.step(m, AdamWConfig{1e-2}, 1e-2, 1.0, bf16);  // the last gradients are left in memory
       forward_backward(m, b1, 0.05f, false, bf16);
       forward_backward(m, b2, 0.05f, false, bf16);
-      const std::vector<float> released = m.grads();
+      const Buffer released = m.grads();
       m.zero_grads();
       forward_backward(m, b1, 0.05f, false, bf16);
       forward_backward(m, b2, 0.05f, false, bf16);
@@ -221,12 +221,12 @@ TEST(Training, ReleasedGradientsCountAsZero) {
       // and the sum of each micro-batch's own (the second added to the first, not stored over it)
       m.zero_grads();
       forward_backward(m, b1, 0.05f, false, bf16);
-      const std::vector<float> g1 = m.grads();
+      const Buffer g1 = m.grads();
       m.zero_grads();
       forward_backward(m, b2, 0.05f, false, bf16);
       for (size_t j = 0; j < g1.size(); ++j) ASSERT_NEAR(released[j], g1[j] + m.grads()[j], 1e-6) << j;
       opt.step(m, AdamWConfig{1e-2}, 1e-2, 1.0, bf16);
-      const std::vector<float> read = m.grads();  // released ones read as zeros
+      const Buffer read = m.grads();  // released ones read as zeros
       EXPECT_TRUE(std::all_of(read.begin(), read.end(), [](float x) { return x == 0.0f; }));
     }
 }
