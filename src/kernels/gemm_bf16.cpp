@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <memory>
 #include <string>
@@ -61,10 +62,15 @@ struct Panels {
   bool stream = false;  // Bf16Write::kStream
 };
 
+// malloc's block, 64-byte aligned within it, the block's address kept just before (glibc's
+// aligned_alloc mapped large blocks anew on each call where malloc reuses them: a 2048^3 product,
+// which packs 16 MB, ran ~10% slower with it).
 uint16_t* bf16_data(size_t n) {
-  void* p = std::aligned_alloc(64, (n * sizeof(uint16_t) + 63) / 64 * 64);
-  if (!p) throw std::bad_alloc();
-  return static_cast<uint16_t*>(p);
+  char* block = static_cast<char*>(std::malloc(n * sizeof(uint16_t) + 64 + sizeof(void*)));
+  if (!block) throw std::bad_alloc();
+  char* data = block + sizeof(void*) + (64 - reinterpret_cast<uintptr_t>(block + sizeof(void*)) % 64) % 64;
+  std::memcpy(data - sizeof(void*), &block, sizeof(void*));
+  return reinterpret_cast<uint16_t*>(data);
 }
 
 // bf16 to fp32 (exact): 16 bf16 to 16 floats.
@@ -207,13 +213,14 @@ void pack(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t K, Pan
 // The 16 accumulators are named variables: as an array GCC kept them in registers in the loop but
 // stored and reloaded them through the stack around it (32 more memory operations a tile, ~10% of
 // the kernel's samples outside its loop in the training step).
-// stream: a full tile stored over C by streaming stores (each row's 32 values two aligned lines).
+// kStream: a full tile stored over C by streaming stores (each row's 32 values two aligned lines).
+template <bool kStream>
 Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, float* c, int64_t ldc, int64_t rows,
-                         int64_t cols, bool accumulate, bool stream) {
+                         int64_t cols, bool accumulate) {
   // C's lines are fetched while the tile computes: gradients accumulated into come from memory
   // (a weight's gradient was last touched a row earlier). One layer's products with cold caches
   // (microbenchmark, 3 alternated runs): 29.0 / 34.9 / 29.9 ms -> 28.8 / 26.9 / 26.2.
-  for (int i = 0; !stream && i < MR && i < rows; ++i) {
+  for (int i = 0; !kStream && i < MR && i < rows; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
   }
@@ -235,7 +242,7 @@ Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, 
 #define Z_STREAM(i)                                   \
   _mm512_stream_ps(c + (i) * ldc, acc##i##0);         \
   _mm512_stream_ps(c + (i) * ldc + 16, acc##i##1);
-  if (stream) {
+  if (kStream) {
     Z_STREAM(0) Z_STREAM(1) Z_STREAM(2) Z_STREAM(3) Z_STREAM(4) Z_STREAM(5) Z_STREAM(6) Z_STREAM(7)
     return;
   }
@@ -263,10 +270,10 @@ Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, 
 // shifts and 2 masks a pair, for 32 FMAs that each broadcast their A value from memory). Widening
 // A here instead, a chunk at a time into an L1 scratch, took ~18% of the kernel's samples.
 #define Z_FMA __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
-template <bool kStreamB>
+template <bool kStreamB, bool kStream>
 Z_FMA void micro_kernel_fma(const float* ap, const uint16_t* bp, int64_t pairs, float* c, int64_t ldc, int64_t rows, int64_t cols,
-                            bool accumulate, bool stream) {
-  for (int i = 0; !stream && i < MR && i < rows; ++i) {
+                            bool accumulate) {
+  for (int i = 0; !kStream && i < MR && i < rows; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
   }
@@ -302,7 +309,7 @@ Z_FMA void micro_kernel_fma(const float* ap, const uint16_t* bp, int64_t pairs, 
         : [w] "r"(w), [b0o] "v"(b0o), [b1o] "v"(b1o), [b0e] "v"(b0e), [b1e] "v"(b1e), "m"(*(const float(*)[16])w));
 #undef Z_ROW
   }
-  if (stream) {
+  if (kStream) {
     Z_STREAM(0) Z_STREAM(1) Z_STREAM(2) Z_STREAM(3) Z_STREAM(4) Z_STREAM(5) Z_STREAM(6) Z_STREAM(7)
     return;
   }
@@ -322,7 +329,12 @@ Bf16Multiply multiply = (__builtin_cpu_init(), __builtin_cpu_is("intel")) ? Bf16
 Bf16Multiply bf16_multiply() { return multiply; }
 void set_bf16_multiply(Bf16Multiply m) { multiply = m; }
 
-void Bf16Free::operator()(uint16_t* p) const { std::free(p); }
+void Bf16Free::operator()(uint16_t* p) const {
+  if (!p) return;
+  void* block;
+  std::memcpy(&block, reinterpret_cast<char*>(p) - sizeof(void*), sizeof(void*));
+  std::free(block);
+}
 
 bool gemm_bf16_available() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -484,11 +496,12 @@ void gemm_packed(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t l
     const int64_t at = p * a_stride + p0 * MR * 2, n = std::max<int64_t>(p1 - p0, 0);  // A's first value, k-pairs
     const uint16_t* bt = b.data + q * b.panel_stride + p0 * NR * 2;
     const bool st = stream && !accumulate && rows == MR && cols == NR && reinterpret_cast<uintptr_t>(ct) % 64 == 0;
-    if (!a.wide()) return micro_kernel(a.data() + at, bt, n, ct, ldc, rows, cols, accumulate, st);
+    if (!a.wide())
+      return (st ? micro_kernel<true> : micro_kernel<false>)(a.data() + at, bt, n, ct, ldc, rows, cols, accumulate);
     const float* aw = reinterpret_cast<const float*>(a.data()) + at;
     // B streams past a fixed A panel when A is the outer operand (below): then the kernel prefetches it.
-    if (a_outer) micro_kernel_fma<true>(aw, bt, n, ct, ldc, rows, cols, accumulate, st);
-    else micro_kernel_fma<false>(aw, bt, n, ct, ldc, rows, cols, accumulate, st);
+    if (a_outer) (st ? micro_kernel_fma<true, true> : micro_kernel_fma<true, false>)(aw, bt, n, ct, ldc, rows, cols, accumulate);
+    else (st ? micro_kernel_fma<false, true> : micro_kernel_fma<false, false>)(aw, bt, n, ct, ldc, rows, cols, accumulate);
   };
   // Threads take disjoint C tiles split along the larger operand, which is also the outer loop: its
   // panel stays in L1 while the smaller operand streams from L2/L3. (B outer for lm_head's dW,
