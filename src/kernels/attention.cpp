@@ -88,8 +88,7 @@ void block_probs(bool bf16, const float* q, const float* k, const KvLayout& kv, 
     float* row = P + (t - t0) * L;
     const int64_t lo = first_key(pos0 + t, seg_start, s.window) - klo, hi = pos0 + t - klo;  // visible: [lo, hi]
     if (lse) {
-      vec::scale(row + lo, scale, hi - lo + 1);
-      vec::exp_sub(row + lo, lse[t * s.heads + h], row + lo, hi - lo + 1);  // lse >= every score of the row
+      vec::exp_scaled(row + lo, scale, lse[t * s.heads + h], row + lo, hi - lo + 1);  // lse >= every scaled score of the row
     } else {
       const float row_lse = vec::softmax(row + lo, scale, hi - lo + 1);
       if (lse_out) lse_out[t * s.heads + h] = row_lse;

@@ -127,6 +127,32 @@ TEST(Vec, RowsOfAnyLengthGiveEachValueAsALongRowDoes) {
   }
 }
 
+// Attention's recomputed probabilities: e^(scale · x − m) in one pass equals vec::scale, then
+// vec::exp_sub, bit for bit, for rows ending anywhere in a vector, in place or not, and writes
+// nothing past the row.
+TEST(Vec, ExpScaledIsScaleThenExpSub) {
+  Rng rng(4);
+  std::vector<float> x(300);
+  for (auto& v : x) v = float(rng.normal()) * 6.0f;
+  const float scale = 0.125f, m = *std::max_element(x.begin(), x.end()) * scale;
+  for (int64_t off : {0, 3}) {
+    for (int64_t n : {0, 1, 15, 16, 17, 64, 100, 297}) {
+      std::vector<float> want(x.begin() + off, x.begin() + off + n);
+      vec::scale(want.data(), scale, n);
+      vec::exp_sub(want.data(), m, want.data(), n);
+      std::vector<float> out(size_t(n + 1), -1.0f), in_place(x.begin() + off, x.begin() + off + n + 1);
+      vec::exp_scaled(x.data() + off, scale, m, out.data(), n);
+      vec::exp_scaled(in_place.data(), scale, m, in_place.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(out[size_t(i)], want[size_t(i)]) << "n " << n << " i " << i;
+        ASSERT_EQ(in_place[size_t(i)], want[size_t(i)]) << "n " << n << " i " << i;
+      }
+      EXPECT_EQ(out[size_t(n)], -1.0f) << "n " << n;
+      EXPECT_EQ(in_place[size_t(n)], x[size_t(off + n)]) << "n " << n;
+    }
+  }
+}
+
 // The fused softmax of a scaled row: each value as the spelled-out order gives it (scaled, max,
 // exp_sub's exponentials, 16 lanes per 1024 values added as a tree, the chunks' sums in double, times
 // 1 / sum) for rows ending anywhere in a vector and over several chunks, within 1e-6 of a double
