@@ -43,14 +43,17 @@ ZEPHYR_CLONES_V4_V3 void row_backward(const float* __restrict xi, const float* _
 
 }  // namespace
 
+void rmsnorm_rows(const float* x, const float* w, int64_t n, int64_t dim, double eps, float* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float* xi = x + i * dim;
+    const float inv = float(1.0 / std::sqrt(double(vec::sum_squares(xi, dim)) / double(dim) + eps));
+    normalize_row(xi, w, inv, dim, y + i * dim);
+  }
+}
+
 void rmsnorm_forward(const float* x, const float* w, int64_t n, int64_t dim, double eps, float* y) {
   parallel_for_balanced(size_t(n), 16, [&](size_t r0, size_t r1) {
-    for (size_t i = r0; i < r1; ++i) {
-      const float* xi = x + i * dim;
-      float* yi = y + i * dim;
-      const float inv = float(1.0 / std::sqrt(double(vec::sum_squares(xi, dim)) / double(dim) + eps));
-      normalize_row(xi, w, inv, dim, yi);
-    }
+    rmsnorm_rows(x + r0 * dim, w, int64_t(r1 - r0), dim, eps, y + r0 * dim);
   });
 }
 

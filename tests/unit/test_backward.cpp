@@ -68,6 +68,36 @@ TEST(Backward, RmsNorm) {
   expect_directional(L_w, w, dw, 5, "dw");
 }
 
+// bf16 training norms a layer's input straight into its packs, 16 rows at a time on any thread
+// (rmsnorm_rows as pack_produced's producer): the packs equal those of the whole norm, and each
+// row's values equal rmsnorm_forward's, for row counts off the 16-row groups.
+TEST(RmsNorm, RowsNormedIntoPacksEqualTheWholeNormPacked) {
+  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  for (int64_t n : {1, 17, 70}) {
+    const int64_t dim = 48, N = 5;
+    auto x = randn(n * dim, 6, 3.0f), w = randn(dim, 7), z = randn(N * dim, 8), v = randn(N * n, 9);
+    std::vector<float> y(x.size()), rows(x.size());
+    rmsnorm_forward(x.data(), w.data(), n, dim, 1e-5, y.data());
+    rmsnorm_rows(x.data(), w.data(), n, dim, 1e-5, rows.data());
+    EXPECT_EQ(rows, y) << n;
+    Bf16Rows a(n, dim), produced(n, dim);
+    Bf16Panels t(dim, n), produced_t(dim, n);
+    pack_with_transpose(y.data(), dim, a, t);
+    pack_produced(
+        n, dim, [&](int64_t r0, int64_t r1, float* const* out) { rmsnorm_rows(x.data() + r0 * dim, w.data(), r1 - r0, dim, 1e-5, out[0]); },
+        {{&produced, nullptr, &produced_t}});
+    const Bf16Panels pz(z.data(), dim, false, N, dim);
+    const Bf16Rows rv(v.data(), n, false, N, n);
+    std::vector<float> want(size_t(n * N)), got(want.size()), want_t(size_t(N * dim)), got_t(want_t.size());
+    gemm_bf16(a, pz, want.data(), N, false);
+    gemm_bf16(produced, pz, got.data(), N, false);
+    gemm_bf16(rv, t, want_t.data(), dim, false);
+    gemm_bf16(rv, produced_t, got_t.data(), dim, false);
+    EXPECT_EQ(got, want) << n;
+    EXPECT_EQ(got_t, want_t) << n;
+  }
+}
+
 TEST(Backward, SwiGlu) {
   const int64_t n = 40;
   auto g = randn(n, 1, 2.0f), u = randn(n, 2), r = randn(n, 3);
