@@ -16,6 +16,7 @@ struct UninitAllocator : std::allocator<T> {
     using other = UninitAllocator<U>;
   };
   UninitAllocator() = default;
+  // 64-byte aligned: a product streaming its results (gemm_bf16.h, Bf16Write) writes whole lines.
   T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
   void deallocate(T* p, size_t n) noexcept { ::operator delete(p, n * sizeof(T), std::align_val_t(64)); }
   template <class U>

@@ -58,7 +58,6 @@ class Pool {
         ~Leave() { t_in_task = false; }
       } leave;
       for (size_t s = 0; s < slots; ++s) task(s);
-      _mm_sfence();
       return;
     }
     task_.store(&task, std::memory_order_relaxed);
@@ -194,12 +193,12 @@ void fence_streams() { _mm_sfence(); }
 void run_slots(size_t slots, const std::function<void(size_t)>& task) {
   if (t_in_task || slots <= 1) {
     for (size_t s = 0; s < slots; ++s) task(s);
-    _mm_sfence();  // as after a pool thread's slots
-    return;
+  } else {
+    num_threads();  // creates the pool on first use
+    std::lock_guard<std::mutex> lock(g_pool_mu);
+    g_pool->run(slots, task);
   }
-  num_threads();  // creates the pool on first use
-  std::lock_guard<std::mutex> lock(g_pool_mu);
-  g_pool->run(slots, task);
+  _mm_sfence();  // the caller's streaming stores, as a worker's before it counts its slot done
 }
 
 }  // namespace detail

@@ -64,7 +64,7 @@ struct Panels {
 
 // malloc's block, 64-byte aligned within it, the block's address kept just before (glibc's
 // aligned_alloc mapped large blocks anew on each call where malloc reuses them: a 2048^3 product,
-// which packs 16 MB, ran ~10% slower with it).
+// which packs 16 MB, ran 5-10% slower with it).
 uint16_t* bf16_data(size_t n) {
   char* block = static_cast<char*>(std::malloc(n * sizeof(uint16_t) + 64 + sizeof(void*)));
   if (!block) throw std::bad_alloc();

@@ -183,10 +183,14 @@ Z_AVX512 double exp_sub_avx512(const float* x, float m, float* out, int64_t n) {
 Z_AVX512 void exp_scaled_avx512(const float* x, float scale, float m, float* out, int64_t n) {
   const __m512 sv = _mm512_set1_ps(scale), mv = _mm512_set1_ps(m);
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, exp_nonpositive16(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), sv), mv)));
+  for (; i + 16 <= n; i += 16) {
+    const __m512 y = _mm512_mul_ps(_mm512_loadu_ps(x + i), sv);
+    _mm512_storeu_ps(out + i, exp_nonpositive16(_mm512_sub_ps(y, mv)));
+  }
   if (i < n) {
     const __mmask16 k = __mmask16((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(out + i, k, exp_nonpositive16(_mm512_sub_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), sv), mv)));
+    const __m512 y = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), sv);
+    _mm512_mask_storeu_ps(out + i, k, exp_nonpositive16(_mm512_sub_ps(y, mv)));
   }
 }
 

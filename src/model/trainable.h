@@ -177,8 +177,8 @@ class TrainableModel {
   bool embed_sparse_ = false;
   std::vector<int32_t> embed_rows_;
   std::vector<char> embed_marked_;
-  std::vector<float> weights_;
-  Buffer grads_;  // weights_: the base's (all but adapters)
+  std::vector<float> weights_;  // the base's (all but adapters)
+  Buffer grads_;
   std::vector<Layer> layers_;
   size_t embed_ = 0, final_norm_ = 0, lm_head_ = 0;
   std::vector<float> adapter_weights_;

@@ -24,7 +24,8 @@ namespace {
 // What the backward pass needs of one layer, for a chunk's tokens (below). In bf16 the linear layers'
 // inputs are also kept packed as their weight gradients' operand (xᵀ, the GEMM's B): packed in the
 // forward pass while each is in cache, once for the layers that share it (q, k, v; gate, up).
-// Packed in the backward pass they came from memory, once per layer.
+// Packed in the backward pass they came from memory, once per layer. (Then xn1, xn2 and act stay
+// empty where only packs read them.)
 struct LayerActs {
   Buffer x_in, xn1, q, k, v, attn, lse, x_mid, xn2, gate, up, act;
   Bf16Panels xn1_t, attn_t, xn2_t, act_t;

@@ -83,9 +83,10 @@ TEST(RmsNorm, RowsNormedIntoPacksEqualTheWholeNormPacked) {
     Bf16Rows a(n, dim), produced(n, dim);
     Bf16Panels t(dim, n), produced_t(dim, n);
     pack_with_transpose(y.data(), dim, a, t);
-    pack_produced(
-        n, dim, [&](int64_t r0, int64_t r1, float* const* out) { rmsnorm_rows(x.data() + r0 * dim, w.data(), r1 - r0, dim, 1e-5, out[0]); },
-        {{&produced, nullptr, &produced_t}});
+    auto norm_rows = [&](int64_t r0, int64_t r1, float* const* out) {
+      rmsnorm_rows(x.data() + r0 * dim, w.data(), r1 - r0, dim, 1e-5, out[0]);
+    };
+    pack_produced(n, dim, norm_rows, {{&produced, nullptr, &produced_t}});
     const Bf16Panels pz(z.data(), dim, false, N, dim);
     const Bf16Rows rv(v.data(), n, false, N, n);
     std::vector<float> want(size_t(n * N)), got(want.size()), want_t(size_t(N * dim)), got_t(want_t.size());
