@@ -136,7 +136,7 @@ TEST(Vec, ExpScaledIsScaleThenExpSub) {
   for (auto& v : x) v = float(rng.normal()) * 6.0f;
   const float scale = 0.125f, m = *std::max_element(x.begin(), x.end()) * scale;
   for (int64_t off : {0, 3}) {
-    for (int64_t n : {0, 1, 15, 16, 17, 64, 100, 297}) {
+    for (int64_t n : {0, 1, 15, 16, 17, 64, 100, 295}) {
       std::vector<float> want(x.begin() + off, x.begin() + off + n);
       vec::scale(want.data(), scale, n);
       vec::exp_sub(want.data(), m, want.data(), n);
