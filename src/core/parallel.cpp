@@ -188,8 +188,6 @@ namespace detail {
 
 bool in_task() { return t_in_task; }
 
-void fence_streams() { _mm_sfence(); }
-
 void run_slots(size_t slots, const std::function<void(size_t)>& task) {
   if (t_in_task || slots <= 1) {
     for (size_t s = 0; s < slots; ++s) task(s);
@@ -202,5 +200,7 @@ void run_slots(size_t slots, const std::function<void(size_t)>& task) {
 }
 
 }  // namespace detail
+
+void fence_streams() { _mm_sfence(); }
 
 }  // namespace zephyr

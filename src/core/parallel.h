@@ -5,9 +5,9 @@
 // thread claims them first, the caller included, and the caller waits only for pieces in progress,
 // never for a thread that has not started; when workers keep being taken off their cores in the
 // middle of a piece, the caller runs the loops alone for a while (parallel.cpp, Pool::note_wait).
-// OpenBLAS keeps its own OpenMP threads for GEMMs. Every loop's threads fence their streaming
-// (non-temporal) stores before the loop returns, so that what a loop wrote that way (gemm_bf16.h:
-// Bf16Write::kStream) is seen by whatever runs after it, on any thread.
+// OpenBLAS keeps its own OpenMP threads for GEMMs. A loop run on the pool fences each thread's
+// streaming (non-temporal) stores before it returns (gemm_bf16.h: Bf16Write::kStream); code that
+// streams in a loop run inline calls fence_streams() itself.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -21,6 +21,11 @@ namespace zephyr {
 void set_num_threads(int n);
 int num_threads();
 
+// Makes the calling thread's streaming stores visible to other threads before its later stores
+// (sfence). Loops run on the pool do this for their slots; a loop run inline (one thread, a short
+// loop, a loop nested in a task) does not, so code that streams calls it once it is done.
+void fence_streams();
+
 namespace detail {
 // Runs task(s) once for every s in [0, slots), on the pool's workers and the calling thread; returns
 // when all have run (an exception from a task is rethrown here). Called from inside a task, runs
@@ -30,8 +35,6 @@ void run_slots(size_t slots, const std::function<void(size_t)>& task);
 // then call fn once, without the bookkeeping of slots and shares (attention's per-head tasks make
 // ~1000 such nested calls a layer: a GEMM or a pack per block of queries).
 bool in_task();
-// Makes this thread's streaming stores visible before its later stores (sfence).
-void fence_streams();
 }  // namespace detail
 
 // Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread, each a multiple
@@ -41,7 +44,6 @@ void parallel_for(size_t n, size_t grain, Fn&& fn) {
   const size_t threads = size_t(num_threads());
   if (threads <= 1 || n <= grain || detail::in_task()) {
     fn(size_t(0), n);
-    detail::fence_streams();
     return;
   }
   const size_t blocks = (n + grain - 1) / grain;
@@ -63,7 +65,6 @@ void parallel_for_balanced(size_t n, size_t grain, Fn&& fn) {
   const size_t threads = size_t(num_threads());
   if (threads <= 1 || n <= grain || detail::in_task()) {
     fn(size_t(0), n);
-    detail::fence_streams();
     return;
   }
   const size_t blocks = (n + grain - 1) / grain;

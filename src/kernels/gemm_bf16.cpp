@@ -197,6 +197,7 @@ void pack_with_transpose(const float* x, int64_t ld, int64_t M, int64_t K, Panel
   parallel_for_balanced(size_t(((M + fa.rows - 1) / fa.rows * fa.rows + 15) / 16), 1, [&](size_t g0, size_t g1) {
     for (size_t g = g0; g < g1; ++g) pack16_with_transpose(x, 0, ld, M, int64_t(g) * 16, K, fa, a, ft, t);
   });
+  if (fa.stream || ft.stream) fence_streams();  // (run inline, the loop did not)
 }
 
 // Packs all panels of a matrix with `rows` rows, across threads. With 8-row panels and an odd panel
@@ -412,6 +413,7 @@ void pack_produced(int64_t M, int64_t K, const RowsProducer& produce, const std:
                             t.at ? t.at->data_.get() : t.bt->data_.get());
     }
   });
+  fence_streams();
 }
 
 void pack_produced(int64_t N, int64_t K, const RowsProducer& produce, Bf16Panels* b, Bf16Panels* bt) {
@@ -421,6 +423,7 @@ void pack_produced(int64_t N, int64_t K, const RowsProducer& produce, Bf16Panels
     pack16_with_transpose(out[0], r0, K, N, r0, K, {NR, false, b && b->stream_}, b ? b->data_.get() : nullptr,
                           {NR, false, bt && bt->stream_}, bt ? bt->data_.get() : nullptr);
   });
+  if ((b && b->stream_) || (bt && bt->stream_)) fence_streams();
 }
 
 void gemm_bf16(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,
@@ -525,6 +528,7 @@ void gemm_packed(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t l
         for (int64_t o = g * kGroup; o < std::min(outer, (g + 1) * kGroup); ++o) a_outer ? tile(o, j) : tile(j, o);
       }
     });
+    if (stream) fence_streams();
     return;
   }
   const int64_t per_piece = std::clamp<int64_t>(2048 / std::max<int64_t>(pairs, 1), 1, inner);
@@ -535,6 +539,7 @@ void gemm_packed(const Bf16Rows& a, const Bf16PanelsView& b, float* c, int64_t l
       for (int64_t j = j0; j < j1; ++j) a_outer ? tile(o, j) : tile(j, o);
     }
   });
+  if (stream) fence_streams();
 }
 
 }  // namespace

@@ -17,7 +17,9 @@ namespace zephyr {
 // traffic has evicted them (a weight's packs made by the optimizer for the next step, the forward's
 // packs kept for the backward pass, gradients, a row's logits). Results read right away stay
 // kCached. Only whole, aligned lines stream (a product's full tiles that store over C); the rest
-// is written as kCached writes it. A parallel_for's threads fence their streaming stores before it returns.
+// is written as kCached writes it. Products and packs fence their streaming stores before they
+// return (core/parallel.h: fence_streams), except pack_group_with_transpose: its caller fences once
+// it has packed every group.
 enum class Bf16Write { kCached, kStream };
 
 // A pack's storage, 64-byte aligned so that its panels' lines can stream.
@@ -116,7 +118,8 @@ void pack_transposed(const float* x, int64_t ld, Bf16Rows& at);
 
 // B [N, K] packed as pack_with_transpose(x, ld, b, bt) packs it, one group of 16 rows at a time
 // ([16 g, 16 g + 16), rows past N packed as zeros): by code that changes a weight a group at a time
-// (the optimizer) while the group is in cache. b and bt made with room for B and Bᵀ.
+// (the optimizer) while the group is in cache. b and bt made with room for B and Bᵀ. Packs made
+// kStream: the caller calls fence_streams() once, after the last group.
 int64_t pack_groups(const Bf16Panels& b);
 void pack_group_with_transpose(const float* x, int64_t ld, int64_t g, Bf16Panels& b, Bf16Panels& bt);
 

@@ -142,7 +142,10 @@ void AdamW::step(TrainableModel& model, const AdamWConfig& c, double lr, double 
       }
     }
   });
-  if (packs) model.set_trained_bf16(std::move(packs));
+  if (packs) {
+    fence_streams();  // the packs stream (gemm_bf16.h: pack_group_with_transpose)
+    model.set_trained_bf16(std::move(packs));
+  }
   model.release_grads();
 }
 

@@ -12,6 +12,7 @@
 #include "core/buffer.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 #include "kernels/gemm_bf16.h"
 
@@ -228,6 +229,7 @@ TEST(GemmBf16, StreamedWritesEqualCachedOnes) {
       pack_with_transpose(w.data(), K, sb, sbt);
       Bf16Panels gb(N, K, Bf16Write::kStream), gbt(K, N, Bf16Write::kStream);  // as the optimizer packs
       for (int64_t g = 0; g < pack_groups(gb); ++g) pack_group_with_transpose(w.data(), K, g, gb, gbt);
+      fence_streams();
       Bf16Panels pb(N, K, Bf16Write::kStream), pbt(K, N, Bf16Write::kStream);
       pack_produced(
           N, K, [&](int64_t r0, int64_t r1, float* const* out) { std::copy(w.begin() + r0 * K, w.begin() + r1 * K, out[0]); },
