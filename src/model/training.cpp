@@ -205,7 +205,8 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
 // tokens, and apart only in attention (a call per row) and the loss. A row of 511 tokens at a time,
 // every product read its weight (and a weight gradient its accumulator) from memory again per row;
 // the 56M bf16 step with its 4 rows as one chunk: +2.5% (8 alternated pairs, every one faster),
-// and +1.8% against chunks of 2 rows (fp32 gained 2.6% but runs rows alone, see kChunkActivations).
+// and +1.8% against chunks of 2 rows. fp32 runs its forward products a row at a time within the
+// chunk (see kChunkActivations) and its backward products over the whole chunk.
 struct ChunkRow {
   int64_t row = 0;             // index in the batch
   int64_t start = 0, T = 0;    // its tokens in the chunk
@@ -271,9 +272,17 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   const Bf16Rows xn1 = normed(P.input_norm, a.xn1, a.xn1_t, {P.q, P.k, P.v});
   // The adapters' u for the backward pass (a few rows of r values each).
   auto keep_u = [&](size_t i) { return for_backward && m.adapter(i) ? &a.adapter_u[i] : nullptr; };
-  linear(m, mm, P.q, a.xn1.data(), T, a.q.data(), xn1, keep_u(P.q));
-  linear(m, mm, P.k, a.xn1.data(), T, a.k.data(), xn1, keep_u(P.k));
-  linear(m, mm, P.v, a.xn1.data(), T, a.v.data(), xn1, keep_u(P.v));
+  // fp32 runs each forward product a row of the chunk at a time: OpenBLAS's SGEMM gives a row other
+  // last bits in a product over more rows (see kChunkActivations). Only the backward products run
+  // over the whole chunk.
+  auto project = [&](size_t i, const float* in, float* out, const Bf16Rows& in_packed) {
+    if (mm.bf16 || cp.rows.size() == 1) return linear(m, mm, i, in, T, out, in_packed, keep_u(i));
+    const int64_t cols = m.matrix(i).cols, rows = m.matrix(i).rows;
+    for (const ChunkRow& r : cp.rows) linear(m, mm, i, in + r.start * cols, r.T, out + r.start * rows);
+  };
+  project(P.q, a.xn1.data(), a.q.data(), xn1);
+  project(P.k, a.xn1.data(), a.k.data(), xn1);
+  project(P.v, a.xn1.data(), a.v.data(), xn1);
   rope_apply(a.q.data(), T, c.num_attention_heads, cp.rope, false);
   rope_apply(a.k.data(), T, c.num_key_value_heads, cp.rope, false);
   fresh(a.attn, T * qd);
@@ -297,7 +306,7 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
     if (in_packed.m() && !m.adapter(i) && m.matrix(i).dtype == DType::F32)
       return gemm_bf16(in_packed, mm.packed->w[i], x.data(), H, true);
     fresh(o, T * H);
-    linear(m, mm, i, in.data(), T, o.data(), in_packed, keep_u(i));
+    project(i, in.data(), o.data(), in_packed);
     parallel_for(x.size(), 1 << 15, [&](size_t b, size_t e) {
       for (size_t j = b; j < e; ++j) x[j] += o[j];
     });
@@ -307,8 +316,8 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   fresh(a.gate, T * I);
   fresh(a.up, T * I);
   const Bf16Rows xn2 = normed(P.post_norm, a.xn2, a.xn2_t, {P.gate, P.up});
-  linear(m, mm, P.gate, a.xn2.data(), T, a.gate.data(), xn2, keep_u(P.gate));
-  linear(m, mm, P.up, a.xn2.data(), T, a.up.data(), xn2, keep_u(P.up));
+  project(P.gate, a.xn2.data(), a.gate.data(), xn2);
+  project(P.up, a.xn2.data(), a.up.data(), xn2);
   if (pack_t && packed_backward(m, mm, P.down)) {
     // act made 16 rows at a time and packed while they are in cache; the down product and its
     // weight gradient read only the packs, so no fp32 act is kept.
@@ -518,13 +527,18 @@ int64_t count_targets(const TokenBatch& b) {
 
 namespace {
 
-// Tokens times hidden size a bf16 chunk holds at most (past one row): 2048 tokens at hidden 768.
-// The products' gain saturated near 2048 rows in a microbenchmark (4 x 511 -> 8 x 511: +1%) while
-// the activations kept grow with the chunk; a 1B model's rows run one at a time. fp32 runs a row
-// at a time: OpenBLAS's SGEMM gives a row other last bits in a product over more rows, and a row's
-// log-probs must not depend on the rows beside it (DPO's reference log-probs, taken in evaluation
-// batches, equal the policy's at step 0: loss log 2 exactly). Our bf16 GEMM computes every row
-// the same way in any product (an adapter's fp32 products are the exception).
+// Tokens times hidden size a chunk holds at most (past one row): 2048 tokens at hidden 768. The
+// products' gain saturated near 2048 rows in a microbenchmark (4 x 511 -> 8 x 511: +1%) while the
+// activations kept grow with the chunk; a 1B model's rows run one at a time. A row's log-probs
+// must not depend on the rows beside it (DPO's reference log-probs, taken in evaluation batches,
+// equal the policy's at step 0: loss log 2 exactly). Our bf16 GEMM computes every row the same way
+// in any product; OpenBLAS's SGEMM does not promise it (its kernels choose their path by the
+// product's size, and below 4 rows matmul takes the GEMV), so
+// fp32 runs each forward product a row at a time and only the backward products, which make
+// gradients, over the chunk: the 56M fp32 step +2.4% (OpenBLAS's Haswell kernels, this host's
+// choice) and +3.3% (its SkylakeX kernels), 4 alternated pairs each; all of them over the chunk
+// measured +8% with SkylakeX. fp32 with adapters runs rows alone (their kept u and dropout masks
+// are a row's).
 constexpr int64_t kChunkActivations = int64_t(2048) * 768;
 
 // Checks a batch and runs its rows in chunks. With `deferred`, every chunk's forward pass is kept
@@ -576,7 +590,7 @@ LossSum run_batch(TrainableModel& m, const TokenBatch& b, float grad_scale, bool
     for (int64_t t = 1; t < b.seq; ++t)
       if (labels[t] != kIgnoreIndex) T = t;
     if (T == 0) continue;
-    if (!cp.rows.empty() && (!bf16 || (cp.N + T) * c.hidden_size > kChunkActivations)) run_chunk();
+    if (!cp.rows.empty() && ((!bf16 && m.lora()) || (cp.N + T) * c.hidden_size > kChunkActivations)) run_chunk();
     ChunkRow row;
     row.row = r;
     row.start = cp.N;

@@ -93,27 +93,30 @@ TEST(Training, PackedRowsEqualSeparateRows) {
   EXPECT_LT(worst, 1e-4 * scale);
 }
 
-// bf16 runs a batch's rows through each layer together (one product over all their tokens): every
-// row's loss must be the one it has alone, bit for bit (the GEMM computes each row the same way
-// whatever rows are beside it; attention, RoPE and the loss stay per row), and the gradients the
-// sum of the rows' own up to the weight gradients' summation order. Rows of other lengths, one of
-// them packed with two conversations, and per-row scales given after the forward passes.
-TEST(Training, Bf16ChunkedRowsEqualRowsRunAlone) {
-  if (!gemm_bf16_available()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+// A batch's rows run through each layer together: in bf16 one product over all their tokens (the
+// GEMM computes each row the same way whatever rows are beside it), in fp32 the backward products
+// only (the forward ones a row at a time). Every row's loss must be the one it has alone, bit for
+// bit (attention, RoPE and the loss stay per row), and the gradients the sum of the rows' own up to
+// summation order. Rows of other lengths, one of them packed with two conversations, one of 3
+// tokens (fp32: a GEMV alone, an SGEMM in the chunk), and per-row scales given after the forward
+// passes.
+TEST(Training, ChunkedRowsEqualRowsRunAlone) {
   TrainableModel m = random_model();
   const auto packed = pack_rows({random_row(6, 5), random_row(9, 6)}, 32);
   ASSERT_EQ(packed.size(), 1u);
-  const std::vector<TokenizedRow> rows = {random_row(13, 1), packed[0], random_row(9, 2)};
-  const std::vector<float> scales = {0.5f, 1.7f, 0.9f};
-  for (const bool deferred : {false, true}) {
+  const std::vector<TokenizedRow> rows = {random_row(13, 1), packed[0], random_row(3, 3), random_row(9, 2)};
+  const std::vector<float> scales = {0.5f, 1.7f, 1.1f, 0.9f};
+  for (int run = 0; run < 4; ++run) {
+    const bool bf16 = run < 2, deferred = run % 2;
+    if (bf16 && !gemm_bf16_available()) continue;
     std::vector<float> g_alone;
     std::vector<double> nll_alone;
     for (size_t r = 0; r < rows.size(); ++r) {
       const TokenBatch one = make_batch({rows[r]}, 0);
       m.zero_grads();
       const RowScalesFromLosses one_scale = [&](const LossSum&) { return std::vector<float>{scales[r]}; };
-      const LossSum l = deferred ? forward_backward_deferred(m, one, 0.3f, false, true, one_scale)
-                                 : forward_backward(m, one, 0.3f, false, true);
+      const LossSum l = deferred ? forward_backward_deferred(m, one, 0.3f, false, bf16, one_scale)
+                                 : forward_backward(m, one, 0.3f, false, bf16);
       nll_alone.push_back(l.nll);
       const Buffer g = m.grads();
       g_alone.resize(g.size(), 0.0f);
@@ -122,16 +125,17 @@ TEST(Training, Bf16ChunkedRowsEqualRowsRunAlone) {
     const TokenBatch all = make_batch(rows, 0);
     const RowScalesFromLosses all_scales = [&](const LossSum&) { return scales; };
     m.zero_grads();
-    const LossSum l = deferred ? forward_backward_deferred(m, all, 0.3f, false, true, all_scales)
-                               : forward_backward(m, all, 0.3f, false, true);
-    for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(l.row_nll[r], nll_alone[r]) << "row " << r << " deferred " << deferred;
+    const LossSum l = deferred ? forward_backward_deferred(m, all, 0.3f, false, bf16, all_scales)
+                               : forward_backward(m, all, 0.3f, false, bf16);
+    for (size_t r = 0; r < rows.size(); ++r)
+      EXPECT_EQ(l.row_nll[r], nll_alone[r]) << "row " << r << " bf16 " << bf16 << " deferred " << deferred;
     const Buffer g = m.grads();
     double diff = 0, norm = 0;
     for (size_t i = 0; i < g.size(); ++i) {
       diff = std::max(diff, double(std::fabs(g[i] - g_alone[i])));
       norm = std::max(norm, double(std::fabs(g_alone[i])));
     }
-    EXPECT_LT(diff, 1e-5 * norm) << "deferred " << deferred;
+    EXPECT_LT(diff, 1e-5 * norm) << "bf16 " << bf16 << " deferred " << deferred;
   }
 }
 
