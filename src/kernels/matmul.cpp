@@ -160,10 +160,11 @@ void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y
 
 const char* gemv_isa() { return kHasAvx512 ? "avx512" : kHasAvx2 ? "avx2" : "generic"; }
 
-void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw, float alpha) {
+void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw, float alpha,
+                     bool dx_fresh) {
   if (n <= 0) return;
   const auto* wf = static_cast<const float*>(w.data);
-  if (dx) pooled_sgemm(false, false, n, w.cols, w.rows, dy, w.rows, wf, w.cols, 1.0f, dx, w.cols, alpha);
+  if (dx) pooled_sgemm(false, false, n, w.cols, w.rows, dy, w.rows, wf, w.cols, dx_fresh ? 0.0f : 1.0f, dx, w.cols, alpha);
   if (dw) pooled_sgemm(true, false, w.rows, w.cols, n, dy, w.rows, x, w.cols, 1.0f, dw, w.cols, alpha);
 }
 

@@ -41,9 +41,11 @@ void matmul(const float* x, int64_t n, const StackedMatrix& w, float* y);
 void matmul_rowwise(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy = 0);
 void matmul_rowwise(const float* x, int64_t n, const StackedMatrix& w, float* y);
 
-// The backward of matmul for fp32 weights: dx += dy · w and dw += dyᵀ · x (each when not null, a
-// frozen weight has no dw), with dy [n, w.rows] taken times alpha; both through BLAS SGEMM.
-void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw, float alpha = 1.0f);
+// The backward of matmul for fp32 weights: dx += dy · w (dx = dy · w with dx_fresh: its old values,
+// uninitialised ones too, are not read) and dw += dyᵀ · x (each when not null, a frozen weight has
+// no dw), with dy [n, w.rows] taken times alpha; both through BLAS SGEMM.
+void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw, float alpha = 1.0f,
+                     bool dx_fresh = false);
 
 // Training through frozen low-precision weights (QLoRA): y = x · Wᵀ and dx += dy · W with W of any
 // stored type dequantized for a GEMM (the bf16 one where `bf16`, packed 16 rows at a time as they

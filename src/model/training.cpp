@@ -149,19 +149,18 @@ void linear_backward_packed(TrainableModel& m, const Matmuls& mm, size_t i, cons
 // dx += dy · W (when dx is given), the weight's gradient += dyᵀ · x unless it is frozen, and the
 // adapter's gradients: with u = x' Aᵀ, dB += s dyᵀ u, du = s dy B, dA += duᵀ x', dx += du A (masked).
 // xt: xᵀ packed by the forward pass (bf16; empty when it did not). dx_fresh: dx holds no values
-// yet, and dx = dy · W is written (the bf16 product stores its tiles: no zero fill of dx, whose
-// serial pass left the other core idle, nor a read of it). acts: the layer's kept values, whose u
+// yet, and dx = dy · W is written (the bf16 product stores its tiles, SGEMM takes beta 0: no zero
+// fill of dx, whose serial pass left the other core idle, nor a read of it). acts: the layer's kept values, whose u
 // the adapter reads if the forward pass kept it (else it is made again: a product that reads x').
 void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx,
                      const Bf16Panels& xt = Bf16Panels(), bool dx_fresh = false, const LayerActs* acts = nullptr) {
   const Matrix w = m.matrix(i);
   const bool trains = m.params()[i].trainable;
-  const bool bf16_product = mm.bf16 && w.dtype == DType::F32;
-  if (dx && dx_fresh && !bf16_product) std::fill(dx, dx + n * w.cols, 0.0f);
   if (w.dtype != DType::F32) {
+    if (dx && dx_fresh) std::fill(dx, dx + n * w.cols, 0.0f);
     if (dx) matmul_frozen_backward(dy, n, w, dx, mm.bf16);
   } else if (!mm.bf16) {
-    matmul_backward(x, n, w, dy, dx, m.grad(i));
+    matmul_backward(x, n, w, dy, dx, m.grad(i), 1.0f, dx_fresh);
   } else {
     if (dx && trains && xt.n()) {  // dy packed once for both products
       Bf16Rows a(n, w.rows), at(w.rows, n);
