@@ -12,6 +12,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/dropout.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/gemm_f32.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -108,6 +109,17 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
   return out.data();
 }
 
+// Whether fp32's products over fp32 weights run on gemm_f32 (else BLAS's SGEMM): where the CPU has
+// it, for models without adapters. With adapters the base's products stay on SGEMM, as a quantized
+// base's dequantized panels do (matmul_frozen): QLoRA then trains bit for bit as LoRA on the
+// dequantized weights (its input gradient sums a panel of W's rows at a time, which SGEMM's own
+// blocking over K matches and gemm_f32's one chain over K would not).
+bool own_f32_gemm(const TrainableModel& m) { return !m.lora() && gemm_f32_available(); }
+
+// Whether fp32's forward product of layer i computes each row as it would alone: gemm_f32 over an
+// fp32 weight (BLAS's SGEMM does not promise it).
+bool rows_independent(const TrainableModel& m, size_t i) { return m.matrix(i).dtype == DType::F32 && own_f32_gemm(m); }
+
 // y[n, out] = x[n, in] · Wᵀ for the linear layer with parameter index i, plus its adapter's
 // s · (x' Aᵀ) Bᵀ. xa: x packed by the caller (bf16; empty when it did not), shared with other
 // layers that read it. keep_u: where to keep the adapter's u = x' Aᵀ for the backward pass.
@@ -117,6 +129,7 @@ void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x
   if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16, xa.m() ? &xa : nullptr);
   else if (mm.bf16 && xa.m()) gemm_bf16(xa, mm.packed->w[i], y, w.rows, false, write);
   else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.packed->w[i], y, w.rows, false, write);
+  else if (own_f32_gemm(m)) gemm_f32(n, w.rows, w.cols, x, w.cols, false, static_cast<const float*>(w.data), w.cols, false, y, w.rows, false);
   else matmul(x, n, w, y);
   const TrainableModel::Adapter* ad = m.adapter(i);
   if (!ad) return;
@@ -159,6 +172,10 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
   if (w.dtype != DType::F32) {
     if (dx && dx_fresh) std::fill(dx, dx + n * w.cols, 0.0f);
     if (dx) matmul_frozen_backward(dy, n, w, dx, mm.bf16);
+  } else if (!mm.bf16 && own_f32_gemm(m)) {
+    const auto* wf = static_cast<const float*>(w.data);
+    if (dx) gemm_f32(n, w.cols, w.rows, dy, w.rows, false, wf, w.cols, true, dx, w.cols, !dx_fresh);
+    if (trains) gemm_f32(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, m.grad(i), w.cols, true);
   } else if (!mm.bf16) {
     matmul_backward(x, n, w, dy, dx, m.grad(i), 1.0f, dx_fresh);
   } else {
@@ -271,11 +288,10 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   const Bf16Rows xn1 = normed(P.input_norm, a.xn1, a.xn1_t, {P.q, P.k, P.v});
   // The adapters' u for the backward pass (a few rows of r values each).
   auto keep_u = [&](size_t i) { return for_backward && m.adapter(i) ? &a.adapter_u[i] : nullptr; };
-  // fp32 runs each forward product a row of the chunk at a time: OpenBLAS's SGEMM gives a row other
-  // last bits in a product over more rows (see kChunkActivations). Only the backward products run
-  // over the whole chunk.
+  // A product that would give a row other bits beside other rows (fp32 through BLAS: see
+  // kChunkActivations) runs a row of the chunk at a time.
   auto project = [&](size_t i, const float* in, float* out, const Bf16Rows& in_packed) {
-    if (mm.bf16 || cp.rows.size() == 1) return linear(m, mm, i, in, T, out, in_packed, keep_u(i));
+    if (mm.bf16 || cp.rows.size() == 1 || rows_independent(m, i)) return linear(m, mm, i, in, T, out, in_packed, keep_u(i));
     const int64_t cols = m.matrix(i).cols, rows = m.matrix(i).rows;
     for (const ChunkRow& r : cp.rows) linear(m, mm, i, in + r.start * cols, r.T, out + r.start * rows);
   };
