@@ -9,10 +9,10 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 rows="$models/rows-4x512.jsonl"
 python3 "$(dirname "$0")/token_rows.py" "$rows" 4 512 32000
-# The GEMM peaks: fp32 SGEMM, and for bf16 the higher of our gemm_bf16 and PyTorch's bf16 matmul
-# (oneDNN) on the same 2048^3 product. This host runs the same code at two speeds ~15% apart for
-# minutes at a time, so they are measured again right before each of our runs, and each run's
-# share of the peak is taken against the peak measured beside it.
+# The GEMM peaks: fp32 the higher of OpenBLAS's SGEMM and our gemm_f32, and for bf16 the higher of
+# our gemm_bf16 and PyTorch's bf16 matmul (oneDNN), on the same 2048^3 product. This host runs the
+# same code at two speeds ~15% apart for minutes at a time, so they are measured again right before
+# each of our runs, and each run's share of the peak is taken against the peak measured beside it.
 have_torch=0
 /usr/bin/python3 -c "import torch" 2>/dev/null && have_torch=1
 peaks() {  # -> "fp32 GFLOPS" "bf16 GFLOPS"
@@ -76,7 +76,7 @@ peak32, peak16 = float(sys.argv[11]), float(sys.argv[12])
 best = max(f32["tokens_per_second"], b16["tokens_per_second"])
 print(f"sft step {name}: zephyr.cpp fp32 {ours32:.0f}, bf16 {ours:.0f} tok/s | {f32['impl']} {f32['tokens_per_second']:.0f} | {b16['impl']} "
       f"{b16['tokens_per_second']:.0f} | ratio to PyTorch's best {ours / best if best else 0:.2f}x | "
-      f"fp32 {ours32 * flops_per_token / 1e9:.0f} GFLOPS, {100 * share32:.0f}% of the fp32 SGEMM peak measured beside each run | "
+      f"fp32 {ours32 * flops_per_token / 1e9:.0f} GFLOPS, {100 * share32:.0f}% of the fp32 GEMM peak (the higher of SGEMM and ours) measured beside each run | "
       f"bf16 {ours * flops_per_token / 1e9:.0f} GFLOPS, {100 * share16:.0f}% of the bf16 GEMM peak (the higher of ours and PyTorch's) "
       f"measured beside each run | peaks after the runs: fp32 {peak32:.0f}, bf16 {peak16:.0f} GFLOPS | "
       f"peak RSS {rss:.0f} / {rss_bf16:.0f} MB (fp32 / bf16) vs PyTorch {f32['peak_rss_mb']:.0f} / {b16['peak_rss_mb']:.0f} MB")
