@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "core/buffer.h"
 #include "core/parallel.h"
@@ -110,10 +111,13 @@ Z_F32 void micro_kernel(const float* ap, const float* bp, int64_t K, float* c, i
 
 }  // namespace
 
-bool gemm_f32_available() {
-  static const bool available = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"));
-  return available;
-}
+namespace {
+const bool cpu_has_avx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"));
+std::atomic<bool> enabled{true};
+}  // namespace
+
+bool gemm_f32_available() { return cpu_has_avx512 && enabled.load(std::memory_order_relaxed); }
+void set_gemm_f32_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,
               bool transpose_b, float* c, int64_t ldc, bool accumulate) {

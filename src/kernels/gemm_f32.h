@@ -9,8 +9,10 @@
 
 namespace zephyr {
 
-// True when this CPU has AVX-512 F (else callers take BLAS).
+// True when this CPU has AVX-512 F (else callers take BLAS) and tests have not turned it off
+// (set_gemm_f32_enabled(false): to run the BLAS fallback of CPUs without it).
 bool gemm_f32_available();
+void set_gemm_f32_enabled(bool enabled);
 
 // lda/ldb/ldc: row strides in elements; transpose_a: A given as [K, M] (element (m, k) at
 // a[k * lda + m]), likewise transpose_b for B given as [K, N]. accumulate adds to C (else C is

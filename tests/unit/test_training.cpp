@@ -10,6 +10,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/dropout.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/gemm_f32.h"
 #include "model/training.h"
 #include "train/optimizer.h"
 #include "train/sft_data.h"
@@ -93,22 +94,25 @@ TEST(Training, PackedRowsEqualSeparateRows) {
   EXPECT_LT(worst, 1e-4 * scale);
 }
 
-// A batch's rows run through each layer together: in bf16 one product over all their tokens (the
-// GEMM computes each row the same way whatever rows are beside it), in fp32 the backward products
-// only (the forward ones a row at a time). Every row's loss must be the one it has alone, bit for
-// bit (attention, RoPE and the loss stay per row), and the gradients the sum of the rows' own up to
-// summation order. Rows of other lengths, one of them packed with two conversations, one of 3
-// tokens (fp32: a GEMV alone, an SGEMM in the chunk), and per-row scales given after the forward
-// passes.
+// A batch's rows run through each layer together: one product over all their tokens where the GEMM
+// computes each row the same way whatever rows are beside it (bf16, and fp32 on gemm_f32), else
+// (fp32 on BLAS, as on CPUs without AVX-512) the backward products only, the forward ones a row at
+// a time. Every row's loss must be the one it has alone, bit for bit (attention, RoPE and the loss
+// stay per row), and the gradients the sum of the rows' own up to summation order. Rows of other
+// lengths, one of them packed with two conversations, one of 3 tokens (on BLAS: a GEMV alone, an
+// SGEMM in the chunk), and per-row scales given after the forward passes.
 TEST(Training, ChunkedRowsEqualRowsRunAlone) {
   TrainableModel m = random_model();
   const auto packed = pack_rows({random_row(6, 5), random_row(9, 6)}, 32);
   ASSERT_EQ(packed.size(), 1u);
   const std::vector<TokenizedRow> rows = {random_row(13, 1), packed[0], random_row(3, 3), random_row(9, 2)};
   const std::vector<float> scales = {0.5f, 1.7f, 1.1f, 0.9f};
-  for (int run = 0; run < 4; ++run) {
-    const bool bf16 = run < 2, deferred = run % 2;
+  const bool own_f32 = gemm_f32_available();
+  for (int run = 0; run < 6; ++run) {
+    const bool bf16 = run < 2, deferred = run % 2, blas = run >= 4;
     if (bf16 && !gemm_bf16_available()) continue;
+    set_gemm_f32_enabled(!blas);
+    SCOPED_TRACE(bf16 ? "bf16" : blas || !own_f32 ? "fp32 on BLAS" : "fp32 on gemm_f32");
     std::vector<float> g_alone;
     std::vector<double> nll_alone;
     for (size_t r = 0; r < rows.size(); ++r) {
@@ -137,6 +141,7 @@ TEST(Training, ChunkedRowsEqualRowsRunAlone) {
     }
     EXPECT_LT(diff, 1e-5 * norm) << "bf16 " << bf16 << " deferred " << deferred;
   }
+  set_gemm_f32_enabled(true);
 }
 
 TEST(Training, Bf16MatmulsStayCloseToFp32) {
