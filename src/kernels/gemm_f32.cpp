@@ -21,8 +21,8 @@ namespace {
 
 // Micro-tile: 8 rows x 32 columns = 16 zmm accumulators, fed per k by 2 loads of B and 8
 // broadcasts of A — the bf16 GEMM's tile with one fp32 value where it has a bf16 pair. From L1 it
-// runs at the FMA peak here (Zen 5: 280 GFLOPS a core); on training shapes with packed operands
-// 480-515 GFLOPS on 2 cores, against OpenBLAS's SkylakeX SGEMM's 400-490 with its packing.
+// runs at the FMA peak here (Zen 5: 280 GFLOPS a core); on the 56M model's training shapes, packing
+// included, 445-528 GFLOPS on 2 cores where OpenBLAS's SkylakeX SGEMM runs 396-484.
 constexpr int64_t MR = 8, NR = 32;
 
 // Panels of R rows (8: A, 32: B), k-major: panel[k][r] = x[r][k], zero past the matrix's rows.
@@ -109,11 +109,9 @@ Z_F32 void micro_kernel(const float* ap, const float* bp, int64_t K, float* c, i
 #undef Z_STORE
 }
 
-}  // namespace
-
-namespace {
 const bool cpu_has_avx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"));
 std::atomic<bool> enabled{true};
+
 }  // namespace
 
 bool gemm_f32_available() { return cpu_has_avx512 && enabled.load(std::memory_order_relaxed); }
@@ -127,9 +125,10 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool
   // B) into its own buffer and multiplies it, from L1/L2, by every panel of the other, which is
   // packed whole beforehand and streams from L2/L3. Packed whole first, the lm_head's 65 MB
   // weight went out to memory and came back (511 x 32000 x 512: 336 GFLOPS, OpenBLAS 462).
-  // K runs in fixed blocks (the same for any M and N, so a row's sums do not change) of up to
-  // 1024, which keep the other operand's packed block in cache when K is long (the lm_head's input
-  // gradient, K = 32000); each block's sum is added to C.
+  // K runs whole up to 1024, longer in blocks of 512 (fixed by K alone, so a row's sums do not
+  // depend on M or N), which keep the other operand's packed block in cache (the lm_head's input
+  // gradient, K = 32000: 222 GFLOPS with K whole and both operands packed first, 401 this way);
+  // each block's sum is added to C.
   const bool a_outer = mp * MR > np * NR;
   struct Operand {
     const float* x;
