@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "kernels/transpose16.h"
+#include "kernels/gemm_tile.h"
 
 // GCC 12 warns inside its own AVX-512 headers about variables it initialises itself.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -222,19 +222,10 @@ Z_BF16 void micro_kernel(const uint16_t* ap, const uint16_t* bp, int64_t pairs, 
     Z_STREAM(0) Z_STREAM(1) Z_STREAM(2) Z_STREAM(3) Z_STREAM(4) Z_STREAM(5) Z_STREAM(6) Z_STREAM(7)
     return;
   }
-  const __mmask16 m0 = __mmask16(cols >= 16 ? 0xffffu : (1u << cols) - 1);
-  const __mmask16 m1 = __mmask16(cols >= 32 ? 0xffffu : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
-#define Z_STORE(i)                                                  \
-  if ((i) < rows) {                                                 \
-    float* dst = c + (i) * ldc;                                     \
-    __m512 v0 = acc##i##0, v1 = acc##i##1;                          \
-    if (accumulate) {                                               \
-      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, dst));       \
-      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, dst + 16));  \
-    }                                                               \
-    _mm512_mask_storeu_ps(dst, m0, v0);                             \
-    _mm512_mask_storeu_ps(dst + 16, m1, v1);                        \
-  }
+  __mmask16 m0, m1;
+  tile_masks(cols, m0, m1);
+#define Z_STORE(i) \
+  if ((i) < rows) store_tile_row(c + (i) * ldc, acc##i##0, acc##i##1, m0, m1, accumulate);
   Z_STORE(0) Z_STORE(1) Z_STORE(2) Z_STORE(3) Z_STORE(4) Z_STORE(5) Z_STORE(6) Z_STORE(7)
 }
 
@@ -290,8 +281,8 @@ Z_FMA void micro_kernel_fma(const float* ap, const uint16_t* bp, int64_t pairs, 
     return;
   }
 #undef Z_STREAM
-  const __mmask16 m0 = __mmask16(cols >= 16 ? 0xffffu : (1u << cols) - 1);
-  const __mmask16 m1 = __mmask16(cols >= 32 ? 0xffffu : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+  __mmask16 m0, m1;
+  tile_masks(cols, m0, m1);
   Z_STORE(0) Z_STORE(1) Z_STORE(2) Z_STORE(3) Z_STORE(4) Z_STORE(5) Z_STORE(6) Z_STORE(7)
 #undef Z_STORE
 }

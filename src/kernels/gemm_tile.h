@@ -1,7 +1,10 @@
-// A 16 x 16 block of 32-bit values transposed in AVX-512 registers: the packing step of the bf16 and
-// fp32 GEMMs (kernels/gemm_bf16.cpp, kernels/gemm_f32.cpp), which lay a matrix's values out by k.
+// What the bf16 and fp32 GEMMs (kernels/gemm_bf16.cpp, kernels/gemm_f32.cpp) share: the 16 x 16
+// transpose of their packing, which lays a matrix's values out by k, and the store of their 8 x 32
+// micro-tiles' rows into C.
 #pragma once
 #include <immintrin.h>
+
+#include <cstdint>
 
 namespace zephyr {
 
@@ -29,6 +32,24 @@ __attribute__((target("avx512f"))) inline void transpose16(__m512i r[16]) {
     r[4 + j] = _mm512_shuffle_i32x4(v1, w1, 0x88);
     r[12 + j] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
   }
+}
+
+// The masks of a tile row's two registers for a tile `cols` wide (up to 32): C's columns past its
+// edge are neither read nor written.
+inline void tile_masks(int64_t cols, __mmask16& m0, __mmask16& m1) {
+  m0 = __mmask16(cols >= 16 ? 0xffffu : (1u << cols) - 1);
+  m1 = __mmask16(cols >= 32 ? 0xffffu : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+}
+
+// A tile row's 32 sums (v0, v1) stored over C's row at dst, or added to it (accumulate).
+__attribute__((target("avx512f"))) inline void store_tile_row(float* dst, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1,
+                                                              bool accumulate) {
+  if (accumulate) {
+    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, dst));
+    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, dst + 16));
+  }
+  _mm512_mask_storeu_ps(dst, m0, v0);
+  _mm512_mask_storeu_ps(dst + 16, m1, v1);
 }
 
 }  // namespace zephyr
