@@ -84,9 +84,9 @@ Bf16PanelsView keys_of_t(const Bf16Panels& p, int64_t klo, int64_t L) { return p
 // each row's log-sum-exp is computed (and stored at lse_out when given); with it (backward) the
 // forward's is reused. seg_start is given only in training, where pos0 = 0. kp: the packed keys
 // (bf16 training), from which the scores' GEMM reads.
-void block_probs(Products products, const float* q, const float* k, const KvLayout& kv, int64_t t0, int64_t t1, int64_t pos0, int64_t klo,
-                 int64_t h, int64_t g, const int64_t* seg_start, const AttentionShape& s, const float* lse, float* lse_out, float* P,
-                 const PackedKv* kp = nullptr) {
+void block_probs(Products products, const float* q, const float* k, const KvLayout& kv, int64_t t0, int64_t t1, int64_t pos0,
+                 int64_t klo, int64_t h, int64_t g, const int64_t* seg_start, const AttentionShape& s, const float* lse,
+                 float* lse_out, float* P, const PackedKv* kp = nullptr) {
   const int64_t hd = s.head_dim, ldq = s.heads * hd, L = pos0 + t1 - klo;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   if (kp)

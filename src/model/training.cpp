@@ -113,7 +113,7 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
 // it, for models without adapters. With adapters the base's products stay on SGEMM, as a quantized
 // base's dequantized panels do (matmul_frozen): QLoRA then trains bit for bit as LoRA on the
 // dequantized weights (its input gradient sums a panel of W's rows at a time, which SGEMM's own
-// blocking over K matches and gemm_f32's one chain over K would not).
+// blocking over K matches and gemm_f32's blocks over K would not).
 bool own_f32_gemm(const TrainableModel& m) { return !m.lora() && gemm_f32_available(); }
 
 // Whether fp32's forward product of layer i computes each row as it would alone: gemm_f32 over an
@@ -129,7 +129,8 @@ void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x
   if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16, xa.m() ? &xa : nullptr);
   else if (mm.bf16 && xa.m()) gemm_bf16(xa, mm.packed->w[i], y, w.rows, false, write);
   else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.packed->w[i], y, w.rows, false, write);
-  else if (own_f32_gemm(m)) gemm_f32(n, w.rows, w.cols, x, w.cols, false, static_cast<const float*>(w.data), w.cols, false, y, w.rows, false);
+  else if (own_f32_gemm(m))
+    gemm_f32(n, w.rows, w.cols, x, w.cols, false, static_cast<const float*>(w.data), w.cols, false, y, w.rows, false);
   else matmul(x, n, w, y);
   const TrainableModel::Adapter* ad = m.adapter(i);
   if (!ad) return;
@@ -162,9 +163,10 @@ void linear_backward_packed(TrainableModel& m, const Matmuls& mm, size_t i, cons
 // dx += dy · W (when dx is given), the weight's gradient += dyᵀ · x unless it is frozen, and the
 // adapter's gradients: with u = x' Aᵀ, dB += s dyᵀ u, du = s dy B, dA += duᵀ x', dx += du A (masked).
 // xt: xᵀ packed by the forward pass (bf16; empty when it did not). dx_fresh: dx holds no values
-// yet, and dx = dy · W is written (the bf16 product stores its tiles, SGEMM takes beta 0: no zero
-// fill of dx, whose serial pass left the other core idle, nor a read of it). acts: the layer's kept values, whose u
-// the adapter reads if the forward pass kept it (else it is made again: a product that reads x').
+// yet, and dx = dy · W is written (the GEMMs store their tiles, SGEMM takes beta 0: no zero fill of
+// dx, whose serial pass left the other core idle, nor a read of it). acts: the layer's kept values,
+// whose u the adapter reads if the forward pass kept it (else it is made again: a product that
+// reads x').
 void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float* x, int64_t n, const float* dy, float* dx,
                      const Bf16Panels& xt = Bf16Panels(), bool dx_fresh = false, const LayerActs* acts = nullptr) {
   const Matrix w = m.matrix(i);
@@ -221,8 +223,8 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
 // tokens, and apart only in attention (a call per row) and the loss. A row of 511 tokens at a time,
 // every product read its weight (and a weight gradient its accumulator) from memory again per row;
 // the 56M bf16 step with its 4 rows as one chunk: +2.5% (8 alternated pairs, every one faster),
-// and +1.8% against chunks of 2 rows. fp32 runs its forward products a row at a time within the
-// chunk (see kChunkActivations) and its backward products over the whole chunk.
+// and +1.8% against chunks of 2 rows. fp32 on BLAS runs its forward products a row at a time within
+// the chunk (see kChunkActivations).
 struct ChunkRow {
   int64_t row = 0;             // index in the batch
   int64_t start = 0, T = 0;    // its tokens in the chunk
@@ -546,14 +548,14 @@ namespace {
 // products' gain saturated near 2048 rows in a microbenchmark (4 x 511 -> 8 x 511: +1%) while the
 // activations kept grow with the chunk; a 1B model's rows run one at a time. A row's log-probs
 // must not depend on the rows beside it (DPO's reference log-probs, taken in evaluation batches,
-// equal the policy's at step 0: loss log 2 exactly). Our bf16 GEMM computes every row the same way
-// in any product; OpenBLAS's SGEMM does not promise it (its kernels choose their path by the
-// product's size, and below 4 rows matmul takes the GEMV), so
-// fp32 runs each forward product a row at a time and only the backward products, which make
-// gradients, over the chunk: the 56M fp32 step +2.4% (OpenBLAS's Haswell kernels, this host's
-// choice) and +3.3% (its SkylakeX kernels), 4 alternated pairs each; all of them over the chunk
-// measured +8% with SkylakeX. fp32 with adapters runs rows alone (their kept u and dropout masks
-// are a row's).
+// equal the policy's at step 0: loss log 2 exactly). Our GEMMs (bf16, fp32) compute every row the
+// same way in any product; OpenBLAS's SGEMM does not promise it (its kernels choose their path by
+// the product's size, and below 4 rows matmul takes the GEMV), so fp32 on SGEMM (CPUs without
+// AVX-512) runs each forward product a row at a time and only the backward products, which make
+// gradients, over the chunk: with SGEMM for all products that took the 56M fp32 step +2.4%
+// (OpenBLAS's Haswell kernels, this host's choice) and +3.3% (its SkylakeX kernels), 4 alternated
+// pairs each; all of them over the chunk measured +8% with SkylakeX. fp32 with adapters runs rows
+// alone (their kept u and dropout masks are a row's).
 constexpr int64_t kChunkActivations = int64_t(2048) * 768;
 
 // Checks a batch and runs its rows in chunks. With `deferred`, every chunk's forward pass is kept

@@ -53,7 +53,8 @@ TEST(GemmF32, EachElementIsTheFmaChainOverK) {
               float sum = accumulate ? c0[size_t(m * N + n)] : 0.0f;
               for (int64_t k0 = 0; k0 < K; k0 += block) {
                 float s = 0.0f;
-                for (int64_t k = k0; k < std::min(K, k0 + block); ++k) s = std::fma(a[size_t(m * K + k)], b[size_t(n * K + k)], s);
+                for (int64_t k = k0; k < std::min(K, k0 + block); ++k)
+                  s = std::fma(a[size_t(m * K + k)], b[size_t(n * K + k)], s);
                 sum = k0 == 0 && !accumulate ? s : s + sum;
               }
               wrong += c[size_t(m * N + n)] != sum;
