@@ -13,6 +13,7 @@
 #include "core/parallel.h"
 #include "core/target_clones.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/gemm_f32.h"
 #include "kernels/quant.h"
 
 namespace zephyr {
@@ -183,12 +184,13 @@ constexpr int64_t kQuantGemmTokens = 32;
 
 // y = x·Wᵀ through panels of W, P rows each (rows converted to fp32 by `fill`), for weight types
 // the GEMMs cannot read: the bf16 GEMM where `bf16` (each 16 rows packed as they are converted),
-// else BLAS's sgemm on fp32 panels (filled in thread chunks of `grain` rows). The bf16 GEMM reads x
-// packed once for all panels (xa: packed by the caller): packed per panel, a 7B-shaped QLoRA step
-// packed each layer's inputs ~200 times where 4 do.
+// else fp32 panels (filled in thread chunks of `grain` rows) through gemm_f32 where `own_f32`
+// (training, as its fp32 weights' products), else BLAS's sgemm. The bf16 GEMM reads x packed once
+// for all panels (xa: packed by the caller): packed per panel, a 7B-shaped QLoRA step packed each
+// layer's inputs ~200 times where 4 do.
 template <class Fill>
 void panel_gemm(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy, int64_t P, int64_t grain, bool bf16,
-                Fill fill, const Bf16Rows* xa = nullptr) {
+                bool own_f32, Fill fill, const Bf16Rows* xa = nullptr) {
   P = std::min(P, w.rows);
   if (bf16) {
     Bf16Rows packed_x;
@@ -211,7 +213,8 @@ void panel_gemm(const float* x, int64_t n, const Matrix& w, float* y, int64_t ld
     parallel_for(size_t(rows), size_t(grain), [&](size_t a, size_t b) {
       fill(r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
     });
-    pooled_sgemm(false, true, n, rows, w.cols, x, w.cols, panel.data(), w.cols, 0.0f, y + r0, ldy);
+    if (own_f32) gemm_f32(n, rows, w.cols, x, w.cols, false, panel.data(), w.cols, false, y + r0, ldy, false);
+    else pooled_sgemm(false, true, n, rows, w.cols, x, w.cols, panel.data(), w.cols, 0.0f, y + r0, ldy);
   }
 }
 
@@ -241,7 +244,7 @@ void matmul_quantized(const float* x, int64_t n, const Matrix& w, float* y, int6
     // panel; 2 MB ones measured no faster since); sgemm's stay in L2/L3 (~2 MB).
     const bool bf16 = gemm_bf16_available();
     const int64_t P = bf16 ? std::max<int64_t>(256, (int64_t(1) << 22) / w.cols / 32 * 32) : panel_rows(w.cols);
-    return panel_gemm(x, n, w, y, ldy, P, 1, bf16, [&](int64_t r0, int64_t r1, float* out) {
+    return panel_gemm(x, n, w, y, ldy, P, 1, bf16, false, [&](int64_t r0, int64_t r1, float* out) {
       dequantize_rows(w.dtype, w.data, w.rows, w.cols, r0, r1, out);
     });
   }
@@ -292,30 +295,32 @@ void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf
   if (n <= 0) return;
   bf16 = bf16 && gemm_bf16_available();
   panel_gemm(
-      x, n, w, y, w.rows, frozen_panel_rows(w), 8, bf16, [&](int64_t r0, int64_t r1, float* out) { weight_rows(w, r0, r1, out); },
-      xa);
+      x, n, w, y, w.rows, frozen_panel_rows(w), 8, bf16, gemm_f32_available(),
+      [&](int64_t r0, int64_t r1, float* out) { weight_rows(w, r0, r1, out); }, xa);
 }
 
-void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16) {
+void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16, bool dx_fresh) {
   if (n <= 0) return;
   bf16 = bf16 && gemm_bf16_available();
   const int64_t P = frozen_panel_rows(w);
   std::vector<float> panel(size_t(bf16 ? 0 : P * w.cols));
   for (int64_t r0 = 0; r0 < w.rows; r0 += P) {
     const int64_t rows = std::min(P, w.rows - r0);
+    const bool accumulate = r0 > 0 || !dx_fresh;
     // dx[n, cols] += dy[:, r0 : r0 + rows] · panel[rows, cols]; in bf16 the panel packed transposed
     // (as B: N = cols, K = rows) 16 rows at a time as they are dequantized.
     if (bf16) {
       Bf16Panels bt(w.cols, rows);
       pack_produced(
           rows, w.cols, [&](int64_t a, int64_t e, float* const* out) { weight_rows(w, r0 + a, r0 + e, out[0]); }, nullptr, &bt);
-      gemm_bf16(Bf16Rows(dy + r0, w.rows, false, n, rows), bt, dx, w.cols, true);
+      gemm_bf16(Bf16Rows(dy + r0, w.rows, false, n, rows), bt, dx, w.cols, accumulate);
       continue;
     }
     parallel_for(size_t(rows), 8, [&](size_t a, size_t b) {
       weight_rows(w, r0 + int64_t(a), r0 + int64_t(b), panel.data() + a * size_t(w.cols));
     });
-    pooled_sgemm(false, false, n, w.cols, rows, dy + r0, w.rows, panel.data(), w.cols, 1.0f, dx, w.cols);
+    if (gemm_f32_available()) gemm_f32(n, w.cols, rows, dy + r0, w.rows, false, panel.data(), w.cols, true, dx, w.cols, accumulate);
+    else pooled_sgemm(false, false, n, w.cols, rows, dy + r0, w.rows, panel.data(), w.cols, accumulate ? 1.0f : 0.0f, dx, w.cols);
   }
 }
 
@@ -377,7 +382,7 @@ void matmul(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy) {
     return;
   }
   if (w.dtype == DType::F32) return pooled_sgemm(false, true, n, w.rows, w.cols, x, w.cols, static_cast<const float*>(w.data), w.cols, 0.0f, y, ldy);
-  panel_gemm(x, n, w, y, ldy, panel_rows(w.cols), 1, false, [&](int64_t r0, int64_t r1, float* out) {
+  panel_gemm(x, n, w, y, ldy, panel_rows(w.cols), 1, false, false, [&](int64_t r0, int64_t r1, float* out) {
     for (int64_t r = r0; r < r1; ++r, out += w.cols) matrix_row(w, r, out);
   });
 }

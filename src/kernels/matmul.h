@@ -47,13 +47,14 @@ void matmul_rowwise(const float* x, int64_t n, const StackedMatrix& w, float* y)
 void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw, float alpha = 1.0f,
                      bool dx_fresh = false);
 
-// Training through frozen low-precision weights (QLoRA): y = x · Wᵀ and dx += dy · W with W of any
-// stored type dequantized for a GEMM (the bf16 one where `bf16`, packed 16 rows at a time as they
-// are dequantized; else sgemm on fp32 panels) — the activations stay in float, so training sees
+// Training through frozen low-precision weights (QLoRA): y = x · Wᵀ and dx += dy · W (dx = dy · W
+// with dx_fresh) with W of any stored type dequantized for a GEMM (the bf16 one where `bf16`, packed
+// 16 rows at a time as they are dequantized; else fp32 panels through gemm_f32, or SGEMM without
+// AVX-512: the GEMMs of fp32 weights in training) — the activations stay in float, so training sees
 // exactly the dequantized weights (the inference kernels' int8 activations would not).
 // xa: x packed by the caller for the bf16 GEMM (shared by the layers that read x); else packed here.
 void matmul_frozen(const float* x, int64_t n, const Matrix& w, float* y, bool bf16, const Bf16Rows* xa = nullptr);
-void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16);
+void matmul_frozen_backward(const float* dy, int64_t n, const Matrix& w, float* dx, bool bf16, bool dx_fresh = false);
 
 // y = alpha · x · Wᵀ (added to y with accumulate) with a thin fp32 matrix (a LoRA adapter's A [r,
 // in] or B [out, r]) as one GEMM for any n (matmul takes row-at-a-time GEMVs below 4 rows). Its

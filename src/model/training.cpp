@@ -109,16 +109,10 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
   return out.data();
 }
 
-// Whether fp32's products over fp32 weights run on gemm_f32 (else BLAS's SGEMM): where the CPU has
-// it, for models without adapters. With adapters the base's products stay on SGEMM, as a quantized
-// base's dequantized panels do (matmul_frozen): QLoRA then trains bit for bit as LoRA on the
-// dequantized weights (its input gradient sums a panel of W's rows at a time, which SGEMM's own
-// blocking over K matches and gemm_f32's blocks over K would not).
-bool own_f32_gemm(const TrainableModel& m) { return !m.lora() && gemm_f32_available(); }
-
-// Whether fp32's forward product of layer i computes each row as it would alone: gemm_f32 over an
-// fp32 weight (BLAS's SGEMM does not promise it).
-bool rows_independent(const TrainableModel& m, size_t i) { return m.matrix(i).dtype == DType::F32 && own_f32_gemm(m); }
+// Whether fp32's forward product of layer i computes each row as it would alone: gemm_f32 (where
+// the CPU has AVX-512) over an fp32 weight or a quantized one's dequantized panels (matmul_frozen),
+// without an adapter (whose thin products run on SGEMM, which does not promise it).
+bool rows_independent(const TrainableModel& m, size_t i) { return gemm_f32_available() && !m.adapter(i); }
 
 // y[n, out] = x[n, in] · Wᵀ for the linear layer with parameter index i, plus its adapter's
 // s · (x' Aᵀ) Bᵀ. xa: x packed by the caller (bf16; empty when it did not), shared with other
@@ -129,7 +123,7 @@ void linear(const TrainableModel& m, const Matmuls& mm, size_t i, const float* x
   if (w.dtype != DType::F32) matmul_frozen(x, n, w, y, mm.bf16, xa.m() ? &xa : nullptr);
   else if (mm.bf16 && xa.m()) gemm_bf16(xa, mm.packed->w[i], y, w.rows, false, write);
   else if (mm.bf16) gemm_bf16(n, x, w.cols, false, mm.packed->w[i], y, w.rows, false, write);
-  else if (own_f32_gemm(m))
+  else if (gemm_f32_available())
     gemm_f32(n, w.rows, w.cols, x, w.cols, false, static_cast<const float*>(w.data), w.cols, false, y, w.rows, false);
   else matmul(x, n, w, y);
   const TrainableModel::Adapter* ad = m.adapter(i);
@@ -172,9 +166,8 @@ void linear_backward(TrainableModel& m, const Matmuls& mm, size_t i, const float
   const Matrix w = m.matrix(i);
   const bool trains = m.params()[i].trainable;
   if (w.dtype != DType::F32) {
-    if (dx && dx_fresh) std::fill(dx, dx + n * w.cols, 0.0f);
-    if (dx) matmul_frozen_backward(dy, n, w, dx, mm.bf16);
-  } else if (!mm.bf16 && own_f32_gemm(m)) {
+    if (dx) matmul_frozen_backward(dy, n, w, dx, mm.bf16, dx_fresh);
+  } else if (!mm.bf16 && gemm_f32_available()) {
     const auto* wf = static_cast<const float*>(w.data);
     if (dx) gemm_f32(n, w.cols, w.rows, dy, w.rows, false, wf, w.cols, true, dx, w.cols, !dx_fresh);
     if (trains) gemm_f32(w.rows, w.cols, n, dy, w.rows, true, x, w.cols, true, m.grad(i), w.cols, true);
