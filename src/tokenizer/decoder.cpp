@@ -84,8 +84,15 @@ void Decoder::add(const json& spec, const std::string& where, std::vector<Step>&
   } else if (type == "Strip") {
     s.kind = Kind::Strip;
     s.content = spec.value("content", " ");
-    s.start = spec.value("start", 0);
-    s.stop = spec.value("stop", 0);
+    // Counts of characters: an integer in range (a float like 3e22 converted to int is undefined).
+    auto count = [&](const char* key) {
+      if (!spec.contains(key)) return 0;
+      const std::optional<int> n = json_int(spec[key]);
+      if (!n || *n < 0) fail(where, std::string("Strip \"") + key + "\": expected a non-negative integer, got " + spec[key].dump());
+      return *n;
+    };
+    s.start = count("start");
+    s.stop = count("stop");
   } else if (type == "ByteLevel") {
     s.kind = Kind::ByteLevel;
   } else if (type == "Metaspace") {
