@@ -109,11 +109,6 @@ const float* adapter_input(const TrainableModel& m, const Matmuls& mm, size_t i,
   return out.data();
 }
 
-// Whether fp32's forward product of layer i computes each row as it would alone: gemm_f32 (where
-// the CPU has AVX-512) over an fp32 weight or a quantized one's dequantized panels (matmul_frozen),
-// without an adapter (whose thin products run on SGEMM, which does not promise it).
-bool rows_independent(const TrainableModel& m, size_t i) { return gemm_f32_available() && !m.adapter(i); }
-
 // y[n, out] = x[n, in] · Wᵀ for the linear layer with parameter index i, plus its adapter's
 // s · (x' Aᵀ) Bᵀ. xa: x packed by the caller (bf16; empty when it did not), shared with other
 // layers that read it. keep_u: where to keep the adapter's u = x' Aᵀ for the backward pass.
@@ -283,10 +278,11 @@ void layer_forward(const TrainableModel& m, const TrainableModel::Layer& P, Buff
   const Bf16Rows xn1 = normed(P.input_norm, a.xn1, a.xn1_t, {P.q, P.k, P.v});
   // The adapters' u for the backward pass (a few rows of r values each).
   auto keep_u = [&](size_t i) { return for_backward && m.adapter(i) ? &a.adapter_u[i] : nullptr; };
-  // A product that would give a row other bits beside other rows (fp32 through BLAS: see
-  // kChunkActivations) runs a row of the chunk at a time.
+  // Our GEMMs compute each row as they would alone; fp32 on SGEMM (no AVX-512) does not, and runs
+  // a row of the chunk at a time (see kChunkActivations; models with adapters, whose thin products
+  // are SGEMM's, never chunk in fp32, so no adapter reaches the loop).
   auto project = [&](size_t i, const float* in, float* out, const Bf16Rows& in_packed) {
-    if (mm.bf16 || cp.rows.size() == 1 || rows_independent(m, i)) return linear(m, mm, i, in, T, out, in_packed, keep_u(i));
+    if (mm.bf16 || cp.rows.size() == 1 || gemm_f32_available()) return linear(m, mm, i, in, T, out, in_packed, keep_u(i));
     const int64_t cols = m.matrix(i).cols, rows = m.matrix(i).rows;
     for (const ChunkRow& r : cp.rows) linear(m, mm, i, in + r.start * cols, r.T, out + r.start * rows);
   };
