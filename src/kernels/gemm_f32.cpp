@@ -69,10 +69,15 @@ Buffer pack(const float* x, int64_t ld, bool k_major, int64_t rows, int64_t K, i
   return out;
 }
 
-// C tile (+)= A panel · B panel over K. The accumulators are named variables, as in the bf16 kernel
-// (an array of them GCC moved through the stack around the loop).
-Z_F32 void micro_kernel(const float* ap, const float* bp, int64_t K, float* c, int64_t ldc, int64_t rows, int64_t cols,
-                        bool accumulate) {
+// C tile (+)= A · B panel over K. A is a packed panel (a_ld 0) or, given row-major, read where it
+// lies (its rows a_ld apart; rows past `rows` read as row 0, their sums never stored): the
+// broadcasts take one value at a time either way, so A needs no transposing pack — which, for the
+// lm_head's input gradient (A = the logits' gradient, rows 128 KB apart, from memory), took a
+// fifth of the product. The accumulators are named variables, as in the bf16 kernel (an array of
+// them GCC moved through the stack around the loop).
+template <bool kRowMajorA>
+Z_F32 void micro_kernel(const float* ap, int64_t a_ld, const float* bp, int64_t K, float* c, int64_t ldc, int64_t rows,
+                        int64_t cols, bool accumulate) {
   for (int i = 0; i < MR && i < rows; ++i) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
@@ -80,18 +85,29 @@ Z_F32 void micro_kernel(const float* ap, const float* bp, int64_t K, float* c, i
 #define Z_ACC(i) __m512 acc##i##0 = _mm512_setzero_ps(), acc##i##1 = _mm512_setzero_ps();
   Z_ACC(0) Z_ACC(1) Z_ACC(2) Z_ACC(3) Z_ACC(4) Z_ACC(5) Z_ACC(6) Z_ACC(7)
 #undef Z_ACC
-  for (int64_t k = 0; k < K; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(bp + k * NR), b1 = _mm512_loadu_ps(bp + k * NR + 16);
-    const float* a = ap + k * MR;
-#define Z_FMA(i)                                        \
+#define Z_FMA(i, value)                                 \
   {                                                     \
-    const __m512 ai = _mm512_set1_ps(a[i]);             \
+    const __m512 ai = _mm512_set1_ps(value);            \
     acc##i##0 = _mm512_fmadd_ps(ai, b0, acc##i##0);     \
     acc##i##1 = _mm512_fmadd_ps(ai, b1, acc##i##1);     \
   }
-    Z_FMA(0) Z_FMA(1) Z_FMA(2) Z_FMA(3) Z_FMA(4) Z_FMA(5) Z_FMA(6) Z_FMA(7)
-#undef Z_FMA
+  if constexpr (kRowMajorA) {
+#define Z_ROW(i) const float* a##i = ap + std::min<int64_t>(i, rows - 1) * a_ld;
+    Z_ROW(0) Z_ROW(1) Z_ROW(2) Z_ROW(3) Z_ROW(4) Z_ROW(5) Z_ROW(6) Z_ROW(7)
+#undef Z_ROW
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(bp + k * NR), b1 = _mm512_loadu_ps(bp + k * NR + 16);
+      Z_FMA(0, a0[k]) Z_FMA(1, a1[k]) Z_FMA(2, a2[k]) Z_FMA(3, a3[k]) Z_FMA(4, a4[k]) Z_FMA(5, a5[k]) Z_FMA(6, a6[k])
+      Z_FMA(7, a7[k])
+    }
+  } else {
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(bp + k * NR), b1 = _mm512_loadu_ps(bp + k * NR + 16);
+      const float* a = ap + k * MR;
+      Z_FMA(0, a[0]) Z_FMA(1, a[1]) Z_FMA(2, a[2]) Z_FMA(3, a[3]) Z_FMA(4, a[4]) Z_FMA(5, a[5]) Z_FMA(6, a[6]) Z_FMA(7, a[7])
+    }
   }
+#undef Z_FMA
   __mmask16 m0, m1;
   tile_masks(cols, m0, m1);
 #define Z_STORE(i) \
@@ -133,9 +149,15 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool
   const int64_t unit = std::max<int64_t>(outer.R, 16), units = (outer.rows + unit - 1) / unit;
   const int64_t inner_panels = (inner.rows + inner.R - 1) / inner.R;
   const int64_t kc_max = K <= 1024 ? std::max<int64_t>(K, 1) : 512;
+  // A given row-major is read in place (micro_kernel) where it is the outer operand, and as the
+  // inner one over blocks of a long K (the lm_head's input gradient: 400 -> 465 GFLOPS); an inner
+  // A over a whole K is packed still: read in place, the lm_head's forward ran 7% slower (each
+  // tile's 8 short row streams, where the packs stream as one).
+  const bool a_packed = transpose_a || (!a_outer && K <= 1024);
+  const bool pack_inner = a_outer || a_packed, pack_outer = !a_outer || a_packed;
   for (int64_t k0 = 0; k0 < std::max<int64_t>(K, 1); k0 += kc_max) {
     const int64_t kc = std::min(kc_max, K - k0);
-    const Buffer inner_pack = pack(inner.block(k0), inner.ld, inner.k_major, inner.rows, kc, inner.R);
+    const Buffer inner_pack = pack_inner ? pack(inner.block(k0), inner.ld, inner.k_major, inner.rows, kc, inner.R) : Buffer();
     const bool acc = accumulate || k0 > 0;
     parallel_for_balanced(size_t(units), 1, [&](size_t u0, size_t u1) {
       thread_local Buffer panel;
@@ -143,15 +165,18 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool
       for (size_t u = u0; u < u1; ++u) {
         const int64_t r0 = int64_t(u) * unit, rows = std::min(unit, outer.rows - r0);
         const float* x = outer.k_major ? outer.block(k0) + r0 : outer.block(k0) + r0 * outer.ld;
-        for (int64_t g = 0; g < unit; g += 16) pack16(x, outer.ld, outer.k_major, rows, g, kc, outer.R, panel.data());
+        if (pack_outer)
+          for (int64_t g = 0; g < unit; g += 16) pack16(x, outer.ld, outer.k_major, rows, g, kc, outer.R, panel.data());
         for (int64_t sub = 0; sub * outer.R < rows; ++sub) {
-          const float* op = panel.data() + sub * outer.R * kc;
+          const float* op = pack_outer ? panel.data() + sub * outer.R * kc : x + sub * MR * lda;
           const int64_t o = r0 / outer.R + sub;  // the outer panel's index in C
           for (int64_t j = 0; j < inner_panels; ++j) {
-            const float* ip = inner_pack.data() + j * inner.R * kc;
+            const float* ip = pack_inner ? inner_pack.data() + j * inner.R * kc : A.block(k0) + j * MR * lda;
             const int64_t p = a_outer ? o : j, q = a_outer ? j : o;
-            micro_kernel(a_outer ? op : ip, a_outer ? ip : op, kc, c + p * MR * ldc + q * NR, ldc, std::min(MR, M - p * MR),
-                         std::min(NR, N - q * NR), acc);
+            float* ct = c + p * MR * ldc + q * NR;
+            const int64_t tile_rows = std::min(MR, M - p * MR), tile_cols = std::min(NR, N - q * NR);
+            if (a_packed) micro_kernel<false>(a_outer ? op : ip, 0, a_outer ? ip : op, kc, ct, ldc, tile_rows, tile_cols, acc);
+            else micro_kernel<true>(a_outer ? op : ip, lda, a_outer ? ip : op, kc, ct, ldc, tile_rows, tile_cols, acc);
           }
         }
       }
