@@ -52,13 +52,15 @@ void gemm(Products p, int64_t M, int64_t N, int64_t K, const float* a, int64_t l
               int(lda), b, int(ldb), accumulate ? 1.0f : 0.0f, c, int(ldc));
 }
 
-// Training's bf16 products read each KV head's keys and values packed once (for the scores and
-// dP: [keys, head_dim]; for the output and dQ: transposed) instead of every query block packing
-// the keys it sees again, for each query head of the group (~9x the packing at 512 tokens; packing's
-// share of attention's samples 15% -> 9%). A block then sees keys from a multiple of 32 on (a
-// panel's start); the ones before its first visible key get probability 0 like any other.
+// Training's products read each KV head's keys and values packed once (for the scores and dP:
+// [keys, head_dim]; for the output and dQ: transposed) instead of every query block packing the
+// keys it sees again, for each query head of the group (~9x the packing at 512 tokens; packing's
+// share of bf16 attention's samples 15% -> 9%). A block then sees keys from a multiple of 32 on (a
+// panel's start); the ones before its first visible key get probability 0 like any other, which
+// adds exact zeros to every sum. Panels: Bf16Panels or F32Panels.
+template <class Panels>
 struct PackedKv {
-  std::vector<Bf16Panels> k, v, kt, vt;  // by KV head; only those a pass uses are filled
+  std::vector<Panels> k, v, kt, vt;  // by KV head; only those a pass uses are filled
 
   PackedKv(const float* key, const float* value, int64_t n, const AttentionShape& s, bool keys, bool values, bool keys_t,
            bool values_t) {
@@ -72,26 +74,46 @@ struct PackedKv {
   }
 };
 
+// The packs a training pass uses: bf16's or fp32's (gemm_f32) — none for SGEMM.
+struct KvPacks {
+  std::unique_ptr<PackedKv<Bf16Panels>> bf16;
+  std::unique_ptr<PackedKv<F32Panels>> f32;
+
+  KvPacks(Products p, const float* key, const float* value, int64_t n, const AttentionShape& s, bool keys, bool values,
+          bool keys_t, bool values_t) {
+    if (p == Products::kBf16) bf16 = std::make_unique<PackedKv<Bf16Panels>>(key, value, n, s, keys, values, keys_t, values_t);
+    if (p == Products::kF32) f32 = std::make_unique<PackedKv<F32Panels>>(key, value, n, s, keys, values, keys_t, values_t);
+  }
+};
+
 constexpr int64_t kPanelKeys = 32;  // keys per packed panel
 
 // rows [klo, klo + L) of a [keys, head_dim] pack; or, of a transposed one, k [klo, klo + L)
-Bf16PanelsView keys_of(const Bf16Panels& p, int64_t klo, int64_t L) { return p.view(klo, L, 0, p.k()); }
-Bf16PanelsView keys_of_t(const Bf16Panels& p, int64_t klo, int64_t L) { return p.view(0, p.n(), klo, L); }
+template <class Panels>
+auto keys_of(const Panels& p, int64_t klo, int64_t L) {
+  return p.view(klo, L, 0, p.k());
+}
+template <class Panels>
+auto keys_of_t(const Panels& p, int64_t klo, int64_t L) {
+  return p.view(0, p.n(), klo, L);
+}
 
 // Probabilities of query head h for queries [t0, t1) (positions pos0 + t) against keys [klo,
 // pos0 + t1) (the keys the block can see: first_key is non-decreasing), one GEMM for the scores; P
 // is [t1 - t0, pos0 + t1 - klo] and the keys a query may not see get probability 0. Without lse
 // each row's log-sum-exp is computed (and stored at lse_out when given); with it (backward) the
 // forward's is reused. seg_start is given only in training, where pos0 = 0. kp: the packed keys
-// (bf16 training), from which the scores' GEMM reads.
+// (training), from which the scores' GEMM reads.
 void block_probs(Products products, const float* q, const float* k, const KvLayout& kv, int64_t t0, int64_t t1, int64_t pos0,
                  int64_t klo, int64_t h, int64_t g, const int64_t* seg_start, const AttentionShape& s, const float* lse,
-                 float* lse_out, float* P, const PackedKv* kp = nullptr) {
+                 float* lse_out, float* P, const KvPacks* kp = nullptr) {
   const int64_t hd = s.head_dim, ldq = s.heads * hd, L = pos0 + t1 - klo;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  if (kp)
-    gemm_bf16(Bf16Rows(q + (t0 * s.heads + h) * hd, ldq, false, t1 - t0, hd), keys_of(kp->k[size_t(g)], klo, L), P, L, false,
-              {Bf16Causal::kColumns, pos0 + t0 - klo});
+  if (kp && kp->bf16)
+    gemm_bf16(Bf16Rows(q + (t0 * s.heads + h) * hd, ldq, false, t1 - t0, hd), keys_of(kp->bf16->k[size_t(g)], klo, L), P, L,
+              false, {Bf16Causal::kColumns, pos0 + t0 - klo});
+  else if (kp && kp->f32)
+    gemm_f32(t1 - t0, q + (t0 * s.heads + h) * hd, ldq, false, keys_of(kp->f32->k[size_t(g)], klo, L), P, L, false);
   else
     gemm(products, t1 - t0, L, hd, q + (t0 * s.heads + h) * hd, ldq, false, k + klo * kv.row + g * kv.head, kv.row, false, P, L,
          false);
@@ -110,20 +132,20 @@ void block_probs(Products products, const float* q, const float* k, const KvLayo
 }
 
 // The first key that training's block of queries from t0 computes scores for: its first visible
-// one, from a packed panel's start in bf16.
-int64_t block_first_key(int64_t t0, const int64_t* seg_start, const AttentionShape& s, bool bf16) {
+// one, from a packed panel's start where the keys are packed.
+int64_t block_first_key(int64_t t0, const int64_t* seg_start, const AttentionShape& s, bool packed) {
   const int64_t klo = first_key(t0, seg_start, s.window);
-  return bf16 ? klo / kPanelKeys * kPanelKeys : klo;
+  return packed ? klo / kPanelKeys * kPanelKeys : klo;
 }
 
 // Where each (query head, block) task's probabilities [t1 - t0, t1 - klo] lie in kept ones, in the
 // forward loop's task order (h * blocks + block); the last entry is the total.
-std::vector<int64_t> prob_offsets(int64_t n, const int64_t* seg_start, const AttentionShape& s, bool bf16) {
+std::vector<int64_t> prob_offsets(int64_t n, const int64_t* seg_start, const AttentionShape& s, bool packed) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<int64_t> off(size_t(s.heads * blocks + 1), 0);
   for (int64_t task = 0; task < s.heads * blocks; ++task) {
     const int64_t t0 = task % blocks * kBlock, t1 = std::min(n, t0 + kBlock);
-    off[size_t(task + 1)] = off[size_t(task)] + (t1 - t0) * (t1 - block_first_key(t0, seg_start, s, bf16));
+    off[size_t(task + 1)] = off[size_t(task)] + (t1 - t0) * (t1 - block_first_key(t0, seg_start, s, packed));
   }
   return off;
 }
@@ -137,27 +159,29 @@ std::vector<int64_t> prob_offsets(int64_t n, const int64_t* seg_start, const Att
 void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, const float* v, const KvLayout& kv,
                     const int64_t* seg_start, const AttentionShape& s, Products products, float* out, float* lse,
                     AttentionProbs* probs = nullptr) {
-  const bool bf16 = products == Products::kBf16;
+  // bf16 and fp32's gemm_f32 are training only (token-major keys, pos0 = 0)
+  const bool packed = products != Products::kSgemm;
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, blocks = (n + kBlock - 1) / kBlock;
-  // bf16 is training only (token-major keys, pos0 = 0)
-  const std::unique_ptr<PackedKv> kp = bf16 ? std::make_unique<PackedKv>(k, v, n, s, true, false, false, true) : nullptr;
+  const KvPacks kp(products, k, v, n, s, true, false, false, true);
   std::vector<int64_t> off;
   if (probs) {
-    off = prob_offsets(n, seg_start, s, bf16);
+    off = prob_offsets(n, seg_start, s, packed);
     probs->p.resize(size_t(off.back()));
   }
   parallel_for_balanced(size_t(s.heads * blocks), 1, [&](size_t begin, size_t end) {
     std::vector<float> scratch(probs ? 0 : size_t(kBlock * (pos0 + n)));
     for (size_t task = begin; task < end; ++task) {
       const int64_t h = int64_t(task) / blocks, t0 = int64_t(task) % blocks * kBlock, t1 = std::min(n, t0 + kBlock);
-      const int64_t klo = pos0 ? first_key(pos0 + t0, seg_start, s.window) : block_first_key(t0, seg_start, s, bf16);
+      const int64_t klo = pos0 ? first_key(pos0 + t0, seg_start, s.window) : block_first_key(t0, seg_start, s, packed);
       const int64_t g = h / group, L = pos0 + t1 - klo;
       float* P = probs ? probs->p.data() + off[task] : scratch.data();
-      block_probs(products, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P, kp.get());
+      block_probs(products, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P, &kp);
       float* o = out + (t0 * s.heads + h) * hd;
-      if (kp)
-        gemm_bf16(Bf16Rows(P, L, false, t1 - t0, L), keys_of_t(kp->vt[size_t(g)], klo, L), o, s.heads * hd, false,
+      if (kp.bf16)
+        gemm_bf16(Bf16Rows(P, L, false, t1 - t0, L), keys_of_t(kp.bf16->vt[size_t(g)], klo, L), o, s.heads * hd, false,
                   {Bf16Causal::kKUpTo, pos0 + t0 - klo});
+      else if (kp.f32)
+        gemm_f32(t1 - t0, P, L, false, keys_of_t(kp.f32->vt[size_t(g)], klo, L), o, s.heads * hd, false);
       else gemm(products, t1 - t0, hd, L, P, L, false, v + klo * kv.row + g * kv.head, kv.row, true, o, s.heads * hd, false);
     }
   });
@@ -284,9 +308,10 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
   const int64_t group = s.heads / s.kv_heads, hd = s.head_dim, ldq = s.heads * hd, ldk = s.kv_heads * hd;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const Products products = training_products(bf16);
+  const bool packed = products != Products::kSgemm;
   // Kept probabilities spare recomputing the scores (a GEMM) and their exponentials.
-  const std::unique_ptr<PackedKv> kp = bf16 ? std::make_unique<PackedKv>(k, v, n, s, !probs, true, true, false) : nullptr;
-  const std::vector<int64_t> off = probs ? prob_offsets(n, seg_start, s, bf16) : std::vector<int64_t>();
+  const KvPacks kp(products, k, v, n, s, !probs, true, true, false);
+  const std::vector<int64_t> off = probs ? prob_offsets(n, seg_start, s, packed) : std::vector<int64_t>();
   if (probs && int64_t(probs->p.size()) != off.back()) fail("attention", "kept probabilities do not match the sequence");
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   // D = rowsum(dO ⊙ O) for every query and head, in one pass over both in memory order.
@@ -319,32 +344,35 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         std::fill(dv_h, dv_h + n * hd, 0.0f);
       }
       for (int64_t t0 = 0; t0 < n; t0 += kBlock) {
-        const int64_t klo = block_first_key(t0, seg_start, s, bf16), t1 = std::min(n, t0 + kBlock), L = t1 - klo;
+        const int64_t klo = block_first_key(t0, seg_start, s, packed), t1 = std::min(n, t0 + kBlock), L = t1 - klo;
         const float* P = probs ? probs->p.data() + off[size_t(h * blocks + t0 / kBlock)] : scratch.data();
         if (!probs)
           block_probs(products, q, k, KvLayout::token_major(s), t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, scratch.data(),
-                      kp.get());
+                      &kp);
         // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
         const float* dout_h = dout + (t0 * s.heads + h) * hd;
         // The bf16 products skip the work the causal mask zeroes: dP past the diagonal, and the zero
         // part of dS and P (past the diagonal in a query's row, before it in a key's).
         const Bf16Causal cols{Bf16Causal::kColumns, t0 - klo}, up_to{Bf16Causal::kKUpTo, t0 - klo}, from{Bf16Causal::kKFrom, t0 - klo};
-        if (kp) gemm_bf16(Bf16Rows(dout_h, ldq, false, t1 - t0, hd), keys_of(kp->v[size_t(g)], klo, L), dP.data(), L, false, cols);
+        if (kp.bf16)
+          gemm_bf16(Bf16Rows(dout_h, ldq, false, t1 - t0, hd), keys_of(kp.bf16->v[size_t(g)], klo, L), dP.data(), L, false, cols);
+        else if (kp.f32) gemm_f32(t1 - t0, dout_h, ldq, false, keys_of(kp.f32->v[size_t(g)], klo, L), dP.data(), L, false);
         else gemm(products, t1 - t0, L, hd, dout_h, ldq, false, v + klo * ldk + g * hd, ldk, false, dP.data(), L, false);
         for (int64_t t = t0; t < t1; ++t) softmax_grad(P + (t - t0) * L, D[size_t(t * s.heads + h)], scale, dP.data() + (t - t0) * L, L);
         // dQ_h += dS K_g;  dK_g += dSᵀ Q_h;  dV_g += Pᵀ dO_h.
         float* dq_h = dq + (t0 * s.heads + h) * hd;
         const float* q_h = q + (t0 * s.heads + h) * hd;
-        if (kp) {  // dS packed for both of its products in one read
+        if (kp.bf16) {  // dS packed for both of its products in one read
           Bf16Rows ds(t1 - t0, L), ds_t(L, t1 - t0);
           pack_with_transpose(dP.data(), L, ds, ds_t);
-          gemm_bf16(ds, keys_of_t(kp->kt[size_t(g)], klo, L), dq_h, ldq, true, up_to);
+          gemm_bf16(ds, keys_of_t(kp.bf16->kt[size_t(g)], klo, L), dq_h, ldq, true, up_to);
           gemm_bf16(ds_t, Bf16Panels(q_h, ldq, true, hd, t1 - t0).view(), dk_h + klo * lddk, lddk, true, from);
           Bf16Rows pt(L, t1 - t0);
           pack_transposed(P, L, pt);
           gemm_bf16(pt, Bf16Panels(dout_h, ldq, true, hd, t1 - t0).view(), dv_h + klo * lddv, lddv, true, from);
         } else {
-          gemm(products, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);
+          if (kp.f32) gemm_f32(t1 - t0, dP.data(), L, false, keys_of_t(kp.f32->kt[size_t(g)], klo, L), dq_h, ldq, true);
+          else gemm(products, t1 - t0, hd, L, dP.data(), L, false, k + klo * ldk + g * hd, ldk, true, dq_h, ldq, true);
           gemm(products, L, hd, t1 - t0, dP.data(), L, true, q_h, ldq, true, dk_h + klo * lddk, lddk, true);
           gemm(products, L, hd, t1 - t0, P, L, true, dout_h, ldq, true, dv_h + klo * lddv, lddv, true);
         }

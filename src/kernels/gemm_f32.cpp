@@ -124,8 +124,11 @@ std::atomic<bool> enabled{true};
 bool gemm_f32_available() { return cpu_has_avx512 && enabled.load(std::memory_order_relaxed); }
 void set_gemm_f32_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
 
-void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,
-              bool transpose_b, float* c, int64_t ldc, bool accumulate) {
+namespace {
+
+// The product, B packed here or given packed (b_packed: then A is the outer operand).
+void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,
+          bool transpose_b, const F32PanelsView* b_packed, float* c, int64_t ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
   // The larger operand is the outer one: a thread packs one of its panels (16 rows of A or 32 of
@@ -136,7 +139,7 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool
   // depend on M or N), which keep the other operand's packed block in cache (the lm_head's input
   // gradient, K = 32000: 222 GFLOPS with K whole and both operands packed first, 401 this way);
   // each block's sum is added to C.
-  const bool a_outer = mp * MR > np * NR;
+  const bool a_outer = b_packed || mp * MR > np * NR;
   struct Operand {
     const float* x;
     int64_t ld, rows, R;
@@ -157,7 +160,11 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool
   const bool pack_inner = a_outer || a_packed, pack_outer = !a_outer || a_packed;
   for (int64_t k0 = 0; k0 < std::max<int64_t>(K, 1); k0 += kc_max) {
     const int64_t kc = std::min(kc_max, K - k0);
-    const Buffer inner_pack = pack_inner ? pack(inner.block(k0), inner.ld, inner.k_major, inner.rows, kc, inner.R) : Buffer();
+    const Buffer inner_pack =
+        pack_inner && !b_packed ? pack(inner.block(k0), inner.ld, inner.k_major, inner.rows, kc, inner.R) : Buffer();
+    // inner panel j: at inner_base + j * inner_stride, k-major from k0
+    const float* inner_base = b_packed ? b_packed->data + k0 * NR : inner_pack.data();
+    const int64_t inner_stride = b_packed ? b_packed->panel_stride : inner.R * kc;
     const bool acc = accumulate || k0 > 0;
     parallel_for_balanced(size_t(units), 1, [&](size_t u0, size_t u1) {
       thread_local Buffer panel;
@@ -171,7 +178,7 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool
           const float* op = pack_outer ? panel.data() + sub * outer.R * kc : x + sub * MR * lda;
           const int64_t o = r0 / outer.R + sub;  // the outer panel's index in C
           for (int64_t j = 0; j < inner_panels; ++j) {
-            const float* ip = pack_inner ? inner_pack.data() + j * inner.R * kc : A.block(k0) + j * MR * lda;
+            const float* ip = pack_inner ? inner_base + j * inner_stride : A.block(k0) + j * MR * lda;
             const int64_t p = a_outer ? o : j, q = a_outer ? j : o;
             float* ct = c + p * MR * ldc + q * NR;
             const int64_t tile_rows = std::min(MR, M - p * MR), tile_cols = std::min(NR, N - q * NR);
@@ -182,6 +189,25 @@ void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool
       }
     });
   }
+}
+
+}  // namespace
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool transpose_a, const float* b, int64_t ldb,
+              bool transpose_b, float* c, int64_t ldc, bool accumulate) {
+  gemm(M, N, K, a, lda, transpose_a, b, ldb, transpose_b, nullptr, c, ldc, accumulate);
+}
+
+void gemm_f32(int64_t M, const float* a, int64_t lda, bool transpose_a, const F32PanelsView& b, float* c, int64_t ldc,
+              bool accumulate) {
+  gemm(M, b.n, b.k, a, lda, transpose_a, nullptr, 0, false, &b, c, ldc, accumulate);
+}
+
+F32Panels::F32Panels(const float* b, int64_t ldb, bool transpose_b, int64_t N, int64_t K)
+    : n_(N), k_(K), data_(pack(b, ldb, transpose_b, N, K, NR)) {}
+
+F32PanelsView F32Panels::view(int64_t n0, int64_t n, int64_t k0, int64_t k) const {
+  return {data_.data() + n0 / NR * NR * k_ + k0 * NR, n, k, NR * k_};
 }
 
 }  // namespace zephyr
