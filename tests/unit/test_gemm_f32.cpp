@@ -83,3 +83,29 @@ TEST(GemmF32, ARowHasTheSameBitsInProductsOfAnyRows) {
     for (int64_t i = 0; i < rows * N; ++i) ASSERT_EQ(part[size_t(i)], all[size_t(r0 * N + i)]) << "rows " << r0 << "+" << rows;
   }
 }
+
+// B packed once (F32Panels) and viewed from a panel's start and from any k: the same bits as the
+// product over that part of B given unpacked (attention reads its keys and values this way).
+TEST(GemmF32, PackedBViewsGiveTheUnpackedProduct) {
+  if (!gemm_f32_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  Rng rng(7);
+  const int64_t N = 100, K = 1400;
+  const std::vector<float> b = random_values(rng, size_t(N * K));
+  std::vector<float> bt(b.size());  // B stored [K, N]
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) bt[size_t(k * N + n)] = b[size_t(n * K + k)];
+  for (const bool tb : {false, true}) {
+    const F32Panels packed(tb ? bt.data() : b.data(), tb ? N : K, tb, N, K);
+    for (auto [M, n0, n, k0, k] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{9, 0, 100, 0, 1400}, {20, 32, 50, 5, 64},
+                                   {64, 64, 36, 300, 1100}, {3, 96, 4, 1399, 1}}) {
+      SCOPED_TRACE(testing::Message() << "tb " << tb << " M " << M << " rows " << n0 << "+" << n << " k " << k0 << "+" << k);
+      for (const bool ta : {false, true}) {
+        const std::vector<float> a = random_values(rng, size_t(M * k));  // [M, k], or [k, M] when ta
+        std::vector<float> want(size_t(M * n)), got(size_t(M * n));
+        gemm_f32(M, n, k, a.data(), ta ? M : k, ta, b.data() + n0 * K + k0, K, false, want.data(), n, false);
+        gemm_f32(M, a.data(), ta ? M : k, ta, packed.view(n0, n, k0, k), got.data(), n, false);
+        EXPECT_EQ(got, want);
+      }
+    }
+  }
+}
