@@ -132,7 +132,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool tra
   if (M <= 0 || N <= 0) return;
   const int64_t mp = (M + MR - 1) / MR, np = (N + NR - 1) / NR;
   // The larger operand is the outer one: a thread packs one of its panels (16 rows of A or 32 of
-  // B) into its own buffer and multiplies it, from L1/L2, by every panel of the other, which is
+  // B) into its own buffer (or reads A in place, below) and multiplies it, from L1/L2, by every panel of the other, which is
   // packed whole beforehand and streams from L2/L3. Packed whole first, the lm_head's 65 MB
   // weight went out to memory and came back (511 x 32000 x 512: 336 GFLOPS, OpenBLAS 462).
   // K runs whole up to 1024, longer in blocks of 512 (fixed by K alone, so a row's sums do not

@@ -1,7 +1,7 @@
-// C[M,N] (+)= A[M,K] · B[N,K]ᵀ in fp32 by AVX-512 FMAs on packed operands — fp32 training's
-// forward products. Hand-written for one property BLAS does not promise: every element is one
-// chain of FMAs over k in order from zero, whatever M and N are, so a row of C depends only on its
-// row of A (OpenBLAS's SGEMM gives a row other last bits in a product over more rows, as its
+// C[M,N] (+)= A[M,K] · B[N,K]ᵀ in fp32 by AVX-512 FMAs (B packed, A packed or read in place):
+// fp32 training's products. Hand-written for one property BLAS does not promise: every element is
+// one chain of FMAs over k in order from zero, whatever M and N are, so a row of C depends only on
+// its row of A (OpenBLAS's SGEMM gives a row other last bits in a product over more rows, as its
 // kernels choose their path by the product's size). A batch's rows then go through each layer as
 // one product while each row's log-probs stay those it has alone.
 #pragma once
