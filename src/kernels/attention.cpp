@@ -43,10 +43,10 @@ Products training_products(bool bf16) {
   return bf16 ? Products::kBf16 : gemm_f32_available() ? Products::kF32 : Products::kSgemm;
 }
 
-// C[M,N] (+)= A·Bᵀ with A given as [M,K] ([K,M] when ta) and B as [N,K] ([K,N] when tb).
+// C[M,N] (+)= A·Bᵀ with A given as [M,K] ([K,M] when ta) and B as [N,K] ([K,N] when tb): the
+// products that read no packed keys (bf16's all do).
 void gemm(Products p, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, bool ta, const float* b, int64_t ldb, bool tb,
           float* c, int64_t ldc, bool accumulate) {
-  if (p == Products::kBf16) return gemm_bf16(M, N, K, a, lda, ta, b, ldb, tb, c, ldc, accumulate);
   if (p == Products::kF32) return gemm_f32(M, N, K, a, lda, ta, b, ldb, tb, c, ldc, accumulate);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasNoTrans : CblasTrans, int(M), int(N), int(K), 1.0f, a,
               int(lda), b, int(ldb), accumulate ? 1.0f : 0.0f, c, int(ldc));
@@ -103,17 +103,17 @@ auto keys_of_t(const Panels& p, int64_t klo, int64_t L) {
 // is [t1 - t0, pos0 + t1 - klo] and the keys a query may not see get probability 0. Without lse
 // each row's log-sum-exp is computed (and stored at lse_out when given); with it (backward) the
 // forward's is reused. seg_start is given only in training, where pos0 = 0. kp: the packed keys
-// (training), from which the scores' GEMM reads.
+// (training; none for SGEMM), from which the scores' GEMM reads.
 void block_probs(Products products, const float* q, const float* k, const KvLayout& kv, int64_t t0, int64_t t1, int64_t pos0,
                  int64_t klo, int64_t h, int64_t g, const int64_t* seg_start, const AttentionShape& s, const float* lse,
-                 float* lse_out, float* P, const KvPacks* kp = nullptr) {
+                 float* lse_out, float* P, const KvPacks& kp) {
   const int64_t hd = s.head_dim, ldq = s.heads * hd, L = pos0 + t1 - klo;
   const float scale = float(1.0 / std::sqrt(double(hd)));
-  if (kp && kp->bf16)
-    gemm_bf16(Bf16Rows(q + (t0 * s.heads + h) * hd, ldq, false, t1 - t0, hd), keys_of(kp->bf16->k[size_t(g)], klo, L), P, L,
+  if (kp.bf16)
+    gemm_bf16(Bf16Rows(q + (t0 * s.heads + h) * hd, ldq, false, t1 - t0, hd), keys_of(kp.bf16->k[size_t(g)], klo, L), P, L,
               false, {Bf16Causal::kColumns, pos0 + t0 - klo});
-  else if (kp && kp->f32)
-    gemm_f32(t1 - t0, q + (t0 * s.heads + h) * hd, ldq, false, keys_of(kp->f32->k[size_t(g)], klo, L), P, L, false);
+  else if (kp.f32)
+    gemm_f32(t1 - t0, q + (t0 * s.heads + h) * hd, ldq, false, keys_of(kp.f32->k[size_t(g)], klo, L), P, L, false);
   else
     gemm(products, t1 - t0, L, hd, q + (t0 * s.heads + h) * hd, ldq, false, k + klo * kv.row + g * kv.head, kv.row, false, P, L,
          false);
@@ -175,7 +175,7 @@ void forward_blocks(const float* q, int64_t n, int64_t pos0, const float* k, con
       const int64_t klo = pos0 ? first_key(pos0 + t0, seg_start, s.window) : block_first_key(t0, seg_start, s, packed);
       const int64_t g = h / group, L = pos0 + t1 - klo;
       float* P = probs ? probs->p.data() + off[task] : scratch.data();
-      block_probs(products, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P, &kp);
+      block_probs(products, q, k, kv, t0, t1, pos0, klo, h, g, seg_start, s, nullptr, lse, P, kp);
       float* o = out + (t0 * s.heads + h) * hd;
       if (kp.bf16)
         gemm_bf16(Bf16Rows(P, L, false, t1 - t0, L), keys_of_t(kp.bf16->vt[size_t(g)], klo, L), o, s.heads * hd, false,
@@ -348,7 +348,7 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
         const float* P = probs ? probs->p.data() + off[size_t(h * blocks + t0 / kBlock)] : scratch.data();
         if (!probs)
           block_probs(products, q, k, KvLayout::token_major(s), t0, t1, 0, klo, h, g, seg_start, s, lse, nullptr, scratch.data(),
-                      &kp);
+                      kp);
         // dP = dO_h V_gᵀ; dS = P ⊙ (dP - rowsum(dO_h ⊙ O_h)) · scale.
         const float* dout_h = dout + (t0 * s.heads + h) * hd;
         // The bf16 products skip the work the causal mask zeroes: dP past the diagonal, and the zero
