@@ -11,7 +11,9 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "kernels/matmul.h"
-#include "kernels/quant.h"
+#include "kernels/quant/formats.h"
+#include "kernels/quant/interleave.h"
+#include "kernels/quant/products.h"
 
 using namespace zephyr;
 

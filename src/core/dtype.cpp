@@ -76,7 +76,7 @@ void to_f32(DType from, const void* src, float* dst, size_t n) {
       if (kHasF16c) f16_to_f32_f16c(h, dst, n);
       else for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(load16(h, i));
       break;
-    default: fail(dtype_name(from), "is a block type; kernels/quant.h dequantizes it");
+    default: fail(dtype_name(from), "is a block type; kernels/quant/formats.h dequantizes it");
   }
 }
 

@@ -1,6 +1,6 @@
 // Element types of stored tensors and the exact conversions between them. Besides the float
 // types there are GGUF's block-quantized types: a row is a sequence of blocks, each holding a
-// fixed number of elements with their scales (layouts in kernels/quant.h).
+// fixed number of elements with their scales (layouts in kernels/quant/formats.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +10,7 @@
 namespace zephyr {
 
 // Q4_0x8 / Q8_0x8 / Q4_1x8 / Q4_Kx8 / Q6_Kx8: Q4_0 / Q8_0 / Q4_1 / Q4_K / Q6_K matrices re-laid
-// out in memory with 8 rows interleaved (see kernels/quant.h); never stored in files.
+// out in memory with 8 rows interleaved (see kernels/quant/interleave.h); never stored in files.
 enum class DType { F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, Q4_0x8, Q8_0x8, Q4_Kx8, Q6_Kx8, Q4_1x8 };
 
 inline bool is_quantized(DType t) { return t != DType::F32 && t != DType::F16 && t != DType::BF16; }
@@ -75,7 +75,7 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
-// Converts n elements of a float type at src to f32 (block types: dequantize_row in kernels/quant.h).
+// Converts n elements of a float type at src to f32 (block types: dequantize_row in kernels/quant/formats.h).
 void to_f32(DType from, const void* src, float* dst, size_t n);
 
 }  // namespace zephyr

@@ -9,7 +9,7 @@
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "kernels/matmul.h"
-#include "kernels/quant.h"
+#include "kernels/quant/products.h"
 #include "model/inference.h"
 
 namespace zephyr {

@@ -14,7 +14,10 @@
 #include "core/target_clones.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/gemm_f32.h"
-#include "kernels/quant.h"
+#include "kernels/quant/activations.h"
+#include "kernels/quant/formats.h"
+#include "kernels/quant/interleave.h"
+#include "kernels/quant/products.h"
 
 namespace zephyr {
 

@@ -30,7 +30,7 @@ struct StackedMatrix {
 
 // y[n, w.rows] = x[n, w.cols] · wᵀ, row i of y at y + i * ldy (ldy 0: w.rows). Few rows (decode)
 // take a streaming GEMV that reads W once at memory speed; more rows (prefill) take BLAS SGEMM on
-// W converted to fp32 panel by panel; block-quantized W takes the int8 kernels of quant.h.
+// W converted to fp32 panel by panel; block-quantized W takes the int8 kernels of kernels/quant/.
 void matmul(const float* x, int64_t n, const Matrix& w, float* y, int64_t ldy = 0);
 void matmul(const float* x, int64_t n, const StackedMatrix& w, float* y);
 

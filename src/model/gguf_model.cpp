@@ -10,7 +10,7 @@
 #include "core/parallel.h"
 #include "core/utf8.h"
 #include "io/model_dir.h"
-#include "kernels/quant.h"
+#include "kernels/quant/formats.h"
 #include "tokenizer/tokenizer.h"
 
 namespace zephyr {

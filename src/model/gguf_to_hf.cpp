@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "io/safetensors.h"
-#include "kernels/quant.h"
+#include "kernels/quant/formats.h"
 #include "model/gguf_model.h"
 #include "model/init.h"
 

@@ -11,7 +11,7 @@
 #include "io/model_dir.h"
 #include "model/gguf_model.h"
 #include "io/safetensors.h"
-#include "kernels/quant.h"
+#include "kernels/quant/formats.h"
 #include "model/init.h"
 
 namespace zephyr {

@@ -5,7 +5,8 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "kernels/quant.h"
+#include "kernels/quant/formats.h"
+#include "kernels/quant/interleave.h"
 #include "model/gguf_model.h"
 #include "model/served_adapter.h"
 
@@ -72,7 +73,7 @@ class Tensors {
         }
       auto buf = std::make_shared<HugeBuffer>(size_t(rows) * row_b);
       auto* dst = static_cast<uint8_t*>(buf->data());
-      // Block types run faster with 8 rows interleaved (kernels/quant.h): same bytes, new order,
+      // Block types run faster with 8 rows interleaved (kernels/quant/interleave.h): same bytes, new order,
       // made group by group through a small buffer.
       const DType fast = interleaved_type(dtype, rows, cols);
       parallel_for(size_t(rows), fast != dtype ? 8 : 64, [&](size_t r0, size_t r1) {

@@ -14,7 +14,8 @@
 #include "core/dtype.h"
 #include "core/rng.h"
 #include "kernels/matmul.h"
-#include "kernels/quant.h"
+#include "kernels/quant/formats.h"
+#include "kernels/quant/interleave.h"
 #include "kernels/vec.h"
 
 using namespace zephyr;

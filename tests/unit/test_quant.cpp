@@ -9,7 +9,10 @@
 
 #include "core/rng.h"
 #include "kernels/matmul.h"
-#include "kernels/quant.h"
+#include "kernels/quant/activations.h"
+#include "kernels/quant/formats.h"
+#include "kernels/quant/interleave.h"
+#include "kernels/quant/products.h"
 
 using namespace zephyr;
 
@@ -67,7 +70,11 @@ TEST(Quant, RoundTripWithinFormatBound) {
     std::vector<float> fast(static_cast<size_t>(n));  // the vectorised prefill path: same values
     dequantize_rows(t, q.data(), 1, n, 0, 1, fast.data());
     EXPECT_EQ(fast, y) << dtype_name(t);
+    EXPECT_TRUE(can_quantize(t)) << dtype_name(t);
   }
+  // Interleaved layouts are made by interleave_rows, never by quantize_row.
+  for (DType t : {DType::Q4_0x8, DType::Q8_0x8, DType::Q4_1x8, DType::Q4_Kx8, DType::Q6_Kx8, DType::F32})
+    EXPECT_FALSE(can_quantize(t)) << int(t);
 }
 
 TEST(Quant, Q4_0AndQ8_0MatchTheReferenceRounding) {
