@@ -57,6 +57,7 @@ Run add_bench(CLI::App& app) {
   a->threads.add(cmd);
   return [a] {
     a->threads.apply();
+    if (a->prompt == 0 && a->gen == 0) throw Error("nothing to measure: --prompt and --gen are both 0");
     const Model model = a->model.load();
     if (a->batch > 1 && a->paired_read) throw Error("--paired-read measures single-stream decode; leave out --batch");
     SpeedRun run = measure_speed(model, a->prompt, a->batch > 1 ? 0 : a->gen, a->reps, a->paired_read);
