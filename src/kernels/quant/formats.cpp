@@ -12,6 +12,18 @@ namespace {
 
 float h2f(uint16_t h) { return f16_to_f32(h); }
 
+// The 6-bit scale and min of sub-block j of a Q4_K block (bytes 0-3: scales 0-3 and the top bits
+// of scales 4-7, bytes 4-7 the same for mins, bytes 8-11 the low nibbles of scales/mins 4-7).
+void q4k_scale_min(const uint8_t* s, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    m = s[j + 4] & 63;
+  } else {
+    sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
 // Round half away from zero, as C's roundf (ggml's Q8_0 reference rounds so).
 int round_away(float v) { return int(std::round(v)); }
 

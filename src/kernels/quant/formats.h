@@ -34,17 +34,6 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n);
 bool can_quantize(DType t);
 
 // The packed fields of the K-quant blocks.
-// The 6-bit scale and min of sub-block j of a Q4_K block (bytes 0-3: scales 0-3 and the top bits
-// of scales 4-7, bytes 4-7 the same for mins, bytes 8-11 the low nibbles of scales/mins 4-7).
-inline void q4k_scale_min(const uint8_t* s, int j, int& sc, int& m) {
-  if (j < 4) {
-    sc = s[j] & 63;
-    m = s[j + 4] & 63;
-  } else {
-    sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
-    m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
 // A Q4_K block's 256 unsigned 4-bit values in element order, and back into its nibbles.
 void q4k_values(const BlockQ4_K& b, uint8_t* u);
 void q4k_store_values(const uint8_t* u, BlockQ4_K& b);
