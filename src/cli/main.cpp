@@ -1,4 +1,5 @@
 // zephyr: one program for chat models — tokenize, template, and (as they land) run, train, serve.
+#include <cblas.h>
 #include <malloc.h>
 
 #include <cerrno>
@@ -8,6 +9,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "core/cpu_isa.h"
 #include "core/error.h"
 #include "core/huge_buffer.h"
 #include "train/world.h"
@@ -26,10 +28,19 @@ int main(int argc, char** argv) {
   // without). Keep them in the heap for reuse; peak memory is unchanged.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  // A bad ZEPHYR_CPU_ISA is reported here, before a kernel (perhaps on a pool thread) reads it.
+  std::string isa;
+  try {
+    isa = zephyr::cpu_isa_summary();
+  } catch (const zephyr::Error& e) {
+    std::cerr << "zephyr: error: " << e.what() << "\n";
+    return 1;
+  }
   CLI::App app{"zephyr.cpp — the Zephyr-7B chat-model system in one native program", "zephyr"};
   const std::string mpi = zephyr::mpi_library();
   app.set_version_flag("--version", std::string("zephyr ") + ZEPHYR_VERSION + "\ndata-parallel training: " +
-                                        (mpi.empty() ? "one process (built without MPI)" : "MPI (" + mpi + ")"));
+                                        (mpi.empty() ? "one process (built without MPI)" : "MPI (" + mpi + ")") + "\n" + isa +
+                                        "\nBLAS: OpenBLAS, " + openblas_get_corename() + " kernels");
   app.require_subcommand(1);
   std::map<CLI::App*, zephyr::cli::Run> runs;
   auto reg = [&](zephyr::cli::Run (*add)(CLI::App&)) {

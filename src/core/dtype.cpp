@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/cpu_isa.h"
 #include "core/error.h"
 
 namespace zephyr {
@@ -46,9 +47,9 @@ uint16_t f32_to_f16(float f) {
 
 namespace {
 
-// F16C widens 8 halves per instruction, exactly as the scalar conversion above does; every AVX2
-// CPU has it.
-const bool kHasF16c = __builtin_cpu_supports("avx2");
+// F16C (every AVX2 CPU has it) widens 8 halves per instruction, exactly as the scalar conversion
+// above does.
+bool has_f16c() { return cpu_isa() >= CpuIsa::kAvx2; }
 
 // Value i of 16-bit data that need not be 2-byte aligned (a GGUF with general.alignment 1 may
 // place an F16 tensor at an odd offset): one unaligned load on x86, without the undefined
@@ -73,7 +74,7 @@ void to_f32(DType from, const void* src, float* dst, size_t n) {
     case DType::F32: std::memcpy(dst, src, n * 4); break;
     case DType::BF16: for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load16(h, i)); break;
     case DType::F16:
-      if (kHasF16c) f16_to_f32_f16c(h, dst, n);
+      if (has_f16c()) f16_to_f32_f16c(h, dst, n);
       else for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(load16(h, i));
       break;
     default: fail(dtype_name(from), "is a block type; kernels/quant/formats.h dequantizes it");

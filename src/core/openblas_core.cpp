@@ -7,7 +7,9 @@
 // F/CD/BW/DQ/VL whose OpenBLAS chose a set without AVX-512, the SkylakeX set is chosen here: the
 // one 0.3.21 itself gives the AVX-512 Xeons it knows (its Cooperlake set adds only bf16 kernels we
 // do not call). AMD CPUs, sets OpenBLAS chose with AVX-512 and a user's OPENBLAS_CORETYPE are left
-// alone.
+// alone. A ZEPHYR_CPU_ISA below AVX-512 (core/cpu_isa.h) caps OpenBLAS too: avx2 takes the
+// Haswell set in place of an AVX-512 one, baseline the SSE3 Prescott set, so a capped run computes
+// as a CPU of that level would.
 //
 // OpenBLAS reads OPENBLAS_CORETYPE in its library constructor, which runs before the program's
 // own, and the program's preinit array is too early to set it (libc's initialisation then resets
@@ -19,6 +21,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+
+#include "core/cpu_isa.h"
 
 extern "C" {
 char* openblas_get_corename();
@@ -34,13 +38,26 @@ bool avx512_kernels(const char* core) {
   return false;
 }
 
-__attribute__((constructor)) void choose_openblas_core() {
-  if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || std::getenv("OPENBLAS_CORETYPE")) return;
+// The set to switch to, or null to keep OpenBLAS's choice.
+const char* better_core() {
+  using zephyr::CpuIsa;
+  const char* core = openblas_get_corename();
+  const char* cap_name = std::getenv("ZEPHYR_CPU_ISA");
+  // Unset or not a level's name (main reports the latter): no cap.
+  const CpuIsa cap = zephyr::parse_cpu_isa(cap_name ? cap_name : "").value_or(CpuIsa::kAvx512Bf16);
+  if (cap == CpuIsa::kBaseline) return std::strcmp(core, "Prescott") != 0 ? "Prescott" : nullptr;
+  if (cap == CpuIsa::kAvx2) return avx512_kernels(core) ? "Haswell" : nullptr;
   if (!__builtin_cpu_is("intel") || !__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512cd") ||
       !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
-    return;
-  if (avx512_kernels(openblas_get_corename())) return;
-  setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    return nullptr;
+  return avx512_kernels(core) ? nullptr : "SkylakeX";
+}
+
+__attribute__((constructor)) void choose_openblas_core() {
+  if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || std::getenv("OPENBLAS_CORETYPE")) return;
+  const char* core = better_core();
+  if (!core) return;
+  setenv("OPENBLAS_CORETYPE", core, 1);
   gotoblas_dynamic_quit();
   gotoblas_dynamic_init();
   unsetenv("OPENBLAS_CORETYPE");  // programs we start choose their own

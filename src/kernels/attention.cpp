@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/target_clones.h"
@@ -255,8 +256,7 @@ using QueryKernel = void (*)(const float*, int64_t, int64_t, const float*, const
 
 // The AVX-512 kernel for this head_dim, or null (another head_dim, or a CPU without AVX-512).
 QueryKernel query_kernel(int64_t head_dim) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  if (!avx512 || head_dim % 16 != 0) return nullptr;
+  if (cpu_isa() < CpuIsa::kAvx512 || head_dim % 16 != 0) return nullptr;
   switch (head_dim / 16) {
     case 2: return query_avx512<2>;
     case 4: return query_avx512<4>;

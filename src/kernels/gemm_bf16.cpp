@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/gemm_tile.h"
@@ -303,11 +304,7 @@ void Bf16Free::operator()(uint16_t* p) const {
   std::free(block);
 }
 
-bool gemm_bf16_available() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512bf16");
-  return ok;
-}
+bool gemm_bf16_available() { return cpu_isa() >= CpuIsa::kAvx512Bf16; }
 
 Bf16Panels::Bf16Panels(const float* b, int64_t ldb, bool transpose_b, int64_t N, int64_t K)
     : n_(N), k_(K), data_(bf16_data(size_t((N + NR - 1) / NR * ((K + 1) / 2) * NR * 2))) {

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "core/buffer.h"
+#include "core/cpu_isa.h"
 #include "core/parallel.h"
 #include "kernels/gemm_tile.h"
 
@@ -116,12 +117,11 @@ Z_F32 void micro_kernel(const float* ap, int64_t a_ld, const float* bp, int64_t 
 #undef Z_STORE
 }
 
-const bool cpu_has_avx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma"));
 std::atomic<bool> enabled{true};
 
 }  // namespace
 
-bool gemm_f32_available() { return cpu_has_avx512 && enabled.load(std::memory_order_relaxed); }
+bool gemm_f32_available() { return cpu_isa() >= CpuIsa::kAvx512 && enabled.load(std::memory_order_relaxed); }
 void set_gemm_f32_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
 
 namespace {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/parallel.h"
 #include "core/target_clones.h"
 #include "kernels/gemm_bf16.h"
@@ -118,9 +119,8 @@ __attribute__((target("avx2,fma,f16c"))) void gemv_f16_avx2(const float* x, cons
   }
 }
 
-const bool kHasAvx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-const bool kHasAvx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+bool has_avx2() { return cpu_isa() >= CpuIsa::kAvx2; }
+bool has_avx512() { return cpu_isa() >= CpuIsa::kAvx512; }
 
 // Rows per panel when a 16-bit matrix is widened for SGEMM: ~2 MB of fp32, so a panel stays in L3.
 int64_t panel_rows(int64_t cols) { return std::max<int64_t>(16, (int64_t(1) << 19) / std::max<int64_t>(cols, 1)); }
@@ -149,11 +149,11 @@ void pooled_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
 
 void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y) {
   switch (w.dtype) {
-    case DType::F32: return kHasAvx512 ? gemv_avx512<DType::F32>(x, w, r0, r1, y) : gemv_generic<DType::F32>(x, w, r0, r1, y);
-    case DType::BF16: return kHasAvx512 ? gemv_avx512<DType::BF16>(x, w, r0, r1, y) : gemv_generic<DType::BF16>(x, w, r0, r1, y);
+    case DType::F32: return has_avx512() ? gemv_avx512<DType::F32>(x, w, r0, r1, y) : gemv_generic<DType::F32>(x, w, r0, r1, y);
+    case DType::BF16: return has_avx512() ? gemv_avx512<DType::BF16>(x, w, r0, r1, y) : gemv_generic<DType::BF16>(x, w, r0, r1, y);
     case DType::F16:
-      if (kHasAvx512) return gemv_avx512<DType::F16>(x, w, r0, r1, y);
-      return kHasAvx2 ? gemv_f16_avx2(x, w, r0, r1, y) : gemv_generic<DType::F16>(x, w, r0, r1, y);
+      if (has_avx512()) return gemv_avx512<DType::F16>(x, w, r0, r1, y);
+      return has_avx2() ? gemv_f16_avx2(x, w, r0, r1, y) : gemv_generic<DType::F16>(x, w, r0, r1, y);
     default: {
       QuantizedActivations a;
       quantize_activations(x, w.cols, a, w.dtype);
@@ -162,7 +162,7 @@ void gemv_rows(const float* x, const Matrix& w, int64_t r0, int64_t r1, float* y
   }
 }
 
-const char* gemv_isa() { return kHasAvx512 ? "avx512" : kHasAvx2 ? "avx2" : "generic"; }
+const char* gemv_isa() { return has_avx512() ? "avx512" : has_avx2() ? "avx2" : "generic"; }
 
 void matmul_backward(const float* x, int64_t n, const Matrix& w, const float* dy, float* dx, float* dw, float alpha,
                      bool dx_fresh) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <immintrin.h>
 
+#include "core/cpu_isa.h"
 #include "core/target_clones.h"
 
 namespace zephyr::vec {
@@ -254,26 +255,23 @@ Z_AVX512 void scale_avx512(float* y, float a, int64_t n) {
   }
 }
 
-// Where target_clones picks its v4 versions (x86-64-v4: AVX-512 F, BW, CD, DQ and VL).
-const bool kAvx512 = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                                                __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-                                                __builtin_cpu_supports("avx512vl"));
+bool avx512() { return cpu_isa() >= CpuIsa::kAvx512; }
 
 }  // namespace
 
 double exp_sub(const float* x, float m, float* out, int64_t n) {
-  return kAvx512 ? exp_sub_avx512(x, m, out, n) : exp_sub_any(x, m, out, n);
+  return avx512() ? exp_sub_avx512(x, m, out, n) : exp_sub_any(x, m, out, n);
 }
 
 void exp_scaled(const float* x, float scale, float m, float* out, int64_t n) {
-  kAvx512 ? exp_scaled_avx512(x, scale, m, out, n) : exp_scaled_any(x, scale, m, out, n);
+  avx512() ? exp_scaled_avx512(x, scale, m, out, n) : exp_scaled_any(x, scale, m, out, n);
 }
 
-float softmax(float* x, float scale, int64_t n) { return kAvx512 ? softmax_avx512(x, scale, n) : softmax_any(x, scale, n); }
+float softmax(float* x, float scale, int64_t n) { return avx512() ? softmax_avx512(x, scale, n) : softmax_any(x, scale, n); }
 
-float max(const float* x, int64_t n) { return kAvx512 ? max_avx512(x, n) : max_any(x, n); }
+float max(const float* x, int64_t n) { return avx512() ? max_avx512(x, n) : max_any(x, n); }
 
-void scale(float* y, float a, int64_t n) { kAvx512 ? scale_avx512(y, a, n) : scale_any(y, a, n); }
+void scale(float* y, float a, int64_t n) { avx512() ? scale_avx512(y, a, n) : scale_any(y, a, n); }
 
 ZEPHYR_CLONES_V4_V3 void sigmoid(const float* x, float* out, int64_t n) {
 #pragma omp simd

@@ -238,6 +238,12 @@ def main():
     expect("generate: bad top-p", [z, "generate", "-m", tiny, "-p", "hi", "--top-p", "0"], b"", fail, ["--top-p"])
     expect("generate: works", [z, "generate", "-m", tiny, "-p", "hi", "-n", "3", "--seed", "1"], b"", lambda rc: rc == 0, ["tokens/s"])
     expect("debug logits: not ids", [z, "debug", "logits", "-m", tiny, "--ids", "1 x", "-o", os.path.join(tmp, "l")], b"", fail, ["--ids", "'x'"])
+    # ZEPHYR_CPU_ISA caps the kernels' instruction sets (tests take lower CPUs' paths with it).
+    expect("ZEPHYR_CPU_ISA: not a level", ["env", "ZEPHYR_CPU_ISA=avx-512", z, "generate", "-m", tiny, "-p", "hi", "-n", "2"], b"",
+           fail, ["ZEPHYR_CPU_ISA: 'avx-512' is not an instruction-set level", "avx512_vnni"])
+    expect("ZEPHYR_CPU_ISA: --version names the level", ["env", "ZEPHYR_CPU_ISA=baseline", z, "--version"], b"",
+           lambda rc: rc == 0, ["kernels: baseline"] + ([] if os.environ.get("OPENBLAS_CORETYPE") else  # a user's choice wins
+                                                        ["BLAS: OpenBLAS, Prescott kernels"]))
     expect("bench: nothing to measure", [z, "bench", "-m", tiny, "-p", "0", "-n", "0"], b"", fail, ["nothing to measure"])
     expect("debug logits: id outside vocab", [z, "debug", "logits", "-m", tiny, "--ids", "1 99999", "-o", os.path.join(tmp, "l")], b"", fail, ["99999", "vocabulary"])
     subprocess.run([z, "export-gguf", tiny, os.path.join(tmp, "full.gguf")], check=True, capture_output=True)

@@ -70,6 +70,23 @@ def main():
     full = os.path.join(tmp, "full")
     subprocess.run([z, "sft", "--config", recipe, "--output_dir", full], check=True, capture_output=True)
     reference = open(os.path.join(full, "model.safetensors"), "rb").read()
+    # 2a. On a CPU without AVX512-BF16 (a Xeon; here ZEPHYR_CPU_ISA=avx512_vnni takes its paths),
+    # bf16: true says so and trains in fp32: the same bytes as the fp32 run above. Where this CPU
+    # has the bf16 GEMM, the uncapped bf16 run must differ, or the cap would prove nothing.
+    def bf16_run(name, isa):
+        d = os.path.join(tmp, name)
+        env = dict(os.environ, ZEPHYR_CPU_ISA=isa)
+        r = subprocess.run([z, "sft", "--config", recipe, "--output_dir", d, "--bf16", "true", "--save_steps", "0"],
+                           capture_output=True, env=env)
+        return r, open(os.path.join(d, "model.safetensors"), "rb").read() if r.returncode == 0 else b""
+    r, weights = bf16_run("bf16_capped", "avx512_vnni")
+    check(weights == reference and "no AVX512-BF16; bf16: true falls back to fp32" in r.stderr.decode(),
+          "bf16: true without AVX512-BF16 notes the fallback and trains as fp32, byte for byte", r.stderr.decode()[-400:])
+    version = subprocess.run([z, "--version"], capture_output=True, text=True).stdout
+    if "kernels: avx512_bf16" in version:
+        r, weights = bf16_run("bf16_native", "")
+        check(r.returncode == 0 and weights != reference, "bf16: true with AVX512-BF16 trains in bf16 (other bytes)",
+              r.stderr.decode()[-400:])
     for delay in (0.0, 0.15, 0.4):
         run = os.path.join(tmp, f"killed{delay}")
         proc = subprocess.Popen([z, "sft", "--config", recipe, "--output_dir", run], stderr=subprocess.DEVNULL)

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/dtype.h"
 #include "core/rng.h"
 #include "kernels/matmul.h"
@@ -25,13 +26,17 @@ extern "C" char* openblas_get_corename();
 // Debian's OpenBLAS gives Intel models it does not know (an Emerald Rapids Xeon) its SSE3 kernels,
 // at a fifth of the SGEMM rate; every program linking zephyr_lib switches it to SkylakeX's at start
 // (src/core/openblas_core.cpp). Fails on such a Xeon without the switch (tried).
-TEST(Matmul, OpenBlasRunsAvx512KernelsOnIntelCpusWithAvx512) {
+// OpenBLAS's kernels are those of zephyr's level: AVX-512 ones on Intel CPUs with AVX-512 (its own
+// choice is SSE3 on models it does not know), and a capped level's (ZEPHYR_CPU_ISA) below it.
+TEST(Matmul, OpenBlasRunsTheKernelsOfZephyrsLevel) {
   if (std::getenv("OPENBLAS_CORETYPE")) GTEST_SKIP() << "OPENBLAS_CORETYPE is set: the user's choice";
-  if (!__builtin_cpu_is("intel") || !__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512cd") ||
-      !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
-    GTEST_SKIP() << "not an Intel CPU with AVX-512";
   const std::string core = openblas_get_corename();
-  EXPECT_TRUE(core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids") << "OpenBLAS runs its " << core << " kernels";
+  const CpuIsa isa = cpu_isa();
+  if (isa == CpuIsa::kBaseline && cpu_isa_detected() > isa) EXPECT_EQ(core, "Prescott");
+  else if (isa == CpuIsa::kAvx2 && cpu_isa_detected() > isa) EXPECT_TRUE(core == "Haswell" || core == "Zen") << core;
+  else if (isa >= CpuIsa::kAvx512 && __builtin_cpu_is("intel"))
+    EXPECT_TRUE(core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids") << "OpenBLAS runs its " << core << " kernels";
+  else GTEST_SKIP() << "OpenBLAS's own choice (" << core << ") on this CPU";
 }
 
 TEST(Matmul, F16WideningMatchesTheScalarConversion) {

@@ -21,7 +21,7 @@
 namespace zephyr::quant {
 
 enum class Isa { Scalar, Avx2, Vnni };
-// The CPU's: AVX-512 VNNI, else AVX2 with FMA (every AVX2 CPU has F16C), else the scalar reference.
+// cpu_isa()'s: AVX-512 VNNI, else AVX2 with FMA and F16C, else the scalar reference.
 Isa best_isa();
 // The one the products run on: best_isa(), unless a test chose a slower one (quant_force_isa).
 Isa active_isa();

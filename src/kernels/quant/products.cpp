@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_isa.h"
 #include "core/error.h"
 #include "kernels/quant/formats.h"
 #include "kernels/quant/interleave.h"
@@ -15,21 +16,24 @@ namespace quant {
 
 namespace {
 
-Isa detect_isa() {
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni"))
-    return Isa::Vnni;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;  // every AVX2 CPU has F16C
-  return Isa::Scalar;
+Isa from_cpu_isa() {
+  const CpuIsa cpu = cpu_isa();
+  return cpu >= CpuIsa::kAvx512Vnni ? Isa::Vnni : cpu >= CpuIsa::kAvx2 ? Isa::Avx2 : Isa::Scalar;
 }
-const Isa kBestIsa = detect_isa();
-// Changed only by quant_force_isa (tests); atomic, so the threads of a product read it whole.
-std::atomic<Isa> g_active{kBestIsa};
+// The Isa a test forces (quant_force_isa), or -1 for best_isa(); atomic, so the threads of a
+// product read it whole.
+std::atomic<int> g_forced{-1};
 
 }  // namespace
 
-Isa best_isa() { return kBestIsa; }
-Isa active_isa() { return g_active.load(std::memory_order_relaxed); }
+Isa best_isa() {
+  static const Isa isa = from_cpu_isa();
+  return isa;
+}
+Isa active_isa() {
+  const int forced = g_forced.load(std::memory_order_relaxed);
+  return forced < 0 ? best_isa() : static_cast<Isa>(forced);
+}
 
 }  // namespace quant
 
@@ -115,9 +119,9 @@ const char* quant_isa() {
 
 void quant_force_isa(const char* isa) {
   const std::string s = isa ? isa : "";
-  if (s.empty()) g_active = kBestIsa;
-  else if (s == "scalar") g_active = Isa::Scalar;
-  else if (s == "avx2" && kBestIsa != Isa::Scalar) g_active = Isa::Avx2;
+  if (s.empty()) g_forced = -1;
+  else if (s == "scalar") g_forced = static_cast<int>(Isa::Scalar);
+  else if (s == "avx2" && best_isa() != Isa::Scalar) g_forced = static_cast<int>(Isa::Avx2);
 }
 
 }  // namespace zephyr
