@@ -101,8 +101,8 @@ FUZZ_TARGETS := gguf_reader openai_request chat_template tokenizer input_files j
 FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -Isrc -DZEPHYR_VERSION='"fuzz"' \
   -DZEPHYR_SOURCE_DIR='"$(CURDIR)"'
 FUZZ_OBJ := $(BUILD)/fuzz/obj
-FUZZ_COMMON := src/core/utf8.cpp src/core/dtype.cpp src/io/json_file.cpp src/io/yaml_file.cpp $(wildcard src/tokenizer/*.cpp)
-FUZZ_SRC_gguf_reader := src/io/gguf.cpp src/io/mapped_file.cpp src/io/json_file.cpp src/core/dtype.cpp src/kernels/quant/formats.cpp
+FUZZ_COMMON := src/core/utf8.cpp src/core/dtype.cpp src/core/cpu_isa.cpp src/io/json_file.cpp src/io/yaml_file.cpp $(wildcard src/tokenizer/*.cpp)
+FUZZ_SRC_gguf_reader := src/io/gguf.cpp src/io/mapped_file.cpp src/io/json_file.cpp src/core/dtype.cpp src/core/cpu_isa.cpp src/kernels/quant/formats.cpp
 FUZZ_SRC_openai_request := src/serve/openai.cpp src/generate/json_grammar.cpp src/generate/token_mask.cpp src/generate/sampler.cpp $(FUZZ_COMMON)
 FUZZ_SRC_chat_template := $(FUZZ_COMMON)
 FUZZ_SRC_tokenizer := $(FUZZ_COMMON)
