@@ -47,9 +47,7 @@ const char* better_core() {
   const CpuIsa cap = zephyr::parse_cpu_isa(cap_name ? cap_name : "").value_or(CpuIsa::kAvx512Bf16);
   if (cap == CpuIsa::kBaseline) return std::strcmp(core, "Prescott") != 0 ? "Prescott" : nullptr;
   if (cap == CpuIsa::kAvx2) return avx512_kernels(core) ? "Haswell" : nullptr;
-  if (!__builtin_cpu_is("intel") || !__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512cd") ||
-      !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl"))
-    return nullptr;
+  if (!__builtin_cpu_is("intel") || zephyr::cpu_isa_detected() < CpuIsa::kAvx512) return nullptr;
   return avx512_kernels(core) ? nullptr : "SkylakeX";
 }
 

@@ -25,9 +25,8 @@ extern "C" char* openblas_get_corename();
 
 // Debian's OpenBLAS gives Intel models it does not know (an Emerald Rapids Xeon) its SSE3 kernels,
 // at a fifth of the SGEMM rate; every program linking zephyr_lib switches it to SkylakeX's at start
-// (src/core/openblas_core.cpp). Fails on such a Xeon without the switch (tried).
-// OpenBLAS's kernels are those of zephyr's level: AVX-512 ones on Intel CPUs with AVX-512 (its own
-// choice is SSE3 on models it does not know), and a capped level's (ZEPHYR_CPU_ISA) below it.
+// (src/core/openblas_core.cpp). Fails on such a Xeon without the switch (tried). Below AVX-512 a
+// capped level's (ZEPHYR_CPU_ISA) kernels run.
 TEST(Matmul, OpenBlasRunsTheKernelsOfZephyrsLevel) {
   if (std::getenv("OPENBLAS_CORETYPE")) GTEST_SKIP() << "OPENBLAS_CORETYPE is set: the user's choice";
   const std::string core = openblas_get_corename();
