@@ -2,7 +2,6 @@
 // and sampled), a finished request's cache serves the next turn's prefix, the queue is bounded.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 
 #include <filesystem>
 #include <atomic>
@@ -23,8 +22,7 @@ namespace {
 // A tiny random Mistral with Mistral's real vocabulary (so answers decode to text).
 fs::path tiny_model() {
   static const fs::path d = [] {
-    const fs::path p = fs::temp_directory_path() / ("zephyr-test-engine-" + std::to_string(::getpid()));
-    fs::remove_all(p);
+    const fs::path p = test::fresh_temp_path("engine");
     InitOptions o;
     o.config.hidden_size = 32;
     o.config.intermediate_size = 64;

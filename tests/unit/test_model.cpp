@@ -26,9 +26,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("zephyr-test-model-" + name);
-  fs::remove_all(d);
-  return d;
+  return test::fresh_temp_path("model-" + name);
 }
 
 ModelConfig tiny_config(int64_t window) {

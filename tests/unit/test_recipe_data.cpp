@@ -10,6 +10,7 @@
 #include "data/rule_judge.h"
 #include "data/teacher.h"
 #include "io/json_file.h"
+#include "test_util.h"
 
 using namespace zephyr;
 namespace fs = std::filesystem;
@@ -72,8 +73,7 @@ TEST(Teacher, ChecksAnswersByHand) {
 }
 
 TEST(Teacher, WritesDeterministicHeldOutDataItsCheckerAccepts) {
-  const fs::path dir = fs::temp_directory_path() / "zephyr_test_teacher";
-  fs::remove_all(dir);
+  const fs::path dir = test::fresh_temp_path("teacher");
   SynthConfig c;
   c.seed = 7, c.sft_dialogues = 200, c.feedback_prompts = 50, c.eval_questions = 30, c.eval_instructions = 20, c.flaw_rate = 0.2;
   c.out_dir = (dir / "a").string();
@@ -140,8 +140,7 @@ TEST(ChatFilter, TextRules) {
 }
 
 TEST(ChatFilter, FindsTheTeachersFlawsAndDuplicates) {
-  const fs::path dir = fs::temp_directory_path() / "zephyr_test_filter";
-  fs::remove_all(dir);
+  const fs::path dir = test::fresh_temp_path("filter");
   fs::create_directories(dir);
   {
     std::ofstream f(dir / "in.jsonl");

@@ -2,7 +2,6 @@
 // the labelled tokens are exactly the assistant answers and the EOS that ends each one.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -14,6 +13,7 @@
 #include "train/dpo_data.h"
 #include "train/sft_data.h"
 #include "tokenizer/conversation.h"
+#include "test_util.h"
 
 using namespace zephyr;
 namespace fs = std::filesystem;
@@ -27,8 +27,7 @@ const char* kZephyrTemplate =
     "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}";
 
 fs::path zephyr_tokenizer() {
-  // One directory per test process: ctest runs the tests of this file in parallel processes.
-  const fs::path d = fs::temp_directory_path() / ("zephyr-test-sft-tokenizer-" + std::to_string(::getpid()));
+  const fs::path d = test::fresh_temp_path("sft-tokenizer");
   fs::create_directories(d);
   fs::copy_file(fs::path(ZEPHYR_REF_MODELS) / "tokenizer-llama2" / "models" / "tokenizer.json", d / "tokenizer.json",
                 fs::copy_options::overwrite_existing);

@@ -18,8 +18,7 @@ const fs::path kMistral = fs::path(ZEPHYR_REF_MODELS) / "tokenizer-llama2" / "mo
 const fs::path kLlama3 = fs::path(ZEPHYR_REF_MODELS) / "tokenizer-llama3" / "models";
 
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("zephyr-test-" + name);
-  fs::remove_all(d);
+  const fs::path d = test::fresh_temp_path(name);
   fs::create_directories(d);
   return d;
 }

@@ -1,7 +1,11 @@
 // Helpers the unit tests share.
 #pragma once
+#include <unistd.h>
+
+#include <filesystem>
 #include <functional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "core/error.h"
@@ -10,6 +14,24 @@
 #include "model/lora.h"
 
 namespace zephyr::test {
+
+// TMPDIR/zephyr-tests-PID/name, absent (callers that want it make it). ctest runs many zephyr_tests
+// processes at once (one per test, and the whole binary at each ZEPHYR_CPU_ISA level), so each
+// writes under a directory named by its pid, removed when it exits.
+inline std::filesystem::path fresh_temp_path(const std::string& name) {
+  struct Root {
+    std::filesystem::path path = std::filesystem::temp_directory_path() / ("zephyr-tests-" + std::to_string(::getpid()));
+    ~Root() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const Root root;
+  const std::filesystem::path d = root.path / name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(root.path);
+  return d;
+}
 
 // The message of the zephyr::Error fn throws, or "(no error)".
 inline std::string error_of(const std::function<void()>& fn) {
