@@ -1,10 +1,11 @@
 // The instruction-set levels zephyr's hand-written kernels choose between, detected once, and the
 // cap a user may put on them with ZEPHYR_CPU_ISA: a Zen 4 run with ZEPHYR_CPU_ISA=avx512_vnni takes
 // the code paths of a Xeon without AVX512-BF16 (bf16: true then trains in fp32), avx2 those of a
-// laptop without AVX-512. It serves reproducing another machine's numbers and testing its paths on
-// this one; like oneDNN's ONEDNN_MAX_CPU_ISA it only lowers, never raises, the level. Functions the
-// compiler vectorises (target_clones, core/target_clones.h) keep the CPU's own choice: they compute
-// the same values at every width.
+// laptop without AVX-512. It lets one machine run and test another's code paths; like oneDNN's
+// ONEDNN_MAX_CPU_ISA it only lowers, never raises, the level. Functions the compiler vectorises
+// (target_clones, core/target_clones.h) keep the CPU's own choice, made at load: their AVX2 and
+// AVX-512 clones compute the same values, but the baseline clone rounds a·b + c twice where those
+// contract it to one FMA, so `baseline` caps our kernels without being a bit-exact x86-64 machine.
 #pragma once
 #include <optional>
 #include <string>
