@@ -1,6 +1,8 @@
 #include "core/cpu_isa.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 
 #include "core/error.h"
 
@@ -8,6 +10,7 @@ namespace zephyr {
 
 namespace {
 
+// By CpuIsa's value.
 constexpr const char* kNames[] = {"baseline", "avx2", "avx512", "avx512_vnni", "avx512_bf16"};
 
 CpuIsa detect() {
@@ -29,11 +32,11 @@ CpuIsa capped() {
   const std::optional<CpuIsa> cap = parse_cpu_isa(set);
   if (!cap) {
     std::string what = std::string("'").append(set);  // appended: GCC 12 warns falsely on "'" + std::string(set)
-    what += "' is not an instruction-set level; expected baseline, avx2, avx512, avx512_vnni or avx512_bf16 (or unset, for "
-            "this CPU's own)";
-    fail_field("ZEPHYR_CPU_ISA", what);
+    what += "' is not an instruction-set level; expected one of";
+    for (const char* name : kNames) what.append(" ").append(name);
+    fail_field("ZEPHYR_CPU_ISA", what + " (or unset, for this CPU's own)");
   }
-  return *cap < cpu ? *cap : cpu;
+  return std::min(*cap, cpu);
 }
 
 }  // namespace
@@ -51,7 +54,7 @@ CpuIsa cpu_isa() {
 const char* cpu_isa_name(CpuIsa isa) { return kNames[static_cast<int>(isa)]; }
 
 std::optional<CpuIsa> parse_cpu_isa(const std::string& name) {
-  for (int i = 0; i < 5; ++i)
+  for (size_t i = 0; i < std::size(kNames); ++i)
     if (name == kNames[i]) return static_cast<CpuIsa>(i);
   return std::nullopt;
 }
